@@ -1,0 +1,1 @@
+//! (assists: being written.)

@@ -1,0 +1,1 @@
+//! (costs: being written.)
