@@ -1,0 +1,1 @@
+//! The Closeloop edge worker (being written).

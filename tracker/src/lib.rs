@@ -1,0 +1,1 @@
+//! The Closeloop browser tracker (being written).
