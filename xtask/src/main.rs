@@ -5,33 +5,95 @@
 //! - `cargo xtask test` — install what is missing, then run every test.
 //! - `cargo xtask bench` — build in release and write BENCHMARKS.md.
 //! - `cargo xtask build` — build the tracker and the worker.
+//! - `cargo xtask site create|list|keys|origins` — manage sites on a running worker.
+//! - `cargo xtask lint` — rustfmt and clippy, native and wasm32.
+//! - `cargo xtask refresh-lists` — download the referrer lists core compiles in.
 
+mod bench;
+mod demo;
 mod edge;
 mod install;
+mod site;
+mod test;
 mod tracker;
 mod util;
 
 use util::{say, Result};
 
-const USAGE: &str = "usage: cargo xtask <demo|test|bench|build>";
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  demo            install, build, migrate and serve the demo (worker + demo site)
+  test            install what is missing, then run every test
+  bench           build in release, measure, write BENCHMARKS.md
+  build           build the tracker and the worker
+  lint            cargo fmt --check and clippy (native and wasm32), -D warnings
+  site ...        manage sites on a running worker (see `cargo xtask site help`)
+  refresh-lists   download the referrer lists that core compiles in (needs internet)";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let rest = args.get(1..).unwrap_or_default();
     let result = match args.first().map(String::as_str) {
         Some("build") => build(),
+        Some("demo") => demo::run(rest),
+        Some("test") => test::run(rest),
+        Some("bench") => bench::run(rest),
+        Some("lint") => lint(),
+        Some("site") => site::run(rest),
+        Some("refresh-lists") => refresh_lists(),
+        Some("help" | "-h" | "--help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
         _ => Err(USAGE.to_string()),
     };
     if let Err(e) = result {
-        eprintln!("error: {e}");
+        eprintln!("\nerror: {e}");
         std::process::exit(1);
     }
 }
 
 /// Installs the build tools, then builds the tracker and the worker.
-fn build() -> Result {
+pub fn build() -> Result {
     install::build_tools()?;
-    say("Building");
+    say("Building the tracker and the worker");
     tracker::build()?;
     edge::build()?;
     Ok(())
+}
+
+/// rustfmt and clippy over every crate, native and wasm32, warnings as errors.
+fn lint() -> Result {
+    install::build_tools()?;
+    say("Linting");
+    util::step("cargo fmt --check", "lint-fmt", util::cargo().args(["fmt", "--all", "--", "--check"]))?;
+    util::step(
+        "clippy (native crates)",
+        "lint-clippy-native",
+        util::cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
+    )?;
+    util::step(
+        "clippy (tracker and edge, wasm32)",
+        "lint-clippy-wasm",
+        util::cargo().args([
+            "clippy",
+            "-p",
+            "closeloop-tracker",
+            "-p",
+            "closeloop-edge",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    Ok(())
+}
+
+/// Runs `core/data/refresh.sh`, which downloads the upstream referrer lists.
+fn refresh_lists() -> Result {
+    say("Refreshing the referrer lists (core/data)");
+    util::run_visible(std::process::Command::new("bash").arg(util::root().join("core/data/refresh.sh")))
 }

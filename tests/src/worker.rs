@@ -1,0 +1,341 @@
+//! The real worker under `wrangler dev` in local mode, on 127.0.0.1 and a free port,
+//! with a throw-away persistence directory (local D1 and KV), plus read access to its
+//! D1 database file for the tests' checks.
+
+use crate::http::{self, Answer};
+use crate::{free_port, root, temp_dir, wait_for, Result};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// The D1 binding name in `wrangler.toml`.
+pub const DB_BINDING: &str = "DB";
+
+/// A site created through the admin API, with its keys.
+#[derive(Debug, Clone)]
+pub struct Site {
+    /// The site id (`data-site`).
+    pub id: String,
+    /// Read key for the query API.
+    pub read_key: String,
+    /// Write key for conversions, spend and imports.
+    pub write_key: String,
+}
+
+/// A running worker (or the address of one started by `cargo xtask test`).
+#[derive(Debug)]
+pub struct Worker {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The `--persist-to` directory (local D1/KV state).
+    pub persist: PathBuf,
+    /// The admin token passed with `--var ADMIN_TOKEN:...`.
+    pub admin_token: String,
+    port: u16,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+/// Environment variables through which `cargo xtask test` hands its worker to the tests.
+pub const ENV_BASE: &str = "CLOSELOOP_E2E_BASE";
+/// See [`ENV_BASE`].
+pub const ENV_PERSIST: &str = "CLOSELOOP_E2E_PERSIST";
+/// See [`ENV_BASE`].
+pub const ENV_ADMIN: &str = "CLOSELOOP_E2E_ADMIN_TOKEN";
+
+fn wrangler() -> PathBuf {
+    root().join("node_modules").join(".bin").join("wrangler")
+}
+
+/// Applies the environment every wrangler call needs: no telemetry, no remote `cf`.
+pub fn wrangler_env(cmd: &mut Command) -> &mut Command {
+    cmd.env("WRANGLER_SEND_METRICS", "false")
+        .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+        .env("NO_UPDATE_NOTIFIER", "1")
+        .env("CI", "true")
+        .current_dir(root())
+}
+
+/// Checks the build outputs the worker needs exist, with a readable hint if not.
+pub fn check_built() -> Result {
+    if !wrangler().exists() {
+        return Err("node_modules/.bin/wrangler is missing: run `cargo xtask test` (it runs npm ci)".into());
+    }
+    let shim = root().join("edge").join("build");
+    if !shim.exists() {
+        return Err("edge/build/ is missing: run `cargo xtask build` first (or `cargo xtask test`)".into());
+    }
+    Ok(())
+}
+
+/// Applies the D1 migrations to the local database under `persist`.
+pub fn migrate(persist: &Path) -> Result {
+    let out = wrangler_env(&mut Command::new(wrangler()))
+        .args(["d1", "migrations", "apply", DB_BINDING, "--local", "--persist-to"])
+        .arg(persist)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("wrangler d1 migrations apply: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "wrangler d1 migrations apply failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+impl Worker {
+    /// Starts a dedicated worker with fresh local state. Stopped when dropped.
+    pub fn start() -> Result<Worker> {
+        check_built()?;
+        let persist = temp_dir("state")?;
+        migrate(&persist)?;
+        let token = format!("admin-{}-{}", std::process::id(), crate::now_ms());
+        let port = free_port()?;
+        let mut w = Worker {
+            base: format!("http://127.0.0.1:{port}"),
+            log: persist.join("wrangler.log"),
+            persist,
+            admin_token: token,
+            port,
+            child: None,
+        };
+        w.spawn()?;
+        Ok(w)
+    }
+
+    /// Starts a worker on a chosen port with persistent state in `persist` (for the
+    /// demo: its data survives restarts). Migrations are applied first.
+    pub fn start_at(persist: &Path, port: u16, admin_token: &str) -> Result<Worker> {
+        check_built()?;
+        migrate(persist)?;
+        let mut w = Worker {
+            base: format!("http://127.0.0.1:{port}"),
+            log: persist.join("wrangler.log"),
+            persist: persist.to_path_buf(),
+            admin_token: admin_token.to_string(),
+            port,
+            child: None,
+        };
+        w.spawn()?;
+        Ok(w)
+    }
+
+    /// The worker shared by the test binaries of one `cargo xtask test` run, from the
+    /// `CLOSELOOP_E2E_*` variables; without them, one started for this process.
+    pub fn shared() -> Result<&'static Worker> {
+        static SHARED: OnceLock<std::result::Result<Worker, String>> = OnceLock::new();
+        SHARED
+            .get_or_init(|| match (std::env::var(ENV_BASE), std::env::var(ENV_PERSIST), std::env::var(ENV_ADMIN)) {
+                (Ok(base), Ok(persist), Ok(admin_token)) => Ok(Worker {
+                    port: base.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0),
+                    log: PathBuf::from(&persist).join("wrangler.log"),
+                    base,
+                    persist: PathBuf::from(persist),
+                    admin_token,
+                    child: None,
+                }),
+                _ => Worker::start(),
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    fn spawn(&mut self) -> Result {
+        let inspector = free_port()?;
+        let log = std::fs::File::create(&self.log).map_err(|e| e.to_string())?;
+        let log2 = log.try_clone().map_err(|e| e.to_string())?;
+        // A watchdog shell owns wrangler: when this test process goes away (even killed),
+        // it stops wrangler and workerd, so no server outlives the tests.
+        let script = format!(
+            r#""$@" & child=$!
+while kill -0 {parent} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 1; done
+kill -TERM $child 2>/dev/null; sleep 2; pkill -KILL -P $child 2>/dev/null; kill -KILL $child 2>/dev/null; wait"#,
+            parent = std::process::id()
+        );
+        let mut cmd = Command::new("bash");
+        cmd.arg("-c").arg(script).arg("wrangler-watchdog").arg(wrangler());
+        cmd.args(["dev", "--ip", "127.0.0.1", "--port"])
+            .arg(self.port.to_string())
+            .arg("--inspector-port")
+            .arg(inspector.to_string())
+            .arg("--persist-to")
+            .arg(&self.persist)
+            .arg("--var")
+            .arg(format!("ADMIN_TOKEN:{}", self.admin_token))
+            .args(["--log-level", "warn", "--show-interactive-dev-session=false"]);
+        wrangler_env(&mut cmd);
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log2));
+        let child = cmd.spawn().map_err(|e| format!("starting wrangler dev: {e}"))?;
+        self.child = Some(child);
+        let health = format!("{}/v1/health", self.base);
+        let ready = wait_for("the worker to answer /v1/health", Duration::from_secs(90), || {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return Some(false);
+                }
+            }
+            match http::get(&health, None) {
+                Ok(a) if a.status == 200 => Some(true),
+                _ => None,
+            }
+        });
+        match ready {
+            Ok(true) => Ok(()),
+            Ok(false) | Err(_) => Err(format!(
+                "wrangler dev did not become ready on {}; its log ({}):\n{}",
+                self.base,
+                self.log.display(),
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            )),
+        }
+    }
+
+    /// Stops the worker (its state stays in `persist`).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // The whole process group: the watchdog shell, node (wrangler) and workerd.
+            let _ = Command::new("kill")
+                .args(["-TERM", "--", &format!("-{}", child.id())])
+                .status();
+            for _ in 0..50 {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts a stopped worker again on the same port and state.
+    pub fn restart(&mut self) -> Result {
+        self.stop();
+        self.spawn()
+    }
+
+    /// The full URL of a path on the worker.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Creates a site with these allowed origins through the admin API.
+    pub fn create_site(&self, origins: &[&str]) -> Result<Site> {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let id = format!(
+            "t{}x{}x{}",
+            std::process::id(),
+            crate::now_ms() % 1_000_000_000,
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        self.create_site_with_id(&id, origins)
+    }
+
+    /// Creates a site with a chosen id.
+    pub fn create_site_with_id(&self, id: &str, origins: &[&str]) -> Result<Site> {
+        let auth = format!("Bearer {}", self.admin_token);
+        let a = http::post_json(
+            &self.url("/v1/admin/sites"),
+            &json!({"id": id, "name": id, "allowed_origins": origins, "currency": "USD"}),
+            &[("Authorization", &auth)],
+        )?;
+        if a.status != 200 && a.status != 201 {
+            return Err(format!("creating site {id}: {} {}", a.status, a.text));
+        }
+        let key = |name: &str| -> Result<String> {
+            a.json
+                .get(name)
+                .or_else(|| a.json.pointer(&format!("/keys/{}", name.trim_end_matches("_key"))))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| format!("no {name} in the site-creation answer: {}", a.text))
+        };
+        Ok(Site { id: id.to_string(), read_key: key("read_key")?, write_key: key("write_key")? })
+    }
+
+    /// POSTs a collect batch as a browser on `origin` would (text/plain, like sendBeacon).
+    pub fn collect(&self, origin: &str, body: &str) -> Result<Answer> {
+        http::request(
+            "POST",
+            &self.url("/v1/collect"),
+            &[("Content-Type", "text/plain;charset=UTF-8"), ("Origin", origin)],
+            Some(body),
+        )
+    }
+
+    /// The local D1 database file that wrangler keeps under `persist`.
+    pub fn db_path(&self) -> Result<PathBuf> {
+        let dir = self.persist.join("v3").join("d1").join("miniflare-D1DatabaseObject");
+        let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.extension().is_some_and(|x| x == "sqlite"))
+            .ok_or_else(|| format!("no .sqlite file in {}", dir.display()))
+    }
+
+    /// Runs a read-only SQL query on the worker's local D1 and returns the rows as JSON
+    /// objects. (Reads the SQLite file directly, beside the running worker.)
+    pub fn query(&self, sql: &str) -> Result<Vec<Value>> {
+        let path = self.db_path()?;
+        let conn = rusqlite::Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(|e| e.to_string())?;
+        let mut stmt = conn.prepare(sql).map_err(|e| format!("{sql}: {e}"))?;
+        let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
+        let rows = stmt
+            .query_map([], |row| {
+                let mut obj = serde_json::Map::new();
+                for (i, name) in names.iter().enumerate() {
+                    let v = match row.get_ref(i)? {
+                        rusqlite::types::ValueRef::Null => Value::Null,
+                        rusqlite::types::ValueRef::Integer(n) => json!(n),
+                        rusqlite::types::ValueRef::Real(f) => json!(f),
+                        rusqlite::types::ValueRef::Text(t) => json!(String::from_utf8_lossy(t)),
+                        rusqlite::types::ValueRef::Blob(b) => json!(format!("<{} bytes>", b.len())),
+                    };
+                    obj.insert(name.clone(), v);
+                }
+                Ok(Value::Object(obj))
+            })
+            .map_err(|e| format!("{sql}: {e}"))?;
+        rows.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| format!("{sql}: {e}"))
+    }
+
+    /// The single integer a `SELECT COUNT(*) ...`-like query returns.
+    pub fn count(&self, sql: &str) -> Result<i64> {
+        let rows = self.query(sql)?;
+        rows.first()
+            .and_then(|r| r.as_object())
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_i64)
+            .ok_or_else(|| format!("{sql}: no integer answer"))
+    }
+
+    /// The last lines of wrangler's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,70 @@
+//! `cargo xtask demo`: installs what is missing, builds, migrates the local D1, starts
+//! the worker under `wrangler dev` (local mode) on 127.0.0.1:8787, creates the demo site
+//! with its keys, and serves the demo site on a second origin, 127.0.0.1:8080, so that
+//! the tracker runs cross-origin as it does on a real site.
+
+use crate::util::{note, root, say, Result};
+use closeloop_e2e::site::{StaticSite, DEMO_SITE};
+use closeloop_e2e::worker::Worker;
+use serde_json::Value;
+
+/// The demo worker's port (the demo pages' tag points at it).
+pub const EDGE_PORT: u16 = 8787;
+/// The demo site's port.
+pub const SITE_PORT: u16 = 8080;
+
+pub fn run(_args: &[String]) -> Result {
+    crate::build()?;
+    let state = root().join(".wrangler").join("demo-state");
+    std::fs::create_dir_all(&state).map_err(|e| e.to_string())?;
+    say("Starting the worker (wrangler dev, local mode)");
+    let keys_file = state.join("demo-keys.json");
+    let admin_token = read_json(&keys_file)
+        .and_then(|v| v["admin_token"].as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("demo-admin-{}", closeloop_e2e::now_ms()));
+    let worker = Worker::start_at(&state, EDGE_PORT, &admin_token)?;
+    note(format!("worker ready on {}", worker.base));
+
+    let site_origin = format!("http://127.0.0.1:{SITE_PORT}");
+    let keys = match read_json(&keys_file).filter(|v| v["read_key"].is_string()) {
+        Some(v) => v,
+        None => {
+            say("Creating the demo site");
+            let site = worker.create_site_with_id(
+                DEMO_SITE,
+                &[&site_origin, &format!("http://localhost:{SITE_PORT}")],
+            )?;
+            let v = serde_json::json!({
+                "admin_token": admin_token, "site": site.id,
+                "read_key": site.read_key, "write_key": site.write_key,
+            });
+            std::fs::write(&keys_file, serde_json::to_vec_pretty(&v).map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
+            v
+        }
+    };
+    let demo = StaticSite::start(&root().join("demo-site"), Some(SITE_PORT), &worker.base, DEMO_SITE)?;
+    let read_key = keys["read_key"].as_str().unwrap_or_default();
+    println!();
+    println!("Closeloop demo is running (Ctrl-C stops it).");
+    println!();
+    println!("  Demo site (a visitor from an email campaign):");
+    println!("    {}/?utm_source=newsletter&utm_medium=email&utm_campaign=launch", demo.origin);
+    println!("  Worker:     {}", worker.base);
+    println!("  Dashboard:  {}/dashboard", worker.base);
+    println!("  Keys:       {} (read: {read_key})", keys_file.display());
+    println!();
+    println!("  Ask the API which sources brought visitors:");
+    println!(
+        "    curl -H 'Authorization: Bearer {read_key}' '{}/v1/sites/{DEMO_SITE}/reports/sources?group_by=campaign'",
+        worker.base
+    );
+    println!();
+    demo.join();
+    drop(worker);
+    Ok(())
+}
+
+fn read_json(path: &std::path::Path) -> Option<Value> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}

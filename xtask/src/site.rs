@@ -1,0 +1,70 @@
+//! `cargo xtask site create|list|keys|origins`: manages sites through the worker's admin
+//! endpoints (`/v1/admin/...`), on the local demo worker by default or on a deployed one
+//! with `--edge URL` and `CLOSELOOP_ADMIN_TOKEN`.
+
+use crate::util::{root, Result};
+use closeloop_e2e::http;
+use serde_json::{json, Value};
+
+const HELP: &str = "usage: cargo xtask site <command> [--edge URL]
+
+  create ID --origin ORIGIN [--origin ORIGIN ...] [--currency USD]
+                         create a site; prints its read and write keys (shown once)
+  list                   list the sites
+  keys ID                make a new read and write key for a site
+  origins ID ORIGIN ...  replace a site's allowed origins
+
+The admin token comes from CLOSELOOP_ADMIN_TOKEN, or from the demo's
+.wrangler/demo-state/demo-keys.json; --edge defaults to http://127.0.0.1:8787.";
+
+pub fn run(args: &[String]) -> Result {
+    let mut edge = "http://127.0.0.1:8787".to_string();
+    let mut origins = vec![];
+    let mut currency = "USD".to_string();
+    let mut words = vec![];
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--edge" => edge = it.next().cloned().ok_or("--edge needs a URL")?,
+            "--origin" => origins.push(it.next().cloned().ok_or("--origin needs a value")?),
+            "--currency" => currency = it.next().cloned().ok_or("--currency needs a code")?,
+            _ => words.push(a.clone()),
+        }
+    }
+    let token = admin_token()?;
+    let auth = format!("Bearer {token}");
+    let headers = [("Authorization", auth.as_str())];
+    let answer = match words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["create", id] => http::post_json(
+            &format!("{edge}/v1/admin/sites"),
+            &json!({"id": id, "name": id, "allowed_origins": origins, "currency": currency}),
+            &headers,
+        )?,
+        ["list"] => http::request("GET", &format!("{edge}/v1/admin/sites"), &headers, None)?,
+        ["keys", id] => http::post_json(&format!("{edge}/v1/admin/sites/{id}/keys"), &json!({}), &headers)?,
+        ["origins", id, rest @ ..] => http::request(
+            "PUT",
+            &format!("{edge}/v1/admin/sites/{id}/origins"),
+            &[headers[0], ("Content-Type", "application/json")],
+            Some(&json!({"allowed_origins": rest}).to_string()),
+        )?,
+        _ => return Err(HELP.to_string()),
+    };
+    println!("{}", serde_json::to_string_pretty(&answer.json).unwrap_or(answer.text.clone()));
+    if answer.status >= 400 {
+        return Err(format!("the worker answered {}", answer.status));
+    }
+    Ok(())
+}
+
+fn admin_token() -> Result<String> {
+    if let Ok(t) = std::env::var("CLOSELOOP_ADMIN_TOKEN") {
+        return Ok(t);
+    }
+    let path = root().join(".wrangler/demo-state/demo-keys.json");
+    let v: Value = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or("set CLOSELOOP_ADMIN_TOKEN (or start `cargo xtask demo` once)")?;
+    v["admin_token"].as_str().map(str::to_string).ok_or_else(|| "no admin_token in demo-keys.json".into())
+}
