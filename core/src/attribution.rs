@@ -1,1 +1,689 @@
-//! (attribution: being written.)
+//! Attribution: how much of one conversion each touch gets, for every model of the design.
+//!
+//! # The touches of a conversion
+//!
+//! For a conversion at time `T`, the touches are the lead's sessions (of all its visitors) that
+//! started at or before `T` and not more than the lookback window before `T`: both ends are
+//! inclusive, `T - lookback <= start <= T` ([`window`]). They are ordered by start time; touches
+//! that start at the same millisecond keep the order in which the caller gave them (the edge
+//! passes sessions sorted by start, then session id, so the result is deterministic).
+//!
+//! # The models ([`Model`])
+//!
+//! With touches `t1..tn` in that order:
+//! - `first_touch`: 1 to t1; `last_touch`: 1 to tn.
+//! - `last_non_direct`: 1 to the latest touch that is not direct; 1 to tn when all are direct.
+//! - `linear`: 1/n each.
+//! - `position_based`: n=1 → 1; n=2 → 0.5 each; n≥3 → 0.4 to t1, 0.4 to tn, 0.2 split evenly
+//!   among t2..t(n-1).
+//! - `time_decay`: weight `2^(-(T - ti) / half_life)`, normalised to sum to 1. A half-life of
+//!   zero or less is the limit of a vanishing half-life: everything to the latest touch (split
+//!   evenly when several touches share that latest start).
+//! - `w_shaped`: key touches first (t1), lead-creation and opportunity, 0.3 each; the other
+//!   touches share 0.1 evenly. `full_path`: the same with a fourth key touch, the closing touch
+//!   (tn of a customer conversion), 0.225 each and 0.1 for the others. Details:
+//!   - the lead-creation touch is the latest touch that started at or before the lead was
+//!     created ([`Conversion::lead_at`]; for a lead conversion that is tn); the opportunity
+//!     touch is the latest touch at or before the deal first reached an open stage
+//!     ([`Conversion::opportunity_at`]); the closing touch exists only for customer
+//!     conversions. With several devices "latest touch at or before" may pick another device's
+//!     session that started in between; the design's rule is by time, and so is this one.
+//!   - a key role whose touch does not exist (no opportunity stage, a lead conversion has no
+//!     opportunity or closing touch, a lead created before the lookback window) is left out;
+//!   - key roles that fall on the same touch add their shares;
+//!   - when there are no other touches, the 0.1 is split evenly among the distinct key touches;
+//!   - the weights are then rescaled to sum to 1.
+//! - `data_driven`: weights each touch by the removal effect of its channel in a first-order
+//!   Markov chain fitted over all journeys of the site ([`MarkovModel`]), normalised within the
+//!   conversion. When every touch's channel has a removal effect of 0 (a channel the model has
+//!   never seen, a model fitted on no conversions, or no model given) it falls back to linear.
+//!
+//! Credits of one conversion always sum to 1 when it has at least one touch in the window, and
+//! revenue is credited in the same shares (`share * revenue`). A conversion with no touch in
+//! the window gets no credits at all (an empty vector); reports show it as unattributed.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// One day in milliseconds.
+pub const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+/// The default lookback window: 90 days.
+pub const DEFAULT_LOOKBACK_MS: i64 = 90 * DAY_MS;
+/// The default `time_decay` half-life: 7 days.
+pub const DEFAULT_HALF_LIFE_MS: i64 = 7 * DAY_MS;
+
+/// An attribution model. Its wire name (`model=` query parameter) is the snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Model {
+    /// All credit to the first touch.
+    FirstTouch,
+    /// All credit to the last touch.
+    LastTouch,
+    /// All credit to the latest non-direct touch (the last touch when all are direct).
+    LastNonDirect,
+    /// Equal credit to every touch.
+    Linear,
+    /// U-shaped: 40 % first, 40 % last, 20 % shared by the middle.
+    PositionBased,
+    /// Exponential decay by age with a half-life.
+    TimeDecay,
+    /// 30 % each to the first, lead-creation and opportunity touches, 10 % to the rest.
+    WShaped,
+    /// 22.5 % each to the first, lead-creation, opportunity and closing touches, 10 % to the rest.
+    FullPath,
+    /// Markov-chain removal effects.
+    DataDriven,
+}
+
+impl Model {
+    /// Every model, in the design's order.
+    pub const ALL: [Model; 9] = [
+        Model::FirstTouch,
+        Model::LastTouch,
+        Model::LastNonDirect,
+        Model::Linear,
+        Model::PositionBased,
+        Model::TimeDecay,
+        Model::WShaped,
+        Model::FullPath,
+        Model::DataDriven,
+    ];
+
+    /// The snake_case wire name, e.g. `"last_non_direct"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Model::FirstTouch => "first_touch",
+            Model::LastTouch => "last_touch",
+            Model::LastNonDirect => "last_non_direct",
+            Model::Linear => "linear",
+            Model::PositionBased => "position_based",
+            Model::TimeDecay => "time_decay",
+            Model::WShaped => "w_shaped",
+            Model::FullPath => "full_path",
+            Model::DataDriven => "data_driven",
+        }
+    }
+}
+
+impl fmt::Display for Model {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The error of parsing an unknown model name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownModel(pub String);
+
+impl fmt::Display for UnknownModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown attribution model `{}`; expected one of ",
+            self.0
+        )?;
+        for (i, model) in Model::ALL.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(model.as_str())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for UnknownModel {}
+
+impl FromStr for Model {
+    type Err = UnknownModel;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Model::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| UnknownModel(s.to_owned()))
+    }
+}
+
+/// Model parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Params {
+    /// The lookback window in ms (default 90 days): touches that started more than this before
+    /// the conversion are left out. A negative value is treated as 0.
+    pub lookback_ms: i64,
+    /// The `time_decay` half-life in ms (default 7 days).
+    pub half_life_ms: i64,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            lookback_ms: DEFAULT_LOOKBACK_MS,
+            half_life_ms: DEFAULT_HALF_LIFE_MS,
+        }
+    }
+}
+
+/// One touch (a session's entry source) as attribution sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TouchRef<'a> {
+    /// When the session started (ms since the epoch).
+    pub at: i64,
+    /// Its channel (or whatever key `data_driven` should learn from, e.g. the GA4 channel group).
+    pub channel: &'a str,
+    /// Whether it is a direct touch (no referrer, no tags).
+    pub direct: bool,
+}
+
+/// What kind of conversion is being credited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversionKind {
+    /// The visitor became a lead (`T` = lead creation).
+    Lead,
+    /// The lead became a customer (`T` = close date).
+    Customer,
+}
+
+/// One conversion to credit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conversion {
+    /// Its time `T` (ms since the epoch).
+    pub at: i64,
+    /// Lead or customer.
+    pub kind: ConversionKind,
+    /// When the lead was created (the lead-creation touch of `w_shaped`/`full_path`). Ignored
+    /// for lead conversions (it is `at`).
+    pub lead_at: Option<i64>,
+    /// When the deal first reached an open stage such as `opportunity`, if the CRM said so.
+    /// Ignored for lead conversions.
+    pub opportunity_at: Option<i64>,
+}
+
+impl Conversion {
+    /// A lead conversion at `at`.
+    pub fn lead(at: i64) -> Conversion {
+        Conversion {
+            at,
+            kind: ConversionKind::Lead,
+            lead_at: Some(at),
+            opportunity_at: None,
+        }
+    }
+
+    /// A customer conversion closed at `at`, for a lead created at `lead_at`, with an optional
+    /// opportunity time.
+    pub fn customer(at: i64, lead_at: Option<i64>, opportunity_at: Option<i64>) -> Conversion {
+        Conversion {
+            at,
+            kind: ConversionKind::Customer,
+            lead_at,
+            opportunity_at,
+        }
+    }
+}
+
+/// One touch's share of one conversion.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Credit {
+    /// The touch, as an index into the slice given to [`credit`].
+    pub index: usize,
+    /// Its share, in `[0, 1]`; the shares of one conversion sum to 1.
+    pub share: f64,
+}
+
+/// The touches of a conversion at `at`: the indices of the touches with
+/// `at - lookback_ms <= touch.at <= at`, ordered by start time (ties keep the input order).
+pub fn window(touches: &[TouchRef<'_>], at: i64, lookback_ms: i64) -> Vec<usize> {
+    let from = at.saturating_sub(lookback_ms.max(0));
+    let mut idx: Vec<usize> = touches
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.at >= from && t.at <= at)
+        .map(|(i, _)| i)
+        .collect();
+    idx.sort_by_key(|&i| (touches.get(i).map_or(0, |t| t.at), i));
+    idx
+}
+
+/// Credits one conversion under one model.
+///
+/// Returns one [`Credit`] per touch in the window, in time order, summing to 1 (empty when the
+/// window is empty). `markov` is the fitted model used by `data_driven` (ignored by the
+/// others); with `None`, `data_driven` is linear.
+///
+/// ```
+/// use closeloop_core::attribution::{credit, Conversion, Model, Params, TouchRef};
+/// let day = 86_400_000;
+/// let touches = [
+///     TouchRef { at: 0, channel: "Organic Search", direct: false },
+///     TouchRef { at: 2 * day, channel: "Direct", direct: true },
+/// ];
+/// let conv = Conversion::lead(3 * day);
+/// let credits = credit(Model::LastNonDirect, &touches, &conv, &Params::default(), None);
+/// assert_eq!(credits.len(), 2);
+/// assert_eq!((credits[0].index, credits[0].share), (0, 1.0));
+/// assert_eq!(credits[1].share, 0.0);
+/// ```
+pub fn credit(
+    model: Model,
+    touches: &[TouchRef<'_>],
+    conv: &Conversion,
+    params: &Params,
+    markov: Option<&MarkovModel>,
+) -> Vec<Credit> {
+    let win = window(touches, conv.at, params.lookback_ms);
+    let in_window: Vec<TouchRef<'_>> = win
+        .iter()
+        .filter_map(|&i| touches.get(i).copied())
+        .collect();
+    let n = in_window.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let weights = match model {
+        Model::FirstTouch => one_hot(n, 0),
+        Model::LastTouch => one_hot(n, n - 1),
+        Model::LastNonDirect => {
+            let pos = in_window.iter().rposition(|t| !t.direct).unwrap_or(n - 1);
+            one_hot(n, pos)
+        }
+        Model::Linear => vec![1.0; n],
+        Model::PositionBased => position_based(n),
+        Model::TimeDecay => time_decay(&in_window, conv.at, params.half_life_ms),
+        Model::WShaped => key_touch_weights(&in_window, conv, false),
+        Model::FullPath => key_touch_weights(&in_window, conv, true),
+        Model::DataDriven => data_driven(&in_window, markov),
+    };
+    let shares = normalise(weights);
+    win.into_iter()
+        .zip(shares)
+        .map(|(index, share)| Credit { index, share })
+        .collect()
+}
+
+/// Credits one conversion under every model (for a lead's journey view), in [`Model::ALL`]
+/// order.
+pub fn credit_all(
+    touches: &[TouchRef<'_>],
+    conv: &Conversion,
+    params: &Params,
+    markov: Option<&MarkovModel>,
+) -> Vec<(Model, Vec<Credit>)> {
+    Model::ALL
+        .into_iter()
+        .map(|m| (m, credit(m, touches, conv, params, markov)))
+        .collect()
+}
+
+fn one_hot(n: usize, pos: usize) -> Vec<f64> {
+    (0..n).map(|i| if i == pos { 1.0 } else { 0.0 }).collect()
+}
+
+/// Divides by the sum; a zero or non-finite sum falls back to equal shares.
+fn normalise(weights: Vec<f64>) -> Vec<f64> {
+    let n = weights.len();
+    let sum: f64 = weights.iter().sum();
+    if n == 0 {
+        return weights;
+    }
+    if !(sum.is_finite() && sum > 0.0) || weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
+        return vec![1.0 / n as f64; n];
+    }
+    weights.into_iter().map(|w| w / sum).collect()
+}
+
+fn position_based(n: usize) -> Vec<f64> {
+    match n {
+        1 => vec![1.0],
+        2 => vec![0.5, 0.5],
+        _ => {
+            let middle = 0.2 / (n - 2) as f64;
+            (0..n)
+                .map(|i| if i == 0 || i == n - 1 { 0.4 } else { middle })
+                .collect()
+        }
+    }
+}
+
+fn time_decay(touches: &[TouchRef<'_>], at: i64, half_life_ms: i64) -> Vec<f64> {
+    // Weights relative to the latest touch (2^0 = 1) so that nothing underflows to an all-zero
+    // vector; the common factor 2^(-(T - tn)/h) cancels in the normalisation.
+    let latest = touches.iter().map(|t| t.at).max().unwrap_or(at);
+    touches
+        .iter()
+        .map(|t| {
+            let age = latest.saturating_sub(t.at) as f64;
+            if half_life_ms <= 0 {
+                if age == 0.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            } else {
+                (-age / half_life_ms as f64).exp2()
+            }
+        })
+        .collect()
+}
+
+/// `w_shaped` (three key roles) and `full_path` (four), in exact units: w_shaped 3 per key role
+/// and 1 for the rest (0.3/0.1), full_path 9 per key role and 4 for the rest (0.225/0.1).
+fn key_touch_weights(touches: &[TouchRef<'_>], conv: &Conversion, full: bool) -> Vec<f64> {
+    let n = touches.len();
+    let latest_at_or_before =
+        |time: i64| -> Option<usize> { touches.iter().rposition(|t| t.at <= time) };
+    let is_customer = conv.kind == ConversionKind::Customer;
+    let first = Some(0);
+    let lead = if is_customer {
+        conv.lead_at.and_then(latest_at_or_before)
+    } else {
+        Some(n - 1)
+    };
+    let opportunity = if is_customer {
+        conv.opportunity_at.and_then(latest_at_or_before)
+    } else {
+        None
+    };
+    let closing = if full && is_customer {
+        Some(n - 1)
+    } else {
+        None
+    };
+    let (key_unit, rest_units) = if full { (9.0, 4.0) } else { (3.0, 1.0) };
+
+    let mut weights = vec![0.0; n];
+    let mut is_key = vec![false; n];
+    for pos in [first, lead, opportunity, closing].into_iter().flatten() {
+        if let (Some(w), Some(k)) = (weights.get_mut(pos), is_key.get_mut(pos)) {
+            *w += key_unit;
+            *k = true;
+        }
+    }
+    let others = is_key.iter().filter(|k| !**k).count();
+    let receivers = if others > 0 { others } else { n - others };
+    let each = rest_units / receivers as f64;
+    for (w, k) in weights.iter_mut().zip(&is_key) {
+        if *k == (others == 0) {
+            *w += each;
+        }
+    }
+    weights
+}
+
+fn data_driven(touches: &[TouchRef<'_>], markov: Option<&MarkovModel>) -> Vec<f64> {
+    let weights: Vec<f64> = touches
+        .iter()
+        .map(|t| markov.map_or(0.0, |m| m.removal_effect(t.channel)))
+        .collect();
+    if weights.iter().all(|w| *w <= 0.0) {
+        return vec![1.0; touches.len()];
+    }
+    weights
+}
+
+/// A state of the Markov chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State<'a> {
+    /// Where every journey begins.
+    Start,
+    /// A channel.
+    Channel(&'a str),
+    /// Absorbing: the journey converted.
+    Conversion,
+    /// Absorbing: the journey ended without converting.
+    Null,
+}
+
+/// A first-order Markov chain over journeys of channels, with each channel's removal effect.
+///
+/// Every journey is `start → c1 → … → ck → conversion | null`. Consecutive repeats of one
+/// channel are collapsed into one state visit: a self-loop does not change any absorption
+/// probability (the other exits of the state keep their proportions), so the result is the same
+/// as with self-loops, and the worked examples are shorter. Journeys with no channel are
+/// skipped (they say nothing about any channel).
+///
+/// The conversion probability `P` is the probability of reaching `conversion` from `start`,
+/// solved exactly as a linear system over the channel states. The removal effect of channel
+/// `c` is `(P - P₋c) / P`, where `P₋c` is the same probability when every transition into `c`
+/// goes to `null` instead. When `P = 0` (no journey converted) every removal effect is 0.
+/// Solving costs O(k⁴) for k channels (one k×k system per channel), which is nothing for the
+/// ~20 GA4 channel groups.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MarkovModel {
+    channels: Vec<String>,
+    /// Transition counts; row/column 0 = start, 1..=k = channels, k+1 = conversion, k+2 = null.
+    counts: BTreeMap<(usize, usize), u64>,
+    out_totals: Vec<u64>,
+    conversion_probability: f64,
+    removal: Vec<f64>,
+}
+
+impl MarkovModel {
+    /// Fits the chain over journeys: each is its channels in time order and whether it
+    /// converted. Pass every journey of the site in the range, converting or not.
+    ///
+    /// ```
+    /// use closeloop_core::attribution::MarkovModel;
+    /// let journeys: Vec<(Vec<&str>, bool)> = vec![
+    ///     (vec!["Paid Search"], true),
+    ///     (vec!["Email"], false),
+    /// ];
+    /// let model = MarkovModel::fit(journeys.iter().map(|(c, conv)| (c.iter().copied(), *conv)));
+    /// assert_eq!(model.conversion_probability(), 0.5);
+    /// assert_eq!(model.removal_effect("Paid Search"), 1.0);
+    /// assert_eq!(model.removal_effect("Email"), 0.0);
+    /// ```
+    pub fn fit<'a, I, J>(journeys: I) -> MarkovModel
+    where
+        I: IntoIterator<Item = (J, bool)>,
+        J: IntoIterator<Item = &'a str>,
+    {
+        let mut ids: BTreeMap<&'a str, usize> = BTreeMap::new();
+        let mut paths: Vec<(Vec<usize>, bool)> = Vec::new();
+        for (channels, converted) in journeys {
+            let mut path: Vec<usize> = Vec::new();
+            for ch in channels {
+                let next = ids.len();
+                let id = *ids.entry(ch).or_insert(next);
+                if path.last() != Some(&id) {
+                    path.push(id);
+                }
+            }
+            if !path.is_empty() {
+                paths.push((path, converted));
+            }
+        }
+        // Renumber channels in name order so the model does not depend on journey order.
+        let channels: Vec<String> = ids.keys().map(|c| (*c).to_owned()).collect();
+        let mut rank = vec![0usize; ids.len()];
+        for (sorted_pos, first_seen) in ids.values().enumerate() {
+            if let Some(r) = rank.get_mut(*first_seen) {
+                *r = sorted_pos;
+            }
+        }
+        let k = channels.len();
+        let (conv, null) = (k + 1, k + 2);
+        let mut counts: BTreeMap<(usize, usize), u64> = BTreeMap::new();
+        let mut out_totals = vec![0u64; k + 3];
+        for (path, converted) in &paths {
+            let mut from = 0usize;
+            for id in path {
+                let to = 1 + rank.get(*id).copied().unwrap_or(0);
+                *counts.entry((from, to)).or_default() += 1;
+                if let Some(t) = out_totals.get_mut(from) {
+                    *t += 1;
+                }
+                from = to;
+            }
+            let end = if *converted { conv } else { null };
+            *counts.entry((from, end)).or_default() += 1;
+            if let Some(t) = out_totals.get_mut(from) {
+                *t += 1;
+            }
+        }
+        let mut model = MarkovModel {
+            channels,
+            counts,
+            out_totals,
+            conversion_probability: 0.0,
+            removal: vec![0.0; k],
+        };
+        let p = model.solve(None);
+        model.conversion_probability = p;
+        if p > 0.0 {
+            for c in 0..k {
+                let without = model.solve(Some(c + 1));
+                if let Some(r) = model.removal.get_mut(c) {
+                    *r = ((p - without) / p).clamp(0.0, 1.0);
+                }
+            }
+        }
+        model
+    }
+
+    /// The channels seen, in name order.
+    pub fn channels(&self) -> impl Iterator<Item = &str> {
+        self.channels.iter().map(String::as_str)
+    }
+
+    /// The probability of reaching `conversion` from `start`.
+    pub fn conversion_probability(&self) -> f64 {
+        self.conversion_probability
+    }
+
+    /// The removal effect `(P - P₋c) / P` of a channel; 0 for a channel never seen.
+    pub fn removal_effect(&self, channel: &str) -> f64 {
+        self.channel_state(channel)
+            .and_then(|s| self.removal.get(s - 1).copied())
+            .unwrap_or(0.0)
+    }
+
+    /// Every channel's removal effect normalised to sum to 1 (all 0 when none converts), in
+    /// channel name order.
+    pub fn normalised_removal_effects(&self) -> Vec<(&str, f64)> {
+        let sum: f64 = self.removal.iter().sum();
+        self.channels
+            .iter()
+            .zip(&self.removal)
+            .map(|(c, r)| (c.as_str(), if sum > 0.0 { r / sum } else { 0.0 }))
+            .collect()
+    }
+
+    /// The fitted probability of the transition `from → to` (0 when `from` was never left).
+    pub fn transition_probability(&self, from: State<'_>, to: State<'_>) -> f64 {
+        match (self.state_index(from), self.state_index(to)) {
+            (Some(f), Some(t)) => self.probability(f, t),
+            _ => 0.0,
+        }
+    }
+
+    fn channel_state(&self, channel: &str) -> Option<usize> {
+        self.channels
+            .binary_search_by(|c| c.as_str().cmp(channel))
+            .ok()
+            .map(|i| i + 1)
+    }
+
+    fn state_index(&self, state: State<'_>) -> Option<usize> {
+        let k = self.channels.len();
+        match state {
+            State::Start => Some(0),
+            State::Channel(c) => self.channel_state(c),
+            State::Conversion => Some(k + 1),
+            State::Null => Some(k + 2),
+        }
+    }
+
+    fn probability(&self, from: usize, to: usize) -> f64 {
+        let total = self.out_totals.get(from).copied().unwrap_or(0);
+        if total == 0 {
+            return 0.0;
+        }
+        self.counts.get(&(from, to)).copied().unwrap_or(0) as f64 / total as f64
+    }
+
+    /// The probability of conversion from `start`, with channel state `removed` (if any) sent to
+    /// `null`. Solves `x_c = p(c→conv) + Σ_d p(c→d) x_d` for the channel states, then
+    /// `P = p(start→conv) + Σ_c p(start→c) x_c`.
+    fn solve(&self, removed: Option<usize>) -> f64 {
+        let k = self.channels.len();
+        let conv = k + 1;
+        // matrix (I - Q) augmented with b, rows/cols 0..k for channel states 1..=k
+        let mut a = vec![vec![0.0f64; k + 1]; k];
+        for (r, row) in a.iter_mut().enumerate() {
+            let state = r + 1;
+            if let Some(cell) = row.get_mut(r) {
+                *cell = 1.0;
+            }
+            if Some(state) == removed {
+                continue; // x_removed = 0
+            }
+            for (c, cell) in row.iter_mut().enumerate().take(k) {
+                *cell -= self.probability(state, c + 1);
+            }
+            if let Some(b) = row.get_mut(k) {
+                *b = self.probability(state, conv);
+            }
+        }
+        let x = gauss_solve(a, k);
+        let mut p = self.probability(0, conv);
+        for (c, xc) in x.iter().enumerate() {
+            if Some(c + 1) != removed {
+                p += self.probability(0, c + 1) * xc;
+            }
+        }
+        p
+    }
+}
+
+/// Solves the augmented `k × (k+1)` system by Gaussian elimination with partial pivoting. The
+/// matrices here (`I - Q` of a chain whose channel states all reach an absorbing state) are
+/// non-singular; a vanishing pivot leaves its unknown at 0 rather than dividing by zero.
+fn gauss_solve(mut a: Vec<Vec<f64>>, k: usize) -> Vec<f64> {
+    for col in 0..k {
+        let pivot = (col..k)
+            .max_by(|&r1, &r2| {
+                let v1 = a.get(r1).and_then(|r| r.get(col)).map_or(0.0, |v| v.abs());
+                let v2 = a.get(r2).and_then(|r| r.get(col)).map_or(0.0, |v| v.abs());
+                v1.total_cmp(&v2)
+            })
+            .unwrap_or(col);
+        a.swap(col, pivot);
+        let Some(pivot_row) = a.get(col).cloned() else {
+            continue;
+        };
+        let p = pivot_row.get(col).copied().unwrap_or(0.0);
+        if p.abs() < 1e-300 {
+            continue;
+        }
+        for (r, row) in a.iter_mut().enumerate() {
+            if r == col {
+                continue;
+            }
+            let factor = row.get(col).copied().unwrap_or(0.0) / p;
+            if factor == 0.0 {
+                continue;
+            }
+            for (cell, pv) in row.iter_mut().zip(&pivot_row) {
+                *cell -= factor * pv;
+            }
+        }
+    }
+    (0..k)
+        .map(|r| {
+            let row = a.get(r);
+            let diag = row.and_then(|row| row.get(r)).copied().unwrap_or(0.0);
+            let b = row.and_then(|row| row.get(k)).copied().unwrap_or(0.0);
+            if diag.abs() < 1e-300 {
+                0.0
+            } else {
+                b / diag
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,200 @@
+//! Property tests: the invariants of attribution and sessionisation over random journeys.
+
+use closeloop_core::attribution::{
+    credit, window, Conversion, ConversionKind, MarkovModel, Model, Params, TouchRef,
+};
+use closeloop_core::session::{sessionize, Arrival, SessionEvent};
+use proptest::prelude::*;
+
+const DAY: i64 = 86_400_000;
+const CHANNELS: [&str; 6] = [
+    "Direct",
+    "Organic Search",
+    "Paid Search",
+    "Email",
+    "Referral",
+    "Display",
+];
+
+/// A touch: day (0..120), a few ms (to make exact ties likely), channel index.
+fn touch_strategy() -> impl Strategy<Value = (i64, i64, usize)> {
+    (0i64..120, 0i64..2, 0usize..CHANNELS.len())
+}
+
+fn to_touches(raw: &[(i64, i64, usize)]) -> Vec<TouchRef<'static>> {
+    raw.iter()
+        .map(|&(day, ms, ch)| {
+            let channel = CHANNELS[ch];
+            TouchRef {
+                at: day * DAY + ms,
+                channel,
+                direct: channel == "Direct",
+            }
+        })
+        .collect()
+}
+
+fn conversion_strategy() -> impl Strategy<Value = Conversion> {
+    (
+        0i64..150,
+        any::<bool>(),
+        proptest::option::of(0i64..150),
+        proptest::option::of(0i64..150),
+    )
+        .prop_map(|(day, customer, lead, opp)| Conversion {
+            at: day * DAY,
+            kind: if customer {
+                ConversionKind::Customer
+            } else {
+                ConversionKind::Lead
+            },
+            lead_at: lead.map(|d| d * DAY),
+            opportunity_at: opp.map(|d| d * DAY),
+        })
+}
+
+fn params_strategy() -> impl Strategy<Value = Params> {
+    (0i64..130, 0i64..30).prop_map(|(lookback, half_life)| Params {
+        lookback_ms: lookback * DAY,
+        half_life_ms: half_life * DAY,
+    })
+}
+
+fn markov_strategy() -> impl Strategy<Value = MarkovModel> {
+    proptest::collection::vec(
+        (
+            proptest::collection::vec(0usize..CHANNELS.len(), 0..6),
+            any::<bool>(),
+        ),
+        0..40,
+    )
+    .prop_map(|journeys| {
+        MarkovModel::fit(
+            journeys
+                .iter()
+                .map(|(path, conv)| (path.iter().map(|&c| CHANNELS[c]), *conv)),
+        )
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn credits_sum_to_one_for_every_model(
+        raw in proptest::collection::vec(touch_strategy(), 0..25),
+        conv in conversion_strategy(),
+        params in params_strategy(),
+        markov in markov_strategy(),
+    ) {
+        let touches = to_touches(&raw);
+        let in_window = window(&touches, conv.at, params.lookback_ms);
+        for model in Model::ALL {
+            let credits = credit(model, &touches, &conv, &params, Some(&markov));
+            let idx: Vec<usize> = credits.iter().map(|c| c.index).collect();
+            prop_assert_eq!(&idx, &in_window, "{} credits the window's touches", model);
+            if credits.is_empty() {
+                continue;
+            }
+            let sum: f64 = credits.iter().map(|c| c.share).sum();
+            prop_assert!((sum - 1.0).abs() <= 1e-9, "{}: sum {}", model, sum);
+            for c in &credits {
+                prop_assert!(c.share.is_finite() && (-1e-12..=1.0 + 1e-12).contains(&c.share),
+                    "{}: share {}", model, c.share);
+            }
+        }
+    }
+
+    #[test]
+    fn first_and_last_touch_give_everything_to_exactly_one_touch(
+        raw in proptest::collection::vec(touch_strategy(), 1..25),
+        conv in conversion_strategy(),
+        params in params_strategy(),
+    ) {
+        let touches = to_touches(&raw);
+        for (model, pick_last) in [(Model::FirstTouch, false), (Model::LastTouch, true)] {
+            let credits = credit(model, &touches, &conv, &params, None);
+            if credits.is_empty() {
+                continue;
+            }
+            let ones: Vec<usize> = credits.iter().filter(|c| c.share == 1.0).map(|c| c.index).collect();
+            let zeros = credits.iter().filter(|c| c.share == 0.0).count();
+            prop_assert_eq!(ones.len(), 1);
+            prop_assert_eq!(zeros, credits.len() - 1);
+            let expected = if pick_last { credits.last() } else { credits.first() };
+            prop_assert_eq!(Some(ones[0]), expected.map(|c| c.index));
+        }
+    }
+
+    #[test]
+    fn adding_a_direct_touch_never_moves_last_non_direct(
+        raw in proptest::collection::vec(touch_strategy(), 1..25),
+        extra_day in 0i64..150,
+        extra_ms in 0i64..2,
+        conv in conversion_strategy(),
+        params in params_strategy(),
+    ) {
+        let touches = to_touches(&raw);
+        let before = credit(Model::LastNonDirect, &touches, &conv, &params, None);
+        let winner_before = before.iter().find(|c| c.share == 1.0).map(|c| c.index);
+        let mut more = touches.clone();
+        more.push(TouchRef { at: extra_day * DAY + extra_ms, channel: "Direct", direct: true });
+        let after = credit(Model::LastNonDirect, &more, &conv, &params, None);
+        let winner_after = after.iter().find(|c| c.share == 1.0).map(|c| c.index);
+        let any_non_direct = before.iter().any(|c| touches.get(c.index).is_some_and(|t| !t.direct));
+        if any_non_direct {
+            prop_assert_eq!(winner_before, winner_after);
+        } else if let Some(w) = winner_after {
+            // all direct: the last touch wins, which may now be the added one
+            prop_assert!(more.get(w).is_some_and(|t| t.direct));
+        }
+    }
+
+    #[test]
+    fn sessionisation_does_not_depend_on_arrival_order(
+        raw in proptest::collection::vec((0i64..240, 0i64..3, 0u8..8), 0..40)
+            .prop_flat_map(|v| {
+                let n = v.len();
+                (Just(v), Just((0..n).collect::<Vec<usize>>()).prop_shuffle())
+            })
+    ) {
+        let (spec, perm) = raw;
+        // minutes over 4 hours (gaps around the 30-minute timeout), a few ms for ties,
+        // and arrivals of every kind; hosts "a" and "b" are excluded, "c" is not
+        let events: Vec<SessionEvent<String>> = spec
+            .iter()
+            .enumerate()
+            .map(|(i, &(min, ms, kind))| SessionEvent {
+                id: format!("e{i:03}"),
+                at: min * 60_000 + ms,
+                path: format!("/p{}", kind % 3),
+                arrival: match kind {
+                    0 | 1 => Arrival::Internal,
+                    2 => Arrival::Direct,
+                    3 => Arrival::Tagged("news".to_owned()),
+                    4 => Arrival::Tagged("ads".to_owned()),
+                    5 => Arrival::Referral { host: "a".into(), source: "a".to_owned() },
+                    6 => Arrival::Referral { host: "b".into(), source: "b".to_owned() },
+                    _ => Arrival::Referral { host: "c".into(), source: "c".to_owned() },
+                },
+            })
+            .collect();
+        let shuffled: Vec<SessionEvent<String>> = perm.iter().map(|&i| events[i].clone()).collect();
+        let excluded = |h: &str| h == "a" || h == "b";
+        let describe = |evs: &[SessionEvent<String>]| {
+            sessionize(evs, excluded)
+                .into_iter()
+                .map(|s| {
+                    let ids: Vec<String> = s.events.iter().map(|&i| evs[i].id.clone()).collect();
+                    (s.start, s.end, s.touch, s.landing_path, ids)
+                })
+                .collect::<Vec<_>>()
+        };
+        let a = describe(&events);
+        let b = describe(&shuffled);
+        prop_assert_eq!(&a, &b);
+        // every event is in exactly one session
+        let total: usize = a.iter().map(|s| s.4.len()).sum();
+        prop_assert_eq!(total, events.len());
+    }
+}
