@@ -1,1 +1,99 @@
-//! The Closeloop edge worker (being written).
+//! The Closeloop edge: a Cloudflare Worker (workers-rs) that ingests the tracker's
+//! beacons into D1 and answers the API.
+//!
+//! One `#[event(fetch)]` entry dispatches on method and path segments (a `match`, so
+//! that paths such as `events:import` and JSON 404/405 answers need no special cases).
+//! Module map:
+//! - [`ingest`] — `POST /v1/collect`: validate → dedupe → enrich → classify → store.
+//! - [`enrich`] — geo from `request.cf`, device / browser / OS, bots.
+//! - [`touch`] — a page load's entry source and channel.
+//! - [`store`] — the only module that knows SQL and KV keys.
+//! - [`auth`] — keys (SHA-256 hashed, constant-time compared) and the admin token.
+//! - [`admin`] — sites, origins and keys.
+//! - [`reports`] — the read API.
+//! - [`cors`], [`error`] — CORS headers; one JSON error type.
+
+pub mod admin;
+pub mod auth;
+pub mod cors;
+pub mod enrich;
+pub mod error;
+pub mod ingest;
+pub mod reports;
+pub mod store;
+pub mod touch;
+
+use error::{ApiError, ApiResult};
+use store::Store;
+use worker::{event, Context, Date, Env, Method, Request, Response};
+
+/// The worker's entry point.
+#[event(fetch)]
+pub async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    let now = Date::now().as_millis() as i64;
+    let is_collect = req.path() == "/v1/collect";
+    if is_collect && req.method() == Method::Post {
+        let (result, origin) = ingest::collect(req, &env, now).await;
+        let mut resp = match result {
+            Ok(r) => r,
+            Err(e) => e.into_response()?,
+        };
+        if let Some(o) = origin {
+            cors::allow(&mut resp, &o)?;
+        }
+        return Ok(resp);
+    }
+    match route(req, &env, now).await {
+        Ok(r) => Ok(r),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Everything but `POST /v1/collect`.
+async fn route(mut req: Request, env: &Env, now: i64) -> ApiResult<Response> {
+    let path = req.path();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let method = req.method();
+    match (segments.as_slice(), &method) {
+        (["v1", "health"], Method::Get) => {
+            Ok(Response::from_json(&serde_json::json!({ "ok": true }))?)
+        }
+        (["v1", "collect"], Method::Options) => {
+            let origin = req.headers().get("Origin")?;
+            let allowed = match &origin {
+                Some(o) => Store::from_env(env)?.some_site_allows(o).await?,
+                None => false,
+            };
+            Ok(cors::preflight(origin.as_deref().filter(|_| allowed))?)
+        }
+        (["v1", "admin", rest @ ..], _) => {
+            auth::check_admin(
+                req.headers().get("Authorization")?,
+                env.var("ADMIN_TOKEN").ok().map(|s| s.to_string()),
+            )?;
+            let store = Store::from_env(env)?;
+            match (rest, &method) {
+                (["sites"], Method::Post) => admin::create_site(&mut req, &store, now).await,
+                (["sites"], Method::Get) => admin::list_sites(&store).await,
+                (["sites", site, "keys"], Method::Post) => {
+                    admin::add_key(&mut req, &store, site, now).await
+                }
+                (["sites", site, "origins"], Method::Put) => {
+                    admin::set_origins(&mut req, &store, site).await
+                }
+                (["sites"] | ["sites", _, "keys"] | ["sites", _, "origins"], _) => {
+                    Err(ApiError::method_not_allowed())
+                }
+                _ => Err(ApiError::no_route()),
+            }
+        }
+        (["v1", "sites", site, "reports", "sources"], Method::Get) => {
+            let store = Store::from_env(env)?;
+            reports::sources(&req, &store, site, now).await
+        }
+        (["v1", "health"] | ["v1", "collect"] | ["v1", "sites", _, "reports", "sources"], _) => {
+            Err(ApiError::method_not_allowed())
+        }
+        _ => Err(ApiError::no_route()),
+    }
+}

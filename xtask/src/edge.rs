@@ -212,7 +212,10 @@ pub fn build() -> Result {
     let size = std::fs::metadata(out.join("index_bg.wasm"))
         .map(|m| m.len())
         .unwrap_or(0);
-    note(format!("worker built: edge/build/index.js + index_bg.wasm ({} KB)", size / 1024));
+    note(format!(
+        "worker built: edge/build/index.js + index_bg.wasm ({} KB)",
+        size / 1024
+    ));
     Ok(())
 }
 
@@ -225,7 +228,11 @@ fn wasm_opt(wasm: &Path) -> Result {
         cmd.arg(format!("--enable-{f}"));
     }
     cmd.arg("--debuginfo");
-    step("optimising the wasm (wasm-opt -O)", "edge-wasm-opt", &mut cmd)?;
+    step(
+        "optimising the wasm (wasm-opt -O)",
+        "edge-wasm-opt",
+        &mut cmd,
+    )?;
     std::fs::rename(&tmp, wasm).map_err(|e| format!("{}: {e}", wasm.display()))
 }
 

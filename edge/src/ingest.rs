@@ -1,0 +1,423 @@
+//! `POST /v1/collect`: validate → dedupe → enrich → classify → store, each stage a plain
+//! function; [`collect`] only carries them out against the request and the store.
+//!
+//! - **validate** and in-batch **dedupe**: `closeloop_core::validate` (the envelope
+//!   refuses the whole batch; each event is accepted, rejected or a repeat).
+//! - **enrich**: [`crate::enrich`] once per request (geo from `request.cf`, user agent,
+//!   bot flag); the IP address is never read.
+//! - **store** exactly once: [`Store::insert_batch`] (one D1 batch; `meta.changes` per
+//!   event tells new from already stored).
+//! - **classify and sessionise**: the visitor's stored events from the start of the
+//!   session the earliest new event falls in are cut again into sessions with
+//!   `closeloop_core::session::sessionize` and [`crate::touch`], and those sessions are
+//!   replaced. Sessions are built only from stored events, so a tracker cannot fake them.
+//! - **leads**: an `identify` event or a form submit with an email creates or updates the
+//!   lead (normalised email) and links the visitor to it.
+
+use crate::cors;
+use crate::enrich::{self, Agent, Geo};
+use crate::error::{ApiError, ApiResult};
+use crate::store::{EventRow, LeadRow, SessionRow, SiteConfig, Store, StoredEvent};
+use crate::touch::{self, Touch};
+use closeloop_core::identity::normalize_email;
+use closeloop_core::session::{sessionize, SessionEvent};
+use closeloop_core::validate::{validate, BatchError, ValidateOptions, Validated};
+use closeloop_core::wire::{self, EventKind, TouchAck};
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+use worker::{Env, Request, Response};
+
+/// Most stored events read back to rebuild one visitor's sessions per request.
+const SESSION_WINDOW_LIMIT: i64 = 5_000;
+
+impl From<BatchError> for ApiError {
+    fn from(e: BatchError) -> Self {
+        ApiError::new(e.http_status(), e.code.as_str(), e.message)
+    }
+}
+
+/// The rows to insert for the accepted events of a batch.
+pub fn rows_from(v: &Validated) -> Vec<EventRow> {
+    let received_at = v.options.received_at;
+    v.events
+        .iter()
+        .map(|ve| {
+            let e = &ve.event;
+            let path = url::Url::parse(&e.url)
+                .map(|u| u.path().to_string())
+                .unwrap_or_else(|_| "/".into());
+            let mut row = EventRow {
+                event_id: e.id.clone(),
+                visitor_id: v.visitor_id.clone(),
+                kind: e.kind.name(),
+                url: e.url.clone(),
+                path,
+                referrer: e.referrer.clone().filter(|r| !r.is_empty()),
+                title: None,
+                name: None,
+                props: None,
+                form_fields: None,
+                form_values: None,
+                form_id: None,
+                created_at: e.created_at,
+                sent_at: v.sent_at,
+                received_at,
+                derived_ts: ve.derived_ts,
+            };
+            match &e.kind {
+                EventKind::Pageview { title } => row.title = title.clone(),
+                EventKind::FormSubmit { form } => {
+                    row.form_fields = serde_json::to_string(&form.fields).ok();
+                    row.form_values = serde_json::to_string(&form.values).ok();
+                    row.form_id = form.id.clone().or_else(|| form.name.clone());
+                }
+                EventKind::Identify { traits, .. } => {
+                    row.props = serde_json::to_string(traits).ok()
+                }
+                EventKind::Track { name, props } => {
+                    row.name = Some(name.clone());
+                    row.props = serde_json::to_string(props).ok();
+                }
+            }
+            row
+        })
+        .collect()
+}
+
+/// A lead's stable id: `ld_` and the first 24 hex digits of SHA-256(site, email).
+pub fn lead_id(site_id: &str, email: &str) -> String {
+    let digest = hex::encode(Sha256::digest(format!("{site_id}\n{email}").as_bytes()));
+    format!("ld_{}", digest.get(..24).unwrap_or(&digest))
+}
+
+/// The value of the first key that is, or contains, one of `names`.
+fn field<'a>(
+    values: &'a std::collections::BTreeMap<String, String>,
+    names: &[&str],
+) -> Option<&'a String> {
+    names
+        .iter()
+        .find_map(|n| values.get(*n))
+        .or_else(|| {
+            values
+                .iter()
+                .find(|(k, _)| names.iter().any(|n| k.to_ascii_lowercase().contains(n)))
+                .map(|(_, v)| v)
+        })
+        .filter(|v| !v.trim().is_empty())
+}
+
+/// The leads a batch's accepted events identify (identify events, form submits with an
+/// email value), in batch order.
+pub fn leads_from(site_id: &str, v: &Validated) -> Vec<LeadRow> {
+    let mut out: Vec<LeadRow> = Vec::new();
+    for ve in &v.events {
+        let (raw_email, values) = match &ve.event.kind {
+            EventKind::Identify { email, traits } => (Some(email.clone()), traits),
+            EventKind::FormSubmit { form } => (
+                field(&form.values, &["email", "e-mail"]).cloned(),
+                &form.values,
+            ),
+            _ => continue,
+        };
+        let Some(email) = raw_email.as_deref().and_then(normalize_email) else {
+            continue;
+        };
+        let name = field(values, &["name", "full_name", "fullname"]).cloned();
+        let company = field(values, &["company", "organisation", "organization"]).cloned();
+        let phone = field(values, &["phone", "tel"]).cloned();
+        if let Some(l) = out.iter_mut().find(|l| l.email == email) {
+            l.name = name.or(l.name.take());
+            l.company = company.or(l.company.take());
+            l.phone = phone.or(l.phone.take());
+            l.at = l.at.min(ve.derived_ts);
+            continue;
+        }
+        out.push(LeadRow {
+            lead_id: lead_id(site_id, &email),
+            email,
+            name,
+            company,
+            phone,
+            at: ve.derived_ts,
+        });
+    }
+    out
+}
+
+/// Hosts of a site's allowed origins (its own pages: never a referral).
+pub fn site_hosts(site: &SiteConfig) -> Vec<String> {
+    site.allowed_origins
+        .iter()
+        .filter_map(|o| url::Url::parse(o).ok())
+        .filter_map(|u| u.host_str().map(|h| h.to_ascii_lowercase()))
+        .collect()
+}
+
+/// Cuts a visitor's stored events (time order) into sessions with their touches.
+pub fn sessions_from(events: &[StoredEvent], site: &SiteConfig) -> Vec<SessionRow> {
+    let hosts = site_hosts(site);
+    let input: Vec<SessionEvent<Touch>> = events
+        .iter()
+        .map(|e| SessionEvent {
+            id: e.event_id.clone(),
+            at: e.derived_ts,
+            path: e.path.clone(),
+            arrival: touch::arrival(&e.url, e.referrer.as_deref(), e.kind != "pageview", &hosts),
+        })
+        .collect();
+    sessionize(&input, |host| {
+        touch::is_excluded(host, &hosts, &site.excluded_referrers)
+    })
+    .into_iter()
+    .filter_map(|s| {
+        let first = events.get(*s.events.first()?)?;
+        let members: Vec<&StoredEvent> = s.events.iter().filter_map(|i| events.get(*i)).collect();
+        Some(SessionRow {
+            session_id: format!("s_{}", first.event_id),
+            started_at: s.start,
+            ended_at: s.end,
+            touch: s.touch.unwrap_or_else(Touch::direct),
+            landing_path: s.landing_path,
+            pageviews: members.iter().filter(|e| e.kind == "pageview").count() as i64,
+            is_bot: first.is_bot != 0,
+            event_ids: members.iter().map(|e| e.event_id.clone()).collect(),
+        })
+    })
+    .collect()
+}
+
+/// The raw `request.cf` object as JSON (`Null` when absent).
+fn cf_json(req: &Request) -> serde_json::Value {
+    let cf = js_sys::Reflect::get(req.inner(), &wasm_bindgen::JsValue::from_str("cf")).ok();
+    cf.filter(|v| v.is_object())
+        .and_then(|v| js_sys::JSON::stringify(&v).ok())
+        .and_then(|s| s.as_string())
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// The request's geo and user agent (the IP is never read).
+pub fn enrich_request(req: &Request) -> (Geo, Agent) {
+    let cf = cf_json(req);
+    let ua = req
+        .headers()
+        .get("User-Agent")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let mut agent = enrich::agent(&ua);
+    if enrich::cf_says_bot(&cf) {
+        agent.is_bot = true;
+        agent.device_type = "bot".into();
+    }
+    (enrich::geo_from_cf(&cf), agent)
+}
+
+/// Handles `POST /v1/collect`. Returns the answer and, once the site is known, the
+/// request's origin when that site allows it (for the CORS header).
+pub async fn collect(
+    mut req: Request,
+    env: &Env,
+    received_at: i64,
+) -> (ApiResult<Response>, Option<String>) {
+    let origin = req.headers().get("Origin").ok().flatten();
+    let mut allowed_origin = None;
+    let result = async {
+        let declared = req
+            .headers()
+            .get("Content-Length")?
+            .and_then(|l| l.trim().parse::<usize>().ok());
+        if declared.is_some_and(|l| l > wire::MAX_BODY_BYTES) {
+            return Err(ApiError::new(
+                413,
+                "body_too_large",
+                format!("the body is larger than {} bytes", wire::MAX_BODY_BYTES),
+            ));
+        }
+        let body = req.bytes().await?;
+        let validated = validate(&body, &ValidateOptions::collect(received_at))?;
+        let store = Store::from_env(env)?;
+        let site = store.site(&validated.site_id).await?.ok_or_else(|| {
+            ApiError::new(
+                404,
+                "unknown_site",
+                format!("no site `{}`", validated.site_id),
+            )
+        })?;
+        if let Some(o) = &origin {
+            if !cors::origin_allowed(o, &site.allowed_origins) {
+                return Err(ApiError::new(
+                    403,
+                    "origin_not_allowed",
+                    format!("site `{}` does not accept events from {o}", site.id),
+                ));
+            }
+            allowed_origin = Some(o.clone());
+        }
+        let (geo, agent) = enrich_request(&req);
+        let rows = rows_from(&validated);
+        let leads = leads_from(&site.id, &validated);
+        let inserted = store
+            .insert_batch(&site.id, &validated.visitor_id, &rows, &geo, &agent, &leads)
+            .await?;
+        let already: HashSet<String> = rows
+            .iter()
+            .zip(&inserted)
+            .filter(|(_, new)| !**new)
+            .map(|(r, _)| r.event_id.clone())
+            .collect();
+        let new_from = rows
+            .iter()
+            .zip(&inserted)
+            .filter(|(_, new)| **new)
+            .map(|(r, _)| r.derived_ts)
+            .min();
+        let touch = match new_from {
+            Some(at) => resessionize(&store, &site, &validated.visitor_id, at).await?,
+            None => None,
+        };
+        let answer = validated.response(&already, touch);
+        Ok(Response::from_json(&answer)?)
+    }
+    .await;
+    (result, allowed_origin)
+}
+
+/// Rebuilds the visitor's sessions from the one that holds `at` on; returns the
+/// latest session's touch.
+async fn resessionize(
+    store: &Store,
+    site: &SiteConfig,
+    visitor: &str,
+    at: i64,
+) -> ApiResult<Option<TouchAck>> {
+    let from = store
+        .session_start_before(&site.id, visitor, at)
+        .await?
+        .unwrap_or(at);
+    let events = store
+        .visitor_events_from(&site.id, visitor, from, SESSION_WINDOW_LIMIT)
+        .await?;
+    let sessions = sessions_from(&events, site);
+    store
+        .replace_sessions(&site.id, visitor, from, &sessions)
+        .await?;
+    Ok(sessions.last().map(|s| TouchAck {
+        channel: s.touch.channel.clone(),
+        source: s.touch.source.clone(),
+        medium: s.touch.medium.clone(),
+        campaign: s.touch.campaign.clone(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site() -> SiteConfig {
+        SiteConfig {
+            id: "demo".into(),
+            name: "Demo".into(),
+            allowed_origins: vec!["https://example.com".into()],
+            currency: "EUR".into(),
+            excluded_referrers: vec![],
+            created_at: 0,
+        }
+    }
+
+    fn ev(id: &str, kind: &str, url: &str, referrer: Option<&str>, at: i64) -> StoredEvent {
+        StoredEvent {
+            event_id: id.into(),
+            kind: kind.into(),
+            url: url.into(),
+            path: url::Url::parse(url)
+                .map(|u| u.path().to_string())
+                .unwrap_or_default(),
+            referrer: referrer.map(String::from),
+            derived_ts: at,
+            is_bot: 0,
+        }
+    }
+
+    #[test]
+    fn two_pageviews_from_a_newsletter_make_one_session() {
+        // scenario: landing with UTM tags, then a click to /pricing 40 s later
+        let events = vec![
+            ev(
+                "ev-00000001",
+                "pageview",
+                "https://example.com/?utm_source=newsletter&utm_medium=email&utm_campaign=launch",
+                None,
+                1_000,
+            ),
+            ev(
+                "ev-00000002",
+                "pageview",
+                "https://example.com/pricing",
+                Some("https://example.com/"),
+                41_000,
+            ),
+        ];
+        let s = sessions_from(&events, &site());
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].session_id, "s_ev-00000001");
+        assert_eq!(s[0].pageviews, 2);
+        assert_eq!(s[0].touch.channel, "Email");
+        assert_eq!(s[0].touch.campaign.as_deref(), Some("launch"));
+        assert_eq!(s[0].landing_path, "/");
+        assert_eq!(
+            s[0].event_ids,
+            vec!["ev-00000001".to_string(), "ev-00000002".to_string()]
+        );
+    }
+
+    #[test]
+    fn a_gap_over_30_minutes_starts_a_direct_session() {
+        let events = vec![
+            ev(
+                "ev-00000001",
+                "pageview",
+                "https://example.com/?utm_source=x&utm_medium=email",
+                None,
+                0,
+            ),
+            ev(
+                "ev-00000002",
+                "pageview",
+                "https://example.com/a",
+                None,
+                30 * 60 * 1000 + 1,
+            ),
+        ];
+        let s = sessions_from(&events, &site());
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[1].touch, Touch::direct());
+    }
+
+    #[test]
+    fn leads_come_from_identify_and_email_fields() {
+        let body = br#"{"site_id":"demo","visitor_id":"v-12345678","sent_at":1764000000500,"events":[
+          {"id":"ev-00000001","type":"form_submit","created_at":1764000000000,"url":"https://example.com/demo",
+           "form":{"fields":["work_email","name","password"],"values":{"work_email":" Ann@Example.COM ","name":"Ann"}}},
+          {"id":"ev-00000002","type":"identify","created_at":1764000000100,"url":"https://example.com/demo",
+           "email":"bob@example.com","traits":{"company":"Acme"}},
+          {"id":"ev-00000003","type":"pageview","created_at":1764000000200,"url":"https://example.com/"}]}"#;
+        let v = validate(body, &ValidateOptions::collect(1_764_000_001_000)).unwrap();
+        let leads = leads_from("demo", &v);
+        assert_eq!(leads.len(), 2);
+        assert_eq!(leads[0].email, "ann@example.com");
+        assert_eq!(leads[0].name.as_deref(), Some("Ann"));
+        // derived_ts = received_at - (sent_at - created_at) = 1_764_000_001_000 - 500
+        assert_eq!(leads[0].at, 1_764_000_000_500);
+        assert_eq!(leads[1].email, "bob@example.com");
+        assert_eq!(leads[1].company.as_deref(), Some("Acme"));
+        assert_eq!(leads[0].lead_id, lead_id("demo", "ann@example.com"));
+        assert_ne!(leads[0].lead_id, leads[1].lead_id);
+        let rows = rows_from(&v);
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0].path, "/demo");
+        assert_eq!(rows[0].form_id, None);
+        assert_eq!(rows[2].derived_ts, 1_764_000_000_700);
+    }
+}

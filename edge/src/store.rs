@@ -1,0 +1,741 @@
+//! Storage: the only module that knows SQL, table names and KV keys.
+//!
+//! D1 holds everything (see `edge/migrations/`); KV caches each site's configuration
+//! under `site:{id}` (and the answer "is this origin allowed by some site" under
+//! `origin:{origin}`), so that a beacon costs no D1 read for configuration. Admin
+//! changes delete the cached entries.
+//!
+//! Exactly-once storage: every event is an `INSERT ... ON CONFLICT (site_id, event_id)
+//! DO NOTHING`, all of one request's writes go in one `db.batch()` (a D1 batch is one
+//! transaction: stored whole or not at all), and each statement's `meta.changes` says
+//! whether that event was new (1) or already there (0).
+
+use crate::auth::KeyKind;
+use crate::enrich::{Agent, Geo};
+use crate::error::{ApiError, ApiResult};
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::JsValue;
+use worker::{D1Database, D1PreparedStatement, Env};
+
+/// A site's configuration, as cached in KV.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteConfig {
+    /// The site's public id.
+    pub id: String,
+    /// A name for people.
+    pub name: String,
+    /// Origins (`scheme://host[:port]`) whose pages may send events.
+    pub allowed_origins: Vec<String>,
+    /// ISO 4217 reporting currency.
+    pub currency: String,
+    /// Referrer hosts that never start a session (besides the default list).
+    pub excluded_referrers: Vec<String>,
+    /// When it was created (ms since the epoch).
+    pub created_at: i64,
+}
+
+/// What KV holds under `site:{id}`: the site, or a short-lived "no such site".
+#[derive(Debug, Serialize, Deserialize)]
+struct CachedSite {
+    site: Option<SiteConfig>,
+}
+
+/// One event row, ready to insert.
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    /// The event's id (the deduplication key within the site).
+    pub event_id: String,
+    /// The visitor's id.
+    pub visitor_id: String,
+    /// `pageview`, `form_submit`, `identify` or `track`.
+    pub kind: &'static str,
+    /// Full URL.
+    pub url: String,
+    /// URL path.
+    pub path: String,
+    /// Referrer, when any.
+    pub referrer: Option<String>,
+    /// Page title.
+    pub title: Option<String>,
+    /// Custom event name.
+    pub name: Option<String>,
+    /// Props / traits as JSON.
+    pub props: Option<String>,
+    /// Form field names as JSON.
+    pub form_fields: Option<String>,
+    /// Kept form values as JSON.
+    pub form_values: Option<String>,
+    /// Form id.
+    pub form_id: Option<String>,
+    /// Device time of creation.
+    pub created_at: i64,
+    /// Device time of sending.
+    pub sent_at: i64,
+    /// Edge time of receipt.
+    pub received_at: i64,
+    /// Skew-corrected time.
+    pub derived_ts: i64,
+}
+
+/// A lead found in a batch (an identify event or a form submit with an email).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeadRow {
+    /// Stable id derived from the site and email.
+    pub lead_id: String,
+    /// Normalised email.
+    pub email: String,
+    /// Name, when given.
+    pub name: Option<String>,
+    /// Company, when given.
+    pub company: Option<String>,
+    /// Phone, when given.
+    pub phone: Option<String>,
+    /// When the visitor identified (derived_ts).
+    pub at: i64,
+}
+
+/// An event as sessionisation reads it back.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StoredEvent {
+    /// Its id.
+    pub event_id: String,
+    /// `pageview`, ...
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Full URL.
+    pub url: String,
+    /// Path.
+    pub path: String,
+    /// Referrer.
+    pub referrer: Option<String>,
+    /// Skew-corrected time.
+    pub derived_ts: i64,
+    /// Bot flag (0/1).
+    pub is_bot: i64,
+}
+
+/// A session to write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRow {
+    /// Its id (the id of its first event).
+    pub session_id: String,
+    /// First event time.
+    pub started_at: i64,
+    /// Last event time.
+    pub ended_at: i64,
+    /// The touch.
+    pub touch: crate::touch::Touch,
+    /// Entrance page path.
+    pub landing_path: String,
+    /// Page views in it.
+    pub pageviews: i64,
+    /// Whether it is a bot's.
+    pub is_bot: bool,
+    /// Its events' ids.
+    pub event_ids: Vec<String>,
+}
+
+/// What the sources report groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupBy {
+    /// Channel.
+    Channel,
+    /// Channel, source, medium.
+    Source,
+    /// Channel, medium.
+    Medium,
+    /// Channel, source, medium, campaign.
+    Campaign,
+}
+
+impl GroupBy {
+    /// The columns a row is keyed by.
+    fn columns(self) -> &'static [&'static str] {
+        match self {
+            GroupBy::Channel => &["channel"],
+            GroupBy::Medium => &["channel", "medium"],
+            GroupBy::Source => &["channel", "source", "medium"],
+            GroupBy::Campaign => &["channel", "source", "medium", "campaign"],
+        }
+    }
+}
+
+/// One row of the sources report as the store computes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct SourceCounts {
+    /// Channel (when grouped by it).
+    pub channel: Option<String>,
+    /// Source (when grouped by it).
+    pub source: Option<String>,
+    /// Medium (when grouped by it).
+    pub medium: Option<String>,
+    /// Campaign (when grouped by it).
+    pub campaign: Option<String>,
+    /// Distinct visitors.
+    #[serde(default)]
+    pub visitors: i64,
+    /// Sessions.
+    #[serde(default)]
+    pub sessions: i64,
+    /// Page views.
+    #[serde(default)]
+    pub pageviews: i64,
+    /// Leads credited (first touch).
+    #[serde(default)]
+    pub leads: i64,
+}
+
+fn s(v: &str) -> JsValue {
+    JsValue::from_str(v)
+}
+fn opt(v: Option<&str>) -> JsValue {
+    v.map(JsValue::from_str).unwrap_or(JsValue::NULL)
+}
+fn n(v: i64) -> JsValue {
+    JsValue::from_f64(v as f64)
+}
+fn optf(v: Option<f64>) -> JsValue {
+    v.map(JsValue::from_f64).unwrap_or(JsValue::NULL)
+}
+fn b(v: bool) -> JsValue {
+    n(i64::from(v))
+}
+
+/// Access to D1 and the KV cache.
+pub struct Store {
+    db: D1Database,
+    kv: worker::kv::KvStore,
+    cache_ttl: u64,
+}
+
+impl Store {
+    /// Opens the `DB` and `CONFIG` bindings.
+    pub fn from_env(env: &Env) -> ApiResult<Self> {
+        let cache_ttl = env
+            .var("SITE_CACHE_TTL")
+            .ok()
+            .and_then(|v| v.to_string().parse().ok())
+            .unwrap_or(300u64)
+            .max(60); // KV's shortest expiration
+        Ok(Store {
+            db: env.d1("DB")?,
+            kv: env.kv("CONFIG")?,
+            cache_ttl,
+        })
+    }
+
+    fn stmt(&self, sql: &str, args: &[JsValue]) -> ApiResult<D1PreparedStatement> {
+        Ok(self.db.prepare(sql).bind(args)?)
+    }
+
+    // ---- sites and keys -------------------------------------------------------
+
+    /// The site's configuration: from KV when cached, else from D1 (then cached, a
+    /// missing site too, for a minute).
+    pub async fn site(&self, id: &str) -> ApiResult<Option<SiteConfig>> {
+        let key = format!("site:{id}");
+        if let Ok(Some(cached)) = self.kv.get(&key).json::<CachedSite>().await {
+            return Ok(cached.site);
+        }
+        let site = self.site_from_db(id).await?;
+        let ttl = if site.is_some() { self.cache_ttl } else { 60 };
+        let value = serde_json::to_string(&CachedSite { site: site.clone() })
+            .map_err(ApiError::internal)?;
+        // A failed cache write only costs a D1 read next time.
+        if let Ok(put) = self.kv.put(&key, value) {
+            let _ = put.expiration_ttl(ttl).execute().await;
+        }
+        Ok(site)
+    }
+
+    async fn site_from_db(&self, id: &str) -> ApiResult<Option<SiteConfig>> {
+        #[derive(Deserialize)]
+        struct Row {
+            id: String,
+            name: String,
+            allowed_origins: String,
+            currency: String,
+            excluded_referrers: String,
+            created_at: i64,
+        }
+        let row: Option<Row> = self
+            .stmt(
+                "SELECT id, name, allowed_origins, currency, excluded_referrers, created_at \
+                 FROM sites WHERE id = ?1",
+                &[s(id)],
+            )?
+            .first(None)
+            .await?;
+        Ok(row.map(|r| SiteConfig {
+            id: r.id,
+            name: r.name,
+            allowed_origins: serde_json::from_str(&r.allowed_origins).unwrap_or_default(),
+            currency: r.currency,
+            excluded_referrers: serde_json::from_str(&r.excluded_referrers).unwrap_or_default(),
+            created_at: r.created_at,
+        }))
+    }
+
+    /// Every site, by id.
+    pub async fn sites(&self) -> ApiResult<Vec<SiteConfig>> {
+        #[derive(Deserialize)]
+        struct Row {
+            id: String,
+        }
+        let rows: Vec<Row> = self
+            .stmt("SELECT id FROM sites ORDER BY id", &[])?
+            .all()
+            .await?
+            .results()?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            if let Some(site) = self.site_from_db(&r.id).await? {
+                out.push(site);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Creates a site with its first keys (hashes), in one transaction. `false` when
+    /// the id is taken.
+    pub async fn create_site(
+        &self,
+        site: &SiteConfig,
+        keys: &[(String, KeyKind)],
+    ) -> ApiResult<bool> {
+        let origins = serde_json::to_string(&site.allowed_origins).map_err(ApiError::internal)?;
+        let excluded =
+            serde_json::to_string(&site.excluded_referrers).map_err(ApiError::internal)?;
+        let mut stmts = vec![self.stmt(
+            "INSERT INTO sites (id, name, allowed_origins, currency, excluded_referrers, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO NOTHING",
+            &[s(&site.id), s(&site.name), s(&origins), s(&site.currency), s(&excluded), n(site.created_at)],
+        )?];
+        for (hash, kind) in keys {
+            // only when the site row is the one made here: a taken id gets no keys
+            stmts.push(self.stmt(
+                "INSERT INTO keys (hash, site_id, kind, created_at) \
+                 SELECT ?1, id, ?3, ?4 FROM sites WHERE id = ?2 AND created_at = ?4",
+                &[s(hash), s(&site.id), s(kind.as_str()), n(site.created_at)],
+            )?);
+        }
+        let results = self.db.batch(stmts).await?;
+        let created = results
+            .first()
+            .and_then(|r| r.meta().ok().flatten())
+            .and_then(|m| m.changes)
+            .unwrap_or(0)
+            == 1;
+        self.forget_site(&site.id, &site.allowed_origins).await;
+        Ok(created)
+    }
+
+    /// Adds a key (hash) to an existing site. `false` when there is no such site.
+    pub async fn add_key(
+        &self,
+        site_id: &str,
+        hash: &str,
+        kind: KeyKind,
+        now: i64,
+    ) -> ApiResult<bool> {
+        let r = self
+            .stmt(
+                "INSERT INTO keys (hash, site_id, kind, created_at) \
+                 SELECT ?1, id, ?3, ?4 FROM sites WHERE id = ?2",
+                &[s(hash), s(site_id), s(kind.as_str()), n(now)],
+            )?
+            .run()
+            .await?;
+        Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0) == 1)
+    }
+
+    /// Replaces a site's allowed origins. `false` when there is no such site.
+    pub async fn set_origins(&self, site_id: &str, origins: &[String]) -> ApiResult<bool> {
+        let old = self.site_from_db(site_id).await?;
+        let json = serde_json::to_string(origins).map_err(ApiError::internal)?;
+        let r = self
+            .stmt(
+                "UPDATE sites SET allowed_origins = ?2 WHERE id = ?1",
+                &[s(site_id), s(&json)],
+            )?
+            .run()
+            .await?;
+        let mut touched: Vec<String> = origins.to_vec();
+        if let Some(old) = old {
+            touched.extend(old.allowed_origins);
+        }
+        self.forget_site(site_id, &touched).await;
+        Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0) == 1)
+    }
+
+    /// Drops the cached configuration of a site and the cached origin answers.
+    async fn forget_site(&self, site_id: &str, origins: &[String]) {
+        let _ = self.kv.delete(&format!("site:{site_id}")).await;
+        for o in origins {
+            let _ = self
+                .kv
+                .delete(&format!("origin:{}", o.to_ascii_lowercase()))
+                .await;
+        }
+    }
+
+    /// The site and kind of the key with this hash.
+    pub async fn key(&self, hash: &str) -> ApiResult<Option<(String, KeyKind, String)>> {
+        #[derive(Deserialize)]
+        struct Row {
+            hash: String,
+            site_id: String,
+            kind: String,
+        }
+        let row: Option<Row> = self
+            .stmt(
+                "SELECT hash, site_id, kind FROM keys WHERE hash = ?1",
+                &[s(hash)],
+            )?
+            .first(None)
+            .await?;
+        Ok(row.and_then(|r| KeyKind::parse(&r.kind).map(|k| (r.site_id, k, r.hash))))
+    }
+
+    /// Whether some site allows `origin` (for preflights, which carry no site id).
+    /// Cached in KV under `origin:{origin}`.
+    pub async fn some_site_allows(&self, origin: &str) -> ApiResult<bool> {
+        let origin = origin.trim_end_matches('/').to_ascii_lowercase();
+        let key = format!("origin:{origin}");
+        if let Ok(Some(v)) = self.kv.get(&key).text().await {
+            return Ok(v == "1");
+        }
+        #[derive(Deserialize)]
+        struct Row {
+            #[allow(dead_code)]
+            id: String,
+        }
+        let row: Option<Row> = self
+            .stmt(
+                "SELECT sites.id AS id FROM sites, json_each(sites.allowed_origins) AS o \
+                 WHERE lower(rtrim(o.value, '/')) = ?1 LIMIT 1",
+                &[s(&origin)],
+            )?
+            .first(None)
+            .await?;
+        let allowed = row.is_some();
+        if let Ok(put) = self.kv.put(&key, if allowed { "1" } else { "0" }) {
+            let _ = put.expiration_ttl(self.cache_ttl).execute().await;
+        }
+        Ok(allowed)
+    }
+
+    // ---- ingestion ------------------------------------------------------------
+
+    /// Stores a batch's events, the visitor and its leads in one transaction. Returns,
+    /// per event row, whether it was new (`true`) or already stored (`false`).
+    pub async fn insert_batch(
+        &self,
+        site_id: &str,
+        visitor_id: &str,
+        rows: &[EventRow],
+        geo: &Geo,
+        agent: &Agent,
+        leads: &[LeadRow],
+    ) -> ApiResult<Vec<bool>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut stmts = Vec::with_capacity(rows.len() + 1 + 2 * leads.len());
+        for r in rows {
+            stmts.push(self.stmt(
+                "INSERT INTO events (site_id, event_id, visitor_id, type, url, path, referrer, title, \
+                 name, props, form_fields, form_values, form_id, created_at, sent_at, received_at, \
+                 derived_ts, country, region, region_code, city, continent, postal_code, timezone, \
+                 latitude, longitude, asn, as_org, colo, is_eu, device_type, browser, browser_version, \
+                 os, os_version, is_bot) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
+                 ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, \
+                 ?30, ?31, ?32, ?33, ?34, ?35, ?36) ON CONFLICT (site_id, event_id) DO NOTHING",
+                &[
+                    s(site_id),
+                    s(&r.event_id),
+                    s(&r.visitor_id),
+                    s(r.kind),
+                    s(&r.url),
+                    s(&r.path),
+                    opt(r.referrer.as_deref()),
+                    opt(r.title.as_deref()),
+                    opt(r.name.as_deref()),
+                    opt(r.props.as_deref()),
+                    opt(r.form_fields.as_deref()),
+                    opt(r.form_values.as_deref()),
+                    opt(r.form_id.as_deref()),
+                    n(r.created_at),
+                    n(r.sent_at),
+                    n(r.received_at),
+                    n(r.derived_ts),
+                    opt(geo.country.as_deref()),
+                    opt(geo.region.as_deref()),
+                    opt(geo.region_code.as_deref()),
+                    opt(geo.city.as_deref()),
+                    opt(geo.continent.as_deref()),
+                    opt(geo.postal_code.as_deref()),
+                    opt(geo.timezone.as_deref()),
+                    optf(geo.latitude),
+                    optf(geo.longitude),
+                    geo.asn.map(n).unwrap_or(JsValue::NULL),
+                    opt(geo.as_org.as_deref()),
+                    opt(geo.colo.as_deref()),
+                    b(geo.is_eu),
+                    s(&agent.device_type),
+                    opt(agent.browser.as_deref()),
+                    opt(agent.browser_version.as_deref()),
+                    opt(agent.os.as_deref()),
+                    opt(agent.os_version.as_deref()),
+                    b(agent.is_bot),
+                ],
+            )?);
+        }
+        let first = rows.iter().map(|r| r.derived_ts).min().unwrap_or(0);
+        let last = rows.iter().map(|r| r.derived_ts).max().unwrap_or(0);
+        stmts.push(self.stmt(
+            "INSERT INTO visitors (site_id, visitor_id, first_seen, last_seen) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (site_id, visitor_id) DO UPDATE SET \
+             first_seen = min(first_seen, excluded.first_seen), last_seen = max(last_seen, excluded.last_seen)",
+            &[s(site_id), s(visitor_id), n(first), n(last)],
+        )?);
+        for l in leads {
+            stmts.push(self.stmt(
+                "INSERT INTO leads (site_id, lead_id, email, name, company, phone, first_seen) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (site_id, email) DO UPDATE SET \
+                 name = coalesce(excluded.name, leads.name), \
+                 company = coalesce(excluded.company, leads.company), \
+                 phone = coalesce(excluded.phone, leads.phone), \
+                 first_seen = min(leads.first_seen, excluded.first_seen)",
+                &[
+                    s(site_id),
+                    s(&l.lead_id),
+                    s(&l.email),
+                    opt(l.name.as_deref()),
+                    opt(l.company.as_deref()),
+                    opt(l.phone.as_deref()),
+                    n(l.at),
+                ],
+            )?);
+            // the first identity a visitor gives is the one it keeps
+            stmts.push(self.stmt(
+                "INSERT INTO lead_visitors (site_id, visitor_id, lead_id, linked_at) \
+                 SELECT ?1, ?2, lead_id, ?4 FROM leads WHERE site_id = ?1 AND email = ?3 \
+                 ON CONFLICT (site_id, visitor_id) DO NOTHING",
+                &[s(site_id), s(visitor_id), s(&l.email), n(l.at)],
+            )?);
+        }
+        let results = self.db.batch(stmts).await?;
+        let mut inserted = Vec::with_capacity(rows.len());
+        for r in results.iter().take(rows.len()) {
+            let changes = r.meta()?.and_then(|m| m.changes).unwrap_or(0);
+            inserted.push(changes > 0);
+        }
+        if inserted.len() != rows.len() {
+            return Err(ApiError::internal(
+                "D1 batch returned fewer results than statements",
+            ));
+        }
+        Ok(inserted)
+    }
+
+    /// Start of the visitor's latest session that began at or before `at`.
+    pub async fn session_start_before(
+        &self,
+        site_id: &str,
+        visitor_id: &str,
+        at: i64,
+    ) -> ApiResult<Option<i64>> {
+        #[derive(Deserialize)]
+        struct Row {
+            started_at: Option<i64>,
+        }
+        let row: Option<Row> = self
+            .stmt(
+                "SELECT max(started_at) AS started_at FROM sessions \
+                 WHERE site_id = ?1 AND visitor_id = ?2 AND started_at <= ?3",
+                &[s(site_id), s(visitor_id), n(at)],
+            )?
+            .first(None)
+            .await?;
+        Ok(row.and_then(|r| r.started_at))
+    }
+
+    /// The visitor's events from `from` on, in time order (at most `limit`).
+    pub async fn visitor_events_from(
+        &self,
+        site_id: &str,
+        visitor_id: &str,
+        from: i64,
+        limit: i64,
+    ) -> ApiResult<Vec<StoredEvent>> {
+        Ok(self
+            .stmt(
+                "SELECT event_id, type, url, path, referrer, derived_ts, is_bot FROM events \
+                 WHERE site_id = ?1 AND visitor_id = ?2 AND derived_ts >= ?3 \
+                 ORDER BY derived_ts, event_id LIMIT ?4",
+                &[s(site_id), s(visitor_id), n(from), n(limit)],
+            )?
+            .all()
+            .await?
+            .results()?)
+    }
+
+    /// Replaces the visitor's sessions that start at or after `from` with `sessions`,
+    /// and points their events at them, in one transaction.
+    pub async fn replace_sessions(
+        &self,
+        site_id: &str,
+        visitor_id: &str,
+        from: i64,
+        sessions: &[SessionRow],
+    ) -> ApiResult<()> {
+        let mut stmts = vec![self.stmt(
+            "DELETE FROM sessions WHERE site_id = ?1 AND visitor_id = ?2 AND started_at >= ?3",
+            &[s(site_id), s(visitor_id), n(from)],
+        )?];
+        for x in sessions {
+            let t = &x.touch;
+            stmts.push(self.stmt(
+                "INSERT INTO sessions (site_id, session_id, visitor_id, started_at, ended_at, channel, \
+                 source, medium, campaign, term, content, referrer_host, landing_path, click_id, \
+                 pageviews, is_bot) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, \
+                 ?14, ?15, ?16) ON CONFLICT (site_id, session_id) DO UPDATE SET \
+                 visitor_id = excluded.visitor_id, started_at = excluded.started_at, \
+                 ended_at = excluded.ended_at, channel = excluded.channel, source = excluded.source, \
+                 medium = excluded.medium, campaign = excluded.campaign, term = excluded.term, \
+                 content = excluded.content, referrer_host = excluded.referrer_host, \
+                 landing_path = excluded.landing_path, click_id = excluded.click_id, \
+                 pageviews = excluded.pageviews, is_bot = excluded.is_bot",
+                &[
+                    s(site_id),
+                    s(&x.session_id),
+                    s(visitor_id),
+                    n(x.started_at),
+                    n(x.ended_at),
+                    s(&t.channel),
+                    s(&t.source),
+                    s(&t.medium),
+                    opt(t.campaign.as_deref()),
+                    opt(t.term.as_deref()),
+                    opt(t.content.as_deref()),
+                    opt(t.referrer_host.as_deref()),
+                    s(&x.landing_path),
+                    opt(t.click_id.as_deref()),
+                    n(x.pageviews),
+                    b(x.is_bot),
+                ],
+            )?);
+            // D1 allows 100 bound parameters per statement: ids go in chunks
+            for chunk in x.event_ids.chunks(90) {
+                let marks: Vec<String> = (0..chunk.len()).map(|i| format!("?{}", i + 3)).collect();
+                let sql = format!(
+                    "UPDATE events SET session_id = ?1 WHERE site_id = ?2 AND event_id IN ({})",
+                    marks.join(", ")
+                );
+                let mut args = vec![s(&x.session_id), s(site_id)];
+                args.extend(chunk.iter().map(|id| s(id)));
+                stmts.push(self.stmt(&sql, &args)?);
+            }
+        }
+        self.db.batch(stmts).await?;
+        Ok(())
+    }
+
+    // ---- reports --------------------------------------------------------------
+
+    /// Visitors, sessions and page views of sessions that started in `[from, to)`, and
+    /// leads first seen in `[from, to)` credited to their first touch, per group.
+    /// Returns the rows and the totals (distinct visitors overall).
+    pub async fn sources(
+        &self,
+        site_id: &str,
+        from: i64,
+        to: i64,
+        group_by: GroupBy,
+        include_bots: bool,
+    ) -> ApiResult<(Vec<SourceCounts>, SourceCounts)> {
+        let cols = group_by.columns();
+        let select_cols = ["channel", "source", "medium", "campaign"]
+            .iter()
+            .map(|c| {
+                if cols.contains(c) {
+                    format!("s.{c} AS {c}")
+                } else {
+                    format!("NULL AS {c}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let group = cols
+            .iter()
+            .map(|c| format!("s.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let bots = if include_bots {
+            ""
+        } else {
+            " AND s.is_bot = 0"
+        };
+        let sessions_sql = format!(
+            "SELECT {select_cols}, count(DISTINCT s.visitor_id) AS visitors, count(*) AS sessions, \
+             coalesce(sum(s.pageviews), 0) AS pageviews FROM sessions s \
+             WHERE s.site_id = ?1 AND s.started_at >= ?2 AND s.started_at < ?3{bots} \
+             GROUP BY {group} ORDER BY sessions DESC"
+        );
+        let leads_sql = format!(
+            "WITH first_touch AS (SELECT l.lead_id, (SELECT s2.session_id FROM sessions s2 \
+               JOIN lead_visitors lv ON lv.site_id = s2.site_id AND lv.visitor_id = s2.visitor_id \
+               WHERE lv.site_id = l.site_id AND lv.lead_id = l.lead_id AND s2.started_at <= l.first_seen \
+               ORDER BY s2.started_at, s2.session_id LIMIT 1) AS session_id \
+             FROM leads l WHERE l.site_id = ?1 AND l.first_seen >= ?2 AND l.first_seen < ?3) \
+             SELECT {select_cols}, count(*) AS leads FROM first_touch ft \
+             JOIN sessions s ON s.site_id = ?1 AND s.session_id = ft.session_id \
+             WHERE 1 = 1{bots} GROUP BY {group}"
+        );
+        let totals_sql = format!(
+            "SELECT count(DISTINCT s.visitor_id) AS visitors, count(*) AS sessions, \
+             coalesce(sum(s.pageviews), 0) AS pageviews FROM sessions s \
+             WHERE s.site_id = ?1 AND s.started_at >= ?2 AND s.started_at < ?3{bots}"
+        );
+        let args = [s(site_id), n(from), n(to)];
+        let results = self
+            .db
+            .batch(vec![
+                self.stmt(&sessions_sql, &args)?,
+                self.stmt(&leads_sql, &args)?,
+                self.stmt(&totals_sql, &args)?,
+            ])
+            .await?;
+        let mut rows: Vec<SourceCounts> = match results.first() {
+            Some(r) => r.results()?,
+            None => Vec::new(),
+        };
+        let leads: Vec<SourceCounts> = match results.get(1) {
+            Some(r) => r.results()?,
+            None => Vec::new(),
+        };
+        let mut totals: SourceCounts = match results.get(2) {
+            Some(r) => r
+                .results::<SourceCounts>()?
+                .into_iter()
+                .next()
+                .unwrap_or_default(),
+            None => SourceCounts::default(),
+        };
+        let same = |a: &SourceCounts, b: &SourceCounts| {
+            a.channel == b.channel
+                && a.source == b.source
+                && a.medium == b.medium
+                && a.campaign == b.campaign
+        };
+        for l in leads {
+            totals.leads += l.leads;
+            match rows.iter_mut().find(|r| same(r, &l)) {
+                Some(r) => r.leads += l.leads,
+                None => rows.push(l),
+            }
+        }
+        Ok((rows, totals))
+    }
+}
