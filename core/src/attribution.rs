@@ -179,6 +179,18 @@ pub struct TouchRef<'a> {
     pub direct: bool,
 }
 
+impl<'a> TouchRef<'a> {
+    /// The adapter from a classified touch (`channel::classify`) that started at `at`: its
+    /// channel group's name, and direct when the channel is `Direct`.
+    pub fn from_touch(at: i64, touch: &'a crate::channel::Touch) -> TouchRef<'a> {
+        TouchRef {
+            at,
+            channel: touch.channel.as_str(),
+            direct: touch.channel.is_direct(),
+        }
+    }
+}
+
 /// What kind of conversion is being credited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -195,3 +195,101 @@ where
         }
     }
 }
+
+/// An external source as the edge sessionises it: the key that says whether two arrivals
+/// come from the same source, and the classified touch stored for the session.
+///
+/// Two `EntrySource`s are equal when their keys are equal (the touch is derived from the
+/// same entry, apart from the landing path, which is not part of the source).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EntrySource {
+    /// What makes the source distinct: `t:` + every UTM tag and click id (and the external
+    /// referrer host when the URL has no `utm_source`/`utm_medium`/`utm_campaign`), or `r:` +
+    /// the referrer host without `www.`.
+    pub key: String,
+    /// The touch as `channel::classify` gives it.
+    pub touch: crate::channel::Touch,
+}
+
+impl PartialEq for EntrySource {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+/// The adapter from a parsed entry (`entry::parse_entry` of the event's URL and referrer) to
+/// an [`Arrival`]: UTM tags or a click id → [`Arrival::Tagged`]; an external referrer →
+/// [`Arrival::Referral`]; a same-site referrer → [`Arrival::Internal`]; neither →
+/// [`Arrival::Direct`]. The tracker sends the previous page's URL as the referrer of a
+/// single-page-app navigation, so those come out as internal.
+pub fn arrival_from_entry(entry: &crate::entry::Entry) -> Arrival<EntrySource> {
+    let tags = &entry.tags;
+    let external_host = entry
+        .referrer_host
+        .as_deref()
+        .filter(|_| !entry.same_site_referrer)
+        .map(|h| crate::entry::strip_www(h).to_owned());
+    if tags.has_any() {
+        let mut key = String::from("t:");
+        for value in [
+            &tags.utm_source,
+            &tags.utm_medium,
+            &tags.utm_campaign,
+            &tags.utm_term,
+            &tags.utm_content,
+            &tags.utm_id,
+        ] {
+            key.push_str(value.as_deref().unwrap_or(""));
+            key.push('\u{1f}');
+        }
+        for (kind, value) in &tags.click_ids {
+            key.push_str(kind.param());
+            key.push('=');
+            key.push_str(value);
+            key.push('\u{1f}');
+        }
+        if !tags.has_campaign_tags() {
+            key.push_str(external_host.as_deref().unwrap_or(""));
+        }
+        return Arrival::Tagged(EntrySource {
+            key,
+            touch: crate::channel::classify(entry),
+        });
+    }
+    match (external_host, entry.referrer_host.is_some()) {
+        (Some(host), _) => Arrival::Referral {
+            source: EntrySource {
+                key: format!("r:{host}"),
+                touch: crate::channel::classify(entry),
+            },
+            host: entry.referrer_host.clone().unwrap_or(host),
+        },
+        (None, true) => Arrival::Internal,
+        (None, false) => Arrival::Direct,
+    }
+}
+
+/// [`sessionize`] for the edge: arrivals made by [`arrival_from_entry`], exclusion by
+/// `channel::is_excluded_referrer` with the site's own exclusion list.
+pub fn sessionize_entries(
+    events: &[SessionEvent<EntrySource>],
+    site_exclusions: &[&str],
+) -> Vec<Session<EntrySource>> {
+    sessionize(events, |host| {
+        crate::channel::is_excluded_referrer(host, site_exclusions)
+    })
+}
+
+impl Session<EntrySource> {
+    /// The session's classified touch: its entry source's, or a `Direct` touch landing on
+    /// the session's first page.
+    pub fn classified_touch(&self) -> crate::channel::Touch {
+        match &self.touch {
+            Some(source) => source.touch.clone(),
+            None => crate::channel::classify(&crate::entry::Entry {
+                landing_path: self.landing_path.clone(),
+                ..crate::entry::Entry::default()
+            }),
+        }
+    }
+}

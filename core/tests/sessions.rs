@@ -400,3 +400,82 @@ fn spend_in_a_range_sums_the_covered_days() {
         -1000
     );
 }
+
+#[test]
+fn entry_adapter_end_to_end_with_real_urls() {
+    use closeloop_core::attribution::TouchRef;
+    use closeloop_core::channel::Channel;
+    use closeloop_core::entry::parse_entry;
+    use closeloop_core::session::{arrival_from_entry, sessionize_entries};
+
+    let site: &[&str] = &["www.example.com"];
+    let tagged =
+        "https://www.example.com/?utm_source=newsletter&utm_medium=email&utm_campaign=june";
+    // (id, minutes, URL, referrer)
+    let raw: [(&str, i64, &str, Option<&str>); 7] = [
+        // the newsletter link opened from Gmail: tags win over the referrer -> Email
+        ("e1", 0, tagged, Some("https://mail.google.com/")),
+        // an SPA navigation: the tracker sends the previous URL as referrer -> internal
+        ("e2", 1, "https://www.example.com/pricing", Some(tagged)),
+        // back from Stripe Checkout (default exclusion list) -> same session
+        (
+            "e3",
+            5,
+            "https://www.example.com/thanks",
+            Some("https://checkout.stripe.com/c/pay/cs_test_1"),
+        ),
+        // from a Google search -> a new external source -> new session, Organic Search
+        (
+            "e4",
+            10,
+            "https://www.example.com/",
+            Some("https://www.google.com/"),
+        ),
+        // an ad click (gclid, no UTM) -> new session, Paid Search
+        ("e5", 12, "https://www.example.com/?gclid=abc", None),
+        // the same URL reloaded: same click id -> same session
+        ("e6", 13, "https://www.example.com/?gclid=abc", None),
+        // two hours later, a bookmark -> timeout -> a direct session
+        ("e7", 133, "https://www.example.com/blog", None),
+    ];
+    let events: Vec<SessionEvent<_>> = raw
+        .iter()
+        .map(|&(id, min, url, referrer)| {
+            let entry = parse_entry(url, referrer, site);
+            SessionEvent {
+                id: id.into(),
+                at: min * 60_000,
+                path: entry.landing_path.clone(),
+                arrival: arrival_from_entry(&entry),
+            }
+        })
+        .collect();
+    assert!(matches!(events[1].arrival, Arrival::Internal));
+    assert!(matches!(events[6].arrival, Arrival::Direct));
+    let sessions = sessionize_entries(&events, &[]);
+    let got: Vec<(Vec<&str>, Channel)> = sessions
+        .iter()
+        .map(|s| {
+            let ids = s.events.iter().map(|&i| events[i].id.as_str()).collect();
+            (ids, s.classified_touch().channel)
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (vec!["e1", "e2", "e3"], Channel::Email),
+            (vec!["e4"], Channel::OrganicSearch),
+            (vec!["e5", "e6"], Channel::PaidSearch),
+            (vec!["e7"], Channel::Direct),
+        ]
+    );
+    // a site exclusion: the Google search return is treated as a round trip
+    let excluded = sessionize_entries(&events, &["google.com"]);
+    assert_eq!(excluded.len(), 3);
+    // the attribution adapter
+    let touch = sessions[3].classified_touch();
+    let r = TouchRef::from_touch(7, &touch);
+    assert_eq!((r.at, r.channel, r.direct), (7, "Direct", true));
+    let touch = sessions[0].classified_touch();
+    assert!(!TouchRef::from_touch(0, &touch).direct);
+}
