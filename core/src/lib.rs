@@ -27,6 +27,10 @@ pub mod dedup;
 #[cfg(feature = "full")]
 pub mod identity;
 #[cfg(feature = "full")]
+pub mod import;
+#[cfg(feature = "full")]
+pub mod report;
+#[cfg(feature = "full")]
 pub mod session;
 #[cfg(feature = "full")]
 pub mod time;

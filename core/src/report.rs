@@ -1,0 +1,1309 @@
+//! The report engine: the sources report, the pages report, the timeseries and a lead's journey,
+//! computed from the rows the edge reads out of D1. Pure: no I/O, no clock.
+//!
+//! The edge reads [`ReportData`] (sessions, conversions, page views, spend per day) for a site
+//! and calls [`sources`], [`pages`], [`timeseries`] or [`journey`] with a [`Query`]. Every
+//! attribution share comes from [`crate::attribution::credit`], every assist from
+//! [`crate::assists::pages_report`], every CAC / ROI from [`crate::costs::metrics`]; this module
+//! only decides *which* rows go in and how the answers are grouped.
+//!
+//! # Units
+//!
+//! Money is in **integer minor units** of the site's reporting currency (cents for USD, yen
+//! for JPY) on the way in ([`ConversionRow::revenue`], [`SpendRow::amount`]), as the store keeps
+//! it, so that no sum of money ever drifts. Credited revenue is a share of a revenue and so a
+//! real number: it comes out as `f64` minor units. CAC and revenue per customer are minor units
+//! per (credited) customer; ROI is a plain ratio. Times are ms since the epoch (UTC).
+//!
+//! # What counts in a range `[from, to)`
+//!
+//! - **Sessions and visitors**: the sessions that *started* in `[from, to)`. Visitors are the
+//!   distinct visitor ids of those sessions (a visitor with sessions in two rows counts in both
+//!   rows and once in the totals).
+//! - **Conversions**: those whose time `T` is in `[from, to)`. Their touches may start before
+//!   `from`: the touches of a conversion are all sessions of the lead's visitors that started in
+//!   `[T - lookback, T]` (both ends inclusive, as in [`crate::attribution::window`]), whether or
+//!   not they are in the range.
+//! - **Spend**: the days whose start (00:00 UTC) is in `[from, to)`. The edge stores spend per
+//!   day (a period is spread over its days by [`crate::costs::allocate_days`]).
+//! - **Bots**: sessions flagged as bots (and their page views) are left out everywhere, as
+//!   counts and as touches, unless `include_bots` is set.
+//!
+//! # Which conversion is which column
+//!
+//! Each conversion has a `kind`: `lead` (the visitor became a lead; `T` = lead creation),
+//! `customer` (a deal was won; `T` = close date) or the name of a CRM stage (`opportunity`,
+//! `sql`...; compared case-insensitively). A row's `leads` are the credited `lead`
+//! conversions; `customers` and `revenue` the credited `customer` conversions and their
+//! revenue; `conversions` and `conversion_revenue` the credited conversions of the kind the
+//! query selects ([`Query::conversion`]: `lead`, `customer` (the default) or a stage), so
+//! a report can be asked "which sources bring opportunities". CAC and ROI use `customers`,
+//! `revenue` and `spend`.
+//!
+//! For `w_shaped` and `full_path`, a customer or stage conversion's lead-creation and
+//! opportunity times come with the row ([`ConversionRow::lead_at`],
+//! [`ConversionRow::opportunity_at`]); the edge fills them from the lead and from the deal's
+//! earliest open-stage conversion.
+//!
+//! # Grouping ([`GroupBy`])
+//!
+//! A row is keyed by the touch's `channel`, `source`, `medium`, `campaign` (`(not set)` when
+//! the session had none, as GA4 writes it) or `landing_page` (the session's entrance path).
+//! Credited figures go to the row of the *touch* that earned them, so one conversion can be
+//! split across rows.
+//!
+//! A conversion with no touch in its window (a lead whose sessions are all older than the
+//! lookback, or all bots) still counts: its whole credit goes to a row keyed
+//! [`UNATTRIBUTED`] (visitors and sessions 0), so that, without filters, the credited
+//! figures of all rows add up to the conversions in the range, and the totals row says so.
+//!
+//! # Segments (filters)
+//!
+//! Filters (`country`, `device`, `channel`, `source`, `campaign`, `landing_page`) are
+//! attributes of a **session** (its touch, and the geo/device of its first event), so a
+//! filter selects a segment of sessions, as an analytics engineer reading GA4's segments
+//! expects:
+//! - sessions and visitors count only the sessions in the segment;
+//! - attribution is computed over **all** the conversion's touches (the model does not change
+//!   because someone looks at a segment), then only the shares earned by touches in the
+//!   segment are kept. So `channel=Email` answers "how much credit did email touches earn",
+//!   and the segment's totals are the part of all conversions that the segment earned (a
+//!   conversion with no touch is in no segment, so [`UNATTRIBUTED`] appears only without
+//!   filters);
+//! - values compare case-insensitively (ASCII), except `landing_page`, a path, which compares
+//!   exactly; a campaign filter `(not set)` selects sessions without a campaign.
+//!
+//! # Spend per row
+//!
+//! Spend rows carry a channel and optionally a source and a campaign. Grouped by `channel`,
+//! a row gets the spend of its channel; by `source` (or `campaign`), the spend rows with
+//! that source (campaign); spend without one goes to the `(not set)` row. Rows appear for
+//! spend keys that had no traffic (money spent on nothing is worth seeing). Spend has no
+//! medium and no landing page: grouped by `medium` or `landing_page` the rows' spend is
+//! `null` and only the totals carry it. Filters on `channel`, `source` and `campaign` filter
+//! spend rows by the same value (a spend row without a source does not match a source
+//! filter). Spend has no country, device or landing page either: with any of those filters
+//! spend is `null` everywhere (unknown for that segment), and so are CAC and ROI.
+//!
+//! # data_driven
+//!
+//! One Markov chain is fitted per conversion kind ([`Chains::fit`]) over the journeys of the
+//! site in the report's range, the same for every row and filter (a segment does not refit
+//! the model):
+//! - a converting journey for each conversion of that kind with `T` in range: the channels
+//!   of its touches (those the attribution window gives) in time order;
+//! - a non-converting journey for each lead, or anonymous visitor, with **no** conversion of
+//!   that kind in the range: the channels of its sessions that started in the range, in time
+//!   order. (A lead that converted contributes only its converting journeys; its sessions
+//!   after the conversion are not a separate failed journey.)
+//!
+//! # Timeseries
+//!
+//! [`timeseries`] cuts `[from, to)` into UTC days or ISO weeks (Monday 00:00 UTC; the first and
+//! last buckets are clipped to the range) and gives each bucket the totals row of the sources
+//! report over that bucket (so visitors are distinct per bucket). The `data_driven` chains are
+//! fitted once over the whole range.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::assists::{pages_report, PageConversion, PageRow, PageView};
+use crate::attribution::{
+    credit, window, Conversion, ConversionKind, MarkovModel, Model, Params, TouchRef, DAY_MS,
+};
+use crate::costs::metrics;
+use crate::time::{format_rfc3339, parse_date, parse_rfc3339, Granularity};
+
+/// The key of the row that collects the credit of conversions with no touch in their window.
+pub const UNATTRIBUTED: &str = "(unattributed)";
+/// The key of a missing campaign or source (GA4's spelling).
+pub const NOT_SET: &str = "(not set)";
+/// Default `lookback_days`.
+pub const DEFAULT_LOOKBACK_DAYS: i64 = 90;
+/// Largest `lookback_days` a query may ask for (10 years).
+pub const MAX_LOOKBACK_DAYS: i64 = 3650;
+/// Default `half_life_days`.
+pub const DEFAULT_HALF_LIFE_DAYS: f64 = 7.0;
+/// Default report range when `from` is not given: the 30 days before `to`.
+pub const DEFAULT_RANGE_DAYS: i64 = 30;
+/// The conversion kind of a lead creation.
+pub const KIND_LEAD: &str = "lead";
+/// The conversion kind of a won deal.
+pub const KIND_CUSTOMER: &str = "customer";
+
+// ---------------------------------------------------------------------------------------------
+// Input rows
+// ---------------------------------------------------------------------------------------------
+
+/// One session as the edge stores it (table `sessions`, joined with `lead_visitors` and the
+/// geo / device of the session's first event).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRow {
+    /// Session id.
+    pub id: String,
+    /// Visitor id.
+    pub visitor: String,
+    /// The lead the visitor belongs to, if any (its sessions before it was identified too).
+    #[serde(default)]
+    pub lead: Option<String>,
+    /// When it started (ms since the epoch).
+    pub started_at: i64,
+    /// Touch: GA4 default channel group (`Direct` for a direct session).
+    pub channel: String,
+    /// Touch: source (`google`, `newsletter`, `(direct)`).
+    pub source: String,
+    /// Touch: medium (`organic`, `email`, `(none)`).
+    pub medium: String,
+    /// Touch: campaign, if tagged.
+    #[serde(default)]
+    pub campaign: Option<String>,
+    /// The session's entrance path.
+    pub landing_page: String,
+    /// Page views in the session.
+    #[serde(default)]
+    pub pageviews: u64,
+    /// Whether the session is a bot's.
+    #[serde(default)]
+    pub is_bot: bool,
+    /// ISO country code of its first event.
+    #[serde(default)]
+    pub country: Option<String>,
+    /// Device type of its first event (`desktop`, `mobile`, `tablet`...).
+    #[serde(default)]
+    pub device: Option<String>,
+}
+
+/// One conversion (a lead creation, a won deal, or a deal reaching a CRM stage).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversionRow {
+    /// Conversion id (for a deal: the deal id and stage).
+    pub id: String,
+    /// The lead that converted.
+    pub lead: String,
+    /// `lead`, `customer`, or a CRM stage name.
+    pub kind: String,
+    /// Its time `T` (ms since the epoch).
+    pub at: i64,
+    /// Revenue in integer minor units of the reporting currency (0 for leads).
+    #[serde(default)]
+    pub revenue: i64,
+    /// When the lead was created (for `w_shaped` / `full_path`).
+    #[serde(default)]
+    pub lead_at: Option<i64>,
+    /// When the deal first reached an open stage such as `opportunity`, if it did.
+    #[serde(default)]
+    pub opportunity_at: Option<i64>,
+    /// The page on which it happened (a lead form's path), if any.
+    #[serde(default)]
+    pub page: Option<String>,
+    /// The session in which it happened (a lead form submit), if any.
+    #[serde(default)]
+    pub session: Option<String>,
+}
+
+/// One page view.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageViewRow {
+    /// The session it belongs to.
+    pub session: String,
+    /// The page path.
+    pub path: String,
+    /// When (ms since the epoch).
+    pub at: i64,
+}
+
+/// Spend of one day (a period already spread over its days by the edge).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpendRow {
+    /// Days since 1970-01-01 (UTC), as [`crate::time::day_number`] counts them.
+    pub day: i64,
+    /// The channel the money was spent on (a GA4 channel group name).
+    pub channel: String,
+    /// Source, if the spend was recorded per source.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Campaign, if the spend was recorded per campaign.
+    #[serde(default)]
+    pub campaign: Option<String>,
+    /// Amount in integer minor units of the reporting currency.
+    pub amount: i64,
+}
+
+/// Everything a report reads. Session ids must be unique; page views refer to sessions by id
+/// (a page view of an unknown session is ignored).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportData {
+    /// Sessions: those started in the range, and every session of the converting leads
+    /// that can fall in a conversion's lookback window.
+    pub sessions: Vec<SessionRow>,
+    /// Conversions (any kind).
+    pub conversions: Vec<ConversionRow>,
+    /// Page views of those sessions.
+    pub pageviews: Vec<PageViewRow>,
+    /// Spend per day.
+    pub spend: Vec<SpendRow>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Query
+// ---------------------------------------------------------------------------------------------
+
+/// What the sources report's rows are keyed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupBy {
+    /// GA4 default channel group.
+    Channel,
+    /// Source.
+    Source,
+    /// Medium.
+    Medium,
+    /// Campaign (`(not set)` when none).
+    Campaign,
+    /// The session's entrance path.
+    LandingPage,
+}
+
+impl GroupBy {
+    /// The wire name (`group_by=`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupBy::Channel => "channel",
+            GroupBy::Source => "source",
+            GroupBy::Medium => "medium",
+            GroupBy::Campaign => "campaign",
+            GroupBy::LandingPage => "landing_page",
+        }
+    }
+
+    fn key(self, s: &SessionRow) -> &str {
+        match self {
+            GroupBy::Channel => &s.channel,
+            GroupBy::Source => &s.source,
+            GroupBy::Medium => &s.medium,
+            GroupBy::Campaign => s.campaign.as_deref().unwrap_or(NOT_SET),
+            GroupBy::LandingPage => &s.landing_page,
+        }
+    }
+
+    /// The spend row's key for this grouping; `None` when spend cannot be split this way.
+    fn spend_key(self, s: &SpendRow) -> Option<&str> {
+        match self {
+            GroupBy::Channel => Some(&s.channel),
+            GroupBy::Source => Some(s.source.as_deref().unwrap_or(NOT_SET)),
+            GroupBy::Campaign => Some(s.campaign.as_deref().unwrap_or(NOT_SET)),
+            GroupBy::Medium | GroupBy::LandingPage => None,
+        }
+    }
+}
+
+impl FromStr for GroupBy {
+    type Err = QueryError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "channel" => Ok(GroupBy::Channel),
+            "source" => Ok(GroupBy::Source),
+            "medium" => Ok(GroupBy::Medium),
+            "campaign" => Ok(GroupBy::Campaign),
+            "landing_page" => Ok(GroupBy::LandingPage),
+            _ => Err(QueryError::new(
+                "group_by",
+                "must be channel, source, medium, campaign or landing_page",
+            )),
+        }
+    }
+}
+
+/// Segment filters: each `Some` keeps only sessions (touches) with that attribute.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Filters {
+    /// ISO country code.
+    pub country: Option<String>,
+    /// Device type.
+    pub device: Option<String>,
+    /// Channel group.
+    pub channel: Option<String>,
+    /// Source.
+    pub source: Option<String>,
+    /// Campaign (`(not set)` for none).
+    pub campaign: Option<String>,
+    /// Entrance path (exact).
+    pub landing_page: Option<String>,
+}
+
+impl Filters {
+    /// Whether no filter is set.
+    pub fn is_empty(&self) -> bool {
+        self == &Filters::default()
+    }
+
+    /// Whether a session is in the segment.
+    pub fn matches(&self, s: &SessionRow) -> bool {
+        let eq = |want: &Option<String>, have: Option<&str>| match want {
+            None => true,
+            Some(w) => have.is_some_and(|h| h.eq_ignore_ascii_case(w)),
+        };
+        eq(&self.country, s.country.as_deref())
+            && eq(&self.device, s.device.as_deref())
+            && eq(&self.channel, Some(&s.channel))
+            && eq(&self.source, Some(&s.source))
+            && eq(
+                &self.campaign,
+                Some(s.campaign.as_deref().unwrap_or(NOT_SET)),
+            )
+            && self
+                .landing_page
+                .as_ref()
+                .is_none_or(|p| p == &s.landing_page)
+    }
+
+    /// Whether spend can be reported under these filters (no country, device or landing page).
+    pub fn spend_known(&self) -> bool {
+        self.country.is_none() && self.device.is_none() && self.landing_page.is_none()
+    }
+
+    fn matches_spend(&self, s: &SpendRow) -> bool {
+        let eq = |want: &Option<String>, have: Option<&str>| match want {
+            None => true,
+            Some(w) => have.is_some_and(|h| h.eq_ignore_ascii_case(w)),
+        };
+        eq(&self.channel, Some(&s.channel))
+            && eq(&self.source, s.source.as_deref())
+            && eq(
+                &self.campaign,
+                Some(s.campaign.as_deref().unwrap_or(NOT_SET)),
+            )
+    }
+}
+
+/// A report query (the query string of the report endpoints, parsed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Query {
+    /// Row key (default `channel`).
+    pub group_by: GroupBy,
+    /// Start of the range (inclusive, ms).
+    pub from: i64,
+    /// End of the range (exclusive, ms).
+    pub to: i64,
+    /// Attribution model (default `last_non_direct`).
+    pub model: Model,
+    /// Lookback window in days (default 90).
+    pub lookback_days: i64,
+    /// `time_decay` half-life in days (default 7; may be fractional).
+    pub half_life_days: f64,
+    /// The conversion kind of the `conversions` column: `lead`, `customer` (default) or a
+    /// stage name (lower-cased).
+    pub conversion: String,
+    /// Segment filters.
+    pub filters: Filters,
+    /// Whether bot sessions count.
+    pub include_bots: bool,
+}
+
+impl Query {
+    /// A query over `[from, to)` with the defaults: by channel, `last_non_direct`, lookback
+    /// 90 days, half-life 7 days, conversion `customer`, no filters, no bots.
+    pub fn new(from: i64, to: i64) -> Query {
+        Query {
+            group_by: GroupBy::Channel,
+            from,
+            to,
+            model: Model::LastNonDirect,
+            lookback_days: DEFAULT_LOOKBACK_DAYS,
+            half_life_days: DEFAULT_HALF_LIFE_DAYS,
+            conversion: KIND_CUSTOMER.to_owned(),
+            filters: Filters::default(),
+            include_bots: false,
+        }
+    }
+
+    /// The attribution parameters (lookback and half-life in ms).
+    pub fn params(&self) -> Params {
+        let half = (self.half_life_days * DAY_MS as f64).round();
+        Params {
+            lookback_ms: self.lookback_days.clamp(0, MAX_LOOKBACK_DAYS) * DAY_MS,
+            half_life_ms: if half.is_finite() && half >= 1.0 {
+                half as i64
+            } else {
+                1
+            },
+        }
+    }
+
+    /// Parses the query string's pairs (already percent-decoded), with `now` as the default
+    /// `to`. Parameters: `group_by`, `from`, `to` (RFC 3339 or `YYYY-MM-DD`, the day's start
+    /// UTC), `model`, `lookback_days` (integer 1–3650), `half_life_days` (number > 0, ≤ 3650),
+    /// `conversion`, `country`, `device`, `channel`, `source`, `campaign`, `landing_page`,
+    /// `include_bots` (`true`/`false`/`1`/`0`). Unknown parameters are ignored (so the edge
+    /// can add its own, like `granularity` or `sort`); empty values count as absent.
+    ///
+    /// ```
+    /// use closeloop_core::report::{GroupBy, Query};
+    /// use closeloop_core::attribution::Model;
+    /// let q = Query::from_pairs(
+    ///     [("group_by", "source"), ("model", "linear"), ("from", "2026-01-01"), ("to", "2026-02-01"), ("country", "DE")],
+    ///     0,
+    /// ).unwrap();
+    /// assert_eq!((q.group_by, q.model, q.lookback_days), (GroupBy::Source, Model::Linear, 90));
+    /// assert_eq!(q.filters.country.as_deref(), Some("DE"));
+    /// assert!(Query::from_pairs([("model", "magic")], 0).is_err());
+    /// ```
+    pub fn from_pairs<'a, I>(pairs: I, now: i64) -> Result<Query, QueryError>
+    where
+        I: IntoIterator<Item = (&'a str, &'a str)>,
+    {
+        let mut q = Query::new(0, now);
+        let mut from = None;
+        let mut to = None;
+        for (name, value) in pairs {
+            let value = value.trim();
+            if value.is_empty() {
+                continue;
+            }
+            let text = || Some(value.to_owned());
+            match name {
+                "group_by" => q.group_by = value.parse()?,
+                "from" => from = Some(parse_time("from", value)?),
+                "to" => to = Some(parse_time("to", value)?),
+                "model" => {
+                    q.model = value
+                        .parse()
+                        .map_err(|e: crate::attribution::UnknownModel| {
+                            QueryError::new("model", &e.to_string())
+                        })?
+                }
+                "lookback_days" => {
+                    q.lookback_days = value
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|d| (1..=MAX_LOOKBACK_DAYS).contains(d))
+                        .ok_or_else(|| {
+                            QueryError::new("lookback_days", "must be a whole number from 1 to 3650")
+                        })?
+                }
+                "half_life_days" => {
+                    q.half_life_days = value
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|d| d.is_finite() && *d > 0.0 && *d <= MAX_LOOKBACK_DAYS as f64)
+                        .ok_or_else(|| {
+                            QueryError::new("half_life_days", "must be a number above 0 and at most 3650")
+                        })?
+                }
+                "conversion" => {
+                    if value.len() > 64 {
+                        return Err(QueryError::new("conversion", "is longer than 64 bytes"));
+                    }
+                    q.conversion = value.to_ascii_lowercase()
+                }
+                "country" => q.filters.country = text(),
+                "device" => q.filters.device = text(),
+                "channel" => q.filters.channel = text(),
+                "source" => q.filters.source = text(),
+                "campaign" => q.filters.campaign = text(),
+                "landing_page" => q.filters.landing_page = text(),
+                "include_bots" => {
+                    q.include_bots = match value {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => return Err(QueryError::new("include_bots", "must be true or false")),
+                    }
+                }
+                _ => {}
+            }
+        }
+        q.to = to.unwrap_or(now);
+        q.from = from.unwrap_or_else(|| q.to.saturating_sub(DEFAULT_RANGE_DAYS * DAY_MS));
+        if q.from > q.to {
+            return Err(QueryError::new("from", "is after `to`"));
+        }
+        Ok(q)
+    }
+}
+
+fn parse_time(name: &str, value: &str) -> Result<i64, QueryError> {
+    parse_rfc3339(value)
+        .or_else(|_| parse_date(value))
+        .map_err(|_| QueryError::new(name, "must be an RFC 3339 time or a YYYY-MM-DD date"))
+}
+
+/// A query parameter that could not be read (the edge answers 400 `invalid_parameter`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryError {
+    /// The parameter's name.
+    pub parameter: String,
+    /// What is wrong, as a sentence that starts with the parameter name.
+    pub message: String,
+}
+
+impl QueryError {
+    fn new(parameter: &str, why: &str) -> QueryError {
+        QueryError {
+            parameter: parameter.to_owned(),
+            message: format!("`{parameter}` {why}"),
+        }
+    }
+}
+
+impl fmt::Display for QueryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for QueryError {}
+
+// ---------------------------------------------------------------------------------------------
+// Output
+// ---------------------------------------------------------------------------------------------
+
+/// One row of the sources report (or the totals, or one timeseries bucket).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SourceRow {
+    /// The group's value (`Paid Search`, `google`, ...; [`UNATTRIBUTED`]; `total` for totals).
+    pub key: String,
+    /// Distinct visitors of the row's sessions.
+    pub visitors: u64,
+    /// Sessions started in the range.
+    pub sessions: u64,
+    /// Credited lead conversions.
+    pub leads: f64,
+    /// Credited customer conversions.
+    pub customers: f64,
+    /// Credited revenue of customer conversions (minor units).
+    pub revenue: f64,
+    /// Credited conversions of the kind the query selected.
+    pub conversions: f64,
+    /// Credited revenue of those conversions (minor units).
+    pub conversion_revenue: f64,
+    /// Spend in the range (minor units); `null` when it cannot be split this way.
+    pub spend: Option<i64>,
+    /// spend / customers (minor units); `null` when undefined.
+    pub cac: Option<f64>,
+    /// revenue / customers (minor units); `null` when there are no customers.
+    pub revenue_per_customer: Option<f64>,
+    /// (revenue - spend) / spend; `null` when undefined.
+    pub roi: Option<f64>,
+}
+
+impl SourceRow {
+    fn named(key: &str) -> SourceRow {
+        SourceRow {
+            key: key.to_owned(),
+            ..SourceRow::default()
+        }
+    }
+
+    fn finish_costs(&mut self) {
+        let m = metrics(
+            self.spend.unwrap_or(0) as f64,
+            self.customers,
+            self.revenue,
+        );
+        self.revenue_per_customer = m.revenue_per_customer;
+        (self.cac, self.roi) = match self.spend {
+            Some(_) => (m.cac, m.roi),
+            None => (None, None),
+        };
+    }
+}
+
+/// The sources report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourcesReport {
+    /// The query it answers.
+    pub query: Query,
+    /// Rows, most sessions first (then by key); [`UNATTRIBUTED`] last.
+    pub rows: Vec<SourceRow>,
+    /// Sums of the rows (visitors distinct), key `total`.
+    pub totals: SourceRow,
+}
+
+/// One bucket of the timeseries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimeseriesPoint {
+    /// The bucket's label: `2026-11-24` or `2026-W48`.
+    pub bucket: String,
+    /// Its start (the range's start for a clipped first bucket), ms.
+    pub from: i64,
+    /// Its end (exclusive), ms.
+    pub to: i64,
+    /// The totals row over the bucket (key = the label).
+    pub figures: SourceRow,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Markov chains
+// ---------------------------------------------------------------------------------------------
+
+/// The `data_driven` chains, one per conversion kind, fitted over a range.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Chains {
+    by_kind: BTreeMap<String, MarkovModel>,
+}
+
+impl Chains {
+    /// Fits one chain per conversion kind present in `data` (and `lead`, `customer` and the
+    /// query's kind in any case) over `[query.from, query.to)`, as the
+    /// [module docs](self#data_driven) describe.
+    pub fn fit(data: &ReportData, query: &Query) -> Chains {
+        let idx = Index::new(data, query.include_bots);
+        Chains::fit_with(&idx, data, query)
+    }
+
+    fn fit_with(idx: &Index<'_>, data: &ReportData, query: &Query) -> Chains {
+        let mut kinds: BTreeSet<String> = data
+            .conversions
+            .iter()
+            .map(|c| c.kind.to_ascii_lowercase())
+            .collect();
+        kinds.insert(KIND_LEAD.to_owned());
+        kinds.insert(KIND_CUSTOMER.to_owned());
+        kinds.insert(query.conversion.clone());
+        let params = query.params();
+        let in_range = |t: i64| t >= query.from && t < query.to;
+        let mut by_kind = BTreeMap::new();
+        for kind in kinds {
+            let mut journeys: Vec<(Vec<&str>, bool)> = Vec::new();
+            let mut converted_units: BTreeSet<(bool, &str)> = BTreeSet::new();
+            for c in data
+                .conversions
+                .iter()
+                .filter(|c| in_range(c.at) && c.kind.eq_ignore_ascii_case(&kind))
+            {
+                converted_units.insert((true, &c.lead));
+                let touches = idx.touches_of(&c.lead);
+                let refs = touch_refs(&touches);
+                let channels = window(&refs, c.at, params.lookback_ms)
+                    .into_iter()
+                    .filter_map(|i| touches.get(i).map(|s| s.channel.as_str()))
+                    .collect();
+                journeys.push((channels, true));
+            }
+            let mut units: BTreeMap<(bool, &str), Vec<&SessionRow>> = BTreeMap::new();
+            for s in idx.sessions.iter().filter(|s| in_range(s.started_at)) {
+                units.entry(unit_of(s)).or_default().push(s);
+            }
+            for (unit, mut sessions) in units {
+                if converted_units.contains(&unit) {
+                    continue;
+                }
+                sessions.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
+                journeys.push((sessions.iter().map(|s| s.channel.as_str()).collect(), false));
+            }
+            let model = MarkovModel::fit(journeys.iter().map(|(c, conv)| (c.iter().copied(), *conv)));
+            by_kind.insert(kind, model);
+        }
+        Chains { by_kind }
+    }
+
+    /// The chain of a conversion kind (case-insensitive), if fitted.
+    pub fn get(&self, kind: &str) -> Option<&MarkovModel> {
+        self.by_kind.get(&kind.to_ascii_lowercase())
+    }
+}
+
+/// The journey unit of a session: its lead, or its visitor when anonymous. Lead ids and
+/// visitor ids live in different namespaces in the store but could collide as text, so the
+/// unit says which it is (`true` = a lead).
+fn unit_of(s: &SessionRow) -> (bool, &str) {
+    match &s.lead {
+        Some(l) => (true, l),
+        None => (false, &s.visitor),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared indexing
+// ---------------------------------------------------------------------------------------------
+
+struct Index<'a> {
+    /// Sessions that count (bots left out unless asked).
+    sessions: Vec<&'a SessionRow>,
+    /// The lead's counting sessions, sorted by (start, id).
+    by_lead: BTreeMap<&'a str, Vec<&'a SessionRow>>,
+}
+
+impl<'a> Index<'a> {
+    fn new(data: &'a ReportData, include_bots: bool) -> Index<'a> {
+        let sessions: Vec<&SessionRow> = data
+            .sessions
+            .iter()
+            .filter(|s| include_bots || !s.is_bot)
+            .collect();
+        let mut by_lead: BTreeMap<&str, Vec<&SessionRow>> = BTreeMap::new();
+        for s in &sessions {
+            if let Some(lead) = &s.lead {
+                by_lead.entry(lead.as_str()).or_default().push(s);
+            }
+        }
+        for list in by_lead.values_mut() {
+            list.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
+        }
+        Index { sessions, by_lead }
+    }
+
+    fn touches_of(&self, lead: &str) -> Vec<&'a SessionRow> {
+        self.by_lead.get(lead).cloned().unwrap_or_default()
+    }
+}
+
+fn touch_refs<'s>(sessions: &[&'s SessionRow]) -> Vec<TouchRef<'s>> {
+    sessions
+        .iter()
+        .map(|s| TouchRef {
+            at: s.started_at,
+            channel: &s.channel,
+            direct: is_direct(s),
+        })
+        .collect()
+}
+
+/// A touch is direct when its channel is `Direct` (no referrer, no tags).
+fn is_direct(s: &SessionRow) -> bool {
+    s.channel.eq_ignore_ascii_case("direct")
+}
+
+fn conversion_of(c: &ConversionRow) -> Conversion {
+    if c.kind.eq_ignore_ascii_case(KIND_LEAD) {
+        Conversion::lead(c.at)
+    } else {
+        Conversion::customer(c.at, c.lead_at, c.opportunity_at)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sources report
+// ---------------------------------------------------------------------------------------------
+
+/// The sources report for `query` (see the [module docs](self) for every rule). Fits the
+/// `data_driven` chains itself when the model needs them.
+///
+/// ```
+/// use closeloop_core::report::{sources, ConversionRow, Query, ReportData, SessionRow};
+/// let day = 86_400_000;
+/// let data = ReportData {
+///     sessions: vec![SessionRow { id: "s1".into(), visitor: "v1".into(), lead: Some("ann".into()),
+///         started_at: day, channel: "Email".into(), source: "newsletter".into(),
+///         medium: "email".into(), landing_page: "/".into(), ..Default::default() }],
+///     conversions: vec![ConversionRow { id: "c1".into(), lead: "ann".into(), kind: "customer".into(),
+///         at: 2 * day, revenue: 10_000, ..Default::default() }],
+///     ..Default::default()
+/// };
+/// let report = sources(&data, &Query::new(0, 10 * day));
+/// assert_eq!(report.rows[0].key, "Email");
+/// assert_eq!((report.rows[0].customers, report.rows[0].revenue), (1.0, 10_000.0));
+/// assert_eq!(report.totals.sessions, 1);
+/// ```
+pub fn sources(data: &ReportData, query: &Query) -> SourcesReport {
+    let idx = Index::new(data, query.include_bots);
+    let chains = if query.model == Model::DataDriven {
+        Chains::fit_with(&idx, data, query)
+    } else {
+        Chains::default()
+    };
+    sources_with(data, query, &chains)
+}
+
+/// [`sources`] with chains fitted beforehand (e.g. once for several reports over one range).
+pub fn sources_with(data: &ReportData, query: &Query, chains: &Chains) -> SourcesReport {
+    let idx = Index::new(data, query.include_bots);
+    let (rows, totals) = compute(data, &idx, query, query.from, query.to, chains);
+    SourcesReport {
+        query: query.clone(),
+        rows,
+        totals,
+    }
+}
+
+fn compute(
+    data: &ReportData,
+    idx: &Index<'_>,
+    query: &Query,
+    from: i64,
+    to: i64,
+    chains: &Chains,
+) -> (Vec<SourceRow>, SourceRow) {
+    let in_range = |t: i64| t >= from && t < to;
+    let filters = &query.filters;
+    let group_by = query.group_by;
+    let mut rows: BTreeMap<String, SourceRow> = BTreeMap::new();
+    let mut row_visitors: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
+    let mut all_visitors: BTreeSet<&str> = BTreeSet::new();
+    let mut total_sessions = 0u64;
+
+    for s in idx
+        .sessions
+        .iter()
+        .filter(|s| in_range(s.started_at) && filters.matches(s))
+    {
+        let key = group_by.key(s);
+        rows.entry(key.to_owned())
+            .or_insert_with(|| SourceRow::named(key))
+            .sessions += 1;
+        row_visitors
+            .entry(key.to_owned())
+            .or_default()
+            .insert(&s.visitor);
+        all_visitors.insert(&s.visitor);
+        total_sessions += 1;
+    }
+    for (key, visitors) in &row_visitors {
+        if let Some(r) = rows.get_mut(key) {
+            r.visitors = visitors.len() as u64;
+        }
+    }
+
+    let params = query.params();
+    for c in data.conversions.iter().filter(|c| in_range(c.at)) {
+        let is_lead = c.kind.eq_ignore_ascii_case(KIND_LEAD);
+        let is_customer = c.kind.eq_ignore_ascii_case(KIND_CUSTOMER);
+        let is_selected = c.kind.eq_ignore_ascii_case(&query.conversion);
+        if !(is_lead || is_customer || is_selected) {
+            continue;
+        }
+        let touches = idx.touches_of(&c.lead);
+        let refs = touch_refs(&touches);
+        let chain = if query.model == Model::DataDriven {
+            chains.get(&c.kind)
+        } else {
+            None
+        };
+        let credits = credit(query.model, &refs, &conversion_of(c), &params, chain);
+        let revenue = c.revenue as f64;
+        let mut add = |key: &str, share: f64| {
+            let r = rows
+                .entry(key.to_owned())
+                .or_insert_with(|| SourceRow::named(key));
+            if is_lead {
+                r.leads += share;
+            }
+            if is_customer {
+                r.customers += share;
+                r.revenue += share * revenue;
+            }
+            if is_selected {
+                r.conversions += share;
+                r.conversion_revenue += share * revenue;
+            }
+        };
+        if credits.is_empty() {
+            if filters.is_empty() {
+                add(UNATTRIBUTED, 1.0);
+            }
+            continue;
+        }
+        for cr in credits {
+            if let Some(s) = touches.get(cr.index) {
+                if filters.matches(s) {
+                    add(group_by.key(s), cr.share);
+                }
+            }
+        }
+    }
+
+    // spend
+    let spend_known = filters.spend_known();
+    let splittable = spend_known && !matches!(group_by, GroupBy::Medium | GroupBy::LandingPage);
+    let mut total_spend: i64 = 0;
+    for sp in data
+        .spend
+        .iter()
+        .filter(|sp| in_range(sp.day.saturating_mul(DAY_MS)) && filters.matches_spend(sp))
+    {
+        total_spend = total_spend.saturating_add(sp.amount);
+        if splittable {
+            if let Some(key) = group_by.spend_key(sp) {
+                let r = rows
+                    .entry(key.to_owned())
+                    .or_insert_with(|| SourceRow::named(key));
+                r.spend = Some(r.spend.unwrap_or(0).saturating_add(sp.amount));
+            }
+        }
+    }
+
+    let mut rows: Vec<SourceRow> = rows.into_values().collect();
+    for r in &mut rows {
+        if splittable && r.key != UNATTRIBUTED {
+            r.spend = Some(r.spend.unwrap_or(0));
+        }
+        r.finish_costs();
+    }
+    rows.sort_by(|a, b| {
+        (a.key == UNATTRIBUTED)
+            .cmp(&(b.key == UNATTRIBUTED))
+            .then(b.sessions.cmp(&a.sessions))
+            .then_with(|| a.key.cmp(&b.key))
+    });
+
+    let mut totals = SourceRow::named("total");
+    totals.visitors = all_visitors.len() as u64;
+    totals.sessions = total_sessions;
+    for r in &rows {
+        totals.leads += r.leads;
+        totals.customers += r.customers;
+        totals.revenue += r.revenue;
+        totals.conversions += r.conversions;
+        totals.conversion_revenue += r.conversion_revenue;
+    }
+    totals.spend = spend_known.then_some(total_spend);
+    totals.finish_costs();
+    (rows, totals)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timeseries
+// ---------------------------------------------------------------------------------------------
+
+/// The timeseries: the totals of the sources report per UTC day or ISO week of the range (at
+/// most `max_buckets`; the edge refuses longer ranges). `query.group_by` is ignored.
+pub fn timeseries(
+    data: &ReportData,
+    query: &Query,
+    granularity: Granularity,
+    max_buckets: usize,
+) -> Vec<TimeseriesPoint> {
+    let idx = Index::new(data, query.include_bots);
+    let chains = if query.model == Model::DataDriven {
+        Chains::fit_with(&idx, data, query)
+    } else {
+        Chains::default()
+    };
+    granularity
+        .bucket_starts(query.from, query.to, max_buckets)
+        .into_iter()
+        .map(|start| {
+            let from = start.max(query.from);
+            let to = start
+                .saturating_add(granularity.len_ms())
+                .min(query.to);
+            let (_, mut figures) = compute(data, &idx, query, from, to, &chains);
+            figures.key = granularity.label(start);
+            TimeseriesPoint {
+                bucket: figures.key.clone(),
+                from,
+                to,
+                figures,
+            }
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pages report
+// ---------------------------------------------------------------------------------------------
+
+/// How to sort the pages report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PageSort {
+    /// By path.
+    Path,
+    /// By views (the default).
+    #[default]
+    Views,
+    /// By entrances.
+    Entrances,
+    /// By assisted leads.
+    AssistedLeads,
+    /// By assisted customers.
+    AssistedCustomers,
+    /// By assisted revenue.
+    AssistedRevenue,
+    /// By direct conversions.
+    DirectConversions,
+}
+
+impl FromStr for PageSort {
+    type Err = QueryError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "path" => PageSort::Path,
+            "views" => PageSort::Views,
+            "entrances" => PageSort::Entrances,
+            "assisted_leads" => PageSort::AssistedLeads,
+            "assisted_customers" => PageSort::AssistedCustomers,
+            "assisted_revenue" => PageSort::AssistedRevenue,
+            "direct_conversions" => PageSort::DirectConversions,
+            _ => {
+                return Err(QueryError::new(
+                    "sort",
+                    "must be path, views, entrances, assisted_leads, assisted_customers, assisted_revenue or direct_conversions",
+                ))
+            }
+        })
+    }
+}
+
+/// The pages report over `[query.from, query.to)` with `query.lookback_days`, its filters and
+/// `include_bots` (`group_by`, `model` and `conversion` do not apply), sorted by `sort`
+/// (`descending`, ties by path ascending).
+///
+/// Counted as [`crate::assists`] defines, with `lead` conversions as leads and `customer`
+/// conversions as customers (revenue in minor units; stage conversions are not in this
+/// report). An entrance is the first page view of its session. Filters select sessions:
+/// only page views of sessions in the segment are views, entrances and assists; a direct
+/// conversion counts when the session in which it happened ([`ConversionRow::session`]) is in
+/// the segment (without filters, every conversion with a page counts). Rows with nothing in
+/// them are left out.
+pub fn pages(data: &ReportData, query: &Query, sort: PageSort, descending: bool) -> Vec<PageRow> {
+    let idx = Index::new(data, query.include_bots);
+    let sessions: BTreeMap<&str, &SessionRow> =
+        idx.sessions.iter().map(|s| (s.id.as_str(), *s)).collect();
+    // first page view of each session
+    let mut first: BTreeMap<&str, (i64, usize)> = BTreeMap::new();
+    for (i, v) in data.pageviews.iter().enumerate() {
+        let e = first.entry(v.session.as_str()).or_insert((v.at, i));
+        if v.at < e.0 {
+            *e = (v.at, i);
+        }
+    }
+    let lead_lists: Vec<Vec<&str>> = data
+        .pageviews
+        .iter()
+        .map(|v| {
+            sessions
+                .get(v.session.as_str())
+                .and_then(|s| s.lead.as_deref())
+                .into_iter()
+                .collect()
+        })
+        .collect();
+    let views: Vec<PageView<'_>> = data
+        .pageviews
+        .iter()
+        .zip(&lead_lists)
+        .enumerate()
+        .filter(|(_, (v, _))| {
+            sessions
+                .get(v.session.as_str())
+                .is_some_and(|s| query.filters.matches(s))
+        })
+        .map(|(i, (v, leads))| PageView {
+            path: &v.path,
+            at: v.at,
+            entrance: first.get(v.session.as_str()).is_some_and(|f| f.1 == i),
+            leads,
+        })
+        .collect();
+    let convs: Vec<PageConversion<'_>> = data
+        .conversions
+        .iter()
+        .filter_map(|c| {
+            let kind = if c.kind.eq_ignore_ascii_case(KIND_LEAD) {
+                ConversionKind::Lead
+            } else if c.kind.eq_ignore_ascii_case(KIND_CUSTOMER) {
+                ConversionKind::Customer
+            } else {
+                return None;
+            };
+            Some(PageConversion {
+                lead: &c.lead,
+                at: c.at,
+                kind,
+                page: c.page.as_deref(),
+                revenue: c.revenue as f64,
+            })
+        })
+        .collect();
+    let lookback_ms = query.params().lookback_ms;
+    let mut rows = pages_report(&views, &convs, query.from, query.to, lookback_ms);
+    if !query.filters.is_empty() {
+        let mut direct: BTreeMap<&str, u64> = BTreeMap::new();
+        for c in data.conversions.iter().filter(|c| {
+            c.at >= query.from
+                && c.at < query.to
+                && (c.kind.eq_ignore_ascii_case(KIND_LEAD)
+                    || c.kind.eq_ignore_ascii_case(KIND_CUSTOMER))
+        }) {
+            let in_segment = c
+                .session
+                .as_deref()
+                .and_then(|id| sessions.get(id))
+                .is_some_and(|s| query.filters.matches(s));
+            if let (Some(page), true) = (c.page.as_deref(), in_segment) {
+                *direct.entry(page).or_default() += 1;
+            }
+        }
+        for r in &mut rows {
+            r.direct_conversions = direct.get(r.path.as_str()).copied().unwrap_or(0);
+        }
+        rows.retain(|r| {
+            r.views > 0
+                || r.entrances > 0
+                || r.assisted_leads > 0
+                || r.assisted_customers > 0
+                || r.direct_conversions > 0
+        });
+    }
+    rows.sort_by(|a, b| {
+        let ord = match sort {
+            PageSort::Path => a.path.cmp(&b.path),
+            PageSort::Views => a.views.cmp(&b.views),
+            PageSort::Entrances => a.entrances.cmp(&b.entrances),
+            PageSort::AssistedLeads => a.assisted_leads.cmp(&b.assisted_leads),
+            PageSort::AssistedCustomers => a.assisted_customers.cmp(&b.assisted_customers),
+            PageSort::AssistedRevenue => a.assisted_revenue.total_cmp(&b.assisted_revenue),
+            PageSort::DirectConversions => a.direct_conversions.cmp(&b.direct_conversions),
+        };
+        let ord = if descending { ord.reverse() } else { ord };
+        ord.then_with(|| a.path.cmp(&b.path))
+    });
+    rows
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lead journey
+// ---------------------------------------------------------------------------------------------
+
+/// One lead's journey (`GET /v1/sites/{site}/leads/{lead}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Journey {
+    /// The lead.
+    pub lead: String,
+    /// Its visitor ids (devices), in order of first session.
+    pub visitors: Vec<String>,
+    /// Its sessions in time order (bots included, flagged; they are never credited unless
+    /// `include_bots`).
+    pub sessions: Vec<SessionRow>,
+    /// Its page views in time order.
+    pub pages: Vec<JourneyPage>,
+    /// Its conversions in time order, each with the credit of every model.
+    pub conversions: Vec<JourneyConversion>,
+}
+
+/// One page view of a journey.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JourneyPage {
+    /// The page path.
+    pub path: String,
+    /// When (ms).
+    pub at: i64,
+    /// Its session.
+    pub session: String,
+    /// Its visitor.
+    pub visitor: String,
+}
+
+/// One conversion of a journey with every model's credit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JourneyConversion {
+    /// The conversion.
+    pub conversion: ConversionRow,
+    /// One entry per model, in [`Model::ALL`] order.
+    pub credits: Vec<ModelCredit>,
+}
+
+/// What one model gives the touches of one conversion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelCredit {
+    /// The model.
+    pub model: Model,
+    /// The touches in the window, in time order (empty when none: unattributed).
+    pub touches: Vec<TouchCredit>,
+}
+
+/// One touch's credit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TouchCredit {
+    /// The session (touch).
+    pub session: String,
+    /// Its channel.
+    pub channel: String,
+    /// Its share of the conversion, in `[0, 1]`.
+    pub share: f64,
+    /// Its share of the revenue (minor units).
+    pub revenue: f64,
+}
+
+/// The journey of `lead` (`None` when the data has neither a session nor a conversion of it).
+/// Credits use `query.lookback_days`, `query.half_life_days`, `query.include_bots` and, for
+/// `data_driven`, `chains` (fit them with [`Chains::fit`] over the range the caller chooses,
+/// e.g. the 90 days before now).
+pub fn journey(data: &ReportData, lead: &str, query: &Query, chains: &Chains) -> Option<Journey> {
+    let mut sessions: Vec<&SessionRow> = data
+        .sessions
+        .iter()
+        .filter(|s| s.lead.as_deref() == Some(lead))
+        .collect();
+    sessions.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
+    let mut conversions: Vec<&ConversionRow> =
+        data.conversions.iter().filter(|c| c.lead == lead).collect();
+    conversions.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
+    if sessions.is_empty() && conversions.is_empty() {
+        return None;
+    }
+    let mut visitors: Vec<String> = Vec::new();
+    for s in &sessions {
+        if !visitors.contains(&s.visitor) {
+            visitors.push(s.visitor.clone());
+        }
+    }
+    let by_id: BTreeMap<&str, &SessionRow> = sessions.iter().map(|s| (s.id.as_str(), *s)).collect();
+    let mut pages: Vec<JourneyPage> = data
+        .pageviews
+        .iter()
+        .filter_map(|v| {
+            by_id.get(v.session.as_str()).map(|s| JourneyPage {
+                path: v.path.clone(),
+                at: v.at,
+                session: v.session.clone(),
+                visitor: s.visitor.clone(),
+            })
+        })
+        .collect();
+    pages.sort_by(|a, b| (a.at, &a.session, &a.path).cmp(&(b.at, &b.session, &b.path)));
+
+    let touches: Vec<&SessionRow> = sessions
+        .iter()
+        .copied()
+        .filter(|s| query.include_bots || !s.is_bot)
+        .collect();
+    let refs = touch_refs(&touches);
+    let params = query.params();
+    let conversions = conversions
+        .into_iter()
+        .map(|c| {
+            let conv = conversion_of(c);
+            let credits = Model::ALL
+                .into_iter()
+                .map(|model| {
+                    let chain = chains.get(&c.kind);
+                    let touches = credit(model, &refs, &conv, &params, chain)
+                        .into_iter()
+                        .filter_map(|cr| {
+                            touches.get(cr.index).map(|s| TouchCredit {
+                                session: s.id.clone(),
+                                channel: s.channel.clone(),
+                                share: cr.share,
+                                revenue: cr.share * c.revenue as f64,
+                            })
+                        })
+                        .collect();
+                    ModelCredit { model, touches }
+                })
+                .collect();
+            JourneyConversion {
+                conversion: c.clone(),
+                credits,
+            }
+        })
+        .collect();
+    Some(Journey {
+        lead: lead.to_owned(),
+        visitors,
+        sessions: sessions.into_iter().cloned().collect(),
+        pages,
+        conversions,
+    })
+}
+
+/// RFC 3339 rendering of a report range, for the edge's answers.
+pub fn range_rfc3339(query: &Query) -> (String, String) {
+    (format_rfc3339(query.from), format_rfc3339(query.to))
+}
