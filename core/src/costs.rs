@@ -70,7 +70,9 @@ pub fn metrics(spend: f64, customers: f64, revenue: f64) -> CostMetrics {
 
 /// Spreads `amount` minor units evenly over the days `first_day..=last_day`, remainder to the
 /// first days; returns `(day, amount)` for every day, summing exactly to `amount`. A period
-/// whose last day is before its first day is one day long (`first_day`).
+/// whose last day is before its first day is one day long (`first_day`). The result has one
+/// entry per day, so the caller bounds the period (the spend endpoint refuses absurd periods);
+/// [`spend_in_range`] answers a report's question in constant time whatever the period.
 ///
 /// ```
 /// use closeloop_core::costs::allocate_days;

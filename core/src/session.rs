@@ -107,7 +107,9 @@ impl<S> Session<S> {
 ///
 /// `is_excluded(host)` says whether a referrer host must not start a session (same-site hosts
 /// and payment or sign-in providers). Events may come in any order; sessions come out in time
-/// order. See the [module docs](self) for the rules.
+/// order. Event ids are expected to be unique (the edge deduplicates by id); two events with
+/// the same time and the same id keep their input order. See the [module docs](self) for the
+/// rules.
 ///
 /// ```
 /// use closeloop_core::session::{sessionize, Arrival, SessionEvent};
