@@ -1,5 +1,5 @@
 //! Benchmarks: crediting a 50-touch journey under every model, and fitting the data-driven
-//! Markov model over 10 000 journeys.
+//! Markov model over 10 000 journeys (10 channel groups, and 200 campaign keys).
 
 use std::hint::black_box;
 
@@ -77,6 +77,28 @@ fn bench(c: &mut Criterion) {
         });
     }
     group.finish();
+
+    // keyed by campaign instead of channel group: 200 distinct keys
+    let keys: Vec<String> = (0..200).map(|i| format!("campaign-{i}")).collect();
+    let mut s = 0x1234_5678_9abc_def1u64;
+    let many: Vec<(Vec<&str>, bool)> = (0..10_000)
+        .map(|_| {
+            let len = 1 + (xorshift(&mut s) % 6) as usize;
+            let path = (0..len)
+                .map(|_| keys[(xorshift(&mut s) % keys.len() as u64) as usize].as_str())
+                .collect();
+            (path, xorshift(&mut s) % 10 < 3)
+        })
+        .collect();
+    c.bench_function("markov_fit_10k_journeys_200_keys", |b| {
+        b.iter(|| {
+            MarkovModel::fit(
+                black_box(&many)
+                    .iter()
+                    .map(|(p, cv)| (p.iter().copied(), *cv)),
+            )
+        })
+    });
 
     c.bench_function("markov_fit_10k_journeys", |b| {
         b.iter(|| {
