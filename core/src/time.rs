@@ -446,6 +446,117 @@ mod tests {
         }
     }
 
+    // Hand-worked instant: 2024-01-01 is day 19723 (1704067200 s / 86400); Feb 29 is
+    // 31 + 28 days later, day 19782; 19782 × 86400000 = 1709164800000, plus
+    // 12 h 34 min 56.789 s = 45296789 ms → 1709210096789.
+    const LEAP_DAY_MS: i64 = 1_709_210_096_789;
+
+    #[test]
+    fn formats_known_instants() {
+        assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_rfc3339(-1), "1969-12-31T23:59:59.999Z");
+        assert_eq!(format_rfc3339(LEAP_DAY_MS), "2024-02-29T12:34:56.789Z");
+        assert_eq!(format_date(LEAP_DAY_MS), "2024-02-29");
+        assert_eq!(format_rfc3339(MAX_RFC3339_MS), "9999-12-31T23:59:59.999Z");
+        assert_eq!(format_rfc3339(MIN_RFC3339_MS), "0000-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn parses_offsets_fractions_and_separators() {
+        for s in [
+            "2024-02-29T12:34:56.789Z",
+            "2024-02-29t12:34:56.789z",
+            "2024-02-29 12:34:56.789Z",
+            "2024-02-29T13:34:56.789+01:00",
+            // 12:34:56 − 5:30 = 07:04:56
+            "2024-02-29T07:04:56.789-05:30",
+            // digits past the millisecond are cut, not rounded
+            "2024-02-29T12:34:56.7899999Z",
+        ] {
+            assert_eq!(parse_rfc3339(s), Ok(LEAP_DAY_MS), "{s}");
+        }
+        assert_eq!(parse_rfc3339("2024-02-29T12:34:56Z"), Ok(LEAP_DAY_MS - 789));
+        assert_eq!(parse_rfc3339("2024-02-29T12:34:56.7Z"), Ok(LEAP_DAY_MS - 89));
+        // A leap second reads as the last millisecond of its minute.
+        assert_eq!(
+            parse_rfc3339("2016-12-31T23:59:60Z").map(format_rfc3339),
+            Ok("2016-12-31T23:59:59.999Z".to_string())
+        );
+        assert_eq!(parse_rfc3339("1969-12-31T23:59:59.999Z"), Ok(-1));
+    }
+
+    #[test]
+    fn refuses_bad_times() {
+        for s in [
+            "",
+            "2024-02-29",
+            "2024-02-30T00:00:00Z",
+            "2023-02-29T00:00:00Z",
+            "2024-13-01T00:00:00Z",
+            "2024-00-10T00:00:00Z",
+            "2024-02-29T24:00:00Z",
+            "2024-02-29T12:60:00Z",
+            "2024-02-29T12:34:56",
+            "2024-02-29T12:34:56.Z",
+            "2024-02-29T12:34:56Z trailing",
+            "2024-02-29T12:34:56+0100",
+            "24-02-29T12:34:56Z",
+            "２０２４-02-29T12:34:56Z",
+        ] {
+            let e = parse_rfc3339(s).expect_err(s);
+            assert!(!e.to_string().is_empty());
+        }
+        assert_eq!(parse_date("2024-02-29"), Ok(LEAP_DAY_MS - 45_296_789));
+        assert!(parse_date("2024-02-29T00:00:00Z").is_err());
+        assert!(parse_date("1900-02-29").is_err()); // 1900 is not a leap year
+        assert!(parse_date("2000-02-29").is_ok()); // 2000 is
+    }
+
+    #[test]
+    fn weeks_start_on_monday_utc() {
+        // 2026-11-24 is a Tuesday; its ISO week began Monday 2026-11-23.
+        let tue = parse_rfc3339("2026-11-24T09:28:19Z").unwrap_or_default();
+        assert_eq!(weekday(tue), 2);
+        assert_eq!(format_rfc3339(day_start(tue)), "2026-11-24T00:00:00.000Z");
+        assert_eq!(format_rfc3339(week_start(tue)), "2026-11-23T00:00:00.000Z");
+        let sun_end = parse_rfc3339("2026-11-29T23:59:59.999Z").unwrap_or_default();
+        assert_eq!(weekday(sun_end), 7);
+        assert_eq!(format_rfc3339(week_start(sun_end)), "2026-11-23T00:00:00.000Z");
+        let mon = sun_end + 1;
+        assert_eq!(week_start(mon), mon);
+        // 1970-01-01 was a Thursday, so the epoch's week began Monday 1969-12-29.
+        assert_eq!(format_rfc3339(week_start(0)), "1969-12-29T00:00:00.000Z");
+        // 2026-01-01 is a Thursday, so week 1 began Mon 2025-12-29; 2026-11-23 is 3 +
+        // 326 = 329 days = 47 weeks later: week 48.
+        assert_eq!(iso_week(tue), (2026, 48));
+        assert_eq!(iso_week(parse_date("2025-12-29").unwrap_or_default()), (2026, 1));
+        assert_eq!(iso_week(parse_date("2020-12-31").unwrap_or_default()), (2020, 53));
+    }
+
+    #[test]
+    fn bucket_lists() {
+        let d = |s: &str| parse_rfc3339(s).unwrap_or_default();
+        let days = Granularity::Day.bucket_starts(
+            d("2026-11-24T09:00:00Z"),
+            d("2026-11-26T00:00:00Z"),
+            100,
+        );
+        let labels: Vec<String> = days.iter().map(|&t| Granularity::Day.label(t)).collect();
+        assert_eq!(labels, ["2026-11-24", "2026-11-25"]);
+        let weeks = Granularity::Week.bucket_starts(
+            d("2026-11-24T00:00:00Z"),
+            d("2026-12-08T00:00:00Z"),
+            100,
+        );
+        let starts: Vec<String> = weeks.iter().map(|&t| format_date(t)).collect();
+        assert_eq!(starts, ["2026-11-23", "2026-11-30", "2026-12-07"]);
+        assert_eq!(Granularity::Week.label(weeks[2]), "2026-W50");
+        assert_eq!(Granularity::Day.bucket_starts(0, 10 * MS_PER_DAY, 3).len(), 3);
+        assert!(Granularity::Day.bucket_starts(5, 5, 10).is_empty());
+        assert_eq!(Granularity::parse("week"), Some(Granularity::Week));
+        assert_eq!(Granularity::parse("month"), None);
+    }
+
     #[test]
     fn extreme_inputs_never_panic() {
         for ms in [i64::MIN, i64::MIN + 1, -1, 0, 1, i64::MAX - 1, i64::MAX] {

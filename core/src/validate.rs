@@ -755,26 +755,24 @@ fn strip_nulls(obj: &mut Map<String, Value>) {
     obj.retain(|_, v| !v.is_null());
 }
 
-fn too_long(what: &str, len: usize, max: usize) -> Problem {
-    let code = if what == "`url`" {
-        ErrorCode::UrlTooLong
-    } else if what == "`referrer`" {
-        ErrorCode::ReferrerTooLong
-    } else {
-        ErrorCode::FieldTooLong
-    };
-    (
-        code,
-        format!("{what} is {len} bytes long; the limit is {max} bytes"),
-    )
-}
-
-fn check_len(what: &str, value: &str, max: usize) -> Result<(), Problem> {
+/// `value` may be at most `max` bytes; `code` says which limit it broke.
+fn check_len(code: ErrorCode, what: &str, value: &str, max: usize) -> Result<(), Problem> {
     if value.len() > max {
-        Err(too_long(what, value.len(), max))
+        Err((
+            code,
+            format!(
+                "{what} is {} bytes long; the limit is {max} bytes",
+                value.len()
+            ),
+        ))
     } else {
         Ok(())
     }
+}
+
+/// A text field of the event's own: at most `max` bytes, else `field_too_long`.
+fn check_field(what: &str, value: &str, max: usize) -> Result<(), Problem> {
+    check_len(ErrorCode::FieldTooLong, what, value, max)
 }
 
 fn check_map(what: &str, map: &BTreeMap<String, String>) -> Result<(), Problem> {
@@ -789,8 +787,8 @@ fn check_map(what: &str, map: &BTreeMap<String, String>) -> Result<(), Problem> 
         ));
     }
     for (k, v) in map {
-        check_len(&format!("a key of {what}"), k, wire::MAX_FIELD_LEN)?;
-        check_len(
+        check_field(&format!("a key of {what}"), k, wire::MAX_FIELD_LEN)?;
+        check_field(
             &format!("{what}[\"{}\"]", cut(k, 40)),
             v,
             wire::MAX_FIELD_LEN,
@@ -800,7 +798,12 @@ fn check_map(what: &str, map: &BTreeMap<String, String>) -> Result<(), Problem> 
 }
 
 fn check_limits(event: &mut Event) -> Result<(), Problem> {
-    check_len("`url`", &event.url, wire::MAX_URL_LEN)?;
+    check_len(
+        ErrorCode::UrlTooLong,
+        "`url`",
+        &event.url,
+        wire::MAX_URL_LEN,
+    )?;
     match url::Url::parse(&event.url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => {}
         Ok(u) => {
@@ -820,7 +823,12 @@ fn check_limits(event: &mut Event) -> Result<(), Problem> {
         }
     }
     if let Some(r) = event.referrer.as_deref().filter(|r| !r.is_empty()) {
-        check_len("`referrer`", r, wire::MAX_URL_LEN)?;
+        check_len(
+            ErrorCode::ReferrerTooLong,
+            "`referrer`",
+            r,
+            wire::MAX_URL_LEN,
+        )?;
         if let Err(e) = url::Url::parse(r) {
             return Err((
                 ErrorCode::InvalidReferrer,
@@ -832,18 +840,18 @@ fn check_limits(event: &mut Event) -> Result<(), Problem> {
     match &mut event.kind {
         EventKind::Pageview { title } => {
             if let Some(t) = title {
-                check_len("`title`", t, field)?;
+                check_field("`title`", t, field)?;
             }
         }
         EventKind::FormSubmit { form } => {
             if let Some(v) = &form.id {
-                check_len("`form.id`", v, field)?;
+                check_field("`form.id`", v, field)?;
             }
             if let Some(v) = &form.name {
-                check_len("`form.name`", v, field)?;
+                check_field("`form.name`", v, field)?;
             }
             if let Some(v) = &form.action {
-                check_len("`form.action`", v, wire::MAX_URL_LEN)?;
+                check_field("`form.action`", v, wire::MAX_URL_LEN)?;
             }
             if form.fields.len() > wire::MAX_FIELDS {
                 return Err((
@@ -856,13 +864,13 @@ fn check_limits(event: &mut Event) -> Result<(), Problem> {
                 ));
             }
             for f in &form.fields {
-                check_len("a name in `form.fields`", f, field)?;
+                check_field("a name in `form.fields`", f, field)?;
             }
             check_map("`form.values`", &form.values)?;
         }
         EventKind::Identify { email, traits } => {
             let trimmed = email.trim();
-            check_len("`email`", trimmed, field)?;
+            check_field("`email`", trimmed, field)?;
             if !valid_email(trimmed) {
                 return Err((
                     ErrorCode::InvalidEmail,
@@ -881,7 +889,7 @@ fn check_limits(event: &mut Event) -> Result<(), Problem> {
                     "a `track` event needs a non-empty `name`".to_string(),
                 ));
             }
-            check_len("`name`", name, field)?;
+            check_field("`name`", name, field)?;
             check_map("`props`", props)?;
         }
     }

@@ -336,3 +336,63 @@ fn every_code_has_a_distinct_snake_case_string() {
     assert_eq!(ErrorCode::BodyTooLarge.http_status(), 413);
     assert_eq!(ErrorCode::ClockSkew.http_status(), 400);
 }
+
+/// The fingerprint keys below were computed by an independent implementation of
+/// the encoding documented in `closeloop_core::dedup` (Python's hashlib), not by
+/// this crate:
+///
+/// ```python
+/// import hashlib, struct
+/// h = hashlib.sha256()
+/// def name(n): h.update(n.encode() + b"\0")
+/// def raw(b): h.update(struct.pack("<Q", len(b)) + b)
+/// def s(n, v): name(n); raw(v.encode())
+/// s("version", "v1"); s("site_id", "demo"); s("visitor_id", "visitor-0001")
+/// s("type", "track"); s("created_at", "1764000000000")
+/// s("url", "https://example.com/"); s("referrer", ""); s("name", "invoice_paid")
+/// name("props"); h.update(struct.pack("<Q", 2))
+/// raw(b"plan"); raw(b"pro"); raw(b"seats"); raw(b"5")
+/// print("fp_" + h.hexdigest()[:32])
+/// ```
+///
+/// and likewise for the form (fields `form.id`, `form.name` (absent → ""),
+/// `form.action`, `form.fields` as a counted list, `form.values` sorted by key).
+#[test]
+fn fingerprint_matches_an_independent_implementation_of_the_documented_encoding() {
+    use closeloop_core::dedup::fingerprint;
+    use closeloop_core::wire::{Event, EventKind, FormSubmit};
+
+    // Through the validator: a server event with no id (and a null referrer, which
+    // hashes as "").
+    let body = br#"{"site_id":"demo","visitor_id":"visitor-0001","sent_at":1764000000500,
+      "events":[{"type":"track","created_at":1764000000000,"url":"https://example.com/",
+                 "referrer":null,"name":"invoice_paid","props":{"seats":"5","plan":"pro"}}]}"#;
+    let v = validate(body, &ValidateOptions::collect(1_764_000_001_000)).expect("readable");
+    let results = v.results(&HashSet::new());
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].id, "fp_d983e2f6b76dcf8fe11ae440a49b92ba");
+    assert_eq!(results[0].status, Status::Accepted);
+
+    let form = Event {
+        id: String::new(),
+        created_at: -5,
+        url: "https://example.com/é".into(),
+        referrer: Some("https://google.com/".into()),
+        kind: EventKind::FormSubmit {
+            form: FormSubmit {
+                id: Some("lead".into()),
+                name: None,
+                action: Some("/thanks".into()),
+                fields: vec!["email".into(), "name".into()],
+                values: [("name", "Ann"), ("email", "ann@example.com")]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            },
+        },
+    };
+    assert_eq!(
+        fingerprint("demo", "visitor-0001", &form),
+        "fp_4febc6d08b05280665d4bd4501572b23"
+    );
+}
