@@ -10,9 +10,10 @@
 //! - The delimiter is guessed from the header line: `;` when it has more `;` than `,`
 //!   (spreadsheets in decimal-comma locales write that), a tab when it has tabs and neither,
 //!   else `,`. Quoted fields may contain delimiters and newlines.
-//! - Rows are numbered as a spreadsheet shows them: the header is row 1, the first record
-//!   row 2 (a quoted field with a line break inside does not shift the numbering).
-//! - Rows whose cells are all empty are skipped silently. At most [`MAX_ROWS`] records.
+//! - A row is numbered by the line on which it starts, as a text editor (and, for files
+//!   without line breaks inside quoted cells, a spreadsheet) shows it: the header is row 1.
+//! - Blank rows, and rows whose cells are all empty, are skipped silently (they keep their line
+//!   numbers, so the rows after them do too). At most [`MAX_ROWS`] records.
 //! - A file-level problem (not UTF-8 in the header, no header, a required column missing,
 //!   too many rows) is a [`FileError`]; everything else is per row, so good rows are kept.
 //!
@@ -211,7 +212,7 @@ impl std::error::Error for FileError {}
 /// A problem with one row: that row is not imported.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RowError {
-    /// The row number (the header is row 1).
+    /// The line on which the row starts (the header is row 1).
     pub row: u64,
     /// Stable code: `missing_value`, `invalid_amount`, `ambiguous_amount`,
     /// `amount_precision`, `negative_amount`, `invalid_currency`, `currency_mismatch`,
@@ -225,7 +226,7 @@ pub struct RowError {
 /// One parsed row: its number and its record or error.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RowResult<T> {
-    /// The row number (the header is row 1).
+    /// The line on which the row starts (the header is row 1).
     pub row: u64,
     /// The record, or why the row was refused.
     pub result: Result<T, RowError>,
@@ -411,8 +412,28 @@ fn read_table(input: &[u8]) -> Result<Table, FileError> {
         })
         .collect::<Result<_, _>>()?;
     let mut rows = Vec::new();
-    for (i, rec) in records.enumerate() {
-        let row = (i as u64).saturating_add(2);
+    let mut last_row = 1u64;
+    for rec in records {
+        let position = match &rec {
+            Ok(r) => r.position().cloned(),
+            Err(e) => e.position().cloned(),
+        };
+        // The reader's position is where it started reading, before any blank lines it
+        // skipped; count those so the row is the line on which the record really starts.
+        let row = position.map_or_else(
+            || last_row.saturating_add(1),
+            |p| {
+                let start = usize::try_from(p.byte()).unwrap_or(usize::MAX);
+                let blank = input.get(start..).map_or(0, |rest| {
+                    rest.iter()
+                        .take_while(|b| matches!(b, b'\n' | b'\r'))
+                        .filter(|b| **b == b'\n')
+                        .count()
+                });
+                p.line().saturating_add(blank as u64)
+            },
+        );
+        last_row = row;
         let cells = match rec {
             Err(e) => Err(RowError {
                 row,
