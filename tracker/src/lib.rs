@@ -1,1 +1,332 @@
-//! The Closeloop browser tracker (being written).
+//! The Closeloop browser tracker: page views (with single-page-app navigations),
+//! entry sources, form submits, identify/track calls, a durable send queue and the
+//! `closeloop.profile()` personalisation hook, compiled to WebAssembly.
+//!
+//! The JS loader (`tracker/js/loader.js`) reads the tag's attributes, patches
+//! `history` and `HTMLFormElement.prototype.submit`, listens to the page's events
+//! and calls the functions exported here, each wrapped in `try`/`catch`: a failure
+//! in the tracker never reaches the site. Module map:
+//! - [`store`]: `localStorage` with a memory fallback, the visitor-id cookie;
+//! - [`page`]: page views, SPA navigations, reloads, ignored paths, entries;
+//! - [`form`]: which form fields are recorded and which values kept;
+//! - [`send`]: the bounded queue, batches, acknowledgements, backoff, tab lock;
+//! - [`profile`]: touches, top pages and sections, lead flag;
+//! - [`keys`]: the wire names (checked against `closeloop_core::wire`).
+//!
+//! Size matters (every visitor downloads this): no `format!`, no serde, no
+//! panicking `unwrap`, the browser's `JSON` through js-sys.
+
+pub mod form;
+pub mod js;
+pub mod keys;
+pub mod page;
+pub mod profile;
+pub mod send;
+pub mod store;
+
+use js_sys::Function;
+use std::cell::RefCell;
+use wasm_bindgen::prelude::*;
+
+/// Whether the tracker may store and send.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Consent {
+    /// Consent is not needed, or was given.
+    Granted,
+    /// Consent is required (tag or GPC) and not given yet: events are held in
+    /// memory only, nothing is stored or sent.
+    Pending,
+    /// The visitor refused (`closeloop.consent(false)`): nothing is recorded.
+    Denied,
+}
+
+/// What the tag says (`data-*` attributes, read by the loader).
+#[derive(Default)]
+pub struct Config {
+    /// `data-site`.
+    pub site: String,
+    /// `data-endpoint`, or the loader's origin + `/v1/collect`.
+    pub endpoint: String,
+    /// `data-consent="required"`.
+    pub consent_required: bool,
+    /// `data-capture`: extra field names whose values are kept.
+    pub capture: Vec<String>,
+    /// `data-ignore-paths`: path globs (`*` matches anything) never recorded.
+    pub ignore: Vec<String>,
+    /// `data-hash-routing`: hash changes are page views.
+    pub hash_routing: bool,
+}
+
+/// JavaScript callbacks made once and reused (timers and fetch answers).
+pub struct Callbacks {
+    tick: Function,
+    response: Function,
+    text: Function,
+    fail: Function,
+}
+
+/// The tracker's state for this page.
+pub struct Tracker {
+    /// The tag's settings.
+    pub cfg: Config,
+    /// Storage.
+    pub store: store::Store,
+    /// Consent state.
+    pub consent: Consent,
+    /// The visitor id.
+    pub vid: String,
+    /// This tab's random id (for the send lock).
+    pub tab: String,
+    /// The current page: URL, its referrer, and its keys for change detection.
+    pub page: page::Page,
+    /// Delivery state.
+    pub send: send::SendState,
+    /// The last form submit recorded (fingerprint, time), to skip the same submit
+    /// seen twice (submit event, then the site's script calling `form.submit()`).
+    pub last_form: (String, f64),
+    cb: Callbacks,
+}
+
+thread_local! {
+    static TRACKER: RefCell<Option<Tracker>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on the tracker if it is started and not already busy (a re-entrant call
+/// is skipped rather than risking a trap).
+fn with(f: impl FnOnce(&mut Tracker)) {
+    TRACKER.with(|cell| {
+        if let Ok(mut guard) = cell.try_borrow_mut() {
+            if let Some(t) = guard.as_mut() {
+                f(t);
+            }
+        }
+    });
+}
+
+fn list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// Starts the tracker. `cfg` is the loader's object: `site`, `endpoint`,
+/// `consent` (bool), `capture`, `ignore` (comma lists), `hash` (bool) and `url`
+/// (the landing URL, read before any script could rewrite it).
+#[wasm_bindgen]
+pub fn start(cfg: JsValue) {
+    let started = TRACKER.with(|c| c.try_borrow().map(|g| g.is_some()).unwrap_or(true));
+    let config = Config {
+        site: js::get_str(&cfg, "site"),
+        endpoint: js::get_str(&cfg, "endpoint"),
+        consent_required: js::get(&cfg, "consent").is_truthy(),
+        capture: list(&js::get_str(&cfg, "capture")),
+        ignore: list(&js::get_str(&cfg, "ignore")),
+        hash_routing: js::get(&cfg, "hash").is_truthy(),
+    };
+    if started || config.site.is_empty() || config.endpoint.is_empty() {
+        return;
+    }
+    let gpc = js::get(&js::get(&js::global(), "navigator"), "globalPrivacyControl").is_truthy();
+    let mut store = store::Store::open(false);
+    let said = store.get(store::CONSENT);
+    let consent = match said.as_deref() {
+        Some("1") => Consent::Granted,
+        Some("0") => Consent::Denied,
+        _ if config.consent_required || gpc => Consent::Pending,
+        _ => Consent::Granted,
+    };
+    store.persist = consent == Consent::Granted;
+    let vid = store
+        .get(store::VID)
+        .filter(|v| v.len() >= 8)
+        .or_else(store::read_cookie)
+        .filter(|v| v.len() >= 8 && v.len() <= 64)
+        .unwrap_or_else(js::random_id);
+    let cb = Callbacks {
+        tick: Closure::<dyn FnMut()>::new(|| with(|t| send::flush(t, false)))
+            .into_js_value()
+            .into(),
+        response: Closure::<dyn FnMut(JsValue)>::new(|r| with(|t| send::on_response(t, r)))
+            .into_js_value()
+            .into(),
+        text: Closure::<dyn FnMut(JsValue)>::new(|s: JsValue| {
+            with(|t| send::on_ack(t, &s.as_string().unwrap_or_default()))
+        })
+        .into_js_value()
+        .into(),
+        fail: Closure::<dyn FnMut(JsValue)>::new(|_| with(send::on_failure))
+            .into_js_value()
+            .into(),
+    };
+    let landing = js::get_str(&cfg, "url");
+    let mut t = Tracker {
+        cfg: config,
+        store,
+        consent,
+        vid,
+        tab: js::random_id(),
+        page: page::Page::default(),
+        send: send::SendState::default(),
+        last_form: (String::new(), 0.0),
+        cb,
+    };
+    if consent == Consent::Granted {
+        remember_visitor(&mut t);
+    }
+    page::landing(&mut t, landing);
+    TRACKER.with(|c| {
+        if let Ok(mut g) = c.try_borrow_mut() {
+            *g = Some(t);
+        }
+    });
+}
+
+/// Stores the visitor id and refreshes its cookie mirror.
+fn remember_visitor(t: &mut Tracker) {
+    let vid = t.vid.clone();
+    t.store.set(store::VID, &vid);
+    store::mirror_cookie(&vid);
+}
+
+/// A history change: `kind` 0 = `pushState`, 1 = `replaceState`, 2 = `popstate`,
+/// 3 = `hashchange`.
+#[wasm_bindgen]
+pub fn nav(kind: u32) {
+    with(|t| page::navigate(t, kind));
+}
+
+/// A form is being submitted (the `submit` event, or `form.submit()` by script).
+#[wasm_bindgen]
+pub fn form(el: JsValue) {
+    with(|t| form::submitted(t, &el));
+}
+
+/// The page is being hidden or unloaded: send what is queued as a beacon.
+#[wasm_bindgen]
+pub fn hide() {
+    with(|t| send::flush(t, true));
+}
+
+/// The page is visible again, or the browser came back online: send now.
+#[wasm_bindgen]
+pub fn show() {
+    with(|t| {
+        t.send.retry_at = 0.0;
+        send::flush(t, false)
+    });
+}
+
+/// `closeloop.identify(email, traits)`: the visitor said who they are.
+#[wasm_bindgen]
+pub fn identify(email: JsValue, traits: JsValue) {
+    with(|t| {
+        let email = js::truncate(
+            email.as_string().unwrap_or_default(),
+            closeloop_core::wire::MAX_FIELD_LEN,
+        );
+        let email = email.trim();
+        if !email.contains('@') {
+            return;
+        }
+        let ev = send::event(t, keys::IDENTIFY);
+        js::set_str(&ev, keys::EMAIL, email);
+        let traits = string_map(&traits);
+        if js_sys::Object::keys(&traits.clone().into()).length() > 0 {
+            js::set(&ev, keys::TRAITS, &traits);
+        }
+        profile::mark_lead(t);
+        send::enqueue(t, ev, 0.0);
+    });
+}
+
+/// `closeloop.track(name, props)`: a custom event.
+#[wasm_bindgen]
+pub fn track(name: JsValue, props: JsValue) {
+    with(|t| {
+        let name = js::truncate(
+            name.as_string().unwrap_or_default(),
+            closeloop_core::wire::MAX_FIELD_LEN,
+        );
+        if name.is_empty() || page::ignored(t) {
+            return;
+        }
+        let ev = send::event(t, keys::TRACK);
+        js::set_str(&ev, keys::NAME, &name);
+        let props = string_map(&props);
+        if js_sys::Object::keys(&props.clone().into()).length() > 0 {
+            js::set(&ev, keys::PROPS, &props);
+        }
+        send::enqueue(t, ev, send::SEND_DELAY_MS);
+    });
+}
+
+/// `closeloop.consent(bool)`: grant (store and send what was held) or revoke
+/// (forget everything stored, record nothing more).
+#[wasm_bindgen]
+pub fn consent(on: JsValue) {
+    with(|t| {
+        if on.is_truthy() {
+            t.consent = Consent::Granted;
+            t.store.persist = true;
+            t.store.flush_memory();
+            t.store.set(store::CONSENT, "1");
+            remember_visitor(t);
+            send::schedule(t, 0.0);
+        } else {
+            t.consent = Consent::Denied;
+            t.store.persist = false;
+            t.store.clear();
+            t.vid = js::random_id();
+            t.send = send::SendState::default();
+            // The refusal itself is kept, so the next page does not track either.
+            t.store.persist = true;
+            t.store.set(store::CONSENT, "0");
+            t.store.persist = false;
+        }
+    });
+}
+
+/// `closeloop.profile()`: first and latest touch, top pages and sections, lead
+/// flag (see [`profile::build`]); `null` before the tracker started.
+#[wasm_bindgen]
+pub fn profile() -> JsValue {
+    let mut out = JsValue::NULL;
+    with(|t| out = profile::build(t));
+    out
+}
+
+/// A plain object whose values are strings (numbers and booleans converted, other
+/// values as JSON), at most `MAX_FIELDS` keys, each value truncated.
+fn string_map(v: &JsValue) -> JsValue {
+    use closeloop_core::wire::{MAX_FIELDS, MAX_FIELD_LEN};
+    let out = js::obj();
+    if !v.is_object() {
+        return out;
+    }
+    let keys = js_sys::Object::keys(&js_sys::Object::from(v.clone()));
+    for k in keys.iter().take(MAX_FIELDS) {
+        let Some(k) = k.as_string() else { continue };
+        let val = js::get(v, &k);
+        let s = val.as_string().unwrap_or_else(|| js::stringify(&val));
+        if !k.is_empty() && !s.is_empty() {
+            js::set_str(
+                &out,
+                &js::truncate(k, MAX_FIELD_LEN),
+                &js::truncate(s, MAX_FIELD_LEN),
+            );
+        }
+    }
+    out
+}
+
+/// The allocator: `lol_alloc`'s free list, a fraction of dlmalloc's size. The
+/// tracker allocates little (ids, a few strings per event) and frees it again.
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+// SAFETY: wasm32-unknown-unknown without the atomics feature runs one thread,
+// which is what `AssumeSingleThreaded` requires.
+#[allow(unsafe_code)]
+static ALLOC: lol_alloc::AssumeSingleThreaded<lol_alloc::FreeListAllocator> =
+    unsafe { lol_alloc::AssumeSingleThreaded::new(lol_alloc::FreeListAllocator::new()) };

@@ -1,0 +1,192 @@
+//! Tiny, non-throwing helpers over `Reflect` and the browser's `JSON`.
+//!
+//! Every helper swallows JavaScript exceptions and returns `undefined`, `""` or
+//! `None` instead: the tracker must never throw into the site's page. Going
+//! through `Reflect` for the odd property (cookies, `keepalive`, `randomUUID`,
+//! `globalPrivacyControl`) costs one shared import instead of a binding each.
+
+use js_sys::{Array, Function, Object, Reflect, JSON};
+use wasm_bindgen::{JsCast, JsValue};
+
+/// `o[k]`, or `undefined` when `o` is not an object or the getter throws.
+pub fn get(o: &JsValue, k: &str) -> JsValue {
+    if !o.is_object() && !o.is_function() {
+        return JsValue::UNDEFINED;
+    }
+    Reflect::get(o, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// `o[k]` as a string (`""` when absent or not a string).
+pub fn get_str(o: &JsValue, k: &str) -> String {
+    get(o, k).as_string().unwrap_or_default()
+}
+
+/// `o[k]` as a number (`0` when absent or not a number).
+pub fn get_num(o: &JsValue, k: &str) -> f64 {
+    get(o, k).as_f64().unwrap_or(0.0)
+}
+
+/// `o[k] = v`, ignoring failures.
+pub fn set(o: &JsValue, k: &str, v: &JsValue) {
+    let _ = Reflect::set(o, &JsValue::from_str(k), v);
+}
+
+/// `o[k] = "v"`.
+pub fn set_str(o: &JsValue, k: &str, v: &str) {
+    set(o, k, &JsValue::from_str(v));
+}
+
+/// `o[m](...args)`, or `undefined` when `o[m]` is not a function or it throws.
+pub fn call(o: &JsValue, m: &str, args: &[JsValue]) -> JsValue {
+    match get(o, m).dyn_into::<Function>() {
+        Ok(f) => {
+            let a: Array = args.iter().collect();
+            Reflect::apply(&f, o, &a).unwrap_or(JsValue::UNDEFINED)
+        }
+        Err(_) => JsValue::UNDEFINED,
+    }
+}
+
+/// A new empty object `{}`.
+pub fn obj() -> JsValue {
+    Object::new().into()
+}
+
+/// The global object (`window`).
+pub fn global() -> JsValue {
+    js_sys::global().into()
+}
+
+/// `JSON.parse(s)`, or `undefined` when `s` is not JSON.
+pub fn parse(s: &str) -> JsValue {
+    JSON::parse(s).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// `JSON.stringify(v)`, or `""` when it throws.
+pub fn stringify(v: &JsValue) -> String {
+    JSON::stringify(v)
+        .ok()
+        .and_then(|s| s.as_string())
+        .unwrap_or_default()
+}
+
+/// `JSON.parse(s)` as an array, or a new empty array.
+pub fn parse_array(s: Option<String>) -> Array {
+    s.map(|s| parse(&s))
+        .and_then(|v| v.dyn_into::<Array>().ok())
+        .unwrap_or_default()
+}
+
+/// `JSON.parse(s)` as an object, or a new empty object.
+pub fn parse_object(s: Option<String>) -> JsValue {
+    match s.map(|s| parse(&s)) {
+        Some(v) if v.is_object() => v,
+        _ => obj(),
+    }
+}
+
+/// `Date.now()`.
+pub fn now() -> f64 {
+    js_sys::Date::now()
+}
+
+/// A random id: `crypto.randomUUID()` where the page is a secure context, else 32
+/// hex digits from `Math.random` (the edge only needs ids unique per visitor).
+pub fn random_id() -> String {
+    let id = call(&get(&global(), "crypto"), "randomUUID", &[]);
+    if let Some(id) = id.as_string() {
+        return id;
+    }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(32);
+    for _ in 0..32 {
+        let n = (js_sys::Math::random() * 16.0) as usize & 15;
+        s.push(char::from(HEX[n]));
+    }
+    s
+}
+
+/// Truncates `s` to at most `max` bytes, on a character boundary.
+pub fn truncate(s: String, max: usize) -> String {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while end > 0 && !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    // `get` cannot panic (no formatting code linked for a slicing error).
+    s.get(..end).map(String::from).unwrap_or_default()
+}
+
+/// Whether `hay` contains `needle` (a byte scan: `str::contains` links a
+/// two-way searcher of several kilobytes).
+pub fn has(hay: &str, needle: &str) -> bool {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    !n.is_empty()
+        && h.len() >= n.len()
+        && (0..=h.len() - n.len()).any(|i| h.get(i..i + n.len()) == Some(n))
+}
+
+/// The part of `s` after the first `sep`, if any (`split_once` with a `&str`
+/// pattern links the two-way searcher too).
+pub fn after<'a>(s: &'a str, sep: &str) -> Option<&'a str> {
+    let (h, n) = (s.as_bytes(), sep.as_bytes());
+    if n.is_empty() || h.len() < n.len() {
+        return None;
+    }
+    let i = (0..=h.len() - n.len()).find(|&i| h.get(i..i + n.len()) == Some(n))?;
+    s.get(i + n.len()..)
+}
+
+/// The decimal digits of `n` (no `core::fmt`: it costs kilobytes in the download).
+pub fn itoa(mut n: u64) -> String {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    while i > 0 {
+        i -= 1;
+        if let Some(d) = buf.get_mut(i) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.get(i..)
+        .unwrap_or(&[])
+        .iter()
+        .map(|&b| char::from(b))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn itoa_writes_decimal_digits() {
+        assert_eq!(itoa(0), "0");
+        assert_eq!(itoa(7), "7");
+        assert_eq!(itoa(63_072_000), "63072000");
+        assert_eq!(itoa(u64::MAX), "18446744073709551615");
+    }
+
+    #[test]
+    fn truncate_keeps_whole_characters() {
+        assert_eq!(truncate("abcdef".into(), 4), "abcd");
+        // "é" is two bytes: cutting at 2 would split it
+        assert_eq!(truncate("aé".into(), 2), "a");
+        assert_eq!(truncate("short".into(), 512), "short");
+    }
+
+    #[test]
+    fn byte_search_helpers() {
+        assert!(has("work_email", "email"));
+        assert!(!has("mail", "email"));
+        assert!(!has("x", ""));
+        assert_eq!(after("https://a.com/x", "://"), Some("a.com/x"));
+        assert_eq!(after("a.com", "://"), None);
+        assert_eq!(after("://", "://"), Some(""));
+    }
+}

@@ -1,0 +1,326 @@
+//! Delivery: the bounded queue in first-party storage, batches to
+//! `POST /v1/collect`, acknowledgements, backoff, and the lock tabs share.
+//!
+//! Rules:
+//! - an event leaves the queue only when the edge's answer names it (accepted,
+//!   duplicate, or rejected — a rejected event would be refused forever);
+//! - `fetch` with `keepalive` normally, the body as `text/plain` (no CORS
+//!   preflight); `navigator.sendBeacon` when the page is hidden or unloaded. A
+//!   beacon's answer is unknown, so its events stay queued and are sent again later
+//!   (the edge deduplicates by event id);
+//! - failures back off exponentially (2 s to 5 min) with jitter; offline waits for
+//!   the `online` event;
+//! - one sender per site at a time: a lock (`_cl_l`, tab id + expiry) in storage,
+//!   so two tabs never send the same event at the same moment;
+//! - the queue keeps at most [`MAX_QUEUE`] events, dropping the oldest; the count
+//!   is reported in the next acknowledged batch's `dropped`.
+
+use crate::{js, keys, store, Consent, Tracker};
+use closeloop_core::wire::MAX_EVENTS_PER_BATCH;
+use js_sys::Array;
+use wasm_bindgen::{JsCast, JsValue};
+
+/// Most events kept in the queue.
+pub const MAX_QUEUE: u32 = 500;
+/// Largest batch body: keepalive requests and beacons are limited to 64 KiB.
+pub const MAX_BODY: usize = 60_000;
+/// Delay between an event and its batch, so events close together share one.
+pub const SEND_DELAY_MS: f64 = 300.0;
+/// How long a tab's send lock holds without an answer.
+pub const LOCK_MS: f64 = 15_000.0;
+/// After this long without an answer, a request is treated as failed.
+pub const REQUEST_TIMEOUT_MS: f64 = 20_000.0;
+const BACKOFF_MIN_MS: f64 = 2_000.0;
+const BACKOFF_MAX_MS: f64 = 300_000.0;
+
+/// This tab's delivery state.
+#[derive(Default)]
+pub struct SendState {
+    /// Ids of the events in the request in flight.
+    pub inflight: Vec<String>,
+    /// The `dropped` count the request in flight reported.
+    pub inflight_dropped: u32,
+    /// When the request in flight started (0 when none).
+    pub inflight_at: f64,
+    /// Current backoff (0 after a success).
+    pub backoff: f64,
+    /// No request before this time.
+    pub retry_at: f64,
+    /// When the pending timer fires (0 when none).
+    pub timer_at: f64,
+}
+
+/// A new event of type `ty` on the current page: id, type, time, URL, referrer.
+pub fn event(t: &Tracker, ty: &str) -> JsValue {
+    let ev = js::obj();
+    js::set_str(&ev, keys::ID, &js::random_id());
+    js::set_str(&ev, keys::TYPE, ty);
+    js::set(&ev, keys::CREATED_AT, &JsValue::from_f64(js::now().floor()));
+    js::set_str(&ev, keys::URL, &t.page.url);
+    if !t.page.referrer.is_empty() {
+        js::set_str(&ev, keys::REFERRER, &t.page.referrer);
+    }
+    ev
+}
+
+/// Appends `ev` to the queue (dropping the oldest beyond [`MAX_QUEUE`]) and
+/// schedules a send in `delay` ms. Without consent the queue lives in memory.
+pub fn enqueue(t: &mut Tracker, ev: JsValue, delay: f64) {
+    if t.consent == Consent::Denied {
+        return;
+    }
+    let q = js::parse_array(t.store.get(store::QUEUE));
+    q.push(&ev);
+    let mut dropped = 0;
+    while q.length() > MAX_QUEUE {
+        q.shift();
+        dropped += 1;
+    }
+    t.store.set(store::QUEUE, &js::stringify(&q));
+    if dropped > 0 {
+        let total = stored_dropped(t).saturating_add(dropped);
+        t.store.set(store::DROPPED, &js::itoa(u64::from(total)));
+    }
+    schedule(t, delay);
+}
+
+fn stored_dropped(t: &Tracker) -> u32 {
+    t.store
+        .get(store::DROPPED)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Makes sure a send happens within `delay` ms.
+pub fn schedule(t: &mut Tracker, delay: f64) {
+    let at = js::now() + delay;
+    if t.send.timer_at > 0.0 && t.send.timer_at <= at {
+        return;
+    }
+    t.send.timer_at = at;
+    let tick: JsValue = t.cb.tick.clone().into();
+    js::call(
+        &js::global(),
+        "setTimeout",
+        &[tick, JsValue::from_f64(delay)],
+    );
+}
+
+/// Who holds the lock and until when.
+fn lock_holder(t: &Tracker) -> Option<(String, f64)> {
+    let v = t.store.get(store::LOCK)?;
+    let (tab, until) = v.split_once(' ')?;
+    // An integer parse: parsing an f64 links kilobytes of float tables.
+    let until: u64 = until.parse().ok()?;
+    Some((tab.to_string(), until as f64))
+}
+
+/// Whether another tab holds a live lock.
+fn locked_by_other(t: &Tracker, now: f64) -> bool {
+    matches!(lock_holder(t), Some((tab, until)) if tab != t.tab && until > now)
+}
+
+fn release_lock(t: &mut Tracker) {
+    if matches!(lock_holder(t), Some((tab, _)) if tab == t.tab) {
+        t.store.remove(store::LOCK);
+    }
+}
+
+/// Sends what is queued: as a beacon when `beacon` (the page is going away), else
+/// with `fetch` when no request is in flight, the browser is online, the backoff has
+/// passed and no other tab holds the lock.
+pub fn flush(t: &mut Tracker, beacon: bool) {
+    let now = js::now();
+    if !beacon && t.send.timer_at <= now {
+        t.send.timer_at = 0.0;
+    }
+    if t.consent != Consent::Granted {
+        return;
+    }
+    if beacon {
+        send_beacon(t, now);
+        return;
+    }
+    if !t.send.inflight.is_empty() {
+        if now - t.send.inflight_at < REQUEST_TIMEOUT_MS {
+            return;
+        }
+        t.send.inflight.clear();
+    }
+    let navigator = js::get(&js::global(), "navigator");
+    if js::get(&navigator, "onLine").as_bool() == Some(false) {
+        return;
+    }
+    if now < t.send.retry_at {
+        let wait = t.send.retry_at - now;
+        schedule(t, wait);
+        return;
+    }
+    let q = js::parse_array(t.store.get(store::QUEUE));
+    if q.length() == 0 {
+        return;
+    }
+    if locked_by_other(t, now) {
+        let wait = 500.0 + js_sys::Math::random() * 1_000.0;
+        schedule(t, wait);
+        return;
+    }
+    let mut lock = t.tab.clone();
+    lock.push(' ');
+    lock.push_str(&js::itoa((now + LOCK_MS) as u64));
+    t.store.set(store::LOCK, &lock);
+    let dropped = stored_dropped(t);
+    let Some((body, ids)) = batch(t, &q, &[], dropped, now) else {
+        release_lock(t);
+        return;
+    };
+    t.send.inflight = ids;
+    t.send.inflight_dropped = dropped;
+    t.send.inflight_at = now;
+    let init = js::obj();
+    js::set_str(&init, "method", "POST");
+    js::set_str(&init, "body", &body);
+    js::set(&init, "keepalive", &JsValue::TRUE);
+    js::set_str(&init, "credentials", "omit");
+    let endpoint = JsValue::from_str(&t.cfg.endpoint);
+    let p = js::call(&js::global(), "fetch", &[endpoint, init]);
+    let ok: JsValue = t.cb.response.clone().into();
+    let fail: JsValue = t.cb.fail.clone().into();
+    if p.is_undefined() {
+        on_failure(t);
+    } else {
+        js::call(&p, "then", &[ok, fail]);
+    }
+}
+
+/// The page is going away: send the queue (less what is in flight) with
+/// `sendBeacon`. The events stay queued until a later acknowledged send.
+fn send_beacon(t: &mut Tracker, now: f64) {
+    if locked_by_other(t, now) {
+        return;
+    }
+    let q = js::parse_array(t.store.get(store::QUEUE));
+    let skip = t.send.inflight.clone();
+    // The beacon never reports `dropped`: its answer is unknown, so the count
+    // would be reported twice.
+    if let Some((body, _)) = batch(t, &q, &skip, 0, now) {
+        let navigator = js::get(&js::global(), "navigator");
+        let url = JsValue::from_str(&t.cfg.endpoint);
+        js::call(&navigator, "sendBeacon", &[url, JsValue::from_str(&body)]);
+    }
+}
+
+/// Builds a batch body from the oldest queued events not in `skip`: at most
+/// `MAX_EVENTS_PER_BATCH` and [`MAX_BODY`] bytes. Returns the body and the ids.
+fn batch(
+    t: &Tracker,
+    q: &Array,
+    skip: &[String],
+    dropped: u32,
+    now: f64,
+) -> Option<(String, Vec<String>)> {
+    let pending: Vec<JsValue> = q
+        .iter()
+        .filter(|e| {
+            let id = js::get_str(e, keys::ID);
+            !skip.contains(&id)
+        })
+        .take(MAX_EVENTS_PER_BATCH)
+        .collect();
+    let mut n = pending.len();
+    while n > 0 {
+        let events: Array = pending.iter().take(n).collect();
+        let b = js::obj();
+        js::set_str(&b, keys::SITE_ID, &t.cfg.site);
+        js::set_str(&b, keys::VISITOR_ID, &t.vid);
+        js::set(&b, keys::SENT_AT, &JsValue::from_f64(now.floor()));
+        if dropped > 0 {
+            js::set(&b, keys::DROPPED, &JsValue::from_f64(f64::from(dropped)));
+        }
+        js::set(&b, keys::EVENTS, &events);
+        let body = js::stringify(&b);
+        if body.len() <= MAX_BODY || n == 1 {
+            let ids = pending
+                .iter()
+                .take(n)
+                .map(|e| js::get_str(e, keys::ID))
+                .collect();
+            return Some((body, ids));
+        }
+        n /= 2;
+    }
+    None
+}
+
+/// The `fetch` answered: read the body when the status is 2xx, else back off.
+pub fn on_response(t: &mut Tracker, resp: JsValue) {
+    if js::get(&resp, "ok").as_bool() != Some(true) {
+        on_failure(t);
+        return;
+    }
+    let p = js::call(&resp, "text", &[]);
+    let ok: JsValue = t.cb.text.clone().into();
+    let fail: JsValue = t.cb.fail.clone().into();
+    js::call(&p, "then", &[ok, fail]);
+}
+
+/// The edge's answer (`CollectResponse` JSON): remove every event it names from
+/// the queue, settle the `dropped` count it received, keep its touch.
+pub fn on_ack(t: &mut Tracker, text: &str) {
+    let v = js::parse(text);
+    let results = js::get(&v, keys::RESULTS);
+    if !Array::is_array(&results) {
+        on_failure(t);
+        return;
+    }
+    let results: Array = results.unchecked_into();
+    let mut done: Vec<String> = Vec::new();
+    for r in results.iter() {
+        let status = js::get_str(&r, keys::STATUS);
+        if status == keys::ACCEPTED || status == keys::DUPLICATE || status == keys::REJECTED {
+            done.push(js::get_str(&r, keys::ID));
+        }
+    }
+    // Re-read: other events (or another tab) may have changed the queue meanwhile.
+    let q = js::parse_array(t.store.get(store::QUEUE));
+    let kept: Array = q
+        .iter()
+        .filter(|e| !done.contains(&js::get_str(e, keys::ID)))
+        .collect();
+    let left = kept.length();
+    if t.consent == Consent::Granted {
+        t.store.set(store::QUEUE, &js::stringify(&kept));
+        let dropped = stored_dropped(t).saturating_sub(t.send.inflight_dropped);
+        if dropped == 0 {
+            t.store.remove(store::DROPPED);
+        } else {
+            t.store.set(store::DROPPED, &js::itoa(u64::from(dropped)));
+        }
+        crate::profile::touch(t, &js::get(&v, keys::TOUCH));
+    }
+    t.send.inflight.clear();
+    t.send.inflight_dropped = 0;
+    t.send.backoff = 0.0;
+    t.send.retry_at = 0.0;
+    release_lock(t);
+    if left > 0 {
+        schedule(t, 0.0);
+    }
+}
+
+/// A request failed (network, 4xx/5xx, unreadable answer): back off with jitter.
+pub fn on_failure(t: &mut Tracker) {
+    t.send.inflight.clear();
+    t.send.inflight_dropped = 0;
+    release_lock(t);
+    // Not `clamp`: it asserts min <= max with a formatted panic message.
+    #[allow(clippy::manual_clamp)]
+    let next = (t.send.backoff * 2.0)
+        .max(BACKOFF_MIN_MS)
+        .min(BACKOFF_MAX_MS);
+    t.send.backoff = next;
+    // "Equal jitter": half fixed, half random, so tabs and visitors spread out.
+    let wait = next / 2.0 + js_sys::Math::random() * next / 2.0;
+    t.send.retry_at = js::now() + wait;
+    schedule(t, wait);
+}

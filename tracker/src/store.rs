@@ -1,0 +1,143 @@
+//! First-party storage: `localStorage` with an in-memory fallback, and the
+//! visitor-id cookie mirror.
+//!
+//! When storage is blocked (Safari private mode, quota full, cookies disabled) or
+//! consent is not given, every write goes to memory: the tracker keeps working for
+//! the page's lifetime and never throws. A value in memory shadows the stored one,
+//! so a failed write (quota) never leaves a stale value visible.
+
+use crate::js;
+use wasm_bindgen::JsValue;
+use web_sys::Storage;
+
+/// Visitor id (localStorage and cookie).
+pub const VID: &str = "_cl_vid";
+/// Unsent event queue: a JSON array of wire events, oldest first.
+pub const QUEUE: &str = "_cl_q";
+/// Events dropped from the bounded queue and not yet reported to the edge.
+pub const DROPPED: &str = "_cl_d";
+/// The per-site send lock shared by tabs: `"<tab id> <expiry ms>"`.
+pub const LOCK: &str = "_cl_l";
+/// The profile: touches, page counts, lead flag, last pageview (JSON object).
+pub const PROFILE: &str = "_cl_p";
+/// Consent granted by `closeloop.consent(true)` (`"1"`).
+pub const CONSENT: &str = "_cl_c";
+/// Every key the tracker writes (cleared when consent is revoked).
+pub const ALL: [&str; 6] = [VID, QUEUE, DROPPED, LOCK, PROFILE, CONSENT];
+
+/// Cookie lifetime: two years, in seconds.
+const COOKIE_MAX_AGE: u64 = 2 * 365 * 24 * 60 * 60;
+
+/// Key-value storage that never throws.
+pub struct Store {
+    ls: Option<Storage>,
+    mem: Vec<(String, String)>,
+    /// Whether writes may reach first-party storage (consent).
+    pub persist: bool,
+}
+
+impl Store {
+    /// Opens `localStorage` if the browser lets the page use it (a test write
+    /// succeeds); otherwise the store lives in memory only.
+    pub fn open(persist: bool) -> Store {
+        let ls = web_sys::window()
+            .and_then(|w| w.local_storage().ok().flatten())
+            .filter(|s| s.set_item("_cl_t", "1").is_ok() && s.remove_item("_cl_t").is_ok());
+        Store {
+            ls,
+            mem: Vec::new(),
+            persist,
+        }
+    }
+
+    /// Whether `localStorage` is usable.
+    pub fn durable(&self) -> bool {
+        self.ls.is_some()
+    }
+
+    /// Reads `k`: memory first (it holds writes that storage refused), then storage.
+    pub fn get(&self, k: &str) -> Option<String> {
+        if let Some((_, v)) = self.mem.iter().find(|(key, _)| key == k) {
+            return Some(v.clone());
+        }
+        self.ls.as_ref().and_then(|s| s.get_item(k).ok().flatten())
+    }
+
+    /// Writes `k`: to storage when allowed and possible, else to memory.
+    pub fn set(&mut self, k: &str, v: &str) {
+        if self.persist {
+            if let Some(s) = &self.ls {
+                if s.set_item(k, v).is_ok() {
+                    self.mem.retain(|(key, _)| key != k);
+                    return;
+                }
+            }
+        }
+        match self.mem.iter_mut().find(|(key, _)| key == k) {
+            Some(entry) => entry.1 = v.to_string(),
+            None => self.mem.push((k.to_string(), v.to_string())),
+        }
+    }
+
+    /// Removes `k` from memory and storage.
+    pub fn remove(&mut self, k: &str) {
+        self.mem.retain(|(key, _)| key != k);
+        if let Some(s) = &self.ls {
+            let _ = s.remove_item(k);
+        }
+    }
+
+    /// Copies what is held in memory to storage (after consent is given).
+    pub fn flush_memory(&mut self) {
+        let held = std::mem::take(&mut self.mem);
+        for (k, v) in held {
+            self.set(&k, &v);
+        }
+    }
+
+    /// Forgets everything the tracker stored (consent revoked); memory too.
+    pub fn clear(&mut self) {
+        self.mem.clear();
+        for k in ALL {
+            if let Some(s) = &self.ls {
+                let _ = s.remove_item(k);
+            }
+        }
+        write_cookie("", 0);
+    }
+}
+
+fn document() -> JsValue {
+    js::get(&js::global(), "document")
+}
+
+/// The visitor id from the first-party cookie, if any.
+pub fn read_cookie() -> Option<String> {
+    let all = js::get_str(&document(), "cookie");
+    all.split(';').find_map(|c| {
+        let (k, v) = c.trim().split_once('=')?;
+        (k == VID && !v.is_empty()).then(|| v.to_string())
+    })
+}
+
+/// Writes the visitor-id cookie (two years, `SameSite=Lax`, `Secure` on https);
+/// `max_age` 0 deletes it.
+pub fn write_cookie(value: &str, max_age: u64) {
+    let mut c = String::with_capacity(96);
+    c.push_str(VID);
+    c.push('=');
+    c.push_str(value);
+    c.push_str("; path=/; max-age=");
+    c.push_str(&js::itoa(max_age));
+    c.push_str("; SameSite=Lax");
+    let proto = js::get_str(&js::get(&js::global(), "location"), "protocol");
+    if proto == "https:" {
+        c.push_str("; Secure");
+    }
+    js::set_str(&document(), "cookie", &c);
+}
+
+/// Mirrors the visitor id into the cookie for two years.
+pub fn mirror_cookie(vid: &str) {
+    write_cookie(vid, COOKIE_MAX_AGE);
+}
