@@ -97,6 +97,13 @@
 //!   order. (A lead that converted contributes only its converting journeys; its sessions
 //!   after the conversion are not a separate failed journey.)
 //!
+//! # Serialisation
+//!
+//! The output types derive `Serialize` in the API's shape (the edge can answer with them as
+//! they are): times are written as RFC 3339 strings. The input rows derive `Deserialize` in
+//! D1's shape: times are read as ms integers. (So a `SessionRow` serialised and read back is
+//! not the same JSON; nothing needs that.)
+//!
 //! # Timeseries
 //!
 //! [`timeseries`] cuts `[from, to)` into UTC days or ISO weeks (Monday 00:00 UTC; the first and
@@ -108,7 +115,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::assists::{pages_report, PageConversion, PageRow, PageView};
 use crate::attribution::{
@@ -134,6 +141,19 @@ pub const KIND_LEAD: &str = "lead";
 /// The conversion kind of a won deal.
 pub const KIND_CUSTOMER: &str = "customer";
 
+/// Serialises ms since the epoch as RFC 3339 (the API's form of a time).
+fn ser_ms<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_rfc3339(*ms))
+}
+
+/// Serialises an optional ms time as RFC 3339 or `null`.
+fn ser_opt_ms<S: Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match ms {
+        Some(ms) => s.serialize_str(&format_rfc3339(*ms)),
+        None => s.serialize_none(),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Input rows
 // ---------------------------------------------------------------------------------------------
@@ -149,7 +169,8 @@ pub struct SessionRow {
     /// The lead the visitor belongs to, if any (its sessions before it was identified too).
     #[serde(default)]
     pub lead: Option<String>,
-    /// When it started (ms since the epoch).
+    /// When it started (ms since the epoch; serialised as RFC 3339).
+    #[serde(serialize_with = "ser_ms")]
     pub started_at: i64,
     /// Touch: GA4 default channel group (`Direct` for a direct session).
     pub channel: String,
@@ -185,16 +206,17 @@ pub struct ConversionRow {
     pub lead: String,
     /// `lead`, `customer`, or a CRM stage name.
     pub kind: String,
-    /// Its time `T` (ms since the epoch).
+    /// Its time `T` (ms since the epoch; serialised as RFC 3339).
+    #[serde(serialize_with = "ser_ms")]
     pub at: i64,
     /// Revenue in integer minor units of the reporting currency (0 for leads).
     #[serde(default)]
     pub revenue: i64,
-    /// When the lead was created (for `w_shaped` / `full_path`).
-    #[serde(default)]
+    /// When the lead was created (for `w_shaped` / `full_path`; serialised as RFC 3339).
+    #[serde(default, serialize_with = "ser_opt_ms")]
     pub lead_at: Option<i64>,
     /// When the deal first reached an open stage such as `opportunity`, if it did.
-    #[serde(default)]
+    #[serde(default, serialize_with = "ser_opt_ms")]
     pub opportunity_at: Option<i64>,
     /// The page on which it happened (a lead form's path), if any.
     #[serde(default)]
@@ -385,9 +407,11 @@ impl Filters {
 pub struct Query {
     /// Row key (default `channel`).
     pub group_by: GroupBy,
-    /// Start of the range (inclusive, ms).
+    /// Start of the range (inclusive, ms; serialised as RFC 3339).
+    #[serde(serialize_with = "ser_ms")]
     pub from: i64,
-    /// End of the range (exclusive, ms).
+    /// End of the range (exclusive, ms; serialised as RFC 3339).
+    #[serde(serialize_with = "ser_ms")]
     pub to: i64,
     /// Attribution model (default `last_non_direct`).
     pub model: Model,
@@ -570,6 +594,8 @@ pub struct SourceRow {
     pub visitors: u64,
     /// Sessions started in the range.
     pub sessions: u64,
+    /// Page views of those sessions.
+    pub pageviews: u64,
     /// Credited lead conversions.
     pub leads: f64,
     /// Credited customer conversions.
@@ -628,9 +654,11 @@ pub struct SourcesReport {
 pub struct TimeseriesPoint {
     /// The bucket's label: `2026-11-24` or `2026-W48`.
     pub bucket: String,
-    /// Its start (the range's start for a clipped first bucket), ms.
+    /// Its start (the range's start for a clipped first bucket), ms; serialised as RFC 3339.
+    #[serde(serialize_with = "ser_ms")]
     pub from: i64,
-    /// Its end (exclusive), ms.
+    /// Its end (exclusive), ms; serialised as RFC 3339.
+    #[serde(serialize_with = "ser_ms")]
     pub to: i64,
     /// The totals row over the bucket (key = the label).
     pub figures: SourceRow,
@@ -835,6 +863,7 @@ fn compute(
     let mut row_visitors: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
     let mut all_visitors: BTreeSet<&str> = BTreeSet::new();
     let mut total_sessions = 0u64;
+    let mut total_pageviews = 0u64;
 
     for s in idx
         .sessions
@@ -842,9 +871,12 @@ fn compute(
         .filter(|s| in_range(s.started_at) && filters.matches(s))
     {
         let key = group_by.key(s);
-        rows.entry(key.to_owned())
-            .or_insert_with(|| SourceRow::named(key))
-            .sessions += 1;
+        let r = rows
+            .entry(key.to_owned())
+            .or_insert_with(|| SourceRow::named(key));
+        r.sessions += 1;
+        r.pageviews = r.pageviews.saturating_add(s.pageviews);
+        total_pageviews = total_pageviews.saturating_add(s.pageviews);
         row_visitors
             .entry(key.to_owned())
             .or_default()
@@ -943,6 +975,7 @@ fn compute(
     let mut totals = SourceRow::named("total");
     totals.visitors = all_visitors.len() as u64;
     totals.sessions = total_sessions;
+    totals.pageviews = total_pageviews;
     for r in &rows {
         totals.leads += r.leads;
         totals.customers += r.customers;
@@ -1182,7 +1215,8 @@ pub struct Journey {
 pub struct JourneyPage {
     /// The page path.
     pub path: String,
-    /// When (ms).
+    /// When (ms; serialised as RFC 3339).
+    #[serde(serialize_with = "ser_ms")]
     pub at: i64,
     /// Its session.
     pub session: String,

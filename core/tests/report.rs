@@ -415,6 +415,23 @@ fn sources_reports_match_the_hand_worked_figures() {
             check_row(&format!("{name} [{}]", row.key), row, &want_rows[&row.key]);
         }
         check_row(&format!("{name} [totals]"), &report.totals, &exp["totals"]);
+        // page views per row: the hand-written page views of the row's sessions
+        let segment = &query.filters;
+        for row in &report.rows {
+            let want: u64 = sc["expected"]["sessions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|x| {
+                    s(&x["channel"]) == row.key
+                        && x["is_bot"] == Value::Bool(false)
+                        && segment.country.as_deref().is_none_or(|c| s(&x["country"]) == c)
+                        && segment.channel.as_deref().is_none_or(|c| s(&x["channel"]) == c)
+                })
+                .filter_map(|x| x["pageviews"].as_u64())
+                .sum();
+            assert_eq!(row.pageviews, want, "{name} [{}] pageviews", row.key);
+        }
         // rows add up to the totals
         let sum: f64 = report.rows.iter().map(|r| r.revenue).sum();
         assert!(close(sum, report.totals.revenue), "{name}: rows sum to totals");
@@ -536,4 +553,227 @@ fn journeys_match() {
         }
     }
     assert!(journey(&w.data, "nobody@example.com", &query, &chains).is_none());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Engine rules on tiny hand-made data
+// ---------------------------------------------------------------------------------------------
+
+const D: i64 = 86_400_000;
+
+fn session(id: &str, visitor: &str, lead: Option<&str>, day: i64, channel: &str, source: &str, campaign: Option<&str>) -> SessionRow {
+    SessionRow {
+        id: id.into(),
+        visitor: visitor.into(),
+        lead: lead.map(str::to_owned),
+        started_at: day * D,
+        channel: channel.into(),
+        source: source.into(),
+        medium: if channel == "Direct" { "(none)".into() } else { "cpc".into() },
+        campaign: campaign.map(str::to_owned),
+        landing_page: "/".into(),
+        pageviews: 1,
+        is_bot: false,
+        country: Some("FR".into()),
+        device: Some("desktop".into()),
+    }
+}
+
+fn customer(lead: &str, day: i64, revenue: i64) -> ConversionRow {
+    ConversionRow {
+        id: format!("{lead}:{day}"),
+        lead: lead.into(),
+        kind: "customer".into(),
+        at: day * D,
+        revenue,
+        ..ConversionRow::default()
+    }
+}
+
+fn spend_row(day: i64, channel: &str, source: Option<&str>, campaign: Option<&str>, amount: i64) -> SpendRow {
+    SpendRow {
+        day,
+        channel: channel.into(),
+        source: source.map(str::to_owned),
+        campaign: campaign.map(str::to_owned),
+        amount,
+    }
+}
+
+/// Ann: one Paid Search session (google, campaign brand) on day 10, won on day 12 (10000).
+/// Old Bob: his only session is on day 1, he is won on day 200 (5000): outside a 90-day
+/// lookback, so unattributed. A bot session on day 11. Spend: google/brand 300 on day 10,
+/// google without campaign 200 on day 11, bing 100 on day 11, google 999 on day 50 (out of
+/// range [0, 30 days) for the first report).
+fn tiny() -> ReportData {
+    let mut bot = session("s3", "v3", None, 11, "Organic Search", "google", None);
+    bot.is_bot = true;
+    ReportData {
+        sessions: vec![
+            session("s1", "v1", Some("ann"), 10, "Paid Search", "google", Some("brand")),
+            session("s2", "v2", Some("bob"), 1, "Direct", "(direct)", None),
+            bot,
+        ],
+        conversions: vec![customer("ann", 12, 10_000), customer("bob", 200, 5_000)],
+        pageviews: vec![],
+        spend: vec![
+            spend_row(10, "Paid Search", Some("google"), Some("brand"), 300),
+            spend_row(11, "Paid Search", Some("google"), None, 200),
+            spend_row(11, "Paid Search", Some("bing"), None, 100),
+            spend_row(50, "Paid Search", Some("google"), None, 999),
+        ],
+    }
+}
+
+fn row<'a>(r: &'a closeloop_core::report::SourcesReport, key: &str) -> &'a closeloop_core::report::SourceRow {
+    r.rows.iter().find(|x| x.key == key).unwrap_or_else(|| panic!("row {key}: {:?}", r.rows))
+}
+
+#[test]
+fn spend_follows_the_grouping() {
+    let data = tiny();
+    let mut q = Query::new(0, 30 * D);
+    q.group_by = GroupBy::Source;
+    let r = sources(&data, &q);
+    // google: 300 + 200 (999 is out of range); bing 100 with no traffic still gets a row
+    assert_eq!(row(&r, "google").spend, Some(500));
+    assert_eq!(row(&r, "bing").spend, Some(100));
+    assert_eq!(row(&r, "bing").sessions, 0);
+    assert_eq!(r.totals.spend, Some(600));
+    // google: 1 customer, 10000 revenue, 500 spend -> cac 500, roi (10000-500)/500 = 19
+    assert_eq!(row(&r, "google").cac, Some(500.0));
+    assert_eq!(row(&r, "google").roi, Some(19.0));
+    assert_eq!(row(&r, "bing").roi, Some(-1.0));
+
+    q.group_by = GroupBy::Campaign;
+    let r = sources(&data, &q);
+    assert_eq!(row(&r, "brand").spend, Some(300));
+    assert_eq!(row(&r, "(not set)").spend, Some(300), "spend without a campaign: 200 + 100");
+
+    q.group_by = GroupBy::Medium;
+    let r = sources(&data, &q);
+    assert!(r.rows.iter().all(|x| x.spend.is_none() && x.cac.is_none()));
+    assert_eq!(r.totals.spend, Some(600), "the totals still carry it");
+
+    q.group_by = GroupBy::Channel;
+    q.filters.device = Some("Desktop".into());
+    let r = sources(&data, &q);
+    assert_eq!(r.totals.spend, None, "spend has no device");
+    assert_eq!(row(&r, "Paid Search").spend, None);
+
+    q.filters = Filters { source: Some("bing".into()), ..Filters::default() };
+    let r = sources(&data, &q);
+    assert_eq!(r.totals.spend, Some(100));
+    assert_eq!(r.totals.customers, 0.0);
+}
+
+#[test]
+fn conversions_without_touches_are_unattributed_not_lost() {
+    let data = tiny();
+    let q = Query::new(0, 300 * D);
+    let r = sources(&data, &q);
+    let un = row(&r, closeloop_core::report::UNATTRIBUTED);
+    assert_eq!((un.customers, un.revenue, un.sessions, un.spend), (1.0, 5_000.0, 0, None));
+    assert_eq!(r.rows.last().map(|x| x.key.as_str()), Some(closeloop_core::report::UNATTRIBUTED));
+    assert_eq!((r.totals.customers, r.totals.revenue), (2.0, 15_000.0));
+    // with a filter the unattributed conversion is in no segment
+    let mut q = q;
+    q.filters.channel = Some("Paid Search".into());
+    let r = sources(&data, &q);
+    assert!(r.rows.iter().all(|x| x.key != closeloop_core::report::UNATTRIBUTED));
+    assert_eq!(r.totals.customers, 1.0);
+}
+
+#[test]
+fn bots_only_when_asked() {
+    let data = tiny();
+    let mut q = Query::new(0, 30 * D);
+    let r = sources(&data, &q);
+    assert_eq!((r.totals.sessions, r.totals.visitors), (2, 2));
+    q.include_bots = true;
+    let r = sources(&data, &q);
+    assert_eq!((r.totals.sessions, r.totals.visitors), (3, 3));
+    assert_eq!(row(&r, "Organic Search").sessions, 1);
+}
+
+#[test]
+fn daily_timeseries_clips_the_range() {
+    let data = tiny();
+    // from day 9 12:00 to day 12 12:00: buckets day 9 (clipped), 10, 11, 12 (clipped)
+    let q = Query::new(9 * D + D / 2, 12 * D + D / 2);
+    let points = timeseries(&data, &q, Granularity::Day, 100);
+    let spans: Vec<(i64, i64)> = points.iter().map(|p| (p.from, p.to)).collect();
+    assert_eq!(spans, [(9 * D + D / 2, 10 * D), (10 * D, 11 * D), (11 * D, 12 * D), (12 * D, 12 * D + D / 2)]);
+    let sessions: Vec<u64> = points.iter().map(|p| p.figures.sessions).collect();
+    assert_eq!(sessions, [0, 1, 0, 0], "the bot's day-11 session is left out");
+    let spend: Vec<Option<i64>> = points.iter().map(|p| p.figures.spend).collect();
+    assert_eq!(spend, [Some(0), Some(300), Some(300), Some(0)], "day 9 12:00 does not hold day 9's start");
+    assert_eq!(points[3].figures.customers, 1.0, "ann won on day 12 00:00");
+    assert_eq!(points[1].bucket, "1970-01-11");
+}
+
+#[test]
+fn query_strings() {
+    let q = Query::from_pairs(
+        [
+            ("from", "2026-09-07"),
+            ("to", "2026-10-19T00:00:00Z"),
+            ("group_by", "landing_page"),
+            ("model", "time_decay"),
+            ("lookback_days", "14"),
+            ("half_life_days", "3.5"),
+            ("conversion", "Opportunity"),
+            ("include_bots", "true"),
+            ("campaign", "(not set)"),
+            ("granularity", "week"),
+            ("device", ""),
+        ],
+        0,
+    )
+    .expect("query");
+    assert_eq!((q.from, q.to), (1_788_739_200_000, 1_788_739_200_000 + 42 * D));
+    assert_eq!((q.group_by, q.model, q.lookback_days), (GroupBy::LandingPage, Model::TimeDecay, 14));
+    assert_eq!(q.params().half_life_ms, 302_400_000);
+    assert_eq!(q.conversion, "opportunity");
+    assert!(q.include_bots);
+    assert_eq!(q.filters.campaign.as_deref(), Some("(not set)"));
+    assert_eq!(q.filters.device, None);
+    // defaults: the 30 days before now, last_non_direct, customer
+    let q = Query::from_pairs([], 100 * D).expect("defaults");
+    assert_eq!((q.from, q.to, q.model, q.conversion.as_str()), (70 * D, 100 * D, Model::LastNonDirect, "customer"));
+    for (name, value) in [
+        ("group_by", "country"),
+        ("model", "magic"),
+        ("lookback_days", "0"),
+        ("lookback_days", "3651"),
+        ("lookback_days", "1.5"),
+        ("half_life_days", "0"),
+        ("half_life_days", "NaN"),
+        ("from", "yesterday"),
+        ("include_bots", "yes"),
+    ] {
+        let e = Query::from_pairs([(name, value)], 100 * D).expect_err(value);
+        assert_eq!(e.parameter, name);
+        assert!(e.message.starts_with(&format!("`{name}`")), "{}", e.message);
+    }
+    let e = Query::from_pairs([("from", "2026-10-02"), ("to", "2026-10-01")], 0).expect_err("from > to");
+    assert_eq!(e.parameter, "from");
+    assert!("views".parse::<PageSort>().is_ok() && "clicks".parse::<PageSort>().is_err());
+}
+
+#[test]
+fn answers_serialise_times_as_rfc3339() {
+    let data = tiny();
+    let q = Query::new(0, 30 * D);
+    let r = serde_json::to_value(sources(&data, &q)).expect("json");
+    assert_eq!(r["query"]["from"], "1970-01-01T00:00:00.000Z");
+    assert_eq!(r["query"]["to"], "1970-01-31T00:00:00.000Z");
+    assert_eq!(r["query"]["model"], "last_non_direct");
+    assert_eq!(r["query"]["group_by"], "channel");
+    let j = journey(&data, "ann", &q, &Chains::default()).expect("journey");
+    let j = serde_json::to_value(j).expect("json");
+    assert_eq!(j["sessions"][0]["started_at"], "1970-01-11T00:00:00.000Z");
+    assert_eq!(j["conversions"][0]["conversion"]["at"], "1970-01-13T00:00:00.000Z");
+    assert_eq!(j["conversions"][0]["conversion"]["lead_at"], Value::Null);
+    assert_eq!(j["conversions"][0]["credits"][0]["model"], "first_touch");
 }
