@@ -22,7 +22,10 @@ use serde_json::Value;
 const TOL: f64 = 1e-9;
 
 fn scenario() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/scenarios/closed_loop.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/scenarios/closed_loop.json"
+    );
     let text = std::fs::read_to_string(path).expect("scenario file");
     serde_json::from_str(&text).expect("scenario JSON")
 }
@@ -40,7 +43,9 @@ fn close(a: f64, b: f64) -> bool {
 }
 
 fn check_f(what: &str, got: f64, want: &Value) {
-    let want = want.as_f64().unwrap_or_else(|| panic!("{what}: expected a number, got {want}"));
+    let want = want
+        .as_f64()
+        .unwrap_or_else(|| panic!("{what}: expected a number, got {want}"));
     assert!(close(got, want), "{what}: got {got}, expected {want}");
 }
 
@@ -83,7 +88,11 @@ fn build(sc: &Value) -> World {
     for visitor in sc["visitors"].as_array().expect("visitors") {
         let vid = s(&visitor["visitor_id"]).to_owned();
         let ctx = &visitor["context"];
-        let events: Vec<&Value> = visitor["events"].as_array().expect("events").iter().collect();
+        let events: Vec<&Value> = visitor["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .collect();
         let mut sevents: Vec<SessionEvent<Source>> = Vec::new();
         for e in &events {
             let url = s(&e["url"]);
@@ -128,7 +137,9 @@ fn build(sc: &Value) -> World {
             let exp = expected_sessions
                 .iter()
                 .find(|x| s(&x["visitor"]) == vid && x["started_at"].as_i64() == Some(sess.start))
-                .unwrap_or_else(|| panic!("no expected session of {vid} starting at {}", sess.start));
+                .unwrap_or_else(|| {
+                    panic!("no expected session of {vid} starting at {}", sess.start)
+                });
             let id = s(&exp["id"]).to_owned();
             let touch = sess.touch.clone().unwrap_or(Source {
                 channel: "Direct".into(),
@@ -168,7 +179,11 @@ fn build(sc: &Value) -> World {
         }
     }
 
-    let leads = Leads::build(identifications.iter().map(|(v, e, _, _)| (v.as_str(), e.as_str())));
+    let leads = Leads::build(
+        identifications
+            .iter()
+            .map(|(v, e, _, _)| (v.as_str(), e.as_str())),
+    );
     for sess in &mut sessions {
         sess.lead = leads.leads_of(&sess.visitor).next().map(str::to_owned);
     }
@@ -223,7 +238,9 @@ fn build(sc: &Value) -> World {
         ..ImportOptions::default()
     };
     let rows = parse_conversions(s(&sc["conversions_csv"]).as_bytes(), &opts).expect("csv");
-    let expected_rows = sc["conversions_csv_expected"].as_array().expect("csv expected");
+    let expected_rows = sc["conversions_csv_expected"]
+        .as_array()
+        .expect("csv expected");
     assert_eq!(rows.len(), expected_rows.len(), "CSV rows");
     for (row, exp) in rows.iter().zip(expected_rows) {
         assert_eq!(Some(row.row), exp["row"].as_u64());
@@ -283,7 +300,9 @@ fn build(sc: &Value) -> World {
         }
     }
     let rows = parse_spend(s(&sc["spend_csv"]).as_bytes(), &opts).expect("spend csv");
-    let expected_rows = sc["spend_csv_expected"].as_array().expect("spend csv expected");
+    let expected_rows = sc["spend_csv_expected"]
+        .as_array()
+        .expect("spend csv expected");
     assert_eq!(rows.len(), expected_rows.len());
     for (row, exp) in rows.iter().zip(expected_rows) {
         let rec = row.result.as_ref().expect("spend row ok");
@@ -331,36 +350,77 @@ fn sessions_leads_and_conversions_are_built_as_written() {
     assert_eq!(w.data.sessions.len(), expected.len(), "number of sessions");
     for exp in expected {
         let id = s(&exp["id"]);
-        let got = w.data.sessions.iter().find(|x| x.id == id).expect("session built");
+        let got = w
+            .data
+            .sessions
+            .iter()
+            .find(|x| x.id == id)
+            .expect("session built");
         assert_eq!(got.visitor, s(&exp["visitor"]), "{id} visitor");
         assert_eq!(got.lead.as_deref(), exp["lead"].as_str(), "{id} lead");
         assert_eq!(got.channel, s(&exp["channel"]), "{id} channel");
         assert_eq!(got.source, s(&exp["source"]), "{id} source");
         assert_eq!(got.medium, s(&exp["medium"]), "{id} medium");
-        assert_eq!(got.campaign.as_deref(), exp["campaign"].as_str(), "{id} campaign");
-        assert_eq!(got.landing_page, s(&exp["landing_page"]), "{id} landing page");
-        assert_eq!(Some(got.pageviews), exp["pageviews"].as_u64(), "{id} pageviews");
+        assert_eq!(
+            got.campaign.as_deref(),
+            exp["campaign"].as_str(),
+            "{id} campaign"
+        );
+        assert_eq!(
+            got.landing_page,
+            s(&exp["landing_page"]),
+            "{id} landing page"
+        );
+        assert_eq!(
+            Some(got.pageviews),
+            exp["pageviews"].as_u64(),
+            "{id} pageviews"
+        );
         assert_eq!(Some(got.is_bot), exp["is_bot"].as_bool(), "{id} bot");
     }
     for (email, exp) in sc["expected"]["leads"].as_object().expect("leads") {
         let visitors: Vec<&str> = w.leads.visitors_of(email).collect();
-        let mut want: Vec<&str> = exp["visitors"].as_array().expect("visitors").iter().map(s).collect();
+        let mut want: Vec<&str> = exp["visitors"]
+            .as_array()
+            .expect("visitors")
+            .iter()
+            .map(s)
+            .collect();
         want.sort_unstable();
         assert_eq!(visitors, want, "visitors of {email}");
     }
-    let expected = sc["expected"]["conversions"].as_array().expect("conversions");
-    assert_eq!(w.data.conversions.len(), expected.len(), "number of conversions");
+    let expected = sc["expected"]["conversions"]
+        .as_array()
+        .expect("conversions");
+    assert_eq!(
+        w.data.conversions.len(),
+        expected.len(),
+        "number of conversions"
+    );
     for exp in expected {
         let id = s(&exp["id"]);
-        let got = w.data.conversions.iter().find(|c| c.id == id).unwrap_or_else(|| panic!("conversion {id}"));
+        let got = w
+            .data
+            .conversions
+            .iter()
+            .find(|c| c.id == id)
+            .unwrap_or_else(|| panic!("conversion {id}"));
         assert_eq!(got.lead, s(&exp["lead"]), "{id}");
         assert_eq!(got.kind, s(&exp["kind"]), "{id}");
         assert_eq!(Some(got.at), exp["at"].as_i64(), "{id} at");
         assert_eq!(Some(got.revenue), exp["revenue"].as_i64(), "{id} revenue");
         assert_eq!(got.lead_at, exp["lead_at"].as_i64(), "{id} lead_at");
-        assert_eq!(got.opportunity_at, exp["opportunity_at"].as_i64(), "{id} opportunity_at");
+        assert_eq!(
+            got.opportunity_at,
+            exp["opportunity_at"].as_i64(),
+            "{id} opportunity_at"
+        );
         assert_eq!(got.page.as_deref(), exp["page"].as_str(), "{id} page");
-        assert_eq!(got.session.as_deref(), exp["session"].as_str(), "{id} session");
+        assert_eq!(
+            got.session.as_deref(),
+            exp["session"].as_str(),
+            "{id} session"
+        );
     }
 }
 
@@ -381,16 +441,40 @@ fn query_of(sc: &Value, q: &Value) -> Query {
 }
 
 fn check_row(what: &str, got: &closeloop_core::report::SourceRow, want: &Value) {
-    assert_eq!(Some(got.visitors), want["visitors"].as_u64(), "{what} visitors");
-    assert_eq!(Some(got.sessions), want["sessions"].as_u64(), "{what} sessions");
+    assert_eq!(
+        Some(got.visitors),
+        want["visitors"].as_u64(),
+        "{what} visitors"
+    );
+    assert_eq!(
+        Some(got.sessions),
+        want["sessions"].as_u64(),
+        "{what} sessions"
+    );
     check_f(&format!("{what} leads"), got.leads, &want["leads"]);
-    check_f(&format!("{what} customers"), got.customers, &want["customers"]);
+    check_f(
+        &format!("{what} customers"),
+        got.customers,
+        &want["customers"],
+    );
     check_f(&format!("{what} revenue"), got.revenue, &want["revenue"]);
-    check_f(&format!("{what} conversions"), got.conversions, &want["conversions"]);
-    check_f(&format!("{what} conversion_revenue"), got.conversion_revenue, &want["conversion_revenue"]);
+    check_f(
+        &format!("{what} conversions"),
+        got.conversions,
+        &want["conversions"],
+    );
+    check_f(
+        &format!("{what} conversion_revenue"),
+        got.conversion_revenue,
+        &want["conversion_revenue"],
+    );
     assert_eq!(got.spend, want["spend"].as_i64(), "{what} spend");
     check_opt(&format!("{what} cac"), got.cac, &want["cac"]);
-    check_opt(&format!("{what} revenue_per_customer"), got.revenue_per_customer, &want["revenue_per_customer"]);
+    check_opt(
+        &format!("{what} revenue_per_customer"),
+        got.revenue_per_customer,
+        &want["revenue_per_customer"],
+    );
     check_opt(&format!("{what} roi"), got.roi, &want["roi"]);
 }
 
@@ -399,7 +483,10 @@ fn sources_reports_match_the_hand_worked_figures() {
     let sc = scenario();
     let w = build(&sc);
     let reports = sc["expected"]["reports"].as_array().expect("reports");
-    assert!(reports.len() >= 9 + 4 + 2 + 8 + 2, "every model, filters, lookback, stage");
+    assert!(
+        reports.len() >= 9 + 4 + 2 + 8 + 2,
+        "every model, filters, lookback, stage"
+    );
     for exp in reports {
         let name = s(&exp["name"]);
         let query = query_of(&sc, &exp["query"]);
@@ -425,8 +512,14 @@ fn sources_reports_match_the_hand_worked_figures() {
                 .filter(|x| {
                     s(&x["channel"]) == row.key
                         && x["is_bot"] == Value::Bool(false)
-                        && segment.country.as_deref().is_none_or(|c| s(&x["country"]) == c)
-                        && segment.channel.as_deref().is_none_or(|c| s(&x["channel"]) == c)
+                        && segment
+                            .country
+                            .as_deref()
+                            .is_none_or(|c| s(&x["country"]) == c)
+                        && segment
+                            .channel
+                            .as_deref()
+                            .is_none_or(|c| s(&x["channel"]) == c)
                 })
                 .filter_map(|x| x["pageviews"].as_u64())
                 .sum();
@@ -434,7 +527,10 @@ fn sources_reports_match_the_hand_worked_figures() {
         }
         // rows add up to the totals
         let sum: f64 = report.rows.iter().map(|r| r.revenue).sum();
-        assert!(close(sum, report.totals.revenue), "{name}: rows sum to totals");
+        assert!(
+            close(sum, report.totals.revenue),
+            "{name}: rows sum to totals"
+        );
     }
 }
 
@@ -447,12 +543,24 @@ fn markov_chains_match_the_worked_chain() {
     for kind in ["lead", "customer"] {
         let exp = &sc["expected"]["markov"][kind];
         let chain = chains.get(kind).expect("chain");
-        check_f(&format!("{kind} P"), chain.conversion_probability(), &exp["conversion_probability"]);
+        check_f(
+            &format!("{kind} P"),
+            chain.conversion_probability(),
+            &exp["conversion_probability"],
+        );
         for (channel, effect) in exp["removal_effects"].as_object().expect("effects") {
-            check_f(&format!("{kind} removal {channel}"), chain.removal_effect(channel), effect);
+            check_f(
+                &format!("{kind} removal {channel}"),
+                chain.removal_effect(channel),
+                effect,
+            );
         }
         for (channel, share) in chain.normalised_removal_effects() {
-            check_f(&format!("{kind} normalised {channel}"), share, &exp["normalised"][channel]);
+            check_f(
+                &format!("{kind} normalised {channel}"),
+                share,
+                &exp["normalised"][channel],
+            );
         }
     }
 }
@@ -465,16 +573,45 @@ fn pages_report_matches() {
     let exp = &sc["expected"]["pages"];
     let rows = pages(&w.data, &Query::new(from, to), PageSort::Views, true);
     let order: Vec<&str> = rows.iter().map(|r| r.path.as_str()).collect();
-    let want_order: Vec<&str> = exp["order"].as_array().expect("order").iter().map(s).collect();
+    let want_order: Vec<&str> = exp["order"]
+        .as_array()
+        .expect("order")
+        .iter()
+        .map(s)
+        .collect();
     assert_eq!(order, want_order, "pages sorted by views, descending");
     for r in &rows {
         let want = &exp["rows"][&r.path];
         assert_eq!(Some(r.views), want["views"].as_u64(), "{} views", r.path);
-        assert_eq!(Some(r.entrances), want["entrances"].as_u64(), "{} entrances", r.path);
-        assert_eq!(Some(r.assisted_leads), want["assisted_leads"].as_u64(), "{} assisted leads", r.path);
-        assert_eq!(Some(r.assisted_customers), want["assisted_customers"].as_u64(), "{} assisted customers", r.path);
-        check_f(&format!("{} assisted revenue", r.path), r.assisted_revenue, &want["assisted_revenue"]);
-        assert_eq!(Some(r.direct_conversions), want["direct_conversions"].as_u64(), "{} direct", r.path);
+        assert_eq!(
+            Some(r.entrances),
+            want["entrances"].as_u64(),
+            "{} entrances",
+            r.path
+        );
+        assert_eq!(
+            Some(r.assisted_leads),
+            want["assisted_leads"].as_u64(),
+            "{} assisted leads",
+            r.path
+        );
+        assert_eq!(
+            Some(r.assisted_customers),
+            want["assisted_customers"].as_u64(),
+            "{} assisted customers",
+            r.path
+        );
+        check_f(
+            &format!("{} assisted revenue", r.path),
+            r.assisted_revenue,
+            &want["assisted_revenue"],
+        );
+        assert_eq!(
+            Some(r.direct_conversions),
+            want["direct_conversions"].as_u64(),
+            "{} direct",
+            r.path
+        );
     }
     // sorting by path ascending gives the paths in order
     let by_path: Vec<String> = pages(&w.data, &Query::new(from, to), PageSort::Path, false)
@@ -492,17 +629,33 @@ fn weekly_timeseries_matches() {
     let mut query = Query::new(from, to);
     query.model = Model::FirstTouch;
     let points = timeseries(&w.data, &query, Granularity::Week, 100);
-    let exp = sc["expected"]["timeseries"]["buckets"].as_object().expect("buckets");
+    let exp = sc["expected"]["timeseries"]["buckets"]
+        .as_object()
+        .expect("buckets");
     let labels: Vec<&str> = points.iter().map(|p| p.bucket.as_str()).collect();
     let want: Vec<&str> = exp.keys().map(String::as_str).collect();
     assert_eq!(labels, want);
     for p in &points {
         let e = &exp[&p.bucket];
         let f = &p.figures;
-        assert_eq!(Some(f.visitors), e["visitors"].as_u64(), "{} visitors", p.bucket);
-        assert_eq!(Some(f.sessions), e["sessions"].as_u64(), "{} sessions", p.bucket);
+        assert_eq!(
+            Some(f.visitors),
+            e["visitors"].as_u64(),
+            "{} visitors",
+            p.bucket
+        );
+        assert_eq!(
+            Some(f.sessions),
+            e["sessions"].as_u64(),
+            "{} sessions",
+            p.bucket
+        );
         check_f(&format!("{} leads", p.bucket), f.leads, &e["leads"]);
-        check_f(&format!("{} customers", p.bucket), f.customers, &e["customers"]);
+        check_f(
+            &format!("{} customers", p.bucket),
+            f.customers,
+            &e["customers"],
+        );
         check_f(&format!("{} revenue", p.bucket), f.revenue, &e["revenue"]);
         assert_eq!(f.spend, e["spend"].as_i64(), "{} spend", p.bucket);
         check_opt(&format!("{} cac", p.bucket), f.cac, &e["cac"]);
@@ -519,17 +672,37 @@ fn journeys_match() {
     let chains = Chains::fit(&w.data, &query);
     for (lead, exp) in sc["expected"]["journeys"].as_object().expect("journeys") {
         let j = journey(&w.data, lead, &query, &chains).expect("journey");
-        let want: Vec<&str> = exp["visitors"].as_array().expect("v").iter().map(s).collect();
+        let want: Vec<&str> = exp["visitors"]
+            .as_array()
+            .expect("v")
+            .iter()
+            .map(s)
+            .collect();
         assert_eq!(j.visitors, want, "{lead} visitors");
         let sessions: Vec<&str> = j.sessions.iter().map(|x| x.id.as_str()).collect();
-        let want: Vec<&str> = exp["sessions"].as_array().expect("s").iter().map(s).collect();
+        let want: Vec<&str> = exp["sessions"]
+            .as_array()
+            .expect("s")
+            .iter()
+            .map(s)
+            .collect();
         assert_eq!(sessions, want, "{lead} sessions");
-        let pages: Vec<(&str, i64, &str)> = j.pages.iter().map(|p| (p.path.as_str(), p.at, p.session.as_str())).collect();
+        let pages: Vec<(&str, i64, &str)> = j
+            .pages
+            .iter()
+            .map(|p| (p.path.as_str(), p.at, p.session.as_str()))
+            .collect();
         let want: Vec<(&str, i64, &str)> = exp["pages"]
             .as_array()
             .expect("pages")
             .iter()
-            .map(|p| (s(&p["path"]), p["at"].as_i64().unwrap_or_default(), s(&p["session"])))
+            .map(|p| {
+                (
+                    s(&p["path"]),
+                    p["at"].as_i64().unwrap_or_default(),
+                    s(&p["session"]),
+                )
+            })
             .collect();
         assert_eq!(pages, want, "{lead} pages");
         let convs = exp["conversions"].as_array().expect("conversions");
@@ -539,15 +712,33 @@ fn journeys_match() {
             assert_eq!(got.conversion.id, cid, "{lead} conversion order");
             for (model, shares) in want["credits"].as_object().expect("credits") {
                 let m: Model = model.parse().expect("model");
-                let mc = got.credits.iter().find(|c| c.model == m).expect("model credit");
+                let mc = got
+                    .credits
+                    .iter()
+                    .find(|c| c.model == m)
+                    .expect("model credit");
                 let shares = shares.as_object().expect("shares");
                 for tc in &mc.touches {
-                    let want = shares.get(&tc.session).and_then(Value::as_f64).unwrap_or(0.0);
-                    assert!(close(tc.share, want), "{lead} {cid} {model} {}: got {}, expected {want}", tc.session, tc.share);
-                    assert!(close(tc.revenue, want * got.conversion.revenue as f64), "{lead} {cid} {model} revenue");
+                    let want = shares
+                        .get(&tc.session)
+                        .and_then(Value::as_f64)
+                        .unwrap_or(0.0);
+                    assert!(
+                        close(tc.share, want),
+                        "{lead} {cid} {model} {}: got {}, expected {want}",
+                        tc.session,
+                        tc.share
+                    );
+                    assert!(
+                        close(tc.revenue, want * got.conversion.revenue as f64),
+                        "{lead} {cid} {model} revenue"
+                    );
                 }
                 for sid in shares.keys() {
-                    assert!(mc.touches.iter().any(|t| &t.session == sid), "{lead} {cid} {model}: {sid} credited");
+                    assert!(
+                        mc.touches.iter().any(|t| &t.session == sid),
+                        "{lead} {cid} {model}: {sid} credited"
+                    );
                 }
             }
         }
@@ -561,7 +752,15 @@ fn journeys_match() {
 
 const D: i64 = 86_400_000;
 
-fn session(id: &str, visitor: &str, lead: Option<&str>, day: i64, channel: &str, source: &str, campaign: Option<&str>) -> SessionRow {
+fn session(
+    id: &str,
+    visitor: &str,
+    lead: Option<&str>,
+    day: i64,
+    channel: &str,
+    source: &str,
+    campaign: Option<&str>,
+) -> SessionRow {
     SessionRow {
         id: id.into(),
         visitor: visitor.into(),
@@ -569,7 +768,11 @@ fn session(id: &str, visitor: &str, lead: Option<&str>, day: i64, channel: &str,
         started_at: day * D,
         channel: channel.into(),
         source: source.into(),
-        medium: if channel == "Direct" { "(none)".into() } else { "cpc".into() },
+        medium: if channel == "Direct" {
+            "(none)".into()
+        } else {
+            "cpc".into()
+        },
         campaign: campaign.map(str::to_owned),
         landing_page: "/".into(),
         pageviews: 1,
@@ -590,7 +793,13 @@ fn customer(lead: &str, day: i64, revenue: i64) -> ConversionRow {
     }
 }
 
-fn spend_row(day: i64, channel: &str, source: Option<&str>, campaign: Option<&str>, amount: i64) -> SpendRow {
+fn spend_row(
+    day: i64,
+    channel: &str,
+    source: Option<&str>,
+    campaign: Option<&str>,
+    amount: i64,
+) -> SpendRow {
     SpendRow {
         day,
         channel: channel.into(),
@@ -610,7 +819,15 @@ fn tiny() -> ReportData {
     bot.is_bot = true;
     ReportData {
         sessions: vec![
-            session("s1", "v1", Some("ann"), 10, "Paid Search", "google", Some("brand")),
+            session(
+                "s1",
+                "v1",
+                Some("ann"),
+                10,
+                "Paid Search",
+                "google",
+                Some("brand"),
+            ),
             session("s2", "v2", Some("bob"), 1, "Direct", "(direct)", None),
             bot,
         ],
@@ -625,8 +842,14 @@ fn tiny() -> ReportData {
     }
 }
 
-fn row<'a>(r: &'a closeloop_core::report::SourcesReport, key: &str) -> &'a closeloop_core::report::SourceRow {
-    r.rows.iter().find(|x| x.key == key).unwrap_or_else(|| panic!("row {key}: {:?}", r.rows))
+fn row<'a>(
+    r: &'a closeloop_core::report::SourcesReport,
+    key: &str,
+) -> &'a closeloop_core::report::SourceRow {
+    r.rows
+        .iter()
+        .find(|x| x.key == key)
+        .unwrap_or_else(|| panic!("row {key}: {:?}", r.rows))
 }
 
 #[test]
@@ -648,7 +871,11 @@ fn spend_follows_the_grouping() {
     q.group_by = GroupBy::Campaign;
     let r = sources(&data, &q);
     assert_eq!(row(&r, "brand").spend, Some(300));
-    assert_eq!(row(&r, "(not set)").spend, Some(300), "spend without a campaign: 200 + 100");
+    assert_eq!(
+        row(&r, "(not set)").spend,
+        Some(300),
+        "spend without a campaign: 200 + 100"
+    );
 
     q.group_by = GroupBy::Medium;
     let r = sources(&data, &q);
@@ -661,7 +888,10 @@ fn spend_follows_the_grouping() {
     assert_eq!(r.totals.spend, None, "spend has no device");
     assert_eq!(row(&r, "Paid Search").spend, None);
 
-    q.filters = Filters { source: Some("bing".into()), ..Filters::default() };
+    q.filters = Filters {
+        source: Some("bing".into()),
+        ..Filters::default()
+    };
     let r = sources(&data, &q);
     assert_eq!(r.totals.spend, Some(100));
     assert_eq!(r.totals.customers, 0.0);
@@ -673,14 +903,23 @@ fn conversions_without_touches_are_unattributed_not_lost() {
     let q = Query::new(0, 300 * D);
     let r = sources(&data, &q);
     let un = row(&r, closeloop_core::report::UNATTRIBUTED);
-    assert_eq!((un.customers, un.revenue, un.sessions, un.spend), (1.0, 5_000.0, 0, None));
-    assert_eq!(r.rows.last().map(|x| x.key.as_str()), Some(closeloop_core::report::UNATTRIBUTED));
+    assert_eq!(
+        (un.customers, un.revenue, un.sessions, un.spend),
+        (1.0, 5_000.0, 0, None)
+    );
+    assert_eq!(
+        r.rows.last().map(|x| x.key.as_str()),
+        Some(closeloop_core::report::UNATTRIBUTED)
+    );
     assert_eq!((r.totals.customers, r.totals.revenue), (2.0, 15_000.0));
     // with a filter the unattributed conversion is in no segment
     let mut q = q;
     q.filters.channel = Some("Paid Search".into());
     let r = sources(&data, &q);
-    assert!(r.rows.iter().all(|x| x.key != closeloop_core::report::UNATTRIBUTED));
+    assert!(r
+        .rows
+        .iter()
+        .all(|x| x.key != closeloop_core::report::UNATTRIBUTED));
     assert_eq!(r.totals.customers, 1.0);
 }
 
@@ -703,11 +942,27 @@ fn daily_timeseries_clips_the_range() {
     let q = Query::new(9 * D + D / 2, 12 * D + D / 2);
     let points = timeseries(&data, &q, Granularity::Day, 100);
     let spans: Vec<(i64, i64)> = points.iter().map(|p| (p.from, p.to)).collect();
-    assert_eq!(spans, [(9 * D + D / 2, 10 * D), (10 * D, 11 * D), (11 * D, 12 * D), (12 * D, 12 * D + D / 2)]);
+    assert_eq!(
+        spans,
+        [
+            (9 * D + D / 2, 10 * D),
+            (10 * D, 11 * D),
+            (11 * D, 12 * D),
+            (12 * D, 12 * D + D / 2)
+        ]
+    );
     let sessions: Vec<u64> = points.iter().map(|p| p.figures.sessions).collect();
-    assert_eq!(sessions, [0, 1, 0, 0], "the bot's day-11 session is left out");
+    assert_eq!(
+        sessions,
+        [0, 1, 0, 0],
+        "the bot's day-11 session is left out"
+    );
     let spend: Vec<Option<i64>> = points.iter().map(|p| p.figures.spend).collect();
-    assert_eq!(spend, [Some(0), Some(300), Some(300), Some(0)], "day 9 12:00 does not hold day 9's start");
+    assert_eq!(
+        spend,
+        [Some(0), Some(300), Some(300), Some(0)],
+        "day 9 12:00 does not hold day 9's start"
+    );
     assert_eq!(points[3].figures.customers, 1.0, "ann won on day 12 00:00");
     assert_eq!(points[1].bucket, "1970-01-11");
 }
@@ -731,8 +986,14 @@ fn query_strings() {
         0,
     )
     .expect("query");
-    assert_eq!((q.from, q.to), (1_788_739_200_000, 1_788_739_200_000 + 42 * D));
-    assert_eq!((q.group_by, q.model, q.lookback_days), (GroupBy::LandingPage, Model::TimeDecay, 14));
+    assert_eq!(
+        (q.from, q.to),
+        (1_788_739_200_000, 1_788_739_200_000 + 42 * D)
+    );
+    assert_eq!(
+        (q.group_by, q.model, q.lookback_days),
+        (GroupBy::LandingPage, Model::TimeDecay, 14)
+    );
     assert_eq!(q.params().half_life_ms, 302_400_000);
     assert_eq!(q.conversion, "opportunity");
     assert!(q.include_bots);
@@ -740,7 +1001,10 @@ fn query_strings() {
     assert_eq!(q.filters.device, None);
     // defaults: the 30 days before now, last_non_direct, customer
     let q = Query::from_pairs([], 100 * D).expect("defaults");
-    assert_eq!((q.from, q.to, q.model, q.conversion.as_str()), (70 * D, 100 * D, Model::LastNonDirect, "customer"));
+    assert_eq!(
+        (q.from, q.to, q.model, q.conversion.as_str()),
+        (70 * D, 100 * D, Model::LastNonDirect, "customer")
+    );
     for (name, value) in [
         ("group_by", "country"),
         ("model", "magic"),
@@ -756,7 +1020,8 @@ fn query_strings() {
         assert_eq!(e.parameter, name);
         assert!(e.message.starts_with(&format!("`{name}`")), "{}", e.message);
     }
-    let e = Query::from_pairs([("from", "2026-10-02"), ("to", "2026-10-01")], 0).expect_err("from > to");
+    let e = Query::from_pairs([("from", "2026-10-02"), ("to", "2026-10-01")], 0)
+        .expect_err("from > to");
     assert_eq!(e.parameter, "from");
     assert!("views".parse::<PageSort>().is_ok() && "clicks".parse::<PageSort>().is_err());
 }
@@ -773,7 +1038,30 @@ fn answers_serialise_times_as_rfc3339() {
     let j = journey(&data, "ann", &q, &Chains::default()).expect("journey");
     let j = serde_json::to_value(j).expect("json");
     assert_eq!(j["sessions"][0]["started_at"], "1970-01-11T00:00:00.000Z");
-    assert_eq!(j["conversions"][0]["conversion"]["at"], "1970-01-13T00:00:00.000Z");
+    assert_eq!(
+        j["conversions"][0]["conversion"]["at"],
+        "1970-01-13T00:00:00.000Z"
+    );
     assert_eq!(j["conversions"][0]["conversion"]["lead_at"], Value::Null);
     assert_eq!(j["conversions"][0]["credits"][0]["model"], "first_touch");
+}
+
+#[test]
+fn every_scenario_batch_passes_import_validation() {
+    use closeloop_core::validate::{validate, ValidateOptions};
+    let sc = scenario();
+    let received_at = sc["range"]["to_ms"].as_i64().expect("to") + 60 * D;
+    for visitor in sc["visitors"].as_array().expect("visitors") {
+        let batch = serde_json::json!({
+            "site_id": sc["site"]["id"],
+            "visitor_id": visitor["visitor_id"],
+            "sent_at": received_at,
+            "events": visitor["events"],
+        });
+        let body = serde_json::to_vec(&batch).expect("json");
+        let v = validate(&body, &ValidateOptions::import(received_at))
+            .unwrap_or_else(|e| panic!("{}: {e}", visitor["visitor_id"]));
+        assert!(v.rejected.is_empty(), "{}: {:?}", visitor["visitor_id"], v.rejected);
+        assert_eq!(v.events.len(), visitor["events"].as_array().map_or(0, Vec::len));
+    }
 }
