@@ -138,14 +138,19 @@ mod full {
         let mut map: BTreeMap<String, Item> = BTreeMap::new();
 
         // Hand-kept overrides first (rank 0).
-        for (n, line) in read(&data.join("source-categories.txt")).lines().enumerate() {
+        for (n, line) in read(&data.join("source-categories.txt"))
+            .lines()
+            .enumerate()
+        {
             let line = line.split('#').next().unwrap_or("").trim();
             if line.is_empty() {
                 continue;
             }
-            let (cat, key) = line
-                .split_once(char::is_whitespace)
-                .unwrap_or_else(|| panic!("source-categories.txt:{}: want CATEGORY KEY", n + 1));
+            let mut cols = line.split_whitespace();
+            let (Some(cat), Some(key)) = (cols.next(), cols.next()) else {
+                panic!("source-categories.txt:{}: want CATEGORY KEY [NAME]", n + 1)
+            };
+            let given_name = cols.next();
             let cat = match cat {
                 "SEARCH" => Cat::Search,
                 "SOCIAL" => Cat::Social,
@@ -158,30 +163,71 @@ mod full {
             let key = key.strip_prefix("www.").unwrap_or(&key).to_string();
             // Hosts and `name.{}` keys cover subdomains; bare words are exact names.
             let is_host = key.contains('.');
-            let name = if cat == Cat::Search && !key.contains('.') { key.clone() } else { String::new() };
-            insert(&mut map, key, Item { cat, name, suffix: is_host, rank: 0 });
+            let name = match (cat, given_name) {
+                (Cat::Search, Some(n)) => n.to_string(),
+                (Cat::Search, None) if !key.contains('.') => key.clone(),
+                (Cat::Search, None) => panic!(
+                    "source-categories.txt:{}: a SEARCH host needs a NAME",
+                    n + 1
+                ),
+                (_, Some(extra)) => panic!(
+                    "source-categories.txt:{}: unexpected {extra:?} (only SEARCH takes a NAME)",
+                    n + 1
+                ),
+                _ => String::new(),
+            };
+            insert(
+                &mut map,
+                key,
+                Item {
+                    cat,
+                    name,
+                    suffix: is_host,
+                    rank: 0,
+                },
+            );
         }
 
         // Matomo socials (rank 1): name -> list of hosts; hosts match subdomains too.
-        let socials = yaml_rust2::YamlLoader::load_from_str(&read(&data.join("matomo/Socials.yml")))
-            .expect("Socials.yml parses");
+        let socials =
+            yaml_rust2::YamlLoader::load_from_str(&read(&data.join("matomo/Socials.yml")))
+                .expect("Socials.yml parses");
         if let Some(h) = socials.first().and_then(|d| d.as_hash()) {
             for (name, urls) in h {
                 let name = name.as_str().unwrap_or_default().to_lowercase();
                 for url in urls.as_vec().into_iter().flatten() {
                     if let Some((key, _)) = url.as_str().and_then(host_key) {
-                        insert(&mut map, key, Item { cat: Cat::Social, name: String::new(), suffix: true, rank: 1 });
+                        insert(
+                            &mut map,
+                            key,
+                            Item {
+                                cat: Cat::Social,
+                                name: String::new(),
+                                suffix: true,
+                                rank: 1,
+                            },
+                        );
                     }
                 }
                 if !name.is_empty() && !name.contains('.') && !name.contains('%') {
-                    insert(&mut map, name, Item { cat: Cat::Social, name: String::new(), suffix: false, rank: 1 });
+                    insert(
+                        &mut map,
+                        name,
+                        Item {
+                            cat: Cat::Social,
+                            name: String::new(),
+                            suffix: false,
+                            rank: 1,
+                        },
+                    );
                 }
             }
         }
 
         // Matomo search engines (rank 2).
-        let engines = yaml_rust2::YamlLoader::load_from_str(&read(&data.join("matomo/SearchEngines.yml")))
-            .expect("SearchEngines.yml parses");
+        let engines =
+            yaml_rust2::YamlLoader::load_from_str(&read(&data.join("matomo/SearchEngines.yml")))
+                .expect("SearchEngines.yml parses");
         if let Some(h) = engines.first().and_then(|d| d.as_hash()) {
             let plain: Vec<String> = h
                 .keys()
@@ -195,13 +241,31 @@ mod full {
                 for config in configs.as_vec().into_iter().flatten() {
                     for url in config["urls"].as_vec().into_iter().flatten() {
                         if let Some((key, suffix)) = url.as_str().and_then(host_key) {
-                            insert(&mut map, key, Item { cat: Cat::Search, name: source.clone(), suffix, rank: 2 });
+                            insert(
+                                &mut map,
+                                key,
+                                Item {
+                                    cat: Cat::Search,
+                                    name: source.clone(),
+                                    suffix,
+                                    rank: 2,
+                                },
+                            );
                         }
                     }
                 }
                 // The engine's own name as a utm_source value ("google", "bing").
                 if !source.contains(' ') {
-                    insert(&mut map, source.clone(), Item { cat: Cat::Search, name: source, suffix: false, rank: 2 });
+                    insert(
+                        &mut map,
+                        source.clone(),
+                        Item {
+                            cat: Cat::Search,
+                            name: source,
+                            suffix: false,
+                            rank: 2,
+                        },
+                    );
                 }
             }
         }
@@ -225,32 +289,61 @@ mod full {
             phf.entry(k.as_str(), v.as_str());
         }
         let mut out = String::new();
-        let _ = writeln!(out, "// @generated by core/build.rs from core/data/; do not edit.");
+        let _ = writeln!(
+            out,
+            "// @generated by core/build.rs from core/data/; do not edit."
+        );
         let _ = writeln!(out, "/// Number of keys in [`SOURCES`].");
         let _ = writeln!(out, "pub(crate) const SOURCE_KEYS: usize = {};", map.len());
         let _ = writeln!(out, "/// Host keys and source names → category (Matomo lists + core/data/source-categories.txt).");
-        let _ = writeln!(out, "pub(crate) static SOURCES: phf::Map<&'static str, SourceEntry> = {};", phf.build());
+        let _ = writeln!(
+            out,
+            "pub(crate) static SOURCES: phf::Map<&'static str, SourceEntry> = {};",
+            phf.build()
+        );
         out
     }
 
     // ------------------------------------------------------------------ rules
 
     fn channel_variant(name: &str) -> String {
-        let v: String = name.split(|c: char| c == ' ' || c == '-').map(|w| {
-            let mut c = w.chars();
-            match c.next() {
-                Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
-                None => String::new(),
-            }
-        }).collect();
+        let v: String = name
+            .split([' ', '-'])
+            .map(|w| {
+                let mut c = w.chars();
+                match c.next() {
+                    Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+                    None => String::new(),
+                }
+            })
+            .collect();
         match v.as_str() {
-            "Direct" | "CrossNetwork" | "PaidShopping" | "PaidSearch" | "PaidSocial" | "PaidVideo"
-            | "Display" | "PaidOther" | "OrganicShopping" | "OrganicSocial" | "OrganicVideo"
-            | "OrganicSearch" | "Referral" | "Email" | "Affiliates" | "Audio" | "SMS"
-            | "MobilePushNotifications" | "Unassigned" => {}
+            "Direct"
+            | "CrossNetwork"
+            | "PaidShopping"
+            | "PaidSearch"
+            | "PaidSocial"
+            | "PaidVideo"
+            | "Display"
+            | "PaidOther"
+            | "OrganicShopping"
+            | "OrganicSocial"
+            | "OrganicVideo"
+            | "OrganicSearch"
+            | "Referral"
+            | "Email"
+            | "Affiliates"
+            | "Audio"
+            | "SMS"
+            | "MobilePushNotifications"
+            | "Unassigned" => {}
             other => panic!("ga4-channel-rules.json: unknown channel {name:?} ({other})"),
         }
-        if v == "SMS" { "Sms".to_string() } else { v }
+        if v == "SMS" {
+            "Sms".to_string()
+        } else {
+            v
+        }
     }
 
     /// The hand-written matcher for each regex the article uses. A changed regex in
@@ -270,11 +363,21 @@ mod full {
     fn cond(v: &serde_json::Value, regexes: &serde_json::Map<String, serde_json::Value>) -> String {
         let obj = v.as_object().expect("a condition is an object");
         if let Some(all) = obj.get("all") {
-            let parts: Vec<String> = all.as_array().expect("all: [..]").iter().map(|c| cond(c, regexes)).collect();
+            let parts: Vec<String> = all
+                .as_array()
+                .expect("all: [..]")
+                .iter()
+                .map(|c| cond(c, regexes))
+                .collect();
             return format!("({})", parts.join(" && "));
         }
         if let Some(any) = obj.get("any") {
-            let parts: Vec<String> = any.as_array().expect("any: [..]").iter().map(|c| cond(c, regexes)).collect();
+            let parts: Vec<String> = any
+                .as_array()
+                .expect("any: [..]")
+                .iter()
+                .map(|c| cond(c, regexes))
+                .collect();
             return format!("({})", parts.join(" || "));
         }
         let (field, test) = obj.iter().next().expect("a field condition");
@@ -282,19 +385,30 @@ mod full {
             "source" | "medium" | "campaign" => format!("f.{field}"),
             other => panic!("unknown field {other}"),
         };
-        let (op, arg) = test.as_object().and_then(|t| t.iter().next()).expect("an operator");
+        let (op, arg) = test
+            .as_object()
+            .and_then(|t| t.iter().next())
+            .expect("an operator");
         let s = |a: &serde_json::Value| a.as_str().expect("a string").to_lowercase();
         match op.as_str() {
             "exactly" => format!("{f} == {:?}", s(arg)),
-            "contains" => format!("{f}.contains({:?})", s(arg)),
+            "contains" => format!("crate::channel::matchers::contains({f}, {:?})", s(arg)),
             "ends_with" => format!("{f}.ends_with({:?})", s(arg)),
             "one_of" => {
-                let alts: Vec<String> = arg.as_array().expect("one_of: [..]").iter().map(|a| format!("{:?}", s(a))).collect();
+                let alts: Vec<String> = arg
+                    .as_array()
+                    .expect("one_of: [..]")
+                    .iter()
+                    .map(|a| format!("{:?}", s(a)))
+                    .collect();
                 format!("matches!({f}, {})", alts.join(" | "))
             }
             "regex" => {
                 let name = arg.as_str().expect("regex name");
-                let re = regexes.get(name).and_then(|r| r.as_str()).unwrap_or_else(|| panic!("unknown regex {name}"));
+                let re = regexes
+                    .get(name)
+                    .and_then(|r| r.as_str())
+                    .unwrap_or_else(|| panic!("unknown regex {name}"));
                 format!("{}({f})", regex_fn(re))
             }
             "category" => {
@@ -314,31 +428,61 @@ mod full {
 
     fn rules(data: &Path) -> String {
         let json: serde_json::Value =
-            serde_json::from_str(&read(&data.join("ga4-channel-rules.json"))).expect("rules JSON parses");
+            serde_json::from_str(&read(&data.join("ga4-channel-rules.json")))
+                .expect("rules JSON parses");
         let regexes = json["regexes"].as_object().expect("regexes").clone();
         let mut out = String::new();
-        let _ = writeln!(out, "// @generated by core/build.rs from core/data/ga4-channel-rules.json; do not edit.");
+        let _ = writeln!(
+            out,
+            "// @generated by core/build.rs from core/data/ga4-channel-rules.json; do not edit."
+        );
         let _ = writeln!(out, "/// GA4 article the rules come from.");
-        let _ = writeln!(out, "pub const RULES_SOURCE_URL: &str = {:?};", json["article"]["url"].as_str().unwrap_or(""));
+        let _ = writeln!(
+            out,
+            "pub const RULES_SOURCE_URL: &str = {:?};",
+            json["article"]["url"].as_str().unwrap_or("")
+        );
         let _ = writeln!(out, "/// When the rules were copied.");
-        let _ = writeln!(out, "pub const RULES_RETRIEVED: &str = {:?};", json["article"]["retrieved"].as_str().unwrap_or(""));
-        let _ = writeln!(out, "/// Evaluates the rules in the article's order; the first match wins.");
+        let _ = writeln!(
+            out,
+            "pub const RULES_RETRIEVED: &str = {:?};",
+            json["article"]["retrieved"].as_str().unwrap_or("")
+        );
+        let _ = writeln!(
+            out,
+            "/// Evaluates the rules in the article's order; the first match wins."
+        );
         let _ = writeln!(out, "#[allow(unused_parens, clippy::all)]");
-        let _ = writeln!(out, "pub(crate) fn evaluate(f: &RuleInput<'_>) -> Channel {{");
+        let _ = writeln!(
+            out,
+            "pub(crate) fn evaluate(f: &RuleInput<'_>) -> Channel {{"
+        );
         let mut order = Vec::new();
         for ch in json["channels"].as_array().expect("channels") {
             let name = ch["channel"].as_str().expect("channel name");
             let variant = channel_variant(name);
             let _ = writeln!(out, "    // {}", ch["article_rule"].as_str().unwrap_or(""));
-            let _ = writeln!(out, "    if {} {{ return Channel::{variant}; }}", cond(&ch["when"], &regexes));
+            let _ = writeln!(
+                out,
+                "    if {} {{ return Channel::{variant}; }}",
+                cond(&ch["when"], &regexes)
+            );
             order.push(format!("Channel::{variant}"));
         }
         let other = channel_variant(json["otherwise"].as_str().expect("otherwise"));
         let _ = writeln!(out, "    Channel::{other}");
         let _ = writeln!(out, "}}");
         order.push(format!("Channel::{other}"));
-        let _ = writeln!(out, "/// The channels in evaluation order (the last is the fallback).");
-        let _ = writeln!(out, "pub const EVALUATION_ORDER: [Channel; {}] = [{}];", order.len(), order.join(", "));
+        let _ = writeln!(
+            out,
+            "/// The channels in evaluation order (the last is the fallback)."
+        );
+        let _ = writeln!(
+            out,
+            "pub const EVALUATION_ORDER: [Channel; {}] = [{}];",
+            order.len(),
+            order.join(", ")
+        );
         out
     }
 
@@ -347,7 +491,12 @@ mod full {
     fn excluded(data: &Path) -> String {
         let mut pats = Vec::new();
         for line in read(&data.join("excluded-referrers.txt")).lines() {
-            let line = line.split('#').next().unwrap_or("").trim().to_ascii_lowercase();
+            let line = line
+                .split('#')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             if !line.is_empty() {
                 pats.push(format!("{line:?}"));
             }

@@ -36,7 +36,11 @@ fn bench(c: &mut Criterion) {
     g.bench_function("parse_entry+classify (referrer only)", |b| {
         b.iter(|| {
             for r in REFERRERS {
-                let e = parse_entry(black_box("https://www.example.com/landing"), Some(black_box(r)), &["example.com"]);
+                let e = parse_entry(
+                    black_box("https://www.example.com/landing"),
+                    Some(black_box(r)),
+                    &["example.com"],
+                );
                 black_box(classify(&e));
             }
         })
@@ -50,6 +54,28 @@ fn bench(c: &mut Criterion) {
                     &["example.com"],
                 );
                 black_box(classify(&e));
+            }
+        })
+    });
+    let entries: Vec<_> = REFERRERS
+        .iter()
+        .map(|r| parse_entry("https://www.example.com/landing", Some(r), &["example.com"]))
+        .collect();
+    g.bench_function("classify only (pre-parsed entries)", |b| {
+        b.iter(|| {
+            for e in &entries {
+                black_box(classify(black_box(e)));
+            }
+        })
+    });
+    g.bench_function("parse_entry only", |b| {
+        b.iter(|| {
+            for r in REFERRERS {
+                black_box(parse_entry(
+                    black_box("https://www.example.com/landing"),
+                    Some(black_box(r)),
+                    &["example.com"],
+                ));
             }
         })
     });

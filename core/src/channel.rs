@@ -35,7 +35,9 @@ pub use crate::entry::ClickIdKind;
 use crate::entry::{strip_www, Entry};
 
 /// A channel of GA4's default channel group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Channel {
     /// No referrer and no tags (or a same-site referrer).
     #[serde(rename = "Direct")]
@@ -188,14 +190,32 @@ pub use rules::{EVALUATION_ORDER, RULES_RETRIEVED, RULES_SOURCE_URL};
 /// Each is exact, newline handling included (`.` does not match `\n`), and is
 /// cross-checked against the `regex` crate in the tests.
 pub(crate) mod matchers {
+    /// `haystack.contains(needle)` for the short strings of source, medium and campaign:
+    /// a plain window scan, cheaper here than `str::contains`'s searcher set-up.
+    pub(crate) fn contains(haystack: &str, needle: &str) -> bool {
+        let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+        match n.first() {
+            None => true,
+            Some(first) => h
+                .windows(n.len())
+                .any(|w| w.first() == Some(first) && w == n),
+        }
+    }
+
+    fn has_newline(s: &str) -> bool {
+        s.as_bytes().contains(&b'\n')
+    }
+
     /// `^(.*cp.*|ppc|retargeting|paid.*)$`
     pub(crate) fn paid_medium(s: &str) -> bool {
-        s == "ppc" || s == "retargeting" || (!s.contains('\n') && (s.contains("cp") || s.starts_with("paid")))
+        s == "ppc"
+            || s == "retargeting"
+            || (!has_newline(s) && (contains(s, "cp") || s.starts_with("paid")))
     }
 
     /// `^(.*video.*)$`
     pub(crate) fn video_medium(s: &str) -> bool {
-        !s.contains('\n') && s.contains("video")
+        !has_newline(s) && contains(s, "video")
     }
 
     /// `^(.*(([^a-df-z]|^)shop|shopping).*)$`: "shopping" anywhere, or "shop" at the
@@ -203,7 +223,7 @@ pub(crate) mod matchers {
     /// "my_shop" match, "workshop" does not). The leading and trailing `.*` cannot cross
     /// a newline, but the `[^a-df-z]` character itself may be one.
     pub(crate) fn shopping_campaign(s: &str) -> bool {
-        if !s.contains('\n') && s.contains("shopping") {
+        if !has_newline(s) && contains(s, "shopping") {
             return true;
         }
         let mut from = 0;
@@ -215,7 +235,8 @@ pub(crate) mod matchers {
             } else {
                 let prev = s[..i].chars().next_back();
                 let prefix_len = prev.map_or(0, char::len_utf8);
-                let class_ok = prev.is_some_and(|c| !(('a'..='d').contains(&c) || ('f'..='z').contains(&c)));
+                let class_ok =
+                    prev.is_some_and(|c| !(('a'..='d').contains(&c) || ('f'..='z').contains(&c)));
                 class_ok && s.get(..i - prefix_len).is_some_and(|p| !p.contains('\n'))
             };
             if after_ok && before_ok {
@@ -344,11 +365,20 @@ pub fn classify(entry: &Entry) -> Touch {
     let tags = &entry.tags;
     let click_id = tags.click_id().cloned();
     let manual = tags.has_campaign_tags();
-    let paid_click = tags.click_ids.iter().find_map(|(k, _)| k.implied_source_medium());
-    let external_referrer = entry.referrer_host.as_deref().filter(|_| !entry.same_site_referrer);
+    let paid_click = tags
+        .click_ids
+        .iter()
+        .find_map(|(k, _)| k.implied_source_medium());
+    let external_referrer = entry
+        .referrer_host
+        .as_deref()
+        .filter(|_| !entry.same_site_referrer);
 
     let (source, medium, category): (String, &str, Option<SourceCategory>) = if manual {
-        let source = tags.utm_source.clone().unwrap_or_else(|| "(not set)".to_string());
+        let source = tags
+            .utm_source
+            .clone()
+            .unwrap_or_else(|| "(not set)".to_string());
         let medium = tags.utm_medium.as_deref().unwrap_or("(not set)");
         (source, medium, None)
     } else if let Some((source, medium)) = paid_click {
@@ -362,19 +392,36 @@ pub fn classify(entry: &Entry) -> Touch {
             Some(e) => (host.to_string(), "referral", Some(e.category)),
             None => (host.to_string(), "referral", Some(SourceCategory::None)),
         }
-    } else if tags.click_ids.iter().any(|(k, _)| *k == ClickIdKind::Fbclid) {
-        ("facebook".to_string(), "social", Some(SourceCategory::Social))
+    } else if tags
+        .click_ids
+        .iter()
+        .any(|(k, _)| *k == ClickIdKind::Fbclid)
+    {
+        (
+            "facebook".to_string(),
+            "social",
+            Some(SourceCategory::Social),
+        )
     } else {
         ("(direct)".to_string(), "(none)", Some(SourceCategory::None))
     };
 
-    let campaign = if manual { tags.utm_campaign.clone() } else { None };
+    let campaign = if manual {
+        tags.utm_campaign.clone()
+    } else {
+        None
+    };
     let channel = {
         let source_l = lower(&source);
         let medium_l = lower(medium);
         let campaign_l = lower(campaign.as_deref().unwrap_or(""));
         let category = category.unwrap_or_else(|| source_category(&source_l));
-        rules::evaluate(&RuleInput { source: &source_l, medium: &medium_l, campaign: &campaign_l, category })
+        rules::evaluate(&RuleInput {
+            source: &source_l,
+            medium: &medium_l,
+            campaign: &campaign_l,
+            category,
+        })
     };
     Touch {
         channel,
@@ -382,7 +429,11 @@ pub fn classify(entry: &Entry) -> Touch {
         medium: medium.to_string(),
         campaign,
         term: if manual { tags.utm_term.clone() } else { None },
-        content: if manual { tags.utm_content.clone() } else { None },
+        content: if manual {
+            tags.utm_content.clone()
+        } else {
+            None
+        },
         campaign_id: if manual { tags.utm_id.clone() } else { None },
         referrer_host: entry.referrer_host.clone(),
         landing_path: entry.landing_path.clone(),
@@ -431,7 +482,10 @@ fn excluded_by(pattern: &str, host: &str) -> bool {
         return glob(&pattern, host);
     }
     let pattern = strip_www(&pattern);
-    host == pattern || host.strip_suffix(pattern).is_some_and(|rest| rest.ends_with('.'))
+    host == pattern
+        || host
+            .strip_suffix(pattern)
+            .is_some_and(|rest| rest.ends_with('.'))
 }
 
 /// Whether a referrer host is a payment or sign-in round trip that must not start a
@@ -447,7 +501,10 @@ pub fn is_excluded_referrer(host: &str, site_exclusions: &[&str]) -> bool {
     if host.is_empty() {
         return false;
     }
-    DEFAULT_EXCLUDED_REFERRERS.iter().chain(site_exclusions.iter()).any(|p| excluded_by(p, host))
+    DEFAULT_EXCLUDED_REFERRERS
+        .iter()
+        .chain(site_exclusions.iter())
+        .any(|p| excluded_by(p, host))
 }
 
 /// Number of host keys and source names compiled from the lists (for diagnostics).
@@ -484,7 +541,16 @@ mod tests {
 
     #[test]
     fn shopping_regex_examples() {
-        for yes in ["shop", "eshop", "e-shop", "summer_shop", "shopping", "workshopping", "1shop", "a\nshop"] {
+        for yes in [
+            "shop",
+            "eshop",
+            "e-shop",
+            "summer_shop",
+            "shopping",
+            "workshopping",
+            "1shop",
+            "a\nshop",
+        ] {
             assert!(shopping_campaign(yes), "{yes:?}");
         }
         for no in ["workshop", "bishop", "shp", "", "a\nb\nshop", "shop\n"] {
@@ -498,9 +564,25 @@ mod tests {
         assert_eq!(
             names,
             [
-                "Direct", "Cross-network", "Paid Shopping", "Paid Search", "Paid Social", "Paid Video", "Display",
-                "Paid Other", "Organic Shopping", "Organic Social", "Organic Video", "Organic Search", "Referral",
-                "Email", "Affiliates", "Audio", "SMS", "Mobile Push Notifications", "Unassigned"
+                "Direct",
+                "Cross-network",
+                "Paid Shopping",
+                "Paid Search",
+                "Paid Social",
+                "Paid Video",
+                "Display",
+                "Paid Other",
+                "Organic Shopping",
+                "Organic Social",
+                "Organic Video",
+                "Organic Search",
+                "Referral",
+                "Email",
+                "Affiliates",
+                "Audio",
+                "SMS",
+                "Mobile Push Notifications",
+                "Unassigned"
             ]
         );
         for c in Channel::ALL {
@@ -513,15 +595,27 @@ mod tests {
         assert_eq!(source_category("google"), SourceCategory::Search);
         assert_eq!(source_category("Google.co.uk"), SourceCategory::Search);
         assert_eq!(source_category("www.bing.com"), SourceCategory::Search);
-        assert_eq!(source_category("de.search.yahoo.com"), SourceCategory::Search);
+        assert_eq!(
+            source_category("de.search.yahoo.com"),
+            SourceCategory::Search
+        );
         assert_eq!(source_category("mail.google.com"), SourceCategory::None);
         assert_eq!(source_category("m.facebook.com"), SourceCategory::Social);
-        assert_eq!(source_category("business.facebook.com"), SourceCategory::Social);
+        assert_eq!(
+            source_category("business.facebook.com"),
+            SourceCategory::Social
+        );
         assert_eq!(source_category("facebook"), SourceCategory::Social);
         assert_eq!(source_category("youtube.com"), SourceCategory::Video);
-        assert_eq!(source_category("smile.amazon.co.uk"), SourceCategory::Shopping);
+        assert_eq!(
+            source_category("smile.amazon.co.uk"),
+            SourceCategory::Shopping
+        );
         assert_eq!(source_category("cnn.com"), SourceCategory::None);
-        assert_eq!(source_category("https://www.reddit.com/r/rust"), SourceCategory::Social);
+        assert_eq!(
+            source_category("https://www.reddit.com/r/rust"),
+            SourceCategory::Social
+        );
         assert!(source_key_count() > 1000);
     }
 

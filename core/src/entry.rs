@@ -25,7 +25,9 @@
 use std::borrow::Cow;
 
 /// An ad network's click identifier, appended to landing URLs by the network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum ClickIdKind {
     /// Google Ads (`gclid`).
     #[serde(rename = "gclid")]
@@ -89,15 +91,18 @@ impl ClickIdKind {
 
     /// The kind for a query parameter name (ASCII-case-insensitive).
     pub fn from_param(name: &str) -> Option<ClickIdKind> {
-        ClickIdKind::ALL.into_iter().find(|k| k.param().eq_ignore_ascii_case(name))
+        ClickIdKind::ALL
+            .into_iter()
+            .find(|k| k.param().eq_ignore_ascii_case(name))
     }
 
     /// The source and medium a click id implies when the URL has no UTM tags, or `None`
     /// when it implies nothing paid.
     ///
-    /// - `gclid`, `gbraid`, `wbraid` → `google` / `cpc` (Paid Search);
-    /// - `dclid` → `google` / `cpm` (Display): it is the Campaign Manager 360 / DV360
-    ///   display click id, not a search-ad click;
+    /// - `gclid`, `gbraid`, `wbraid`, `dclid` → `google` / `cpc` (Paid Search). `dclid`
+    ///   is Campaign Manager 360 / DV360's click id and may come from a display ad; with
+    ///   no Google Ads link we cannot tell, so it follows `gclid` (tag display campaigns
+    ///   with `utm_medium=display` to get Display);
     /// - `msclkid` → `bing` / `cpc` (Paid Search);
     /// - `ttclid` → `tiktok` / `cpc`, `li_fat_id` → `linkedin` / `cpc`, `twclid` →
     ///   `twitter` / `cpc` (Paid Social);
@@ -109,8 +114,9 @@ impl ClickIdKind {
     ///   campaigns with UTM tags (`utm_medium=paid_social` or `cpc`).
     pub fn implied_source_medium(self) -> Option<(&'static str, &'static str)> {
         match self {
-            ClickIdKind::Gclid | ClickIdKind::Gbraid | ClickIdKind::Wbraid => Some(("google", "cpc")),
-            ClickIdKind::Dclid => Some(("google", "cpm")),
+            ClickIdKind::Gclid | ClickIdKind::Gbraid | ClickIdKind::Wbraid | ClickIdKind::Dclid => {
+                Some(("google", "cpc"))
+            }
             ClickIdKind::Msclkid => Some(("bing", "cpc")),
             ClickIdKind::Ttclid => Some(("tiktok", "cpc")),
             ClickIdKind::LiFatId => Some(("linkedin", "cpc")),
@@ -141,13 +147,13 @@ pub struct QueryTags {
 
 impl QueryTags {
     /// Parses a query string (with or without its leading `?`; anything from `#` on is
-    /// ignored). Never fails: unknown parameters are skipped, malformed percent escapes
+    /// ignored). Pairs are separated by `&` only, as `URLSearchParams` does. Never fails: unknown parameters are skipped, malformed percent escapes
     /// are kept literally, invalid UTF-8 becomes U+FFFD.
     pub fn parse(query: &str) -> QueryTags {
         let query = query.strip_prefix('?').unwrap_or(query);
         let query = query.split('#').next().unwrap_or("");
         let mut tags = QueryTags::default();
-        for pair in query.split(['&', ';']) {
+        for pair in query.split('&') {
             if pair.is_empty() {
                 continue;
             }
@@ -185,7 +191,8 @@ impl QueryTags {
                 }
             }
         }
-        tags.click_ids.sort_by_key(|(k, _)| ClickIdKind::ALL.iter().position(|x| x == k));
+        tags.click_ids
+            .sort_by_key(|(k, _)| ClickIdKind::ALL.iter().position(|x| x == k));
         tags
     }
 
@@ -269,6 +276,11 @@ fn is_scheme(scheme: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
 }
 
+/// Position of the first `"://"`, by a byte scan (cheaper than `str::find` on short input).
+fn find_scheme_separator(s: &str) -> Option<usize> {
+    s.as_bytes().windows(3).position(|w| w == b"://")
+}
+
 /// The host of a referrer, lower case, without port, user info or trailing dot.
 ///
 /// Accepts `scheme://host[:port]/...` (any scheme, so `android-app://com.example.app`
@@ -278,7 +290,7 @@ fn is_scheme(scheme: &str) -> bool {
 /// `full` layer converts them to punycode. Returns `None` for an empty or unusable host.
 pub fn referrer_host(referrer: &str) -> Option<String> {
     let r = referrer.trim();
-    let (rest, had_scheme) = match r.find("://") {
+    let (rest, had_scheme) = match find_scheme_separator(r) {
         Some(i) if is_scheme(&r[..i]) => (&r[i + 3..], true),
         _ => match r.strip_prefix("//") {
             Some(rest) => (rest, true),
@@ -319,7 +331,8 @@ pub fn strip_www(host: &str) -> &str {
 fn is_subdomain_of(a: &str, b: &str) -> bool {
     a.len() > b.len() + 1
         && a.as_bytes().get(a.len() - b.len() - 1) == Some(&b'.')
-        && a.get(a.len() - b.len()..).is_some_and(|tail| tail.eq_ignore_ascii_case(b))
+        && a.get(a.len() - b.len()..)
+            .is_some_and(|tail| tail.eq_ignore_ascii_case(b))
 }
 
 /// Whether two hosts belong to the same site (see the module docs for the rule):
@@ -350,14 +363,19 @@ pub struct Entry {
 
 #[cfg(feature = "full")]
 mod full {
-    use super::{is_same_site, referrer_host, strip_www, Entry, QueryTags};
+    use super::{find_scheme_separator, is_same_site, referrer_host, strip_www, Entry, QueryTags};
+
+    /// Whether a host is already normal: non-empty lower-case ASCII letters, digits, `.-_`.
+    fn is_simple_host(host: &str) -> bool {
+        !host.is_empty()
+            && host.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_')
+            })
+    }
 
     /// Normalises a host to lower-case ASCII (punycode for IDN), or `None` if invalid.
     pub(super) fn normalize_host(host: &str) -> Option<String> {
-        let simple = host
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_'));
-        if simple && !host.is_empty() {
+        if is_simple_host(host) {
             return Some(host.to_string());
         }
         if host.starts_with('[') {
@@ -372,9 +390,64 @@ mod full {
         }
     }
 
+    /// Fast path for the common landing URL, `http(s)://host[:port]/path?query#frag` in
+    /// plain ASCII with nothing the URL parser would rewrite (no dot segments, no
+    /// backslash, no user info, a simple lower-case host): the same result as the `url`
+    /// crate, without its allocation-heavy parse. Anything else returns `None`.
+    fn split_landing_fast(landing: &str) -> Option<(String, Option<String>, Option<String>)> {
+        let rest = landing
+            .strip_prefix("https://")
+            .or_else(|| landing.strip_prefix("http://"))?;
+        let safe = |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?#%".contains(&b);
+        if !rest.bytes().all(safe) {
+            return None;
+        }
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let authority = &rest[..end];
+        let host = authority.split(':').next().unwrap_or("");
+        let port = authority.get(host.len() + 1..).unwrap_or("");
+        let port_ok = authority.len() == host.len()
+            || (!port.is_empty()
+                && port.len() <= 5
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && port.parse::<u32>().is_ok_and(|p| p <= 65535));
+        let host_ok = !host.is_empty()
+            && !host.starts_with('.')
+            && !host.ends_with('.')
+            && !host.as_bytes().windows(2).any(|w| w == b"..")
+            && host.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+            // A last label that starts with a digit may be read as IPv4 by the parser.
+            && host.rsplit('.').next().is_some_and(|l| l.starts_with(|c: char| c.is_ascii_lowercase()));
+        if !host_ok || !port_ok || authority.contains('@') {
+            return None;
+        }
+        let after = &rest[end..];
+        let no_frag = after.split('#').next().unwrap_or("");
+        let (path, query) = match no_frag.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (no_frag, None),
+        };
+        // Dot segments ("/./", "/../", "/%2e%2e/") are rewritten by the parser; any "%2x"
+        // escape takes the slow path.
+        if path.as_bytes().windows(2).any(|w| w == b"/." || w == b"%2") {
+            return None;
+        }
+        let path = if path.is_empty() { "/" } else { path };
+        Some((
+            path.to_string(),
+            query.map(str::to_string),
+            Some(host.to_string()),
+        ))
+    }
+
     /// Path, query and host of a landing URL. Tolerates a missing scheme and a bare path.
     fn split_landing(landing: &str) -> (String, Option<String>, Option<String>) {
         let landing = landing.trim();
+        split_landing_fast(landing).unwrap_or_else(|| split_landing_url(landing))
+    }
+
+    /// [`split_landing`] through the `url` crate (IDN, dot segments, odd characters).
+    fn split_landing_url(landing: &str) -> (String, Option<String>, Option<String>) {
         let parsed = url::Url::parse(landing).ok().or_else(|| {
             let first = landing.split(['/', '?', '#']).next().unwrap_or("");
             if first.contains('.') && !landing.starts_with('/') {
@@ -395,7 +468,11 @@ mod full {
                     Some((p, q)) => (p, Some(q.to_string())),
                     None => (no_frag, None),
                 };
-                let path = if path.starts_with('/') { path.to_string() } else { "/".to_string() };
+                let path = if path.starts_with('/') {
+                    path.to_string()
+                } else {
+                    "/".to_string()
+                };
                 (path, query, None)
             }
         }
@@ -415,21 +492,81 @@ mod full {
     pub fn parse_entry(landing_url: &str, referrer: Option<&str>, site_hosts: &[&str]) -> Entry {
         let (landing_path, query, landing_host) = split_landing(landing_url);
         let tags = query.as_deref().map(QueryTags::parse).unwrap_or_default();
-        let ref_host = referrer.and_then(referrer_host).and_then(|h| normalize_host(&h));
+        let ref_host = referrer.and_then(referrer_host).and_then(|h| {
+            if is_simple_host(&h) {
+                Some(h)
+            } else {
+                normalize_host(&h)
+            }
+        });
         let same_site_referrer = ref_host.as_deref().is_some_and(|r| {
             landing_host.as_deref().is_some_and(|l| is_same_site(r, l))
                 || site_hosts.iter().any(|s| {
                     let s = s.trim();
-                    let host = if s.contains("://") {
+                    let is_url = find_scheme_separator(s).is_some();
+                    if !is_url {
+                        let bare = s.split(['/', ':']).next().unwrap_or("");
+                        // Common case: a plain ASCII host, compared without allocating.
+                        if bare.is_ascii() {
+                            return is_same_site(r, bare);
+                        }
+                    }
+                    let host = if is_url {
                         referrer_host(s)
                     } else {
-                        Some(s.split(['/', ':']).next().unwrap_or("").to_ascii_lowercase())
+                        Some(s.to_string())
                     };
                     host.and_then(|h| normalize_host(strip_www(&h)))
                         .is_some_and(|h| is_same_site(r, &h))
                 })
         });
-        Entry { tags, referrer_host: ref_host, same_site_referrer, landing_path, landing_host }
+        Entry {
+            tags,
+            referrer_host: ref_host,
+            same_site_referrer,
+            landing_path,
+            landing_host,
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn fast_landing_split_agrees_with_url_crate(
+                u in "https?://[a-z0-9.-]{1,10}(:[0-9]{1,5})?(/[a-zA-Z0-9._~%-]{0,5}){0,3}(\\?[a-zA-Z0-9=&%+_.;-]{0,10})?(#[a-z?]{0,3})?"
+            ) {
+                if let Some(fast) = split_landing_fast(&u) {
+                    prop_assert_eq!(fast, split_landing_url(&u));
+                }
+            }
+        }
+
+        #[test]
+        fn fast_path_declines_what_the_parser_rewrites() {
+            for u in [
+                "https://example.com/a/../b",
+                "https://Example.com/",
+                "https://u@example.com/",
+                "https://1.2.3.4/",
+                "https://bücher.de/",
+                "https://example.com/a b",
+                "https://example.com:x/",
+            ] {
+                assert_eq!(split_landing_fast(u), None, "{u}");
+            }
+            assert_eq!(
+                split_landing_fast("https://example.com:8443?utm_source=x#f"),
+                Some((
+                    "/".into(),
+                    Some("utm_source=x".into()),
+                    Some("example.com".into())
+                ))
+            );
+        }
     }
 }
 
@@ -442,16 +579,24 @@ mod tests {
 
     #[test]
     fn parses_utm_and_click_ids() {
-        let t = QueryTags::parse("?utm_source=News+Letter&utm_medium=e%2Dmail&gclid=abc&fbclid=f&x=1");
+        let t =
+            QueryTags::parse("?utm_source=News+Letter&utm_medium=e%2Dmail&gclid=abc&fbclid=f&x=1");
         assert_eq!(t.utm_source.as_deref(), Some("News Letter"));
         assert_eq!(t.utm_medium.as_deref(), Some("e-mail"));
-        assert_eq!(t.click_ids, vec![(ClickIdKind::Gclid, "abc".into()), (ClickIdKind::Fbclid, "f".into())]);
+        assert_eq!(
+            t.click_ids,
+            vec![
+                (ClickIdKind::Gclid, "abc".into()),
+                (ClickIdKind::Fbclid, "f".into())
+            ]
+        );
         assert!(t.has_campaign_tags() && t.has_any());
     }
 
     #[test]
     fn first_non_empty_value_wins_and_names_ignore_case() {
-        let t = QueryTags::parse("utm_source=&UTM_SOURCE=b&utm_source=c&utm_campaign=%zz#utm_medium=x");
+        let t =
+            QueryTags::parse("utm_source=&UTM_SOURCE=b&utm_source=c&utm_campaign=%zz#utm_medium=x");
         assert_eq!(t.utm_source.as_deref(), Some("b"));
         assert_eq!(t.utm_campaign.as_deref(), Some("%zz"));
         assert_eq!(t.utm_medium, None);
@@ -479,19 +624,37 @@ mod tests {
 
     #[test]
     fn referrer_hosts() {
-        assert_eq!(referrer_host("https://User@WWW.Google.COM:443/search?q=x").as_deref(), Some("www.google.com"));
-        assert_eq!(referrer_host("google.com/search").as_deref(), Some("google.com"));
+        assert_eq!(
+            referrer_host("https://User@WWW.Google.COM:443/search?q=x").as_deref(),
+            Some("www.google.com")
+        );
+        assert_eq!(
+            referrer_host("google.com/search").as_deref(),
+            Some("google.com")
+        );
         assert_eq!(
             referrer_host("android-app://com.google.android.googlequicksearchbox/").as_deref(),
             Some("com.google.android.googlequicksearchbox")
         );
-        assert_eq!(referrer_host("//cdn.example.org/x").as_deref(), Some("cdn.example.org"));
-        assert_eq!(referrer_host("http://[::1]:8080/").as_deref(), Some("[::1]"));
-        assert_eq!(referrer_host("example.com./").as_deref(), Some("example.com"));
+        assert_eq!(
+            referrer_host("//cdn.example.org/x").as_deref(),
+            Some("cdn.example.org")
+        );
+        assert_eq!(
+            referrer_host("http://[::1]:8080/").as_deref(),
+            Some("[::1]")
+        );
+        assert_eq!(
+            referrer_host("example.com./").as_deref(),
+            Some("example.com")
+        );
         assert_eq!(referrer_host(""), None);
         assert_eq!(referrer_host("about:blank"), None);
         assert_eq!(referrer_host("https:///nohost"), None);
-        assert_eq!(referrer_host("google.com/?u=http://evil.example").as_deref(), Some("google.com"));
+        assert_eq!(
+            referrer_host("google.com/?u=http://evil.example").as_deref(),
+            Some("google.com")
+        );
     }
 
     #[test]
