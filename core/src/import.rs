@@ -95,7 +95,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::identity::normalize_email;
-use crate::time::{days_from_civil, parse_rfc3339, MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, MS_PER_SECOND};
+use crate::time::{
+    days_from_civil, parse_rfc3339, MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, MS_PER_SECOND,
+};
 
 /// Most records one import may have.
 pub const MAX_ROWS: usize = 50_000;
@@ -106,7 +108,17 @@ pub const MAX_CELL_LEN: usize = 512;
 
 /// The aliases of each conversions field, in priority order (normalised spelling).
 pub const CONVERSION_COLUMNS: &[(&str, &[&str])] = &[
-    ("deal_id", &["dealid", "opportunityid", "recordid", "externalid", "externaldealid", "id"]),
+    (
+        "deal_id",
+        &[
+            "dealid",
+            "opportunityid",
+            "recordid",
+            "externalid",
+            "externaldealid",
+            "id",
+        ],
+    ),
     (
         "email",
         &[
@@ -124,7 +136,14 @@ pub const CONVERSION_COLUMNS: &[(&str, &[&str])] = &[
     ("lead_id", &["leadid", "closeloopleadid"]),
     (
         "revenue",
-        &["revenue", "amount", "dealamount", "value", "dealvalue", "amountincompanycurrency"],
+        &[
+            "revenue",
+            "amount",
+            "dealamount",
+            "value",
+            "dealvalue",
+            "amountincompanycurrency",
+        ],
     ),
     (
         "currency",
@@ -140,23 +159,64 @@ pub const CONVERSION_COLUMNS: &[(&str, &[&str])] = &[
     ),
     (
         "closed_at",
-        &["closedat", "closedate", "closeddate", "dateclosed", "wonat", "convertedat", "date"],
+        &[
+            "closedat",
+            "closedate",
+            "closeddate",
+            "dateclosed",
+            "wonat",
+            "convertedat",
+            "date",
+        ],
     ),
-    ("stage", &["stage", "dealstage", "opportunitystage", "pipelinestage", "status"]),
-    ("exchange_rate", &["exchangerate", "rate", "fxrate", "conversionrate"]),
+    (
+        "stage",
+        &[
+            "stage",
+            "dealstage",
+            "opportunitystage",
+            "pipelinestage",
+            "status",
+        ],
+    ),
+    (
+        "exchange_rate",
+        &["exchangerate", "rate", "fxrate", "conversionrate"],
+    ),
 ];
 
 /// The aliases of each spend field, in priority order (normalised spelling).
 pub const SPEND_COLUMNS: &[(&str, &[&str])] = &[
-    ("amount", &["amount", "spend", "cost", "amountspent", "spent"]),
+    (
+        "amount",
+        &["amount", "spend", "cost", "amountspent", "spent"],
+    ),
     ("currency", &["currency", "currencycode", "isocurrencycode"]),
     ("date", &["date", "day"]),
-    ("start", &["start", "startdate", "from", "periodstart", "reportingstarts"]),
-    ("end", &["end", "enddate", "to", "periodend", "reportingends"]),
-    ("channel", &["channel", "channelgroup", "defaultchannelgroup"]),
+    (
+        "start",
+        &[
+            "start",
+            "startdate",
+            "from",
+            "periodstart",
+            "reportingstarts",
+        ],
+    ),
+    (
+        "end",
+        &["end", "enddate", "to", "periodend", "reportingends"],
+    ),
+    (
+        "channel",
+        &["channel", "channelgroup", "defaultchannelgroup"],
+    ),
     ("source", &["source", "utmsource", "network", "platform"]),
     ("campaign", &["campaign", "campaignname", "utmcampaign"]),
-    ("exchange_rate", &["exchangerate", "rate", "fxrate", "conversionrate"]),
+    (
+        "exchange_rate",
+        &["exchangerate", "rate", "fxrate", "conversionrate"],
+    ),
 ];
 
 /// Which character is the decimal separator of a file's amounts.
@@ -331,7 +391,8 @@ struct Columns {
 
 impl Columns {
     fn map(headers: &[String], spec: &[(&'static str, &[&'static str])]) -> Columns {
-        let split: Vec<(String, Option<String>)> = headers.iter().map(|h| split_header(h)).collect();
+        let split: Vec<(String, Option<String>)> =
+            headers.iter().map(|h| split_header(h)).collect();
         let mut by_field = BTreeMap::new();
         for (field, aliases) in spec {
             'aliases: for alias in *aliases {
@@ -405,10 +466,12 @@ fn read_table(input: &[u8]) -> Result<Table, FileError> {
     let header: Vec<String> = header
         .iter()
         .map(|c| {
-            std::str::from_utf8(c).map(str::to_owned).map_err(|_| FileError {
-                code: "invalid_utf8".into(),
-                message: "the header row is not UTF-8".into(),
-            })
+            std::str::from_utf8(c)
+                .map(str::to_owned)
+                .map_err(|_| FileError {
+                    code: "invalid_utf8".into(),
+                    message: "the header row is not UTF-8".into(),
+                })
         })
         .collect::<Result<_, _>>()?;
     let mut rows = Vec::new();
@@ -514,7 +577,11 @@ fn split_amount(cell: &str, default_currency: Option<&str>) -> Result<RawAmount,
     let mut negative = false;
     if s.starts_with('(') && s.ends_with(')') {
         negative = true;
-        s = s.get(1..s.len().saturating_sub(1)).unwrap_or("").trim().to_owned();
+        s = s
+            .get(1..s.len().saturating_sub(1))
+            .unwrap_or("")
+            .trim()
+            .to_owned();
     }
     let mut currency: Option<String> = None;
     let dollar = || {
@@ -531,7 +598,14 @@ fn split_amount(cell: &str, default_currency: Option<&str>) -> Result<RawAmount,
             break;
         }
         let mut changed = false;
-        for (prefix, code) in [("US$", "USD"), ("C$", "CAD"), ("CA$", "CAD"), ("A$", "AUD"), ("AU$", "AUD"), ("NZ$", "NZD")] {
+        for (prefix, code) in [
+            ("US$", "USD"),
+            ("C$", "CAD"),
+            ("CA$", "CAD"),
+            ("A$", "AUD"),
+            ("AU$", "AUD"),
+            ("NZ$", "NZD"),
+        ] {
             if let Some(rest) = t.strip_prefix(prefix).or_else(|| t.strip_suffix(prefix)) {
                 set_currency(&mut currency, code)?;
                 s = rest.to_owned();
@@ -574,7 +648,10 @@ fn split_amount(cell: &str, default_currency: Option<&str>) -> Result<RawAmount,
         }
         if let Some((c, code)) = last.and_then(|c| symbol(c).map(|code| (c, code))) {
             set_currency(&mut currency, &code)?;
-            s = t.get(..t.len().saturating_sub(c.len_utf8())).unwrap_or("").to_owned();
+            s = t
+                .get(..t.len().saturating_sub(c.len_utf8()))
+                .unwrap_or("")
+                .to_owned();
             continue;
         }
         let head: String = t.chars().take_while(char::is_ascii_alphabetic).collect();
@@ -583,10 +660,17 @@ fn split_amount(cell: &str, default_currency: Option<&str>) -> Result<RawAmount,
             s = t.get(3..).unwrap_or("").to_owned();
             continue;
         }
-        let tail_len = t.chars().rev().take_while(char::is_ascii_alphabetic).count();
+        let tail_len = t
+            .chars()
+            .rev()
+            .take_while(char::is_ascii_alphabetic)
+            .count();
         if tail_len == 3 {
             let cut = t.len().saturating_sub(3);
-            set_currency(&mut currency, &t.get(cut..).unwrap_or("").to_ascii_uppercase())?;
+            set_currency(
+                &mut currency,
+                &t.get(cut..).unwrap_or("").to_ascii_uppercase(),
+            )?;
             s = t.get(..cut).unwrap_or("").to_owned();
             continue;
         }
@@ -600,7 +684,10 @@ fn split_amount(cell: &str, default_currency: Option<&str>) -> Result<RawAmount,
     if number.is_empty() {
         return Err("no number");
     }
-    if !number.chars().all(|c| c.is_ascii_digit() || c == '.' || c == ',') {
+    if !number
+        .chars()
+        .all(|c| c.is_ascii_digit() || c == '.' || c == ',')
+    {
         return Err("not a number");
     }
     if !number.starts_with(|c: char| c.is_ascii_digit()) && !number.starts_with(['.', ',']) {
@@ -646,7 +733,13 @@ fn evidence(number: &str) -> Evidence {
 /// Evidence from a number with only one kind of separator `sep` (`count` of them): several
 /// are grouping (so the other is decimal); one with 3 digits after is ambiguous; one with
 /// another count of digits after is the decimal separator.
-fn one_kind(number: &str, sep: char, count: usize, as_decimal: Decimal, as_group: Decimal) -> Evidence {
+fn one_kind(
+    number: &str,
+    sep: char,
+    count: usize,
+    as_decimal: Decimal,
+    as_group: Decimal,
+) -> Evidence {
     if count > 1 {
         return Evidence::Shows(as_group);
     }
@@ -672,14 +765,20 @@ fn to_minor(number: &str, decimal: Decimal, exponent: u32) -> Result<i64, (&'sta
         None => (number, ""),
     };
     if frac.contains(group) {
-        return Err(("invalid_amount", "has digit grouping after the decimal separator".into()));
+        return Err((
+            "invalid_amount",
+            "has digit grouping after the decimal separator".into(),
+        ));
     }
     let groups: Vec<&str> = int_part.split(group).collect();
     if groups.len() > 1 {
         let first_ok = groups.first().is_some_and(|g| (1..=3).contains(&g.len()));
         let rest_ok = groups.iter().skip(1).all(|g| g.len() == 3);
         if !(first_ok && rest_ok) {
-            return Err(("invalid_amount", "has digit grouping that is not in threes".into()));
+            return Err((
+                "invalid_amount",
+                "has digit grouping that is not in threes".into(),
+            ));
         }
     }
     let digits: String = groups.concat();
@@ -696,7 +795,11 @@ fn to_minor(number: &str, decimal: Decimal, exponent: u32) -> Result<i64, (&'sta
         }
     }
     let mut value: i64 = 0;
-    let frac_digits: String = frac.chars().chain(std::iter::repeat('0')).take(exponent as usize).collect();
+    let frac_digits: String = frac
+        .chars()
+        .chain(std::iter::repeat('0'))
+        .take(exponent as usize)
+        .collect();
     for b in digits.bytes().chain(frac_digits.bytes()) {
         let d = i64::from(b.wrapping_sub(b'0'));
         if !(0..=9).contains(&d) {
@@ -726,8 +829,12 @@ pub fn parse_amount(
     default_currency: Option<&str>,
     decimal: Option<Decimal>,
 ) -> Result<(i64, String), (String, String)> {
-    let raw = split_amount(cell, default_currency)
-        .map_err(|why| ("invalid_amount".to_owned(), format!("`{}` is not an amount: {why}", shown(cell))))?;
+    let raw = split_amount(cell, default_currency).map_err(|why| {
+        (
+            "invalid_amount".to_owned(),
+            format!("`{}` is not an amount: {why}", shown(cell)),
+        )
+    })?;
     let currency = raw
         .currency
         .clone()
@@ -735,7 +842,10 @@ pub fn parse_amount(
         .ok_or_else(|| {
             (
                 "missing_currency".to_owned(),
-                format!("`{}` names no currency and there is no currency column or default", shown(cell)),
+                format!(
+                    "`{}` names no currency and there is no currency column or default",
+                    shown(cell)
+                ),
             )
         })?;
     let value = amount_value(&raw, &currency, decimal, cell)?;
@@ -769,7 +879,10 @@ fn amount_value(
 }
 
 /// The decimal separator a file's amount cells show, when they show exactly one.
-fn detect_decimal<'a>(cells: impl Iterator<Item = &'a str>, default_currency: Option<&str>) -> Option<Decimal> {
+fn detect_decimal<'a>(
+    cells: impl Iterator<Item = &'a str>,
+    default_currency: Option<&str>,
+) -> Option<Decimal> {
     let mut seen: Option<Decimal> = None;
     for cell in cells {
         if let Ok(raw) = split_amount(cell, default_currency) {
@@ -832,9 +945,21 @@ fn split_date(cell: &str) -> Option<(u32, u32, i64, i64, bool)> {
         }
     };
     if p1.len() == 4 {
-        Some((num(p2, 2)? as u32, num(p3, 2)? as u32, num(p1, 4)?, tod, true))
+        Some((
+            num(p2, 2)? as u32,
+            num(p3, 2)? as u32,
+            num(p1, 4)?,
+            tod,
+            true,
+        ))
     } else if p3.len() == 4 {
-        Some((num(p1, 2)? as u32, num(p2, 2)? as u32, num(p3, 4)?, tod, false))
+        Some((
+            num(p1, 2)? as u32,
+            num(p2, 2)? as u32,
+            num(p3, 4)?,
+            tod,
+            false,
+        ))
     } else {
         None
     }
@@ -897,9 +1022,8 @@ pub fn parse_when(cell: &str, order: Option<DateOrder>) -> Result<i64, (String, 
         (a, b)
     } else if a > 12 && b <= 12 {
         (b, a)
-    } else if b > 12 && a <= 12 {
-        (a, b)
-    } else if a == b {
+    } else if (b > 12 && a <= 12) || a == b {
+        // month first, or the same number either way
         (a, b)
     } else {
         match order {
@@ -952,9 +1076,11 @@ fn extract_email(cell: &str) -> Option<String> {
     if let Some(e) = normalize_email(cell) {
         return Some(e);
     }
-    cell.split(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | '<' | '>' | ';' | ',' | '"' | '\''))
-        .find(|tok| tok.contains('@'))
-        .and_then(normalize_email)
+    cell.split(|c: char| {
+        c.is_whitespace() || matches!(c, '(' | ')' | '<' | '>' | ';' | ',' | '"' | '\'')
+    })
+    .find(|tok| tok.contains('@'))
+    .and_then(normalize_email)
 }
 
 fn text_field(row: u64, column: &str, v: &str) -> Result<String, RowError> {
@@ -972,9 +1098,17 @@ fn parse_rate(row: u64, v: Option<&str>) -> Result<Option<f64>, RowError> {
     match v {
         None => Ok(None),
         Some(v) => {
-            let r = v.replace(',', ".").parse::<f64>().ok().filter(|r| r.is_finite() && *r > 0.0);
+            let r = v
+                .replace(',', ".")
+                .parse::<f64>()
+                .ok()
+                .filter(|r| r.is_finite() && *r > 0.0);
             r.map(Some).ok_or_else(|| {
-                row_err(row, "invalid_rate", format!("`exchange_rate` `{}` is not a positive number", shown(v)))
+                row_err(
+                    row,
+                    "invalid_rate",
+                    format!("`exchange_rate` `{}` is not a positive number", shown(v)),
+                )
             })
         }
     }
@@ -1015,7 +1149,15 @@ pub fn parse_conversions(
 ) -> Result<Vec<RowResult<ConversionRecord>>, FileError> {
     let (header, rows) = read_table(input)?;
     let cols = Columns::map(&header, CONVERSION_COLUMNS);
-    if let Some(e) = missing_columns(&cols, &[&["deal_id"], &["email", "lead_id"], &["revenue"], &["closed_at"]]) {
+    if let Some(e) = missing_columns(
+        &cols,
+        &[
+            &["deal_id"],
+            &["email", "lead_id"],
+            &["revenue"],
+            &["closed_at"],
+        ],
+    ) {
         return Err(e);
     }
     let default_currency = opts
@@ -1024,7 +1166,10 @@ pub fn parse_conversions(
         .or(cols.currency_hint("revenue"));
     let good: Vec<&Vec<String>> = rows.iter().filter_map(|(_, r)| r.as_ref().ok()).collect();
     let decimal = opts.decimal.or_else(|| {
-        detect_decimal(good.iter().filter_map(|r| cols.get("revenue", r)), default_currency)
+        detect_decimal(
+            good.iter().filter_map(|r| cols.get("revenue", r)),
+            default_currency,
+        )
     });
     let order = opts
         .date_order
@@ -1060,14 +1205,21 @@ fn conversion_row(
             return Err(row_err(
                 row,
                 "deal_lost",
-                format!("deal `{}` is lost; a lost deal is not a conversion", shown(&deal_id)),
+                format!(
+                    "deal `{}` is lost; a lost deal is not a conversion",
+                    shown(&deal_id)
+                ),
             ))
         }
     };
     let email = match cols.get("email", cells) {
         None => None,
         Some(v) => Some(extract_email(v).ok_or_else(|| {
-            row_err(row, "invalid_email", format!("`email` `{}` holds no email address", shown(v)))
+            row_err(
+                row,
+                "invalid_email",
+                format!("`email` `{}` holds no email address", shown(v)),
+            )
         })?),
     };
     let lead_id = cols
@@ -1075,7 +1227,11 @@ fn conversion_row(
         .map(|v| text_field(row, "lead_id", v))
         .transpose()?;
     if email.is_none() && lead_id.is_none() {
-        return Err(row_err(row, "missing_value", "`email` and `lead_id` are both empty; one is needed".into()));
+        return Err(row_err(
+            row,
+            "missing_value",
+            "`email` and `lead_id` are both empty; one is needed".into(),
+        ));
     }
     let column_currency = match cols.get("currency", cells) {
         None => None,
@@ -1105,11 +1261,15 @@ fn conversion_row(
         return Err(row_err(
             row,
             "negative_amount",
-            format!("`revenue` `{}` is negative; send refunds as a corrected deal", shown(amount_cell)),
+            format!(
+                "`revenue` `{}` is negative; send refunds as a corrected deal",
+                shown(amount_cell)
+            ),
         ));
     }
     let closed_cell = required("closed_at")?;
-    let closed_at = parse_when(closed_cell, order).map_err(|(code, msg)| row_err(row, &code, format!("`closed_at`: {msg}")))?;
+    let closed_at = parse_when(closed_cell, order)
+        .map_err(|(code, msg)| row_err(row, &code, format!("`closed_at`: {msg}")))?;
     Ok(ConversionRecord {
         deal_id,
         email,
@@ -1132,25 +1292,37 @@ fn amount_and_currency(
 ) -> Result<(i64, String), RowError> {
     let fallback = column_currency.or(default_currency);
     let raw = split_amount(cell, fallback).map_err(|why| {
-        row_err(row, "invalid_amount", format!("`{column}` `{}` is not an amount: {why}", shown(cell)))
+        row_err(
+            row,
+            "invalid_amount",
+            format!("`{column}` `{}` is not an amount: {why}", shown(cell)),
+        )
     })?;
     let currency = match (&raw.currency, column_currency) {
         (Some(a), Some(b)) if a != b => {
             return Err(row_err(
                 row,
                 "currency_mismatch",
-                format!("`{column}` `{}` is in {a} but the currency column says {b}", shown(cell)),
+                format!(
+                    "`{column}` `{}` is in {a} but the currency column says {b}",
+                    shown(cell)
+                ),
             ))
         }
         (Some(a), _) => a.clone(),
         (None, Some(b)) => b.to_owned(),
-        (None, None) => default_currency.map(str::to_ascii_uppercase).ok_or_else(|| {
-            row_err(
-                row,
-                "missing_currency",
-                format!("`{column}` `{}` names no currency and the file has no currency column", shown(cell)),
-            )
-        })?,
+        (None, None) => default_currency
+            .map(str::to_ascii_uppercase)
+            .ok_or_else(|| {
+                row_err(
+                    row,
+                    "missing_currency",
+                    format!(
+                        "`{column}` `{}` names no currency and the file has no currency column",
+                        shown(cell)
+                    ),
+                )
+            })?,
     };
     let value = amount_value(&raw, &currency, decimal, cell)
         .map_err(|(code, msg)| row_err(row, &code, format!("`{column}`: {msg}")))?;
@@ -1170,7 +1342,10 @@ fn amount_and_currency(
 /// let r = rows[0].result.as_ref().unwrap();
 /// assert_eq!((r.amount, r.currency.as_str(), r.first_day, r.last_day), (100_000, "EUR", 20_703, 20_703));
 /// ```
-pub fn parse_spend(input: &[u8], opts: &ImportOptions) -> Result<Vec<RowResult<SpendRecord>>, FileError> {
+pub fn parse_spend(
+    input: &[u8],
+    opts: &ImportOptions,
+) -> Result<Vec<RowResult<SpendRecord>>, FileError> {
     let (header, rows) = read_table(input)?;
     let cols = Columns::map(&header, SPEND_COLUMNS);
     let mut required: Vec<&[&str]> = vec![&["amount"], &["date", "start"]];
@@ -1180,21 +1355,31 @@ pub fn parse_spend(input: &[u8], opts: &ImportOptions) -> Result<Vec<RowResult<S
     if let Some(e) = missing_columns(&cols, &required) {
         return Err(e);
     }
-    let default_currency = opts.default_currency.as_deref().or(cols.currency_hint("amount"));
+    let default_currency = opts
+        .default_currency
+        .as_deref()
+        .or(cols.currency_hint("amount"));
     let good: Vec<&Vec<String>> = rows.iter().filter_map(|(_, r)| r.as_ref().ok()).collect();
-    let decimal = opts
-        .decimal
-        .or_else(|| detect_decimal(good.iter().filter_map(|r| cols.get("amount", r)), default_currency));
+    let decimal = opts.decimal.or_else(|| {
+        detect_decimal(
+            good.iter().filter_map(|r| cols.get("amount", r)),
+            default_currency,
+        )
+    });
     let order = opts.date_order.or_else(|| {
         detect_date_order(good.iter().flat_map(|r| {
-            ["date", "start", "end"].into_iter().filter_map(|f| cols.get(f, r))
+            ["date", "start", "end"]
+                .into_iter()
+                .filter_map(|f| cols.get(f, r))
         }))
     });
     Ok(rows
         .into_iter()
         .map(|(row, cells)| RowResult {
             row,
-            result: cells.and_then(|cells| spend_row(row, &cells, &cols, opts, default_currency, decimal, order)),
+            result: cells.and_then(|cells| {
+                spend_row(row, &cells, &cols, opts, default_currency, decimal, order)
+            }),
         })
         .collect())
 }
@@ -1215,17 +1400,31 @@ fn spend_row(
         None => None,
         Some(c) if is_currency_code(c) => Some(c.to_ascii_uppercase()),
         Some(c) => {
-            return Err(row_err(row, "invalid_currency", format!("`currency` `{}` is not an ISO 4217 code", shown(c))))
+            return Err(row_err(
+                row,
+                "invalid_currency",
+                format!("`currency` `{}` is not an ISO 4217 code", shown(c)),
+            ))
         }
     };
-    let (amount, currency) =
-        amount_and_currency(row, "amount", amount_cell, column_currency.as_deref(), default_currency, decimal)?;
+    let (amount, currency) = amount_and_currency(
+        row,
+        "amount",
+        amount_cell,
+        column_currency.as_deref(),
+        default_currency,
+        decimal,
+    )?;
     let day_of = |field: &str, v: &str| -> Result<i64, RowError> {
         parse_when(v, order)
             .map(|ms| ms.div_euclid(MS_PER_DAY))
             .map_err(|(code, msg)| row_err(row, &code, format!("`{field}`: {msg}")))
     };
-    let (first_day, last_day) = match (cols.get("date", cells), cols.get("start", cells), cols.get("end", cells)) {
+    let (first_day, last_day) = match (
+        cols.get("date", cells),
+        cols.get("start", cells),
+        cols.get("end", cells),
+    ) {
         (Some(d), None, None) => {
             let d = day_of("date", d)?;
             (d, d)
@@ -1249,7 +1448,11 @@ fn spend_row(
             }
         }
         (None, None, _) => {
-            return Err(row_err(row, "missing_value", "`date` (or `start`) is empty".into()));
+            return Err(row_err(
+                row,
+                "missing_value",
+                "`date` (or `start`) is empty".into(),
+            ));
         }
         (Some(d), None, Some(_)) => {
             let d = day_of("date", d)?;
@@ -1257,7 +1460,11 @@ fn spend_row(
         }
     };
     if last_day < first_day {
-        return Err(row_err(row, "invalid_period", "`end` is before `start`".into()));
+        return Err(row_err(
+            row,
+            "invalid_period",
+            "`end` is before `start`".into(),
+        ));
     }
     if last_day - first_day >= MAX_SPEND_DAYS {
         return Err(row_err(
@@ -1279,8 +1486,14 @@ fn spend_row(
         first_day,
         last_day,
         channel,
-        source: cols.get("source", cells).map(|v| text_field(row, "source", v)).transpose()?,
-        campaign: cols.get("campaign", cells).map(|v| text_field(row, "campaign", v)).transpose()?,
+        source: cols
+            .get("source", cells)
+            .map(|v| text_field(row, "source", v))
+            .transpose()?,
+        campaign: cols
+            .get("campaign", cells)
+            .map(|v| text_field(row, "campaign", v))
+            .transpose()?,
         exchange_rate: parse_rate(row, cols.get("exchange_rate", cells))?,
     })
 }

@@ -506,7 +506,10 @@ impl Query {
                         .ok()
                         .filter(|d| (1..=MAX_LOOKBACK_DAYS).contains(d))
                         .ok_or_else(|| {
-                            QueryError::new("lookback_days", "must be a whole number from 1 to 3650")
+                            QueryError::new(
+                                "lookback_days",
+                                "must be a whole number from 1 to 3650",
+                            )
                         })?
                 }
                 "half_life_days" => {
@@ -515,7 +518,10 @@ impl Query {
                         .ok()
                         .filter(|d| d.is_finite() && *d > 0.0 && *d <= MAX_LOOKBACK_DAYS as f64)
                         .ok_or_else(|| {
-                            QueryError::new("half_life_days", "must be a number above 0 and at most 3650")
+                            QueryError::new(
+                                "half_life_days",
+                                "must be a number above 0 and at most 3650",
+                            )
                         })?
                 }
                 "conversion" => {
@@ -625,11 +631,7 @@ impl SourceRow {
     }
 
     fn finish_costs(&mut self) {
-        let m = metrics(
-            self.spend.unwrap_or(0) as f64,
-            self.customers,
-            self.revenue,
-        );
+        let m = metrics(self.spend.unwrap_or(0) as f64, self.customers, self.revenue);
         self.revenue_per_customer = m.revenue_per_customer;
         (self.cac, self.roi) = match self.spend {
             Some(_) => (m.cac, m.roi),
@@ -723,7 +725,8 @@ impl Chains {
                 sessions.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
                 journeys.push((sessions.iter().map(|s| s.channel.as_str()).collect(), false));
             }
-            let model = MarkovModel::fit(journeys.iter().map(|(c, conv)| (c.iter().copied(), *conv)));
+            let model =
+                MarkovModel::fit(journeys.iter().map(|(c, conv)| (c.iter().copied(), *conv)));
             by_kind.insert(kind, model);
         }
         Chains { by_kind }
@@ -1011,9 +1014,7 @@ pub fn timeseries(
         .into_iter()
         .map(|start| {
             let from = start.max(query.from);
-            let to = start
-                .saturating_add(granularity.len_ms())
-                .min(query.to);
+            let to = start.saturating_add(granularity.len_ms()).min(query.to);
             let (_, mut figures) = compute(data, &idx, query, from, to, &chains);
             figures.key = granularity.label(start);
             TimeseriesPoint {

@@ -2,8 +2,8 @@
 //! date forms, per-row errors, and no panic on any input (proptest over random bytes).
 
 use closeloop_core::import::{
-    parse_amount, parse_conversions, parse_spend, parse_when, ConversionRecord, DateOrder,
-    Decimal, ImportOptions, RowResult, SpendRecord,
+    parse_amount, parse_conversions, parse_spend, parse_when, ConversionRecord, DateOrder, Decimal,
+    ImportOptions, RowResult, SpendRecord,
 };
 use proptest::prelude::*;
 
@@ -36,7 +36,14 @@ fn err<T: std::fmt::Debug>(r: &RowResult<T>) -> (u64, &str) {
     }
 }
 
-fn conv(deal: &str, email: &str, revenue: i64, currency: &str, at: i64, stage: Option<&str>) -> ConversionRecord {
+fn conv(
+    deal: &str,
+    email: &str,
+    revenue: i64,
+    currency: &str,
+    at: i64,
+    stage: Option<&str>,
+) -> ConversionRecord {
     ConversionRecord {
         deal_id: deal.into(),
         email: Some(email.into()),
@@ -60,11 +67,25 @@ fn hubspot_deal_export() {
     assert_eq!(rows[0].row, 2);
     assert_eq!(
         ok(&rows[0]),
-        &conv("9001", "ann@example.com", 120_050, "USD", OCT11 + 14 * 3_600_000 + 30 * 60_000, None)
+        &conv(
+            "9001",
+            "ann@example.com",
+            120_050,
+            "USD",
+            OCT11 + 14 * 3_600_000 + 30 * 60_000,
+            None
+        )
     );
     assert_eq!(
         ok(&rows[1]),
-        &conv("9002", "bob@example.com", 90_000, "EUR", OCT11 + DAY, Some("proposal_sent"))
+        &conv(
+            "9002",
+            "bob@example.com",
+            90_000,
+            "EUR",
+            OCT11 + DAY,
+            Some("proposal_sent")
+        )
     );
     assert_eq!(err(&rows[2]), (4, "deal_lost"));
 }
@@ -76,10 +97,20 @@ fn salesforce_opportunity_export() {
                006B,Beta,Negotiation/Review,10/13/2026,$500.00,USD,bob@example.com\n";
     let rows = parse_conversions(csv.as_bytes(), &ImportOptions::default()).expect("file");
     // 10/13/2026 shows month-first, so 10/11/2026 is 11 October
-    assert_eq!(ok(&rows[0]), &conv("006A", "ann@example.com", 200_000, "USD", OCT11, None));
+    assert_eq!(
+        ok(&rows[0]),
+        &conv("006A", "ann@example.com", 200_000, "USD", OCT11, None)
+    );
     assert_eq!(
         ok(&rows[1]),
-        &conv("006B", "bob@example.com", 50_000, "USD", OCT11 + 2 * DAY, Some("negotiation_review"))
+        &conv(
+            "006B",
+            "bob@example.com",
+            50_000,
+            "USD",
+            OCT11 + 2 * DAY,
+            Some("negotiation_review")
+        )
     );
 }
 
@@ -117,7 +148,11 @@ fn decimal_commas_and_symbols() {
         ("KWD 1.250", 1_250, "KWD"),
     ];
     for (cell, minor, cur) in cases {
-        let default = if *cur == "EUR" || *cur == "KWD" { None } else { Some("USD") };
+        let default = if *cur == "EUR" || *cur == "KWD" {
+            None
+        } else {
+            Some("USD")
+        };
         let decimal = (*cur == "KWD").then_some(Decimal::Point);
         let got = parse_amount(cell, default, decimal);
         assert_eq!(got, Ok((*minor, cur.to_string())), "{cell}");
@@ -142,14 +177,32 @@ fn amounts_refused_clearly() {
         ("$€12", "invalid_amount"),
     ] {
         let got = parse_amount(cell, Some("USD"), None);
-        assert_eq!(got.as_ref().map_err(|e| e.0.as_str()), Err(code), "{cell}: {got:?}");
+        assert_eq!(
+            got.as_ref().map_err(|e| e.0.as_str()),
+            Err(code),
+            "{cell}: {got:?}"
+        );
     }
     // too many decimals for the currency: refused, not rounded
-    assert_eq!(parse_amount("1.005", Some("USD"), Some(Decimal::Point)).unwrap_err().0, "amount_precision");
-    assert_eq!(parse_amount("¥12.5", None, None).unwrap_err().0, "amount_precision");
+    assert_eq!(
+        parse_amount("1.005", Some("USD"), Some(Decimal::Point))
+            .unwrap_err()
+            .0,
+        "amount_precision"
+    );
+    assert_eq!(
+        parse_amount("¥12.5", None, None).unwrap_err().0,
+        "amount_precision"
+    );
     // trailing zeros beyond the currency's decimals are fine
-    assert_eq!(parse_amount("1.2300", Some("USD"), None), Ok((123, "USD".into())));
-    assert_eq!(parse_amount("12", None, None).unwrap_err().0, "missing_currency");
+    assert_eq!(
+        parse_amount("1.2300", Some("USD"), None),
+        Ok((123, "USD".into()))
+    );
+    assert_eq!(
+        parse_amount("12", None, None).unwrap_err().0,
+        "missing_currency"
+    );
 }
 
 #[test]
@@ -188,8 +241,14 @@ fn dates() {
     assert_eq!(parse_when("13.10.2026", None), Ok(OCT11 + 2 * DAY));
     assert_eq!(parse_when("10/13/2026", None), Ok(OCT11 + 2 * DAY));
     assert_eq!(parse_when("11/11/2026", None), Ok(OCT11 + 31 * DAY));
-    assert_eq!(parse_when("11/10/2026", Some(DateOrder::DayMonth)), Ok(OCT11));
-    assert_eq!(parse_when("11/10/2026 23:59:59", Some(DateOrder::DayMonth)), Ok(OCT11 + DAY - 1_000));
+    assert_eq!(
+        parse_when("11/10/2026", Some(DateOrder::DayMonth)),
+        Ok(OCT11)
+    );
+    assert_eq!(
+        parse_when("11/10/2026 23:59:59", Some(DateOrder::DayMonth)),
+        Ok(OCT11 + DAY - 1_000)
+    );
     for (cell, code) in [
         ("11/10/2026", "ambiguous_date"),
         ("11/10/26", "invalid_date"),
@@ -200,7 +259,11 @@ fn dates() {
         ("2026-10-11 25:00", "invalid_date"),
         ("", "invalid_date"),
     ] {
-        assert_eq!(parse_when(cell, None).map_err(|e| e.0), Err(code.to_owned()), "{cell}");
+        assert_eq!(
+            parse_when(cell, None).map_err(|e| e.0),
+            Err(code.to_owned()),
+            "{cell}"
+        );
     }
 }
 
@@ -230,11 +293,7 @@ fn row_errors_keep_the_good_rows() {
                badrate,ann@example.com,10.00,EUR,2026-10-11,-1\n\
                short,ann@example.com\n";
     let rows = parse_conversions(csv.as_bytes(), &ImportOptions::default()).expect("file");
-    let codes: Vec<(u64, &str)> = rows
-        .iter()
-        .filter(|r| r.result.is_err())
-        .map(|r| err(r))
-        .collect();
+    let codes: Vec<(u64, &str)> = rows.iter().filter(|r| r.result.is_err()).map(err).collect();
     assert_eq!(
         codes,
         [
@@ -259,7 +318,11 @@ fn row_errors_keep_the_good_rows() {
 fn file_errors() {
     let e = parse_conversions(b"", &usd()).unwrap_err();
     assert_eq!(e.code, "empty_file");
-    let e = parse_conversions(b"deal_id,email,closed_at\nx,a@example.com,2026-10-11\n", &usd()).unwrap_err();
+    let e = parse_conversions(
+        b"deal_id,email,closed_at\nx,a@example.com,2026-10-11\n",
+        &usd(),
+    )
+    .unwrap_err();
     assert_eq!(e.code, "missing_column");
     assert!(e.message.contains("revenue"), "{}", e.message);
     let e = parse_conversions(b"deal_id,revenue,closed_at\n", &usd()).unwrap_err();
@@ -269,7 +332,11 @@ fn file_errors() {
     let e = parse_spend(b"amount,date\n1,2026-10-11\n", &usd()).unwrap_err();
     assert!(e.message.contains("channel"), "{}", e.message);
     // a header only is fine: no rows
-    assert!(parse_conversions(b"deal_id,email,revenue,closed_at\n", &usd()).expect("file").is_empty());
+    assert!(
+        parse_conversions(b"deal_id,email,revenue,closed_at\n", &usd())
+            .expect("file")
+            .is_empty()
+    );
 }
 
 #[test]
@@ -310,7 +377,10 @@ fn spend_rows() {
     };
     let rows = parse_spend(csv.as_bytes(), &opts).expect("tab-separated Google Ads export");
     let r = ok(&rows[0]);
-    assert_eq!((r.amount, r.channel.as_str(), r.first_day, r.last_day), (1_234, "Paid Search", OCT11_DAY, OCT11_DAY));
+    assert_eq!(
+        (r.amount, r.channel.as_str(), r.first_day, r.last_day),
+        (1_234, "Paid Search", OCT11_DAY, OCT11_DAY)
+    );
 }
 
 proptest! {

@@ -1061,7 +1061,15 @@ fn every_scenario_batch_passes_import_validation() {
         let body = serde_json::to_vec(&batch).expect("json");
         let v = validate(&body, &ValidateOptions::import(received_at))
             .unwrap_or_else(|e| panic!("{}: {e}", visitor["visitor_id"]));
-        assert!(v.rejected.is_empty(), "{}: {:?}", visitor["visitor_id"], v.rejected);
-        assert_eq!(v.events.len(), visitor["events"].as_array().map_or(0, Vec::len));
+        assert!(
+            v.rejected.is_empty(),
+            "{}: {:?}",
+            visitor["visitor_id"],
+            v.rejected
+        );
+        assert_eq!(
+            v.events.len(),
+            visitor["events"].as_array().map_or(0, Vec::len)
+        );
     }
 }
