@@ -40,7 +40,12 @@ fn agent() -> ureq::Agent {
 }
 
 /// Sends a request. `headers` are (name, value) pairs; `body` is sent as is.
-pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -> Result<Answer> {
+pub fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Result<Answer> {
     let agent = agent();
     let mut req = ureq::http::Request::builder().method(method).uri(url);
     for (k, v) in headers {
@@ -55,14 +60,24 @@ pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&
     let headers = res
         .headers()
         .iter()
-        .map(|(k, v)| (k.as_str().to_lowercase(), v.to_str().unwrap_or("").to_string()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_lowercase(),
+                v.to_str().unwrap_or("").to_string(),
+            )
+        })
         .collect();
     let text = res
         .into_body()
         .read_to_string()
         .map_err(|e| format!("{method} {url}: reading body: {e}"))?;
     let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Ok(Answer { status, json, text, headers })
+    Ok(Answer {
+        status,
+        json,
+        text,
+        headers,
+    })
 }
 
 /// GET with optional bearer key.

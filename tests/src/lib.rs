@@ -20,7 +20,9 @@ pub type Result<T = ()> = std::result::Result<T, String>;
 /// The repository root.
 pub fn root() -> std::path::PathBuf {
     let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.parent().map(|p| p.to_path_buf()).unwrap_or_else(|| here.to_path_buf())
+    here.parent()
+        .map(|p| p.to_path_buf())
+        .unwrap_or_else(|| here.to_path_buf())
 }
 
 /// A free TCP port on 127.0.0.1 (bound, read, released).

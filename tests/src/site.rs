@@ -33,7 +33,8 @@ impl StaticSite {
             None => crate::free_port()?,
         };
         let server = Arc::new(
-            tiny_http::Server::http(("127.0.0.1", port)).map_err(|e| format!("static server on {port}: {e}"))?,
+            tiny_http::Server::http(("127.0.0.1", port))
+                .map_err(|e| format!("static server on {port}: {e}"))?,
         );
         let dir = dir.to_path_buf();
         let edge = edge.to_string();
@@ -42,8 +43,10 @@ impl StaticSite {
         let thread = std::thread::spawn(move || {
             for req in s.incoming_requests() {
                 let (status, body, ctype) = serve(&dir, req.url(), &edge, &site_attr);
-                let header = tiny_http::Header::from_bytes("Content-Type", ctype)
-                    .unwrap_or_else(|_| tiny_http::Header::from_bytes("X-Empty", "1").expect("static header"));
+                let header =
+                    tiny_http::Header::from_bytes("Content-Type", ctype).unwrap_or_else(|_| {
+                        tiny_http::Header::from_bytes("X-Empty", "1").expect("static header")
+                    });
                 let no_store = tiny_http::Header::from_bytes("Cache-Control", "no-store")
                     .expect("static header");
                 let resp = tiny_http::Response::from_data(body)
@@ -53,7 +56,11 @@ impl StaticSite {
                 let _ = req.respond(resp);
             }
         });
-        Ok(StaticSite { origin: format!("http://127.0.0.1:{port}"), server, thread: Some(thread) })
+        Ok(StaticSite {
+            origin: format!("http://127.0.0.1:{port}"),
+            server,
+            thread: Some(thread),
+        })
     }
 
     /// The full URL of a path on this site.
@@ -108,7 +115,10 @@ fn serve(dir: &Path, url: &str, edge: &str, site_attr: &str) -> (u16, Vec<u8>, &
 /// `pricing.html` or `pricing/index.html`; never outside `dir`.
 fn resolve(dir: &Path, path: &str) -> Option<PathBuf> {
     let rel = path.trim_start_matches('/');
-    if rel.split('/').any(|seg| seg == ".." || seg.starts_with('.')) {
+    if rel
+        .split('/')
+        .any(|seg| seg == ".." || seg.starts_with('.'))
+    {
         return None;
     }
     let base = dir.join(rel);

@@ -61,11 +61,15 @@ pub fn wrangler_env(cmd: &mut Command) -> &mut Command {
 /// Checks the build outputs the worker needs exist, with a readable hint if not.
 pub fn check_built() -> Result {
     if !wrangler().exists() {
-        return Err("node_modules/.bin/wrangler is missing: run `cargo xtask test` (it runs npm ci)".into());
+        return Err(
+            "node_modules/.bin/wrangler is missing: run `cargo xtask test` (it runs npm ci)".into(),
+        );
     }
     let shim = root().join("edge").join("build");
     if !shim.exists() {
-        return Err("edge/build/ is missing: run `cargo xtask build` first (or `cargo xtask test`)".into());
+        return Err(
+            "edge/build/ is missing: run `cargo xtask build` first (or `cargo xtask test`)".into(),
+        );
     }
     Ok(())
 }
@@ -73,7 +77,14 @@ pub fn check_built() -> Result {
 /// Applies the D1 migrations to the local database under `persist`.
 pub fn migrate(persist: &Path) -> Result {
     let out = wrangler_env(&mut Command::new(wrangler()))
-        .args(["d1", "migrations", "apply", DB_BINDING, "--local", "--persist-to"])
+        .args([
+            "d1",
+            "migrations",
+            "apply",
+            DB_BINDING,
+            "--local",
+            "--persist-to",
+        ])
         .arg(persist)
         .stdin(Stdio::null())
         .output()
@@ -131,16 +142,26 @@ impl Worker {
     pub fn shared() -> Result<&'static Worker> {
         static SHARED: OnceLock<std::result::Result<Worker, String>> = OnceLock::new();
         SHARED
-            .get_or_init(|| match (std::env::var(ENV_BASE), std::env::var(ENV_PERSIST), std::env::var(ENV_ADMIN)) {
-                (Ok(base), Ok(persist), Ok(admin_token)) => Ok(Worker {
-                    port: base.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0),
-                    log: PathBuf::from(&persist).join("wrangler.log"),
-                    base,
-                    persist: PathBuf::from(persist),
-                    admin_token,
-                    child: None,
-                }),
-                _ => Worker::start(),
+            .get_or_init(|| {
+                match (
+                    std::env::var(ENV_BASE),
+                    std::env::var(ENV_PERSIST),
+                    std::env::var(ENV_ADMIN),
+                ) {
+                    (Ok(base), Ok(persist), Ok(admin_token)) => Ok(Worker {
+                        port: base
+                            .rsplit(':')
+                            .next()
+                            .and_then(|p| p.parse().ok())
+                            .unwrap_or(0),
+                        log: PathBuf::from(&persist).join("wrangler.log"),
+                        base,
+                        persist: PathBuf::from(persist),
+                        admin_token,
+                        child: None,
+                    }),
+                    _ => Worker::start(),
+                }
             })
             .as_ref()
             .map_err(Clone::clone)
@@ -159,7 +180,10 @@ kill -TERM $child 2>/dev/null; sleep 2; pkill -KILL -P $child 2>/dev/null; kill 
             parent = std::process::id()
         );
         let mut cmd = Command::new("bash");
-        cmd.arg("-c").arg(script).arg("wrangler-watchdog").arg(wrangler());
+        cmd.arg("-c")
+            .arg(script)
+            .arg("wrangler-watchdog")
+            .arg(wrangler());
         cmd.args(["dev", "--ip", "127.0.0.1", "--port"])
             .arg(self.port.to_string())
             .arg("--inspector-port")
@@ -168,27 +192,37 @@ kill -TERM $child 2>/dev/null; sleep 2; pkill -KILL -P $child 2>/dev/null; kill 
             .arg(&self.persist)
             .arg("--var")
             .arg(format!("ADMIN_TOKEN:{}", self.admin_token))
-            .args(["--log-level", "warn", "--show-interactive-dev-session=false"]);
+            .args([
+                "--log-level",
+                "warn",
+                "--show-interactive-dev-session=false",
+            ]);
         wrangler_env(&mut cmd);
         use std::os::unix::process::CommandExt;
         cmd.process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log2));
-        let child = cmd.spawn().map_err(|e| format!("starting wrangler dev: {e}"))?;
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("starting wrangler dev: {e}"))?;
         self.child = Some(child);
         let health = format!("{}/v1/health", self.base);
-        let ready = wait_for("the worker to answer /v1/health", Duration::from_secs(90), || {
-            if let Some(c) = self.child.as_mut() {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return Some(false);
+        let ready = wait_for(
+            "the worker to answer /v1/health",
+            Duration::from_secs(90),
+            || {
+                if let Some(c) = self.child.as_mut() {
+                    if let Ok(Some(_)) = c.try_wait() {
+                        return Some(false);
+                    }
                 }
-            }
-            match http::get(&health, None) {
-                Ok(a) if a.status == 200 => Some(true),
-                _ => None,
-            }
-        });
+                match http::get(&health, None) {
+                    Ok(a) if a.status == 200 => Some(true),
+                    _ => None,
+                }
+            },
+        );
         match ready {
             Ok(true) => Ok(()),
             Ok(false) | Err(_) => Err(format!(
@@ -257,12 +291,19 @@ kill -TERM $child 2>/dev/null; sleep 2; pkill -KILL -P $child 2>/dev/null; kill 
         let key = |name: &str| -> Result<String> {
             a.json
                 .get(name)
-                .or_else(|| a.json.pointer(&format!("/keys/{}", name.trim_end_matches("_key"))))
+                .or_else(|| {
+                    a.json
+                        .pointer(&format!("/keys/{}", name.trim_end_matches("_key")))
+                })
                 .and_then(Value::as_str)
                 .map(str::to_string)
                 .ok_or_else(|| format!("no {name} in the site-creation answer: {}", a.text))
         };
-        Ok(Site { id: id.to_string(), read_key: key("read_key")?, write_key: key("write_key")? })
+        Ok(Site {
+            id: id.to_string(),
+            read_key: key("read_key")?,
+            write_key: key("write_key")?,
+        })
     }
 
     /// POSTs a collect batch as a browser on `origin` would (text/plain, like sendBeacon).
@@ -270,18 +311,28 @@ kill -TERM $child 2>/dev/null; sleep 2; pkill -KILL -P $child 2>/dev/null; kill 
         http::request(
             "POST",
             &self.url("/v1/collect"),
-            &[("Content-Type", "text/plain;charset=UTF-8"), ("Origin", origin)],
+            &[
+                ("Content-Type", "text/plain;charset=UTF-8"),
+                ("Origin", origin),
+            ],
             Some(body),
         )
     }
 
     /// The local D1 database file that wrangler keeps under `persist`.
     pub fn db_path(&self) -> Result<PathBuf> {
-        let dir = self.persist.join("v3").join("d1").join("miniflare-D1DatabaseObject");
+        let dir = self
+            .persist
+            .join("v3")
+            .join("d1")
+            .join("miniflare-D1DatabaseObject");
         let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         entries
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .find(|p| p.extension().is_some_and(|x| x == "sqlite"))
+            .find(|p| {
+                p.extension().is_some_and(|x| x == "sqlite")
+                    && p.file_name().is_some_and(|n| n != "metadata.sqlite")
+            })
             .ok_or_else(|| format!("no .sqlite file in {}", dir.display()))
     }
 
@@ -294,7 +345,8 @@ kill -TERM $child 2>/dev/null; sleep 2; pkill -KILL -P $child 2>/dev/null; kill 
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| format!("{}: {e}", path.display()))?;
-        conn.busy_timeout(Duration::from_secs(5)).map_err(|e| e.to_string())?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(|e| e.to_string())?;
         let mut stmt = conn.prepare(sql).map_err(|e| format!("{sql}: {e}"))?;
         let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
         let rows = stmt
@@ -313,7 +365,8 @@ kill -TERM $child 2>/dev/null; sleep 2; pkill -KILL -P $child 2>/dev/null; kill 
                 Ok(Value::Object(obj))
             })
             .map_err(|e| format!("{sql}: {e}"))?;
-        rows.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| format!("{sql}: {e}"))
+        rows.collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| format!("{sql}: {e}"))
     }
 
     /// The single integer a `SELECT COUNT(*) ...`-like query returns.

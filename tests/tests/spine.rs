@@ -12,17 +12,23 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 fn demo_site(worker: &Worker, site: &Site) -> StaticSite {
-    StaticSite::start(&root().join("demo-site"), None, &worker.base, &site.id).expect("static demo site")
+    StaticSite::start(&root().join("demo-site"), None, &worker.base, &site.id)
+        .expect("static demo site")
 }
 
 fn events_stored(worker: &Worker, site: &str) -> i64 {
     worker
-        .count(&format!("SELECT COUNT(*) FROM events WHERE site_id = '{site}'"))
+        .count(&format!(
+            "SELECT COUNT(*) FROM events WHERE site_id = '{site}'"
+        ))
         .expect("count events")
 }
 
 fn sources_report(worker: &Worker, site: &Site, group_by: &str) -> http::Answer {
-    let url = worker.url(&format!("/v1/sites/{}/reports/sources?group_by={group_by}", site.id));
+    let url = worker.url(&format!(
+        "/v1/sites/{}/reports/sources?group_by={group_by}",
+        site.id
+    ));
     http::get(&url, Some(&site.read_key)).expect("sources report")
 }
 
@@ -44,8 +50,13 @@ async fn a_visit_from_an_email_campaign_reaches_the_sources_report() {
     let site_origin_port = closeloop_e2e::free_port().expect("port");
     let origin = format!("http://127.0.0.1:{site_origin_port}");
     let site = worker.create_site(&[&origin]).expect("site");
-    let demo = StaticSite::start(&root().join("demo-site"), Some(site_origin_port), &worker.base, &site.id)
-        .expect("demo site");
+    let demo = StaticSite::start(
+        &root().join("demo-site"),
+        Some(site_origin_port),
+        &worker.base,
+        &site.id,
+    )
+    .expect("demo site");
 
     let browser = Browser::launch().await.expect("chromium");
     let page = browser
@@ -53,25 +64,50 @@ async fn a_visit_from_an_email_campaign_reaches_the_sources_report() {
         .new_page(demo.url("/?utm_source=newsletter&utm_medium=email&utm_campaign=launch"))
         .await
         .expect("open landing page");
-    page.wait_for_navigation().await.expect("landing page loaded");
-    // The tracker loads asynchronously: wait until it has queued or sent the first view.
-    eval_until(&page, "typeof window.closeloop === 'object' && !!window.closeloop.ready", Duration::from_secs(20))
+    page.wait_for_navigation()
         .await
-        .expect("tracker ready");
-    page.find_element("#to-pricing").await.expect("link").click().await.expect("click");
-    page.wait_for_navigation().await.expect("pricing page loaded");
-    assert!(page.url().await.expect("url").unwrap_or_default().contains("/pricing.html"));
+        .expect("landing page loaded");
+    // The tracker loads asynchronously: wait until it has queued or sent the first view.
+    eval_until(
+        &page,
+        "typeof window.closeloop === 'object' && window.closeloop.profile() != null",
+        Duration::from_secs(20),
+    )
+    .await
+    .expect("tracker ready");
+    page.find_element("#to-pricing")
+        .await
+        .expect("link")
+        .click()
+        .await
+        .expect("click");
+    eval_until(
+        &page,
+        "location.pathname === '/pricing.html' && document.readyState === 'complete'",
+        Duration::from_secs(20),
+    )
+    .await
+    .expect("the click leads to the pricing page");
 
     let report = blocking(|| {
-        wait_for("two page views in the sources report", Duration::from_secs(30), || {
-            let a = sources_report(worker, &site, "campaign");
-            let views = row(&a.json, "campaign", "launch").and_then(|r| r["pageviews"].as_i64());
-            (views == Some(2)).then_some(a)
-        })
+        wait_for(
+            "two page views in the sources report",
+            Duration::from_secs(30),
+            || {
+                let a = sources_report(worker, &site, "campaign");
+                let views =
+                    row(&a.json, "campaign", "launch").and_then(|r| r["pageviews"].as_i64());
+                (views == Some(2)).then_some(a)
+            },
+        )
     });
     browser.close().await;
     let report = report.unwrap_or_else(|e| {
-        panic!("{e}\nlast report: {}\nworker log:\n{}", sources_report(worker, &site, "campaign").text, worker.log_tail())
+        panic!(
+            "{e}\nlast report: {}\nworker log:\n{}",
+            sources_report(worker, &site, "campaign").text,
+            worker.log_tail()
+        )
     });
 
     assert_eq!(report.status, 200);
@@ -82,12 +118,23 @@ async fn a_visit_from_an_email_campaign_reaches_the_sources_report() {
     assert_eq!(r["visitors"], 1);
     assert_eq!(r["sessions"], 1);
     assert_eq!(r["pageviews"], 2);
-    assert_eq!(report.json["rows"].as_array().map(Vec::len), Some(1), "{}", report.text);
+    assert_eq!(
+        report.json["rows"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        report.text
+    );
     assert_eq!(events_stored(worker, &site.id), 2);
     let paths = worker
-        .query(&format!("SELECT path FROM events WHERE site_id = '{}' ORDER BY derived_ts", site.id))
+        .query(&format!(
+            "SELECT path FROM events WHERE site_id = '{}' ORDER BY derived_ts",
+            site.id
+        ))
         .expect("paths");
-    assert_eq!(paths, vec![json!({"path": "/"}), json!({"path": "/pricing.html"})]);
+    assert_eq!(
+        paths,
+        vec![json!({"path": "/"}), json!({"path": "/pricing.html"})]
+    );
 }
 
 fn batch(site: &str, ids: &[&str]) -> String {
@@ -100,7 +147,8 @@ fn batch(site: &str, ids: &[&str]) -> String {
                    "url": format!("https://shop.example/p{i}"), "referrer": "", "title": "P"})
         })
         .collect();
-    json!({"site_id": site, "visitor_id": "visitor-0001-aaaa", "sent_at": now, "events": events}).to_string()
+    json!({"site_id": site, "visitor_id": "visitor-0001-aaaa", "sent_at": now, "events": events})
+        .to_string()
 }
 
 /// Scenario: the same batch of three events arrives twice (a retry). Expected: the
@@ -110,7 +158,10 @@ fn the_same_batch_twice_is_stored_once() {
     let worker = Worker::shared().expect("worker");
     let origin = "https://shop.example";
     let site = worker.create_site(&[origin]).expect("site");
-    let body = batch(&site.id, &["evt-aaaa-0001", "evt-aaaa-0002", "evt-aaaa-0003"]);
+    let body = batch(
+        &site.id,
+        &["evt-aaaa-0001", "evt-aaaa-0002", "evt-aaaa-0003"],
+    );
 
     let first = worker.collect(origin, &body).expect("first");
     assert_eq!(first.status, 200, "{}", first.text);
@@ -139,21 +190,42 @@ fn bad_batches_get_json_errors_and_store_nothing() {
     let origin = "https://allowed.example";
     let site = worker.create_site(&[origin]).expect("site");
 
-    let unknown = worker.collect(origin, &batch("no-such-site-x", &["evt-bbbb-0001"])).expect("unknown");
+    let unknown = worker
+        .collect(origin, &batch("no-such-site-x", &["evt-bbbb-0001"]))
+        .expect("unknown");
     assert_eq!(unknown.status, 404, "{}", unknown.text);
-    assert_eq!(unknown.error_code(), Some("unknown_site"), "{}", unknown.text);
-    assert!(unknown.json["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert_eq!(
+        unknown.error_code(),
+        Some("unknown_site"),
+        "{}",
+        unknown.text
+    );
+    assert!(unknown.json["error"]["message"]
+        .as_str()
+        .is_some_and(|m| !m.is_empty()));
     assert_eq!(events_stored(worker, "no-such-site-x"), 0);
 
     let wrong_origin = worker
         .collect("https://evil.example", &batch(&site.id, &["evt-bbbb-0002"]))
         .expect("wrong origin");
     assert_eq!(wrong_origin.status, 403, "{}", wrong_origin.text);
-    assert_eq!(wrong_origin.error_code(), Some("origin_not_allowed"), "{}", wrong_origin.text);
+    assert_eq!(
+        wrong_origin.error_code(),
+        Some("origin_not_allowed"),
+        "{}",
+        wrong_origin.text
+    );
 
-    let malformed = worker.collect(origin, "{\"site_id\": \"x\", \"events\": [").expect("malformed");
+    let malformed = worker
+        .collect(origin, "{\"site_id\": \"x\", \"events\": [")
+        .expect("malformed");
     assert_eq!(malformed.status, 400, "{}", malformed.text);
-    assert_eq!(malformed.error_code(), Some("malformed_json"), "{}", malformed.text);
+    assert_eq!(
+        malformed.error_code(),
+        Some("malformed_json"),
+        "{}",
+        malformed.text
+    );
 
     assert_eq!(events_stored(worker, &site.id), 0);
 }
@@ -164,7 +236,9 @@ fn bad_batches_get_json_errors_and_store_nothing() {
 fn reports_need_the_read_key() {
     let worker = Worker::shared().expect("worker");
     let site = worker.create_site(&["https://keys.example"]).expect("site");
-    let other = worker.create_site(&["https://other.example"]).expect("other site");
+    let other = worker
+        .create_site(&["https://other.example"])
+        .expect("other site");
     let url = worker.url(&format!("/v1/sites/{}/reports/sources", site.id));
 
     let none = http::get(&url, None).expect("no key");
@@ -186,11 +260,18 @@ fn reports_need_the_read_key() {
 #[test]
 fn the_demo_site_includes_the_tag_as_a_site_owner_would() {
     let worker = Worker::shared().expect("worker");
-    let site = Site { id: "tagcheck".into(), read_key: String::new(), write_key: String::new() };
+    let site = Site {
+        id: "tagcheck".into(),
+        read_key: String::new(),
+        write_key: String::new(),
+    };
     let demo = demo_site(worker, &site);
     let page = http::get(&demo.url("/landing/demo.html"), None).expect("page");
     assert_eq!(page.status, 200);
-    let tag = format!("<script async src=\"{}/t.js\" data-site=\"tagcheck\"></script>", worker.base);
+    let tag = format!(
+        "<script async src=\"{}/t.js\" data-site=\"tagcheck\"></script>",
+        worker.base
+    );
     assert!(page.text.contains(&tag), "{}", page.text);
     let loader = http::get(&worker.url("/t.js"), None).expect("t.js");
     assert_eq!(loader.status, 200, "the worker serves the tracker loader");

@@ -46,7 +46,8 @@ fn tracker_sizes() -> Result<String> {
     );
     let (mut tr, mut tg, mut tb) = (0, 0, 0);
     for f in &files {
-        let bytes = std::fs::read(f).map_err(|e| format!("{}: {e} (was the tracker built?)", f.display()))?;
+        let bytes = std::fs::read(f)
+            .map_err(|e| format!("{}: {e} (was the tracker built?)", f.display()))?;
         let (r, g, b) = (bytes.len(), gzip_len(&bytes)?, brotli_len(&bytes)?);
         let name = f.strip_prefix(&public).unwrap_or(f).display().to_string();
         note(format!("{name}: {r} B raw, {g} B gzip, {b} B brotli"));
@@ -87,7 +88,7 @@ fn core_benches(quick: bool) -> Result<String> {
     let dir = root().join("target").join("criterion");
     let mut rows = vec![];
     collect_estimates(&dir, &mut rows);
-    rows.sort();
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
     let mut out = String::from(
         "## core (criterion, one core)\n\n| benchmark | mean time | throughput |\n|---|---:|---:|\n",
     );
@@ -105,7 +106,9 @@ fn core_benches(quick: bool) -> Result<String> {
 
 /// Finds `<group>/<bench>/new/estimates.json` under criterion's directory.
 fn collect_estimates(dir: &Path, rows: &mut Vec<(String, f64, Option<u64>)>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in rd.filter_map(|e| e.ok()) {
         let p = entry.path();
         if !p.is_dir() {
@@ -114,8 +117,12 @@ fn collect_estimates(dir: &Path, rows: &mut Vec<(String, f64, Option<u64>)>) {
         let est = p.join("new").join("estimates.json");
         let meta = p.join("new").join("benchmark.json");
         if est.is_file() {
-            let read = |f: &Path| -> Option<Value> { serde_json::from_slice(&std::fs::read(f).ok()?).ok() };
-            let (Some(e), Some(m)) = (read(&est), read(&meta)) else { continue };
+            let read = |f: &Path| -> Option<Value> {
+                serde_json::from_slice(&std::fs::read(f).ok()?).ok()
+            };
+            let (Some(e), Some(m)) = (read(&est), read(&meta)) else {
+                continue;
+            };
             let ns = e["mean"]["point_estimate"].as_f64().unwrap_or(0.0);
             let name = m["full_id"].as_str().unwrap_or("?").to_string();
             let elems = m["throughput"]["Elements"].as_u64();

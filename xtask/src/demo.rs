@@ -38,18 +38,29 @@ pub fn run(_args: &[String]) -> Result {
                 "admin_token": admin_token, "site": site.id,
                 "read_key": site.read_key, "write_key": site.write_key,
             });
-            std::fs::write(&keys_file, serde_json::to_vec_pretty(&v).map_err(|e| e.to_string())?)
-                .map_err(|e| e.to_string())?;
+            std::fs::write(
+                &keys_file,
+                serde_json::to_vec_pretty(&v).map_err(|e| e.to_string())?,
+            )
+            .map_err(|e| e.to_string())?;
             v
         }
     };
-    let demo = StaticSite::start(&root().join("demo-site"), Some(SITE_PORT), &worker.base, DEMO_SITE)?;
+    let demo = StaticSite::start(
+        &root().join("demo-site"),
+        Some(SITE_PORT),
+        &worker.base,
+        DEMO_SITE,
+    )?;
     let read_key = keys["read_key"].as_str().unwrap_or_default();
     println!();
     println!("Closeloop demo is running (Ctrl-C stops it).");
     println!();
     println!("  Demo site (a visitor from an email campaign):");
-    println!("    {}/?utm_source=newsletter&utm_medium=email&utm_campaign=launch", demo.origin);
+    println!(
+        "    {}/?utm_source=newsletter&utm_medium=email&utm_campaign=launch",
+        demo.origin
+    );
     println!("  Worker:     {}", worker.base);
     println!("  Dashboard:  {}/dashboard", worker.base);
     println!("  Keys:       {} (read: {read_key})", keys_file.display());

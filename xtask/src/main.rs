@@ -67,11 +67,22 @@ pub fn build() -> Result {
 fn lint() -> Result {
     install::build_tools()?;
     say("Linting");
-    util::step("cargo fmt --check", "lint-fmt", util::cargo().args(["fmt", "--all", "--", "--check"]))?;
+    util::step(
+        "cargo fmt --check",
+        "lint-fmt",
+        util::cargo().args(["fmt", "--all", "--", "--check"]),
+    )?;
     util::step(
         "clippy (native crates)",
         "lint-clippy-native",
-        util::cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
+        util::cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
     )?;
     util::step(
         "clippy (tracker and edge, wasm32)",
@@ -95,5 +106,7 @@ fn lint() -> Result {
 /// Runs `core/data/refresh.sh`, which downloads the upstream referrer lists.
 fn refresh_lists() -> Result {
     say("Refreshing the referrer lists (core/data)");
-    util::run_visible(std::process::Command::new("bash").arg(util::root().join("core/data/refresh.sh")))
+    util::run_visible(
+        std::process::Command::new("bash").arg(util::root().join("core/data/refresh.sh")),
+    )
 }

@@ -34,14 +34,23 @@ pub fn run(args: &[String]) -> Result {
     let token = admin_token()?;
     let auth = format!("Bearer {token}");
     let headers = [("Authorization", auth.as_str())];
-    let answer = match words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let answer = match words
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["create", id] => http::post_json(
             &format!("{edge}/v1/admin/sites"),
             &json!({"id": id, "name": id, "allowed_origins": origins, "currency": currency}),
             &headers,
         )?,
         ["list"] => http::request("GET", &format!("{edge}/v1/admin/sites"), &headers, None)?,
-        ["keys", id] => http::post_json(&format!("{edge}/v1/admin/sites/{id}/keys"), &json!({}), &headers)?,
+        ["keys", id] => http::post_json(
+            &format!("{edge}/v1/admin/sites/{id}/keys"),
+            &json!({}),
+            &headers,
+        )?,
         ["origins", id, rest @ ..] => http::request(
             "PUT",
             &format!("{edge}/v1/admin/sites/{id}/origins"),
@@ -50,7 +59,10 @@ pub fn run(args: &[String]) -> Result {
         )?,
         _ => return Err(HELP.to_string()),
     };
-    println!("{}", serde_json::to_string_pretty(&answer.json).unwrap_or(answer.text.clone()));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&answer.json).unwrap_or(answer.text.clone())
+    );
     if answer.status >= 400 {
         return Err(format!("the worker answered {}", answer.status));
     }
@@ -66,5 +78,8 @@ fn admin_token() -> Result<String> {
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or("set CLOSELOOP_ADMIN_TOKEN (or start `cargo xtask demo` once)")?;
-    v["admin_token"].as_str().map(str::to_string).ok_or_else(|| "no admin_token in demo-keys.json".into())
+    v["admin_token"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| "no admin_token in demo-keys.json".into())
 }

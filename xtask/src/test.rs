@@ -34,12 +34,22 @@ pub fn run(args: &[String]) -> Result {
     cargo_test(
         &mut tally,
         "unit",
-        util::cargo().args(["test", "--workspace", "--exclude", "closeloop-e2e", "--no-fail-fast"]),
+        util::cargo().args([
+            "test",
+            "--workspace",
+            "--exclude",
+            "closeloop-e2e",
+            "--no-fail-fast",
+        ]),
     )?;
 
     say("End-to-end tests (wrangler dev local mode + headless Chromium)");
     let worker = start_worker()?;
-    note(format!("worker on {} (state in {})", worker.base, worker.persist.display()));
+    note(format!(
+        "worker on {} (state in {})",
+        worker.base,
+        worker.persist.display()
+    ));
     let mut e2e = util::cargo();
     e2e.args(["test", "-p", "closeloop-e2e", "--no-fail-fast"])
         .env(ENV_BASE, &worker.base)
@@ -51,7 +61,9 @@ pub fn run(args: &[String]) -> Result {
     if skip_fuzz {
         note("fuzzing skipped (--no-fuzz)");
     } else {
-        say(format!("Fuzzing the batch parser and validator ({FUZZ_SECONDS}s)"));
+        say(format!(
+            "Fuzzing the batch parser and validator ({FUZZ_SECONDS}s)"
+        ));
         fuzz(&mut tally)?;
     }
 
@@ -109,28 +121,44 @@ fn cargo_test(tally: &mut Tally, log: &str, cmd: &mut Command) -> Result {
             suite = format!("doc-tests {rest}");
         } else if let Some(rest) = l.strip_prefix("test result: ") {
             found += 1;
-            let (p, f) = (number_before(rest, " passed"), number_before(rest, " failed"));
+            let (p, f) = (
+                number_before(rest, " passed"),
+                number_before(rest, " failed"),
+            );
             tally.passed += p;
             tally.failed += f;
             if p + f > 0 {
                 let mark = if f == 0 { "ok" } else { "FAILED" };
                 println!("    {mark:6} {suite}: {p} passed, {f} failed");
             }
-        } else if let Some(name) = l.strip_prefix("test ").and_then(|r| r.strip_suffix(" ... FAILED")) {
+        } else if let Some(name) = l
+            .strip_prefix("test ")
+            .and_then(|r| r.strip_suffix(" ... FAILED"))
+        {
             tally.failures.push(format!("{suite}: {name}"));
         }
     }
-    note(format!("({:.0}s; full output in {})", t.elapsed().as_secs_f64(), log_path.display()));
+    note(format!(
+        "({:.0}s; full output in {})",
+        t.elapsed().as_secs_f64(),
+        log_path.display()
+    ));
     if !status.success() && tally.failed == 0 {
         // A build error, not a test failure: show the end of the log.
         let lines: Vec<&str> = text.lines().collect();
         for l in &lines[lines.len().saturating_sub(40)..] {
             println!("      | {l}");
         }
-        return Err(format!("cargo test did not run (see {})", log_path.display()));
+        return Err(format!(
+            "cargo test did not run (see {})",
+            log_path.display()
+        ));
     }
     if found == 0 {
-        return Err(format!("cargo test ran no test binary (see {})", log_path.display()));
+        return Err(format!(
+            "cargo test ran no test binary (see {})",
+            log_path.display()
+        ));
     }
     if tally.failed > 0 {
         print_failures(&text);
@@ -166,9 +194,18 @@ fn number_before(s: &str, word: &str) -> u64 {
 fn fuzz(tally: &mut Tally) -> Result {
     let time = format!("-max_total_time={FUZZ_SECONDS}");
     let mut cmd = Command::new("cargo");
-    cmd.args(["+nightly", "fuzz", "run", "--fuzz-dir", "core/fuzz", "batch", "--", &time])
-        .env_remove("RUSTUP_TOOLCHAIN")
-        .env_remove("CARGO");
+    cmd.args([
+        "+nightly",
+        "fuzz",
+        "run",
+        "--fuzz-dir",
+        "core/fuzz",
+        "batch",
+        "--",
+        &time,
+    ])
+    .env_remove("RUSTUP_TOOLCHAIN")
+    .env_remove("CARGO");
     match util::step("cargo +nightly fuzz run batch", "test-fuzz", &mut cmd) {
         Ok(()) => {
             tally.passed += 1;
@@ -188,7 +225,8 @@ mod tests {
 
     #[test]
     fn reads_cargo_test_counts() {
-        let line = "ok. 12 passed; 3 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.01s";
+        let line =
+            "ok. 12 passed; 3 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.01s";
         assert_eq!(number_before(line, " passed"), 12);
         assert_eq!(number_before(line, " failed"), 3);
         assert_eq!(number_before("FAILED. 0 passed; 1 failed;", " failed"), 1);

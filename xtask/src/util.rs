@@ -59,7 +59,8 @@ pub fn step(label: &str, log: &str, cmd: &mut Command) -> Result {
     print!("    {label} ... ");
     let _ = std::io::stdout().flush();
     let log_path = log_dir().join(format!("{log}.log"));
-    let file = std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+    let file =
+        std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
     let err = file.try_clone().map_err(|e| e.to_string())?;
     tool_env(cmd);
     let status = cmd
@@ -80,7 +81,10 @@ pub fn step(label: &str, log: &str, cmd: &mut Command) -> Result {
         for l in tail {
             println!("      | {l}");
         }
-        Err(format!("{label} failed; full output in {}", log_path.display()))
+        Err(format!(
+            "{label} failed; full output in {}",
+            log_path.display()
+        ))
     }
 }
 
@@ -101,7 +105,11 @@ pub fn run_visible(cmd: &mut Command) -> Result {
 /// Runs `cmd` and returns its standard output (trimmed), or `None` if it cannot run
 /// or fails. For version probes.
 pub fn output(cmd: &mut Command) -> Option<String> {
-    let out = cmd.stdin(Stdio::null()).stderr(Stdio::null()).output().ok()?;
+    let out = cmd
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
@@ -125,7 +133,10 @@ pub fn locked_version(package: &str) -> Result<String> {
     let mut lines = lock.lines();
     while let Some(line) = lines.next() {
         if line.trim() == needle {
-            if let Some(v) = lines.next().and_then(|l| l.trim().strip_prefix("version = ")) {
+            if let Some(v) = lines
+                .next()
+                .and_then(|l| l.trim().strip_prefix("version = "))
+            {
                 return Ok(v.trim_matches('"').to_string());
             }
         }
