@@ -1,11 +1,11 @@
 //! Channel classification: GA4's default channel group, driven by data.
 //!
 //! [`classify`] turns an [`Entry`] into a [`Touch`]: source and medium as GA4 derives
-//! them, then the channel from the rules of Google's help article "[GA4] Default channel
+//! them, then the channel from the rules of Google's help article "\[GA4\] Default channel
 //! group" (answer 9756891), copied into `core/data/ga4-channel-rules.json` with the
 //! article's date and compiled by `build.rs` into one function that evaluates them in the
 //! article's order. The three regular expressions the article uses are matched by
-//! hand-written functions ([`matchers`]), cross-checked against the `regex` crate in the
+//! hand-written functions (private module `matchers`), cross-checked against the `regex` crate in the
 //! tests; a changed regex in the data file fails the build until a matcher exists.
 //!
 //! Source categories (search, social, video, shopping) come from Matomo's

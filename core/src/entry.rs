@@ -7,7 +7,7 @@
 //!   two hosts. No `url`, no regex, no serde_json.
 //! - with the `full` feature (the edge): [`parse_entry`] builds a normalised [`Entry`]
 //!   from the landing URL and the referrer with the `url` crate, ready for
-//!   [`crate::channel::classify`].
+//!   `channel::classify`.
 //!
 //! Choices written down here, so the tracker, the edge and the tests agree:
 //! - Query parameter *names* are matched ASCII-case-insensitively (`UTM_Source` counts);
@@ -346,7 +346,7 @@ pub fn is_same_site(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b) || is_subdomain_of(a, b) || is_subdomain_of(b, a)
 }
 
-/// A visitor's arrival, normalised: the input of [`crate::channel::classify`].
+/// A visitor's arrival, normalised: the input of `channel::classify`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Entry {
     /// UTM tags and click ids of the landing URL.
