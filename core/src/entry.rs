@@ -5,7 +5,7 @@
 //!   [`QueryTags::parse`] reads the six UTM tags and the nine ad click ids from a query
 //!   string; [`referrer_host`] pulls the host out of a referrer; [`is_same_site`] compares
 //!   two hosts. No `url`, no regex, no serde_json.
-//! - with the `full` feature (the edge): [`parse_entry`] builds a normalised [`Entry`]
+//! - with the `full` feature (the edge): `parse_entry` builds a normalised [`Entry`]
 //!   from the landing URL and the referrer with the `url` crate, ready for
 //!   `channel::classify`.
 //!
