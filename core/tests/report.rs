@@ -622,6 +622,56 @@ fn pages_report_matches() {
 }
 
 #[test]
+fn pages_report_of_a_segment_matches() {
+    let sc = scenario();
+    let w = build(&sc);
+    let (from, to) = range(&sc);
+    let exp = &sc["expected"]["pages_country_de"];
+    let mut query = Query::new(from, to);
+    query.filters.country = Some("DE".into());
+    let rows = pages(&w.data, &query, PageSort::Path, false);
+    let order: Vec<&str> = rows.iter().map(|r| r.path.as_str()).collect();
+    let want_order: Vec<&str> = exp["order"]
+        .as_array()
+        .expect("order")
+        .iter()
+        .map(s)
+        .collect();
+    assert_eq!(order, want_order);
+    for r in &rows {
+        let want = &exp["rows"][&r.path];
+        let got = [
+            r.views,
+            r.entrances,
+            r.assisted_leads,
+            r.assisted_customers,
+            r.direct_conversions,
+        ];
+        let want_counts: Vec<u64> = [
+            "views",
+            "entrances",
+            "assisted_leads",
+            "assisted_customers",
+            "direct_conversions",
+        ]
+        .iter()
+        .map(|k| want[*k].as_u64().unwrap_or(u64::MAX))
+        .collect();
+        assert_eq!(
+            got.to_vec(),
+            want_counts,
+            "{} (views, entrances, assisted leads, customers, direct)",
+            r.path
+        );
+        check_f(
+            &format!("{} assisted revenue", r.path),
+            r.assisted_revenue,
+            &want["assisted_revenue"],
+        );
+    }
+}
+
+#[test]
 fn weekly_timeseries_matches() {
     let sc = scenario();
     let w = build(&sc);
