@@ -15,8 +15,10 @@
 //!
 //! A form marked `data-closeloop-ignore` is not recorded at all.
 
+use crate::keys::{MAX_FIELDS, MAX_FIELD_LEN};
 use crate::{js, keys, profile, send, Tracker};
-use closeloop_core::wire::{MAX_FIELDS, MAX_FIELD_LEN};
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
 use js_sys::Array;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Element, HtmlFormElement};

@@ -5,6 +5,7 @@
 //! through `Reflect` for the odd property (cookies, `keepalive`, `randomUUID`,
 //! `globalPrivacyControl`) costs one shared import instead of a binding each.
 
+use alloc::string::String;
 use js_sys::{Array, Function, Object, Reflect, JSON};
 use wasm_bindgen::{JsCast, JsValue};
 

@@ -5,7 +5,17 @@
 //! `Reflect` instead of linking serde, which would cost kilobytes in every
 //! visitor's download. The tests below check that an object built with these
 //! names deserializes into `closeloop_core::wire::Batch`, and that the edge's
-//! answer is read with the names `CollectResponse` serializes to.
+//! answer is read with the names `CollectResponse` serializes to, and that the
+//! limits are core's.
+
+/// Largest number of events in one batch (`wire::MAX_EVENTS_PER_BATCH`).
+pub const MAX_EVENTS_PER_BATCH: usize = 100;
+/// Longest URL or referrer, in bytes (`wire::MAX_URL_LEN`).
+pub const MAX_URL_LEN: usize = 2048;
+/// Longest short text field, in bytes (`wire::MAX_FIELD_LEN`).
+pub const MAX_FIELD_LEN: usize = 512;
+/// Most fields, values, traits or props in one event (`wire::MAX_FIELDS`).
+pub const MAX_FIELDS: usize = 64;
 
 /// Batch: the site's public id.
 pub const SITE_ID: &str = "site_id";
@@ -82,6 +92,15 @@ mod tests {
             m.insert((*k).to_string(), v.clone());
         }
         Value::Object(m)
+    }
+
+    #[test]
+    fn limits_are_cores() {
+        use closeloop_core::wire;
+        assert_eq!(MAX_EVENTS_PER_BATCH, wire::MAX_EVENTS_PER_BATCH);
+        assert_eq!(MAX_URL_LEN, wire::MAX_URL_LEN);
+        assert_eq!(MAX_FIELD_LEN, wire::MAX_FIELD_LEN);
+        assert_eq!(MAX_FIELDS, wire::MAX_FIELDS);
     }
 
     /// A batch built with the tracker's names, as the tracker builds it, is what the

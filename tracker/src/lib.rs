@@ -14,7 +14,14 @@
 //! - [`keys`]: the wire names (checked against `closeloop_core::wire`).
 //!
 //! Size matters (every visitor downloads this): no `format!`, no serde, no
-//! panicking `unwrap`, the browser's `JSON` through js-sys.
+//! panicking `unwrap`, the browser's `JSON` through js-sys. On wasm32 the crate
+//! is `no_std` with a panic handler that traps (the loader catches the trap), so
+//! none of std's panic and formatting machinery is linked; native builds (for
+//! the unit tests of the pure functions) use std.
+
+#![cfg_attr(target_arch = "wasm32", no_std)]
+
+extern crate alloc;
 
 pub mod form;
 pub mod js;
@@ -24,8 +31,10 @@ pub mod profile;
 pub mod send;
 pub mod store;
 
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::cell::RefCell;
 use js_sys::Function;
-use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
 
 /// Whether the tracker may store and send.
@@ -87,20 +96,25 @@ pub struct Tracker {
     cb: Callbacks,
 }
 
-thread_local! {
-    static TRACKER: RefCell<Option<Tracker>> = const { RefCell::new(None) };
-}
+/// The tracker's one global: the page's state, behind a `RefCell`.
+struct Global(RefCell<Option<Tracker>>);
+
+// SAFETY: the tracker runs on wasm32-unknown-unknown without the atomics feature,
+// where there is exactly one thread; `Tracker` is never shared with another. (Native
+// builds only run the unit tests of pure functions, which never touch this.)
+#[allow(unsafe_code)]
+unsafe impl Sync for Global {}
+
+static TRACKER: Global = Global(RefCell::new(None));
 
 /// Runs `f` on the tracker if it is started and not already busy (a re-entrant call
 /// is skipped rather than risking a trap).
 fn with(f: impl FnOnce(&mut Tracker)) {
-    TRACKER.with(|cell| {
-        if let Ok(mut guard) = cell.try_borrow_mut() {
-            if let Some(t) = guard.as_mut() {
-                f(t);
-            }
+    if let Ok(mut guard) = TRACKER.0.try_borrow_mut() {
+        if let Some(t) = guard.as_mut() {
+            f(t);
         }
-    });
+    }
 }
 
 fn list(s: &str) -> Vec<String> {
@@ -116,7 +130,7 @@ fn list(s: &str) -> Vec<String> {
 /// (the landing URL, read before any script could rewrite it).
 #[wasm_bindgen]
 pub fn start(cfg: JsValue) {
-    let started = TRACKER.with(|c| c.try_borrow().map(|g| g.is_some()).unwrap_or(true));
+    let started = TRACKER.0.try_borrow().map(|g| g.is_some()).unwrap_or(true);
     let config = Config {
         site: js::get_str(&cfg, "site"),
         endpoint: js::get_str(&cfg, "endpoint"),
@@ -176,11 +190,9 @@ pub fn start(cfg: JsValue) {
         remember_visitor(&mut t);
     }
     page::landing(&mut t, landing);
-    TRACKER.with(|c| {
-        if let Ok(mut g) = c.try_borrow_mut() {
-            *g = Some(t);
-        }
-    });
+    if let Ok(mut g) = TRACKER.0.try_borrow_mut() {
+        *g = Some(t);
+    }
 }
 
 /// Stores the visitor id and refreshes its cookie mirror.
@@ -222,10 +234,7 @@ pub fn show() {
 #[wasm_bindgen]
 pub fn identify(email: JsValue, traits: JsValue) {
     with(|t| {
-        let email = js::truncate(
-            email.as_string().unwrap_or_default(),
-            closeloop_core::wire::MAX_FIELD_LEN,
-        );
+        let email = js::truncate(email.as_string().unwrap_or_default(), keys::MAX_FIELD_LEN);
         let email = email.trim();
         if !email.contains('@') {
             return;
@@ -245,10 +254,7 @@ pub fn identify(email: JsValue, traits: JsValue) {
 #[wasm_bindgen]
 pub fn track(name: JsValue, props: JsValue) {
     with(|t| {
-        let name = js::truncate(
-            name.as_string().unwrap_or_default(),
-            closeloop_core::wire::MAX_FIELD_LEN,
-        );
+        let name = js::truncate(name.as_string().unwrap_or_default(), keys::MAX_FIELD_LEN);
         if name.is_empty() || page::ignored(t) {
             return;
         }
@@ -300,7 +306,7 @@ pub fn profile() -> JsValue {
 /// A plain object whose values are strings (numbers and booleans converted, other
 /// values as JSON), at most `MAX_FIELDS` keys, each value truncated.
 fn string_map(v: &JsValue) -> JsValue {
-    use closeloop_core::wire::{MAX_FIELDS, MAX_FIELD_LEN};
+    use keys::{MAX_FIELDS, MAX_FIELD_LEN};
     let out = js::obj();
     if !v.is_object() {
         return out;
@@ -330,3 +336,11 @@ fn string_map(v: &JsValue) -> JsValue {
 #[allow(unsafe_code)]
 static ALLOC: lol_alloc::AssumeSingleThreaded<lol_alloc::FreeListAllocator> =
     unsafe { lol_alloc::AssumeSingleThreaded::new(lol_alloc::FreeListAllocator::new()) };
+
+/// On wasm32 a panic traps at once (`unreachable`): no message is formatted. The
+/// loader catches the resulting `RuntimeError`, so the site never sees it.
+#[cfg(all(target_arch = "wasm32", not(test)))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    core::arch::wasm32::unreachable()
+}

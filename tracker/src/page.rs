@@ -13,6 +13,7 @@
 //!   counted again.
 
 use crate::{js, keys, profile, send, Tracker};
+use alloc::string::String;
 use wasm_bindgen::JsValue;
 
 /// The page the visitor is on, as the tracker last counted it.
@@ -71,7 +72,7 @@ pub fn landing(t: &mut Tracker, landing_url: String) {
         } else {
             landing_url
         },
-        referrer: js::truncate(referrer, closeloop_core::wire::MAX_URL_LEN),
+        referrer: js::truncate(referrer, keys::MAX_URL_LEN),
         path,
         full,
     };
@@ -107,7 +108,7 @@ pub fn navigate(t: &mut Tracker, kind: u32) {
         t.page.url = href;
         return;
     }
-    let previous = std::mem::replace(&mut t.page.url, href);
+    let previous = core::mem::replace(&mut t.page.url, href);
     t.page.referrer = previous;
     if !ignored(t) {
         pageview(t);
@@ -119,11 +120,7 @@ fn pageview(t: &mut Tracker) {
     let ev = send::event(t, keys::PAGEVIEW);
     let title = js::get_str(&js::get(&js::global(), "document"), "title");
     if !title.is_empty() {
-        js::set_str(
-            &ev,
-            keys::TITLE,
-            &js::truncate(title, closeloop_core::wire::MAX_FIELD_LEN),
-        );
+        js::set_str(&ev, keys::TITLE, &js::truncate(title, keys::MAX_FIELD_LEN));
     }
     let (url, path) = (t.page.url.clone(), js::get_str(&location(), "pathname"));
     profile::viewed(t, &url, &path);

@@ -10,6 +10,8 @@
 //! view's URL and time, `la` the last activity time.
 
 use crate::{js, keys, store, Tracker};
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
 use js_sys::{Array, Object};
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -79,13 +81,13 @@ pub fn entry(t: &mut Tracker, url: &str, referrer: &str, now: f64) {
         let e = js::obj();
         js::set_str(&e, "u", url);
         js::set_str(&e, "r", referrer);
-        js::set(&e, "t", &JsValue::from_f64(now.floor()));
+        js::set(&e, "t", &JsValue::from_f64(now));
         if !js::get(&p, "f").is_object() {
             js::set(&p, "f", &e);
         }
         js::set(&p, "l", &e);
     }
-    js::set(&p, "la", &JsValue::from_f64(now.floor()));
+    js::set(&p, "la", &JsValue::from_f64(now));
     save(t, &p);
 }
 
@@ -113,7 +115,7 @@ pub fn viewed(t: &mut Tracker, url: &str, path: &str) {
             );
         }
     }
-    let now = JsValue::from_f64(js::now().floor());
+    let now = JsValue::from_f64(js::now());
     js::set_str(&p, "lu", url);
     js::set(&p, "lv", &now);
     js::set(&p, "la", &now);

@@ -15,8 +15,10 @@
 //! - the queue keeps at most [`MAX_QUEUE`] events, dropping the oldest; the count
 //!   is reported in the next acknowledged batch's `dropped`.
 
+use crate::keys::MAX_EVENTS_PER_BATCH;
 use crate::{js, keys, store, Consent, Tracker};
-use closeloop_core::wire::MAX_EVENTS_PER_BATCH;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
 use js_sys::Array;
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -55,7 +57,7 @@ pub fn event(t: &Tracker, ty: &str) -> JsValue {
     let ev = js::obj();
     js::set_str(&ev, keys::ID, &js::random_id());
     js::set_str(&ev, keys::TYPE, ty);
-    js::set(&ev, keys::CREATED_AT, &JsValue::from_f64(js::now().floor()));
+    js::set(&ev, keys::CREATED_AT, &JsValue::from_f64(js::now()));
     js::set_str(&ev, keys::URL, &t.page.url);
     if !t.page.referrer.is_empty() {
         js::set_str(&ev, keys::REFERRER, &t.page.referrer);
@@ -233,7 +235,7 @@ fn batch(
         let b = js::obj();
         js::set_str(&b, keys::SITE_ID, &t.cfg.site);
         js::set_str(&b, keys::VISITOR_ID, &t.vid);
-        js::set(&b, keys::SENT_AT, &JsValue::from_f64(now.floor()));
+        js::set(&b, keys::SENT_AT, &JsValue::from_f64(now));
         if dropped > 0 {
             js::set(&b, keys::DROPPED, &JsValue::from_f64(f64::from(dropped)));
         }

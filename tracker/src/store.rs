@@ -7,6 +7,8 @@
 //! so a failed write (quota) never leaves a stale value visible.
 
 use crate::js;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
 use wasm_bindgen::JsValue;
 use web_sys::Storage;
 
@@ -89,7 +91,7 @@ impl Store {
 
     /// Copies what is held in memory to storage (after consent is given).
     pub fn flush_memory(&mut self) {
-        let held = std::mem::take(&mut self.mem);
+        let held = core::mem::take(&mut self.mem);
         for (k, v) in held {
             self.set(&k, &v);
         }
