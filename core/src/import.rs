@@ -1497,3 +1497,121 @@ fn spend_row(
         exchange_rate: parse_rate(row, cols.get("exchange_rate", cells))?,
     })
 }
+
+// ---------------------------------------------------------------------------------------------
+// JSON bodies (POST /conversions, POST /spend)
+// ---------------------------------------------------------------------------------------------
+
+/// The fields of a JSON object as the cells of a one-row table: strings as they are, numbers
+/// in their JSON spelling (so `1200.5` reads with a decimal point), `null` as empty.
+fn json_cells(
+    value: &serde_json::Value,
+    fields: &[&str],
+) -> Result<(Vec<String>, Vec<String>), RowError> {
+    let obj = value
+        .as_object()
+        .ok_or_else(|| row_err(0, "invalid_body", "the body must be a JSON object".into()))?;
+    let mut header = Vec::new();
+    let mut cells = Vec::new();
+    for field in fields {
+        let cell = match obj.get(*field) {
+            None | Some(serde_json::Value::Null) => String::new(),
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Number(n)) => n.to_string(),
+            Some(_) => {
+                return Err(row_err(
+                    0,
+                    "invalid_value",
+                    format!("`{field}` must be a string or a number"),
+                ))
+            }
+        };
+        header.push((*field).to_owned());
+        cells.push(cell);
+    }
+    Ok((header, cells))
+}
+
+/// Reads the JSON body of `POST /v1/sites/{site}/conversions` with the same rules as a CSV row
+/// (amounts, currencies, dates, stages, emails; see the [module docs](self)): `deal_id`,
+/// `email` or `lead_id`, `revenue` (a JSON number in major units, or a string such as
+/// `"1.200,50 €"`), `currency`, `closed_at`, optional `stage` and `exchange_rate`. Unknown
+/// fields are ignored. The error's `row` is 0.
+///
+/// ```
+/// use closeloop_core::import::{conversion_from_json, ImportOptions};
+/// let body = serde_json::json!({"deal_id": "d1", "email": "Ann@Example.com", "revenue": 1200.5,
+///     "currency": "usd", "closed_at": "2026-10-11T00:00:00Z"});
+/// let rec = conversion_from_json(&body, &ImportOptions::default()).unwrap();
+/// assert_eq!((rec.revenue, rec.currency.as_str(), rec.email.as_deref()), (120_050, "USD", Some("ann@example.com")));
+/// let body = serde_json::json!({"deal_id": "d1", "email": "a@example.com", "revenue": 5, "currency": "EUR"});
+/// assert_eq!(conversion_from_json(&body, &ImportOptions::default()).unwrap_err().code, "missing_value");
+/// ```
+pub fn conversion_from_json(
+    value: &serde_json::Value,
+    opts: &ImportOptions,
+) -> Result<ConversionRecord, RowError> {
+    let fields = [
+        "deal_id",
+        "email",
+        "lead_id",
+        "revenue",
+        "currency",
+        "closed_at",
+        "stage",
+        "exchange_rate",
+    ];
+    let (header, cells) = json_cells(value, &fields)?;
+    let cols = Columns::map(&header, CONVERSION_COLUMNS);
+    let default_currency = opts.default_currency.as_deref();
+    // a JSON number is always written with a decimal point
+    let decimal = if value
+        .get("revenue")
+        .is_some_and(serde_json::Value::is_number)
+    {
+        Some(Decimal::Point)
+    } else {
+        opts.decimal
+    };
+    conversion_row(0, &cells, &cols, default_currency, decimal, opts.date_order)
+}
+
+/// Reads the JSON body of `POST /v1/sites/{site}/spend` with the same rules as a CSV row:
+/// `amount`, `currency`, `date` or `start` + `end`, `channel`, optional `source`, `campaign`
+/// and `exchange_rate`. The error's `row` is 0.
+///
+/// ```
+/// use closeloop_core::import::{spend_from_json, ImportOptions};
+/// let body = serde_json::json!({"channel": "Paid Search", "amount": 600, "currency": "USD",
+///     "start": "2026-09-07", "end": "2026-11-05"});
+/// let rec = spend_from_json(&body, &ImportOptions::default()).unwrap();
+/// assert_eq!((rec.amount, rec.last_day - rec.first_day + 1), (60_000, 60));
+/// ```
+pub fn spend_from_json(
+    value: &serde_json::Value,
+    opts: &ImportOptions,
+) -> Result<SpendRecord, RowError> {
+    let fields = [
+        "amount",
+        "currency",
+        "date",
+        "start",
+        "end",
+        "channel",
+        "source",
+        "campaign",
+        "exchange_rate",
+    ];
+    let (header, cells) = json_cells(value, &fields)?;
+    let cols = Columns::map(&header, SPEND_COLUMNS);
+    let decimal = if value
+        .get("amount")
+        .is_some_and(serde_json::Value::is_number)
+    {
+        Some(Decimal::Point)
+    } else {
+        opts.decimal
+    };
+    let currency = opts.default_currency.as_deref();
+    spend_row(0, &cells, &cols, opts, currency, decimal, opts.date_order)
+}

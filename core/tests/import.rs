@@ -436,3 +436,88 @@ fn rows_are_numbered_by_their_line() {
     assert_eq!(err(&rows[1]), (5, "invalid_email"));
     assert_eq!(err(&rows[2]), (7, "missing_value"));
 }
+
+#[test]
+fn json_bodies_follow_the_csv_rules() {
+    use closeloop_core::import::{conversion_from_json, spend_from_json};
+    use serde_json::json;
+    let o = ImportOptions::default();
+    let rec = conversion_from_json(
+        &json!({"deal_id": "d1", "email": "bob@example.com", "revenue": "1.234,50 €",
+                "closed_at": "2026-10-11", "stage": "Opportunity", "extra": [1, 2]}),
+        &o,
+    )
+    .expect("record");
+    assert_eq!(
+        rec,
+        conv(
+            "d1",
+            "bob@example.com",
+            123_450,
+            "EUR",
+            OCT11,
+            Some("opportunity")
+        )
+    );
+    let rec = conversion_from_json(
+        &json!({"deal_id": "d2", "lead_id": "L7", "revenue": 3000, "currency": "JPY",
+                "closed_at": "2026-10-11T09:00:00+09:00", "exchange_rate": 0.0067}),
+        &o,
+    )
+    .expect("record");
+    assert_eq!(
+        (rec.revenue, rec.closed_at, rec.exchange_rate),
+        (3_000, OCT11, Some(0.0067))
+    );
+    for (body, code) in [
+        (json!([1]), "invalid_body"),
+        (
+            json!({"deal_id": "d", "email": "a@example.com", "revenue": true, "currency": "USD", "closed_at": "2026-10-11"}),
+            "invalid_value",
+        ),
+        (
+            json!({"deal_id": "d", "email": "a@example.com", "revenue": 1.005, "currency": "USD", "closed_at": "2026-10-11"}),
+            "amount_precision",
+        ),
+        (
+            json!({"deal_id": "d", "email": "a@example.com", "revenue": -5, "currency": "USD", "closed_at": "2026-10-11"}),
+            "negative_amount",
+        ),
+        (
+            json!({"deal_id": "d", "email": "a@example.com", "revenue": 5, "currency": "USD", "closed_at": "11/10/2026"}),
+            "ambiguous_date",
+        ),
+        (
+            json!({"deal_id": "d", "email": "a@example.com", "revenue": 5, "closed_at": "2026-10-11"}),
+            "missing_currency",
+        ),
+        (
+            json!({"deal_id": "d", "revenue": 5, "currency": "USD", "closed_at": "2026-10-11"}),
+            "missing_value",
+        ),
+        (
+            json!({"deal_id": "d", "email": "a@example.com", "revenue": 5, "currency": "USD", "closed_at": "2026-10-11", "stage": "Closed Lost"}),
+            "deal_lost",
+        ),
+    ] {
+        let e = conversion_from_json(&body, &o).expect_err(code);
+        assert_eq!((e.row, e.code.as_str()), (0, code), "{body}: {}", e.message);
+    }
+    let rec = spend_from_json(
+        &json!({"channel": "Referral", "amount": "200.00", "currency": "USD", "date": "2026-10-11", "source": "partner.example.org"}),
+        &o,
+    )
+    .expect("spend");
+    assert_eq!(
+        (
+            rec.amount,
+            rec.first_day,
+            rec.last_day,
+            rec.source.as_deref()
+        ),
+        (20_000, OCT11_DAY, OCT11_DAY, Some("partner.example.org"))
+    );
+    let e = spend_from_json(&json!({"channel": "x", "amount": 1, "currency": "USD", "start": "2026-10-12", "end": "2026-10-11"}), &o)
+        .expect_err("period");
+    assert_eq!(e.code, "invalid_period");
+}
