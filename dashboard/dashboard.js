@@ -215,8 +215,9 @@
       tfoot.append(sourceRow(report.totals, 'Total', report.currency, 'td'));
     }
     const model = (report.query && report.query.model) || report.model || params.model;
+    const option = [...$('model').options].find((o) => o.value === model);
     setState('sources', rows.length ? 'ok' : 'empty',
-      rows.length ? `Credit by ${model}.` : 'Nothing in this range.');
+      rows.length ? `Credit by the ${option ? option.text : model} model.` : 'Nothing in this range.');
   }
 
   async function loadPages(creds, base, generation) {
