@@ -160,15 +160,26 @@ impl QueryTags {
             let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
             let name = percent_decode(raw_name);
             let name = name.trim();
-            let slot = if name.len() > 4 && name[..4].eq_ignore_ascii_case("utm_") {
-                match name[4..].to_ascii_lowercase().as_str() {
-                    "source" => &mut tags.utm_source,
-                    "medium" => &mut tags.utm_medium,
-                    "campaign" => &mut tags.utm_campaign,
-                    "term" => &mut tags.utm_term,
-                    "content" => &mut tags.utm_content,
-                    "id" => &mut tags.utm_id,
-                    _ => continue,
+            let utm = name
+                .get(..4)
+                .filter(|p| p.eq_ignore_ascii_case("utm_"))
+                .and_then(|_| name.get(4..));
+            let slot = if let Some(tag) = utm {
+                let is = |want: &str| tag.eq_ignore_ascii_case(want);
+                if is("source") {
+                    &mut tags.utm_source
+                } else if is("medium") {
+                    &mut tags.utm_medium
+                } else if is("campaign") {
+                    &mut tags.utm_campaign
+                } else if is("term") {
+                    &mut tags.utm_term
+                } else if is("content") {
+                    &mut tags.utm_content
+                } else if is("id") {
+                    &mut tags.utm_id
+                } else {
+                    continue;
                 }
             } else if let Some(kind) = ClickIdKind::from_param(name) {
                 if tags.click_ids.iter().any(|(k, _)| *k == kind) {
@@ -390,6 +401,25 @@ mod full {
         }
     }
 
+    /// Bytes the fast path accepts anywhere after the scheme: ASCII letters, digits and
+    /// `-._~!$&'()*+,;=:@/?#%`, which the URL parser leaves as they are.
+    const FAST_URL_BYTES: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut b = 0;
+        while b < 256 {
+            let c = b as u8;
+            t[b] = c.is_ascii_alphanumeric();
+            b += 1;
+        }
+        let extra = b"-._~!$&'()*+,;=:@/?#%";
+        let mut i = 0;
+        while i < extra.len() {
+            t[extra[i] as usize] = true;
+            i += 1;
+        }
+        t
+    };
+
     /// Fast path for the common landing URL, `http(s)://host[:port]/path?query#frag` in
     /// plain ASCII with nothing the URL parser would rewrite (no dot segments, no
     /// backslash, no user info, a simple lower-case host): the same result as the `url`
@@ -398,8 +428,7 @@ mod full {
         let rest = landing
             .strip_prefix("https://")
             .or_else(|| landing.strip_prefix("http://"))?;
-        let safe = |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?#%".contains(&b);
-        if !rest.bytes().all(safe) {
+        if !rest.bytes().all(|b| FAST_URL_BYTES[usize::from(b)]) {
             return None;
         }
         let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
