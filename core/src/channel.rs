@@ -539,6 +539,25 @@ mod tests {
         }
     }
 
+    proptest! {
+        #[test]
+        fn never_panics_on_arbitrary_input(landing in ".{0,80}", referrer in ".{0,80}", site in ".{0,12}") {
+            let entry = crate::entry::parse_entry(&landing, Some(&referrer), &[&site]);
+            let touch = classify(&entry);
+            prop_assert!(!touch.source.is_empty() && !touch.medium.is_empty());
+            let _ = is_excluded_referrer(&referrer, &[&site]);
+        }
+
+        #[test]
+        fn never_panics_on_url_like_input(
+            landing in "(https?://)?[a-zA-Z0-9.\\u{e9}\\u{4e2d}-]{0,12}(:[0-9]{0,6})?(/[^?#]{0,8})?(\\?[^#]{0,30})?(#.{0,5})?",
+            referrer in "([a-z-]{1,12}:)?(//)?[a-zA-Z0-9.@:\\[\\]\\u{fc}-]{0,20}(/.{0,10})?",
+        ) {
+            let touch = classify(&crate::entry::parse_entry(&landing, Some(&referrer), &["example.com"]));
+            prop_assert!(Channel::ALL.contains(&touch.channel));
+        }
+    }
+
     #[test]
     fn shopping_regex_examples() {
         for yes in [

@@ -393,7 +393,9 @@ mod full {
             return url::Host::parse(host).ok().map(|h| h.to_string());
         }
         match url::Host::parse(host) {
-            Ok(url::Host::Domain(d)) => Some(d.trim_end_matches('.').to_string()),
+            Ok(url::Host::Domain(d)) => {
+                Some(d.trim_end_matches('.').to_string()).filter(|d| !d.is_empty())
+            }
             Ok(other) => Some(other.to_string()),
             // Hosts with characters a URL host forbids but a package name or opaque
             // host may carry: keep them lower-cased rather than losing the referrer.
