@@ -851,9 +851,9 @@ pub fn sources_with(data: &ReportData, query: &Query, chains: &Chains) -> Source
     }
 }
 
-fn compute(
-    data: &ReportData,
-    idx: &Index<'_>,
+fn compute<'a>(
+    data: &'a ReportData,
+    idx: &Index<'a>,
     query: &Query,
     from: i64,
     to: i64,
@@ -862,8 +862,9 @@ fn compute(
     let in_range = |t: i64| t >= from && t < to;
     let filters = &query.filters;
     let group_by = query.group_by;
-    let mut rows: BTreeMap<String, SourceRow> = BTreeMap::new();
-    let mut row_visitors: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
+    // keys borrow from the data: no allocation per session
+    let mut rows: BTreeMap<&'a str, SourceRow> = BTreeMap::new();
+    let mut row_visitors: BTreeMap<&'a str, BTreeSet<&'a str>> = BTreeMap::new();
     let mut all_visitors: BTreeSet<&str> = BTreeSet::new();
     let mut total_sessions = 0u64;
     let mut total_pageviews = 0u64;
@@ -873,22 +874,17 @@ fn compute(
         .iter()
         .filter(|s| in_range(s.started_at) && filters.matches(s))
     {
-        let key = group_by.key(s);
-        let r = rows
-            .entry(key.to_owned())
-            .or_insert_with(|| SourceRow::named(key));
+        let key: &'a str = group_by.key(s);
+        let r = rows.entry(key).or_insert_with(|| SourceRow::named(key));
         r.sessions += 1;
         r.pageviews = r.pageviews.saturating_add(s.pageviews);
         total_pageviews = total_pageviews.saturating_add(s.pageviews);
-        row_visitors
-            .entry(key.to_owned())
-            .or_default()
-            .insert(&s.visitor);
+        row_visitors.entry(key).or_default().insert(&s.visitor);
         all_visitors.insert(&s.visitor);
         total_sessions += 1;
     }
     for (key, visitors) in &row_visitors {
-        if let Some(r) = rows.get_mut(key) {
+        if let Some(r) = rows.get_mut(*key) {
             r.visitors = visitors.len() as u64;
         }
     }
@@ -910,10 +906,8 @@ fn compute(
         };
         let credits = credit(query.model, &refs, &conversion_of(c), &params, chain);
         let revenue = c.revenue as f64;
-        let mut add = |key: &str, share: f64| {
-            let r = rows
-                .entry(key.to_owned())
-                .or_insert_with(|| SourceRow::named(key));
+        let mut add = |key: &'a str, share: f64| {
+            let r = rows.entry(key).or_insert_with(|| SourceRow::named(key));
             if is_lead {
                 r.leads += share;
             }
@@ -953,9 +947,7 @@ fn compute(
         total_spend = total_spend.saturating_add(sp.amount);
         if splittable {
             if let Some(key) = group_by.spend_key(sp) {
-                let r = rows
-                    .entry(key.to_owned())
-                    .or_insert_with(|| SourceRow::named(key));
+                let r = rows.entry(key).or_insert_with(|| SourceRow::named(key));
                 r.spend = Some(r.spend.unwrap_or(0).saturating_add(sp.amount));
             }
         }
@@ -1097,15 +1089,13 @@ pub fn pages(data: &ReportData, query: &Query, sort: PageSort, descending: bool)
             *e = (v.at, i);
         }
     }
-    let lead_lists: Vec<Vec<&str>> = data
+    let lead_lists: Vec<Option<&str>> = data
         .pageviews
         .iter()
         .map(|v| {
             sessions
                 .get(v.session.as_str())
                 .and_then(|s| s.lead.as_deref())
-                .into_iter()
-                .collect()
         })
         .collect();
     let views: Vec<PageView<'_>> = data
@@ -1122,7 +1112,7 @@ pub fn pages(data: &ReportData, query: &Query, sort: PageSort, descending: bool)
             path: &v.path,
             at: v.at,
             entrance: first.get(v.session.as_str()).is_some_and(|f| f.1 == i),
-            leads,
+            leads: leads.as_slice(),
         })
         .collect();
     let convs: Vec<PageConversion<'_>> = data
@@ -1336,9 +1326,4 @@ pub fn journey(data: &ReportData, lead: &str, query: &Query, chains: &Chains) ->
         pages,
         conversions,
     })
-}
-
-/// RFC 3339 rendering of a report range, for the edge's answers.
-pub fn range_rfc3339(query: &Query) -> (String, String) {
-    (format_rfc3339(query.from), format_rfc3339(query.to))
 }
