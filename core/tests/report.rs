@@ -1123,3 +1123,64 @@ fn every_scenario_batch_passes_import_validation() {
         );
     }
 }
+
+/// The OpenAPI document (docs/openapi.json) describes the engine's output types field for
+/// field: every field the engine writes is a property of the schema, and every required
+/// property is written.
+#[test]
+fn openapi_schemas_match_the_engine_output() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json");
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("openapi")).expect("json");
+    assert_eq!(doc["openapi"], "3.1.0");
+    let data = tiny();
+    let q = Query::new(0, 30 * D);
+    let report = sources(&data, &q);
+    let j = journey(&data, "ann", &q, &Chains::default()).expect("journey");
+    let page = closeloop_core::assists::PageRow::default();
+    let point = &timeseries(&data, &q, Granularity::Day, 1)[0];
+    let cases: Vec<(&str, Value)> = vec![
+        (
+            "SourceRow",
+            serde_json::to_value(&report.totals).expect("row"),
+        ),
+        (
+            "ReportQuery",
+            serde_json::to_value(&report.query).expect("query"),
+        ),
+        (
+            "Filters",
+            serde_json::to_value(&report.query.filters).expect("filters"),
+        ),
+        ("PageRow", serde_json::to_value(&page).expect("page")),
+        (
+            "TimeseriesPoint",
+            serde_json::to_value(point).expect("point"),
+        ),
+        ("Journey", serde_json::to_value(&j).expect("journey")),
+        (
+            "Session",
+            serde_json::to_value(&j.sessions[0]).expect("session"),
+        ),
+    ];
+    for (name, value) in cases {
+        let schema = &doc["components"]["schemas"][name];
+        let props = schema["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("schema {name}"));
+        let written = value.as_object().expect("object");
+        for key in written.keys() {
+            assert!(
+                props.contains_key(key),
+                "{name}: the engine writes `{key}`, the document does not have it"
+            );
+        }
+        for req in schema["required"].as_array().into_iter().flatten() {
+            let req = req.as_str().unwrap_or_default();
+            assert!(
+                written.contains_key(req),
+                "{name}: `{req}` is required by the document but not written"
+            );
+        }
+    }
+}
