@@ -476,7 +476,10 @@ mod tests {
             assert_eq!(parse_rfc3339(s), Ok(LEAP_DAY_MS), "{s}");
         }
         assert_eq!(parse_rfc3339("2024-02-29T12:34:56Z"), Ok(LEAP_DAY_MS - 789));
-        assert_eq!(parse_rfc3339("2024-02-29T12:34:56.7Z"), Ok(LEAP_DAY_MS - 89));
+        assert_eq!(
+            parse_rfc3339("2024-02-29T12:34:56.7Z"),
+            Ok(LEAP_DAY_MS - 89)
+        );
         // A leap second reads as the last millisecond of its minute.
         assert_eq!(
             parse_rfc3339("2016-12-31T23:59:60Z").map(format_rfc3339),
@@ -521,7 +524,10 @@ mod tests {
         assert_eq!(format_rfc3339(week_start(tue)), "2026-11-23T00:00:00.000Z");
         let sun_end = parse_rfc3339("2026-11-29T23:59:59.999Z").unwrap_or_default();
         assert_eq!(weekday(sun_end), 7);
-        assert_eq!(format_rfc3339(week_start(sun_end)), "2026-11-23T00:00:00.000Z");
+        assert_eq!(
+            format_rfc3339(week_start(sun_end)),
+            "2026-11-23T00:00:00.000Z"
+        );
         let mon = sun_end + 1;
         assert_eq!(week_start(mon), mon);
         // 1970-01-01 was a Thursday, so the epoch's week began Monday 1969-12-29.
@@ -529,8 +535,14 @@ mod tests {
         // 2026-01-01 is a Thursday, so week 1 began Mon 2025-12-29; 2026-11-23 is 3 +
         // 326 = 329 days = 47 weeks later: week 48.
         assert_eq!(iso_week(tue), (2026, 48));
-        assert_eq!(iso_week(parse_date("2025-12-29").unwrap_or_default()), (2026, 1));
-        assert_eq!(iso_week(parse_date("2020-12-31").unwrap_or_default()), (2020, 53));
+        assert_eq!(
+            iso_week(parse_date("2025-12-29").unwrap_or_default()),
+            (2026, 1)
+        );
+        assert_eq!(
+            iso_week(parse_date("2020-12-31").unwrap_or_default()),
+            (2020, 53)
+        );
     }
 
     #[test]
@@ -551,7 +563,10 @@ mod tests {
         let starts: Vec<String> = weeks.iter().map(|&t| format_date(t)).collect();
         assert_eq!(starts, ["2026-11-23", "2026-11-30", "2026-12-07"]);
         assert_eq!(Granularity::Week.label(weeks[2]), "2026-W50");
-        assert_eq!(Granularity::Day.bucket_starts(0, 10 * MS_PER_DAY, 3).len(), 3);
+        assert_eq!(
+            Granularity::Day.bucket_starts(0, 10 * MS_PER_DAY, 3).len(),
+            3
+        );
         assert!(Granularity::Day.bucket_starts(5, 5, 10).is_empty());
         assert_eq!(Granularity::parse("week"), Some(Granularity::Week));
         assert_eq!(Granularity::parse("month"), None);
