@@ -159,9 +159,16 @@ pub fn start(cfg: JsValue) {
         .filter(|v| v.len() >= 8 && v.len() <= 64)
         .unwrap_or_else(js::random_id);
     let cb = Callbacks {
-        tick: Closure::<dyn FnMut()>::new(|| with(|t| send::flush(t, false)))
-            .into_js_value()
-            .into(),
+        tick: Closure::<dyn FnMut()>::new(|| {
+            with(|t| {
+                // The timer fired: whatever `timer_at` said, none is pending now
+                // (timers may fire a little before `Date.now()` reaches their time).
+                t.send.timer_at = 0.0;
+                send::flush(t, false)
+            })
+        })
+        .into_js_value()
+        .into(),
         response: Closure::<dyn FnMut(JsValue)>::new(|r| with(|t| send::on_response(t, r)))
             .into_js_value()
             .into(),

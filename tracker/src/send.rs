@@ -23,7 +23,7 @@ use js_sys::Array;
 use wasm_bindgen::{JsCast, JsValue};
 
 /// Most events kept in the queue.
-pub const MAX_QUEUE: u32 = 500;
+pub const MAX_QUEUE: usize = 500;
 /// Largest batch body: keepalive requests and beacons are limited to 64 KiB.
 pub const MAX_BODY: usize = 60_000;
 /// Delay between an event and its batch, so events close together share one.
@@ -50,14 +50,20 @@ pub struct SendState {
     pub retry_at: f64,
     /// When the pending timer fires (0 when none).
     pub timer_at: f64,
+    /// The last `created_at` given to an event of this tab.
+    pub last_created: f64,
 }
 
 /// A new event of type `ty` on the current page: id, type, time, URL, referrer.
-pub fn event(t: &Tracker, ty: &str) -> JsValue {
+/// `created_at` is strictly increasing within a tab (two events in one millisecond
+/// are 1 ms apart), so the queue and the edge keep the order they happened in.
+pub fn event(t: &mut Tracker, ty: &str) -> JsValue {
     let ev = js::obj();
     js::set_str(&ev, keys::ID, &js::random_id());
     js::set_str(&ev, keys::TYPE, ty);
-    js::set(&ev, keys::CREATED_AT, &JsValue::from_f64(js::now()));
+    let created = js::now().max(t.send.last_created + 1.0);
+    t.send.last_created = created;
+    js::set(&ev, keys::CREATED_AT, &JsValue::from_f64(created));
     js::set_str(&ev, keys::URL, &t.page.url);
     if !t.page.referrer.is_empty() {
         js::set_str(&ev, keys::REFERRER, &t.page.referrer);
@@ -71,19 +77,52 @@ pub fn enqueue(t: &mut Tracker, ev: JsValue, delay: f64) {
     if t.consent == Consent::Denied {
         return;
     }
-    let q = js::parse_array(t.store.get(store::QUEUE));
-    q.push(&ev);
+    let mut key = String::from(store::EVENT);
+    key.push_str(&js::get_str(&ev, keys::ID));
+    t.store.set(&key, &js::stringify(&ev));
     let mut dropped = 0;
-    while q.length() > MAX_QUEUE {
-        q.shift();
-        dropped += 1;
+    if t.store.keys(store::EVENT).len() > MAX_QUEUE {
+        let q = queue(t);
+        let extra = q.len().saturating_sub(MAX_QUEUE);
+        for e in q.iter().take(extra) {
+            remove_event(t, &js::get_str(e, keys::ID));
+            dropped += 1;
+        }
     }
-    t.store.set(store::QUEUE, &js::stringify(&q));
     if dropped > 0 {
         let total = stored_dropped(t).saturating_add(dropped);
         t.store.set(store::DROPPED, &js::itoa(u64::from(total)));
     }
     schedule(t, delay);
+}
+
+/// The queued events, oldest first (by `created_at`).
+pub fn queue(t: &Tracker) -> Vec<JsValue> {
+    let mut q: Vec<(f64, JsValue)> = t
+        .store
+        .keys(store::EVENT)
+        .iter()
+        .filter_map(|k| {
+            let ev = js::parse(&t.store.get(k)?);
+            ev.is_object()
+                .then(|| (js::get_num(&ev, keys::CREATED_AT), ev))
+        })
+        .collect();
+    // Insertion sort: queues are short, and the standard sorts cost kilobytes.
+    for i in 1..q.len() {
+        let mut j = i;
+        while j > 0 && q[j - 1].0 > q[j].0 {
+            q.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+    q.into_iter().map(|(_, e)| e).collect()
+}
+
+fn remove_event(t: &mut Tracker, id: &str) {
+    let mut key = String::from(store::EVENT);
+    key.push_str(id);
+    t.store.remove(&key);
 }
 
 fn stored_dropped(t: &Tracker) -> u32 {
@@ -158,8 +197,8 @@ pub fn flush(t: &mut Tracker, beacon: bool) {
         schedule(t, wait);
         return;
     }
-    let q = js::parse_array(t.store.get(store::QUEUE));
-    if q.length() == 0 {
+    let q = queue(t);
+    if q.is_empty() {
         return;
     }
     if locked_by_other(t, now) {
@@ -201,7 +240,7 @@ fn send_beacon(t: &mut Tracker, now: f64) {
     if locked_by_other(t, now) {
         return;
     }
-    let q = js::parse_array(t.store.get(store::QUEUE));
+    let q = queue(t);
     let skip = t.send.inflight.clone();
     // The beacon never reports `dropped`: its answer is unknown, so the count
     // would be reported twice.
@@ -216,7 +255,7 @@ fn send_beacon(t: &mut Tracker, now: f64) {
 /// `MAX_EVENTS_PER_BATCH` and [`MAX_BODY`] bytes. Returns the body and the ids.
 fn batch(
     t: &Tracker,
-    q: &Array,
+    q: &[JsValue],
     skip: &[String],
     dropped: u32,
     now: f64,
@@ -228,6 +267,7 @@ fn batch(
             !skip.contains(&id)
         })
         .take(MAX_EVENTS_PER_BATCH)
+        .cloned()
         .collect();
     let mut n = pending.len();
     while n > 0 {
@@ -283,15 +323,10 @@ pub fn on_ack(t: &mut Tracker, text: &str) {
             done.push(js::get_str(&r, keys::ID));
         }
     }
-    // Re-read: other events (or another tab) may have changed the queue meanwhile.
-    let q = js::parse_array(t.store.get(store::QUEUE));
-    let kept: Array = q
-        .iter()
-        .filter(|e| !done.contains(&js::get_str(e, keys::ID)))
-        .collect();
-    let left = kept.length();
     if t.consent == Consent::Granted {
-        t.store.set(store::QUEUE, &js::stringify(&kept));
+        for id in &done {
+            remove_event(t, id);
+        }
         let dropped = stored_dropped(t).saturating_sub(t.send.inflight_dropped);
         if dropped == 0 {
             t.store.remove(store::DROPPED);
@@ -305,7 +340,7 @@ pub fn on_ack(t: &mut Tracker, text: &str) {
     t.send.backoff = 0.0;
     t.send.retry_at = 0.0;
     release_lock(t);
-    if left > 0 {
+    if !t.store.keys(store::EVENT).is_empty() {
         schedule(t, 0.0);
     }
 }

@@ -14,8 +14,11 @@ use web_sys::Storage;
 
 /// Visitor id (localStorage and cookie).
 pub const VID: &str = "_cl_vid";
-/// Unsent event queue: a JSON array of wire events, oldest first.
-pub const QUEUE: &str = "_cl_q";
+/// Prefix of the unsent events: one key per event, `_cl_e.<event id>` = the wire
+/// event as JSON. One key each (not one array) so that tabs never overwrite each
+/// other's events: appending and acknowledging are single `setItem`/`removeItem`
+/// calls, with no read-modify-write of a shared value.
+pub const EVENT: &str = "_cl_e.";
 /// Events dropped from the bounded queue and not yet reported to the edge.
 pub const DROPPED: &str = "_cl_d";
 /// The per-site send lock shared by tabs: `"<tab id> <expiry ms>"`.
@@ -24,8 +27,8 @@ pub const LOCK: &str = "_cl_l";
 pub const PROFILE: &str = "_cl_p";
 /// Consent granted by `closeloop.consent(true)` (`"1"`).
 pub const CONSENT: &str = "_cl_c";
-/// Every key the tracker writes (cleared when consent is revoked).
-pub const ALL: [&str; 6] = [VID, QUEUE, DROPPED, LOCK, PROFILE, CONSENT];
+/// The prefix of every key the tracker writes (cleared when consent is revoked).
+pub const PREFIX: &str = "_cl_";
 
 /// Cookie lifetime: two years, in seconds.
 const COOKIE_MAX_AGE: u64 = 2 * 365 * 24 * 60 * 60;
@@ -89,6 +92,27 @@ impl Store {
         }
     }
 
+    /// Every key starting with `prefix`, in storage and in memory.
+    pub fn keys(&self, prefix: &str) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .mem
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(k, _)| k.clone())
+            .collect();
+        if let Some(s) = &self.ls {
+            let n = s.length().unwrap_or(0);
+            for i in 0..n {
+                if let Ok(Some(k)) = s.key(i) {
+                    if k.starts_with(prefix) && !out.contains(&k) {
+                        out.push(k);
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Copies what is held in memory to storage (after consent is given).
     pub fn flush_memory(&mut self) {
         let held = core::mem::take(&mut self.mem);
@@ -99,11 +123,8 @@ impl Store {
 
     /// Forgets everything the tracker stored (consent revoked); memory too.
     pub fn clear(&mut self) {
-        self.mem.clear();
-        for k in ALL {
-            if let Some(s) = &self.ls {
-                let _ = s.remove_item(k);
-            }
+        for k in self.keys(PREFIX) {
+            self.remove(&k);
         }
         write_cookie("", 0);
     }
