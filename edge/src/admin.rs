@@ -25,6 +25,9 @@ pub struct NewSite {
     /// Referrer hosts that never start a session.
     #[serde(default)]
     pub excluded_referrers: Vec<String>,
+    /// Most events one visitor may send in 24 hours (default 5 000).
+    #[serde(default)]
+    pub max_events_per_visitor_day: Option<i64>,
 }
 
 /// A site as the admin endpoints show it.
@@ -42,6 +45,8 @@ pub struct SiteView {
     pub excluded_referrers: Vec<String>,
     /// Creation time, RFC 3339.
     pub created_at: String,
+    /// Most events one visitor may send in 24 hours.
+    pub max_events_per_visitor_day: i64,
 }
 
 impl From<SiteConfig> for SiteView {
@@ -53,6 +58,7 @@ impl From<SiteConfig> for SiteView {
             currency: s.currency,
             excluded_referrers: s.excluded_referrers,
             created_at: closeloop_core::time::format_rfc3339(s.created_at),
+            max_events_per_visitor_day: s.max_events_per_visitor_day,
         }
     }
 }
@@ -130,7 +136,16 @@ pub async fn create_site(req: &mut Request, store: &Store, now: i64) -> ApiResul
             .filter(|h| !h.is_empty())
             .collect(),
         created_at: now,
+        max_events_per_visitor_day: body
+            .max_events_per_visitor_day
+            .unwrap_or(crate::store::DEFAULT_VISITOR_QUOTA),
     };
+    if site.max_events_per_visitor_day < 1 {
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            "`max_events_per_visitor_day` must be at least 1",
+        ));
+    }
     let read_key = auth::new_key(KeyKind::Read)?;
     let write_key = auth::new_key(KeyKind::Write)?;
     let keys = [

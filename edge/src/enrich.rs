@@ -127,14 +127,6 @@ fn woothee_parser() -> &'static woothee::parser::Parser {
     PARSER.get_or_init(woothee::parser::Parser::new)
 }
 
-/// Compiles the bot list and Woothee's regexes now (called from the worker's start
-/// event, so this one-off cost — ~10 ms natively, more in wasm — falls in the isolate's
-/// start-up budget instead of the first request's CPU time).
-pub fn warm() {
-    let _ = agent("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36");
-    let _ = agent("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1");
-}
-
 /// Woothee's `UNKNOWN` and empty values become `None`.
 fn known(s: &str) -> Option<String> {
     (!s.is_empty() && s != woothee::woothee::VALUE_UNKNOWN).then(|| s.to_string())

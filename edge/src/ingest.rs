@@ -17,12 +17,15 @@
 use crate::cors;
 use crate::enrich::{self, Agent, Geo};
 use crate::error::{ApiError, ApiResult};
-use crate::store::{EventRow, LeadRow, SessionRow, SiteConfig, Store, StoredEvent};
+use crate::store::{
+    EventRow, LeadRow, NewEvents, Quota, SessionRow, SiteConfig, Store, Stored, StoredEvent,
+};
 use crate::touch::{self, Touch};
 use closeloop_core::identity::normalize_email;
 use closeloop_core::session::{sessionize, SessionEvent};
+use closeloop_core::time::MS_PER_DAY;
 use closeloop_core::validate::{validate, BatchError, ValidateOptions, Validated};
-use closeloop_core::wire::{self, EventKind, TouchAck};
+use closeloop_core::wire::{self, CollectResponse, ErrorDetail, EventKind, Status, TouchAck};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use worker::{Env, Request, Response};
@@ -255,33 +258,128 @@ pub async fn collect(
             }
             allowed_origin = Some(o.clone());
         }
+        rate_limit(env, &req, &site.id, &validated.visitor_id, received_at).await?;
         let (geo, agent) = enrich_request(&req);
         let rows = rows_from(&validated);
         let leads = leads_from(&site.id, &validated);
-        let inserted = store
-            .insert_batch(&site.id, &validated.visitor_id, &rows, &geo, &agent, &leads)
+        let quota = Quota {
+            since: received_at - MS_PER_DAY,
+            max_events: site.max_events_per_visitor_day,
+        };
+        let stored = store
+            .insert_batch(&NewEvents {
+                site_id: &site.id,
+                visitor_id: &validated.visitor_id,
+                rows: &rows,
+                geo: &geo,
+                agent: &agent,
+                leads: &leads,
+                quota,
+            })
             .await?;
-        let already: HashSet<String> = rows
-            .iter()
-            .zip(&inserted)
-            .filter(|(_, new)| !**new)
-            .map(|(r, _)| r.event_id.clone())
-            .collect();
+        let ids_where = |what: Stored| -> HashSet<String> {
+            rows.iter()
+                .zip(&stored)
+                .filter(|(_, s)| **s == what)
+                .map(|(r, _)| r.event_id.clone())
+                .collect()
+        };
+        let already = ids_where(Stored::AlreadyThere);
+        let over_quota = ids_where(Stored::OverQuota);
         let new_from = rows
             .iter()
-            .zip(&inserted)
-            .filter(|(_, new)| **new)
+            .zip(&stored)
+            .filter(|(_, s)| **s == Stored::New)
             .map(|(r, _)| r.derived_ts)
             .min();
         let touch = match new_from {
             Some(at) => resessionize(&store, &site, &validated.visitor_id, at).await?,
             None => None,
         };
-        let answer = validated.response(&already, touch);
+        let answer = refuse_over_quota(validated.response(&already, touch), &over_quota, &site);
         Ok(Response::from_json(&answer)?)
     }
     .await;
     (result, allowed_origin)
+}
+
+/// Marks the events the visitor quota refused as rejected (`visitor_quota_exceeded`)
+/// and recounts.
+pub fn refuse_over_quota(
+    mut answer: CollectResponse,
+    over: &HashSet<String>,
+    site: &SiteConfig,
+) -> CollectResponse {
+    if over.is_empty() {
+        return answer;
+    }
+    for r in answer.results.iter_mut() {
+        if r.status == Status::Accepted && over.contains(&r.id) {
+            r.status = Status::Rejected;
+            r.error = Some(ErrorDetail {
+                code: "visitor_quota_exceeded".into(),
+                message: format!(
+                    "this visitor sent more than {} events in 24 hours",
+                    site.max_events_per_visitor_day
+                ),
+            });
+        }
+    }
+    let count = |s: Status| answer.results.iter().filter(|r| r.status == s).count() as u32;
+    answer.accepted = count(Status::Accepted);
+    answer.duplicates = count(Status::Duplicate);
+    answer.rejected = count(Status::Rejected);
+    answer
+}
+
+/// Requests per 10 s a visitor, a client (IP address) and a whole site may send; the
+/// limits live in `wrangler.toml`'s `[[ratelimits]]` (`RL_VISITOR`, `RL_CLIENT`,
+/// `RL_SITE`). A missing binding limits nothing.
+const RATE_LIMITS: [&str; 3] = ["RL_VISITOR", "RL_CLIENT", "RL_SITE"];
+
+/// The key a client is limited by: SHA-256 of a daily salt and its IP address, cut to
+/// 16 hex digits. Kept only in the rate limiter's memory, never stored; the salt (the
+/// `RATE_LIMIT_SALT` secret and the UTC day) rotates every day.
+pub fn client_key(site_id: &str, ip: &str, salt: &str, now: i64) -> String {
+    let day = now.div_euclid(MS_PER_DAY);
+    let digest = hex::encode(Sha256::digest(format!("{salt}\n{day}\n{ip}").as_bytes()));
+    format!("{site_id}|{}", digest.get(..16).unwrap_or(&digest))
+}
+
+/// Refuses with 429 `rate_limited` (and `Retry-After`) when the visitor, the client or
+/// the site is over its limit.
+async fn rate_limit(
+    env: &Env,
+    req: &Request,
+    site_id: &str,
+    visitor: &str,
+    now: i64,
+) -> ApiResult<()> {
+    let ip = req.headers().get("CF-Connecting-IP").ok().flatten();
+    let salt = env
+        .var("RATE_LIMIT_SALT")
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    let keys = [
+        Some(format!("{site_id}|{visitor}")),
+        ip.map(|ip| client_key(site_id, &ip, &salt, now)),
+        Some(site_id.to_string()),
+    ];
+    for (binding, key) in RATE_LIMITS.iter().zip(keys) {
+        let (Ok(limiter), Some(key)) = (env.rate_limiter(binding), key) else {
+            continue;
+        };
+        if !limiter.limit(key).await?.success {
+            let mut e = ApiError::new(
+                429,
+                "rate_limited",
+                "too many requests: slow down and retry later",
+            );
+            e.retry_after = Some(10);
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 /// Rebuilds the visitor's sessions from the one that holds `at` on; returns the
@@ -323,6 +421,7 @@ mod tests {
             currency: "EUR".into(),
             excluded_referrers: vec![],
             created_at: 0,
+            max_events_per_visitor_day: 5_000,
         }
     }
 

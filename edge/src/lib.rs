@@ -27,13 +27,6 @@ use error::{ApiError, ApiResult};
 use store::Store;
 use worker::{event, Context, Date, Env, Method, Request, Response};
 
-/// Runs once when an isolate instantiates the module: compiles the user-agent and bot
-/// patterns so requests do not pay for it.
-#[event(start)]
-pub fn start() {
-    enrich::warm();
-}
-
 /// The worker's entry point.
 #[event(fetch)]
 pub async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {

@@ -32,6 +32,16 @@ pub struct SiteConfig {
     pub excluded_referrers: Vec<String>,
     /// When it was created (ms since the epoch).
     pub created_at: i64,
+    /// Most events one visitor may send in a rolling 24 hours.
+    #[serde(default = "default_quota")]
+    pub max_events_per_visitor_day: i64,
+}
+
+/// The default [`SiteConfig::max_events_per_visitor_day`].
+pub const DEFAULT_VISITOR_QUOTA: i64 = 5_000;
+
+fn default_quota() -> i64 {
+    DEFAULT_VISITOR_QUOTA
 }
 
 /// What KV holds under `site:{id}`: the site, or a short-lived "no such site".
@@ -75,6 +85,47 @@ pub struct EventRow {
     pub received_at: i64,
     /// Skew-corrected time.
     pub derived_ts: i64,
+}
+
+/// The visitor quota an insert checks: at most `max_events` events with `derived_ts`
+/// at or after `since`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Start of the rolling window (ms).
+    pub since: i64,
+    /// Most events in it.
+    pub max_events: i64,
+}
+
+/// One request's accepted events with what the edge adds to them: what
+/// [`Store::insert_batch`] writes.
+#[derive(Debug, Clone, Copy)]
+pub struct NewEvents<'a> {
+    /// The site.
+    pub site_id: &'a str,
+    /// The visitor.
+    pub visitor_id: &'a str,
+    /// The event rows.
+    pub rows: &'a [EventRow],
+    /// The request's geo.
+    pub geo: &'a Geo,
+    /// The request's user agent.
+    pub agent: &'a Agent,
+    /// Leads the events identify.
+    pub leads: &'a [LeadRow],
+    /// The visitor quota to check.
+    pub quota: Quota,
+}
+
+/// What became of one event row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// Inserted now.
+    New,
+    /// Already stored (a retry or a concurrent duplicate).
+    AlreadyThere,
+    /// Refused: the visitor is over its quota.
+    OverQuota,
 }
 
 /// A lead found in a batch (an identify event or a form submit with an email).
@@ -257,11 +308,12 @@ impl Store {
             currency: String,
             excluded_referrers: String,
             created_at: i64,
+            max_events_per_visitor_day: i64,
         }
         let row: Option<Row> = self
             .stmt(
-                "SELECT id, name, allowed_origins, currency, excluded_referrers, created_at \
-                 FROM sites WHERE id = ?1",
+                "SELECT id, name, allowed_origins, currency, excluded_referrers, created_at, \
+                 max_events_per_visitor_day FROM sites WHERE id = ?1",
                 &[s(id)],
             )?
             .first(None)
@@ -273,6 +325,7 @@ impl Store {
             currency: r.currency,
             excluded_referrers: serde_json::from_str(&r.excluded_referrers).unwrap_or_default(),
             created_at: r.created_at,
+            max_events_per_visitor_day: r.max_events_per_visitor_day,
         }))
     }
 
@@ -307,9 +360,17 @@ impl Store {
         let excluded =
             serde_json::to_string(&site.excluded_referrers).map_err(ApiError::internal)?;
         let mut stmts = vec![self.stmt(
-            "INSERT INTO sites (id, name, allowed_origins, currency, excluded_referrers, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO NOTHING",
-            &[s(&site.id), s(&site.name), s(&origins), s(&site.currency), s(&excluded), n(site.created_at)],
+            "INSERT INTO sites (id, name, allowed_origins, currency, excluded_referrers, created_at, \
+             max_events_per_visitor_day) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING",
+            &[
+                s(&site.id),
+                s(&site.name),
+                s(&origins),
+                s(&site.currency),
+                s(&excluded),
+                n(site.created_at),
+                n(site.max_events_per_visitor_day),
+            ],
         )?];
         for (hash, kind) in keys {
             // only when the site row is the one made here: a taken id gets no keys
@@ -429,15 +490,16 @@ impl Store {
 
     /// Stores a batch's events, the visitor and its leads in one transaction. Returns,
     /// per event row, whether it was new (`true`) or already stored (`false`).
-    pub async fn insert_batch(
-        &self,
-        site_id: &str,
-        visitor_id: &str,
-        rows: &[EventRow],
-        geo: &Geo,
-        agent: &Agent,
-        leads: &[LeadRow],
-    ) -> ApiResult<Vec<bool>> {
+    pub async fn insert_batch(&self, batch: &NewEvents<'_>) -> ApiResult<Vec<Stored>> {
+        let NewEvents {
+            site_id,
+            visitor_id,
+            rows,
+            geo,
+            agent,
+            leads,
+            quota,
+        } = *batch;
         if rows.is_empty() {
             return Ok(Vec::new());
         }
@@ -448,9 +510,12 @@ impl Store {
                  name, props, form_fields, form_values, form_id, created_at, sent_at, received_at, \
                  derived_ts, country, region, region_code, city, continent, postal_code, timezone, \
                  latitude, longitude, asn, as_org, colo, is_eu, device_type, browser, browser_version, \
-                 os, os_version, is_bot) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
+                 os, os_version, is_bot) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
                  ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, \
-                 ?30, ?31, ?32, ?33, ?34, ?35, ?36) ON CONFLICT (site_id, event_id) DO NOTHING",
+                 ?30, ?31, ?32, ?33, ?34, ?35, ?36 \
+                 WHERE (SELECT count(*) FROM events WHERE site_id = ?1 AND visitor_id = ?3 \
+                        AND derived_ts >= ?37) < ?38 \
+                 ON CONFLICT (site_id, event_id) DO NOTHING",
                 &[
                     s(site_id),
                     s(&r.event_id),
@@ -488,6 +553,8 @@ impl Store {
                     opt(agent.os.as_deref()),
                     opt(agent.os_version.as_deref()),
                     b(agent.is_bot),
+                    n(quota.since),
+                    n(quota.max_events),
                 ],
             )?);
         }
@@ -525,18 +592,47 @@ impl Store {
                 &[s(site_id), s(visitor_id), s(&l.email), n(l.at)],
             )?);
         }
-        let results = self.db.batch(stmts).await?;
-        let mut inserted = Vec::with_capacity(rows.len());
-        for r in results.iter().take(rows.len()) {
-            let changes = r.meta()?.and_then(|m| m.changes).unwrap_or(0);
-            inserted.push(changes > 0);
+        // Which of the events are there after the writes: an event not inserted and not
+        // there was refused by the visitor quota (read in the same transaction).
+        let first_check = stmts.len();
+        for chunk in rows.chunks(90) {
+            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("?{}", i + 2)).collect();
+            let sql = format!(
+                "SELECT event_id FROM events WHERE site_id = ?1 AND event_id IN ({})",
+                marks.join(", ")
+            );
+            let mut args = vec![s(site_id)];
+            args.extend(chunk.iter().map(|r| s(&r.event_id)));
+            stmts.push(self.stmt(&sql, &args)?);
         }
-        if inserted.len() != rows.len() {
+        let results = self.db.batch(stmts).await?;
+        #[derive(Deserialize)]
+        struct Present {
+            event_id: String,
+        }
+        let mut present = std::collections::HashSet::new();
+        for r in results.iter().skip(first_check) {
+            for p in r.results::<Present>()? {
+                present.insert(p.event_id);
+            }
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        for (r, row) in results.iter().zip(rows) {
+            let changes = r.meta()?.and_then(|m| m.changes).unwrap_or(0);
+            out.push(if changes > 0 {
+                Stored::New
+            } else if present.contains(&row.event_id) {
+                Stored::AlreadyThere
+            } else {
+                Stored::OverQuota
+            });
+        }
+        if out.len() != rows.len() {
             return Err(ApiError::internal(
                 "D1 batch returned fewer results than statements",
             ));
         }
-        Ok(inserted)
+        Ok(out)
     }
 
     /// Start of the visitor's latest session that began at or before `at`.

@@ -866,3 +866,126 @@ fn the_sources_report_counts_sessions_by_touch() {
         r.text
     );
 }
+
+/// Creates a site whose visitors may send at most `quota` events a day.
+fn site_with_quota(worker: &Worker, origin: &str, quota: i64) -> Site {
+    let id = format!("quota{}x{}", std::process::id(), now_ms() % 1_000_000_000);
+    let auth = format!("Bearer {}", worker.admin_token);
+    let a = http::post_json(
+        &worker.url("/v1/admin/sites"),
+        &json!({"id": id, "allowed_origins": [origin], "max_events_per_visitor_day": quota}),
+        &[("Authorization", &auth)],
+    )
+    .expect("create site");
+    assert_eq!(a.status, 201, "{}", a.text);
+    assert_eq!(
+        a.json["site"]["max_events_per_visitor_day"], quota,
+        "{}",
+        a.text
+    );
+    Site {
+        id,
+        read_key: a.json["read_key"].as_str().unwrap_or_default().to_string(),
+        write_key: a.json["write_key"].as_str().unwrap_or_default().to_string(),
+    }
+}
+
+/// Scenario: a site allows 3 events per visitor per day. Visitor X sends 2 events, then
+/// 2 more; visitor Y sends 1. Expected: X's second batch answers accepted, rejected
+/// (`visitor_quota_exceeded`); Y's event is accepted; 4 events stored (3 of X, 1 of Y).
+#[test]
+fn a_visitor_over_its_daily_quota_is_refused() {
+    let worker = Worker::shared().expect("worker");
+    let origin = "https://quota.example";
+    let site = site_with_quota(worker, origin, 3);
+    let first = send(
+        worker,
+        origin,
+        CHROME,
+        &views(
+            &site.id,
+            "visitor-quota-xx",
+            origin,
+            &["evt-qt-0001", "evt-qt-0002"],
+        ),
+    );
+    assert_eq!(statuses(&first), ["accepted", "accepted"], "{}", first.text);
+    let second = send(
+        worker,
+        origin,
+        CHROME,
+        &views(
+            &site.id,
+            "visitor-quota-xx",
+            origin,
+            &["evt-qt-0003", "evt-qt-0004"],
+        ),
+    );
+    assert_eq!(second.status, 200, "{}", second.text);
+    assert_eq!(
+        statuses(&second),
+        ["accepted", "rejected"],
+        "{}",
+        second.text
+    );
+    assert_eq!(
+        second.json["results"][1]["error"]["code"],
+        "visitor_quota_exceeded"
+    );
+    assert_eq!(
+        (
+            second.json["accepted"].as_i64(),
+            second.json["rejected"].as_i64()
+        ),
+        (Some(1), Some(1))
+    );
+    let other = send(
+        worker,
+        origin,
+        CHROME,
+        &views(&site.id, "visitor-quota-yy", origin, &["evt-qt-0005"]),
+    );
+    assert_eq!(statuses(&other), ["accepted"], "{}", other.text);
+    assert_eq!(
+        stored_ids(worker, &site),
+        ["evt-qt-0001", "evt-qt-0002", "evt-qt-0003", "evt-qt-0005"]
+    );
+}
+
+/// Scenario: one visitor fires 45 one-event requests back to back (a script gone wild);
+/// the per-visitor limit is 30 requests per 10 s. Expected: some answers are 429
+/// `rate_limited` with a `Retry-After`, and exactly the events of the 200 answers are
+/// stored.
+#[test]
+fn too_many_requests_from_one_visitor_get_429() {
+    let worker = Worker::shared().expect("worker");
+    let origin = "https://flood.example";
+    let site = worker.create_site(&[origin]).expect("site");
+    let mut ok = 0;
+    let mut limited = None;
+    for i in 0..45 {
+        let a = send(
+            worker,
+            origin,
+            CHROME,
+            &views(
+                &site.id,
+                "visitor-flood-01",
+                origin,
+                &[&format!("evt-fl-{i:04}")],
+            ),
+        );
+        match a.status {
+            200 => ok += 1,
+            429 => limited = Some(a),
+            other => panic!("unexpected {other}: {}", a.text),
+        }
+    }
+    let limited = limited.expect("no 429 after 45 requests");
+    assert_error(&limited, 429, "rate_limited");
+    assert!(limited
+        .header("retry-after")
+        .is_some_and(|s| s.parse::<u32>().is_ok_and(|n| n > 0)));
+    assert!(ok >= 30, "only {ok} accepted before the limit");
+    assert_eq!(stored(worker, &site), ok);
+}
