@@ -20,8 +20,7 @@ use crate::{js, keys, profile, send, Tracker};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use js_sys::Array;
-use wasm_bindgen::{JsCast, JsValue};
-use web_sys::{Element, HtmlFormElement};
+use wasm_bindgen::JsValue;
 
 /// An identity field: the canonical key its value is kept under.
 pub fn identity(name: &str, ty: &str, autocomplete: &str) -> Option<&'static str> {
@@ -101,17 +100,14 @@ pub fn not_a_field(ty: &str) -> bool {
     )
 }
 
-fn attr(el: &Element, name: &str) -> Option<String> {
-    el.get_attribute(name).filter(|s| !s.is_empty())
-}
-
 /// A form is being submitted: record it (once), mark a lead when it carries an
 /// email, and send at once (the page is probably about to navigate away).
 pub fn submitted(t: &mut Tracker, el: &JsValue) {
-    let Some(form) = el.dyn_ref::<HtmlFormElement>() else {
+    if js::get_str(el, "tagName") != "FORM" {
         return;
-    };
-    if form.has_attribute("data-closeloop-ignore") || crate::page::ignored(t) {
+    }
+    let form = el;
+    if js::has_attr(form, "data-closeloop-ignore") || crate::page::ignored(t) {
         return;
     }
     let out = js::obj();
@@ -121,7 +117,7 @@ pub fn submitted(t: &mut Tracker, el: &JsValue) {
         (keys::NAME, "name"),
         (keys::ACTION, "action"),
     ] {
-        if let Some(v) = attr(form, a) {
+        if let Some(v) = js::attr(form, a) {
             js::set_str(&out, k, &js::truncate(v, MAX_FIELD_LEN));
         }
     }
@@ -129,23 +125,20 @@ pub fn submitted(t: &mut Tracker, el: &JsValue) {
     let values = js::obj();
     let mut has_email = false;
     let mut n_values = 0;
-    let elements = form.elements();
-    for i in 0..elements.length() {
-        let Some(field) = elements.item(i) else {
-            continue;
-        };
-        let Some(name) = attr(&field, "name").or_else(|| attr(&field, "id")) else {
+    let elements = js_sys::Array::from(&js::get(form, "elements"));
+    for field in elements.iter() {
+        let Some(name) = js::attr(&field, "name").or_else(|| js::attr(&field, "id")) else {
             continue;
         };
         let name = js::truncate(name, MAX_FIELD_LEN);
         let ty = js::get_str(&field, "type").to_ascii_lowercase();
-        if not_a_field(&ty) || field.has_attribute("data-closeloop-ignore") {
+        if not_a_field(&ty) || js::has_attr(&field, "data-closeloop-ignore") {
             continue;
         }
         if !fields.contains(&name) && fields.len() < MAX_FIELDS {
             fields.push(name.clone());
         }
-        let ac = attr(&field, "autocomplete")
+        let ac = js::attr(&field, "autocomplete")
             .unwrap_or_default()
             .to_ascii_lowercase();
         if forbidden(&ty, &ac) || n_values >= MAX_FIELDS {
@@ -154,7 +147,8 @@ pub fn submitted(t: &mut Tracker, el: &JsValue) {
         if (ty == "checkbox" || ty == "radio") && !js::get(&field, "checked").is_truthy() {
             continue;
         }
-        let marked = field.has_attribute("data-closeloop-capture") || t.cfg.capture.contains(&name);
+        let marked =
+            js::has_attr(&field, "data-closeloop-capture") || t.cfg.capture.contains(&name);
         let key = match identity(&name, &ty, &ac) {
             Some(k) => k.to_string(),
             None if marked => name.clone(),

@@ -48,6 +48,26 @@ pub fn call(o: &JsValue, m: &str, args: &[JsValue]) -> JsValue {
     }
 }
 
+/// `o[m](...args)`, with the exception it threw as `Err` (for calls whose failure
+/// matters, such as `localStorage.setItem` over quota).
+pub fn try_call(o: &JsValue, m: &str, args: &[JsValue]) -> Result<JsValue, JsValue> {
+    let f: Function = get(o, m).dyn_into()?;
+    let a: Array = args.iter().collect();
+    Reflect::apply(&f, o, &a)
+}
+
+/// `o.getAttribute(name)`, when present and not empty.
+pub fn attr(o: &JsValue, name: &str) -> Option<String> {
+    call(o, "getAttribute", &[JsValue::from_str(name)])
+        .as_string()
+        .filter(|s| !s.is_empty())
+}
+
+/// `o.hasAttribute(name)`.
+pub fn has_attr(o: &JsValue, name: &str) -> bool {
+    call(o, "hasAttribute", &[JsValue::from_str(name)]).is_truthy()
+}
+
 /// A new empty object `{}`.
 pub fn obj() -> JsValue {
     Object::new().into()

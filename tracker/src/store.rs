@@ -10,7 +10,6 @@ use crate::js;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use wasm_bindgen::JsValue;
-use web_sys::Storage;
 
 /// Visitor id (localStorage and cookie).
 pub const VID: &str = "_cl_vid";
@@ -35,7 +34,7 @@ const COOKIE_MAX_AGE: u64 = 2 * 365 * 24 * 60 * 60;
 
 /// Key-value storage that never throws.
 pub struct Store {
-    ls: Option<Storage>,
+    ls: Option<JsValue>,
     mem: Vec<(String, String)>,
     /// Whether writes may reach first-party storage (consent).
     pub persist: bool,
@@ -45,9 +44,13 @@ impl Store {
     /// Opens `localStorage` if the browser lets the page use it (a test write
     /// succeeds); otherwise the store lives in memory only.
     pub fn open(persist: bool) -> Store {
-        let ls = web_sys::window()
-            .and_then(|w| w.local_storage().ok().flatten())
-            .filter(|s| s.set_item("_cl_t", "1").is_ok() && s.remove_item("_cl_t").is_ok());
+        // Reading `localStorage` itself throws when storage is blocked.
+        let ls = Some(js::get(&js::global(), "localStorage")).filter(|s| {
+            let k = JsValue::from_str("_cl_t");
+            s.is_object()
+                && js::try_call(s, "setItem", &[k.clone(), k.clone()]).is_ok()
+                && js::try_call(s, "removeItem", &[k]).is_ok()
+        });
         Store {
             ls,
             mem: Vec::new(),
@@ -65,14 +68,17 @@ impl Store {
         if let Some((_, v)) = self.mem.iter().find(|(key, _)| key == k) {
             return Some(v.clone());
         }
-        self.ls.as_ref().and_then(|s| s.get_item(k).ok().flatten())
+        self.ls
+            .as_ref()
+            .and_then(|s| js::call(s, "getItem", &[JsValue::from_str(k)]).as_string())
     }
 
     /// Writes `k`: to storage when allowed and possible, else to memory.
     pub fn set(&mut self, k: &str, v: &str) {
         if self.persist {
             if let Some(s) = &self.ls {
-                if s.set_item(k, v).is_ok() {
+                let args = [JsValue::from_str(k), JsValue::from_str(v)];
+                if js::try_call(s, "setItem", &args).is_ok() {
                     self.mem.retain(|(key, _)| key != k);
                     return;
                 }
@@ -88,7 +94,7 @@ impl Store {
     pub fn remove(&mut self, k: &str) {
         self.mem.retain(|(key, _)| key != k);
         if let Some(s) = &self.ls {
-            let _ = s.remove_item(k);
+            js::call(s, "removeItem", &[JsValue::from_str(k)]);
         }
     }
 
@@ -101,9 +107,9 @@ impl Store {
             .map(|(k, _)| k.clone())
             .collect();
         if let Some(s) = &self.ls {
-            let n = s.length().unwrap_or(0);
+            let n = js::get_num(s, "length") as u32;
             for i in 0..n {
-                if let Ok(Some(k)) = s.key(i) {
+                if let Some(k) = js::call(s, "key", &[JsValue::from(i)]).as_string() {
                     if k.starts_with(prefix) && !out.contains(&k) {
                         out.push(k);
                     }
