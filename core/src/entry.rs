@@ -228,8 +228,9 @@ impl QueryTags {
         self.utm_source.is_some() || self.utm_medium.is_some() || self.utm_campaign.is_some()
     }
 
-    /// Whether the URL carries any UTM tag or click id: such an arrival always starts a
-    /// new session.
+    /// Whether the URL carries any UTM tag or click id: such an arrival is an external
+    /// source, which starts a new session when it differs from the current session's
+    /// source (see `session`; reloading the same tagged URL does not).
     pub fn has_any(&self) -> bool {
         self.has_utm() || !self.click_ids.is_empty()
     }
