@@ -390,13 +390,12 @@ async fn resessionize(
     visitor: &str,
     at: i64,
 ) -> ApiResult<Option<TouchAck>> {
-    let from = store
-        .session_start_before(&site.id, visitor, at)
-        .await?
-        .unwrap_or(at);
     let events = store
-        .visitor_events_from(&site.id, visitor, from, SESSION_WINDOW_LIMIT)
+        .visitor_events_since_session_of(&site.id, visitor, at, SESSION_WINDOW_LIMIT)
         .await?;
+    // Sessions start at an event, so none starts between the window's start and its
+    // first event: replacing from the first event on is exact.
+    let from = events.first().map_or(at, |e| e.derived_ts.min(at));
     let sessions = sessions_from(&events, site);
     store
         .replace_sessions(&site.id, visitor, from, &sessions)

@@ -635,42 +635,24 @@ impl Store {
         Ok(out)
     }
 
-    /// Start of the visitor's latest session that began at or before `at`.
-    pub async fn session_start_before(
+    /// The visitor's events from the start of its latest session that began at or
+    /// before `at` (from `at` when there is none), in time order, at most `limit`: what
+    /// sessionisation must see again when events at `at` or later were added.
+    pub async fn visitor_events_since_session_of(
         &self,
         site_id: &str,
         visitor_id: &str,
         at: i64,
-    ) -> ApiResult<Option<i64>> {
-        #[derive(Deserialize)]
-        struct Row {
-            started_at: Option<i64>,
-        }
-        let row: Option<Row> = self
-            .stmt(
-                "SELECT max(started_at) AS started_at FROM sessions \
-                 WHERE site_id = ?1 AND visitor_id = ?2 AND started_at <= ?3",
-                &[s(site_id), s(visitor_id), n(at)],
-            )?
-            .first(None)
-            .await?;
-        Ok(row.and_then(|r| r.started_at))
-    }
-
-    /// The visitor's events from `from` on, in time order (at most `limit`).
-    pub async fn visitor_events_from(
-        &self,
-        site_id: &str,
-        visitor_id: &str,
-        from: i64,
         limit: i64,
     ) -> ApiResult<Vec<StoredEvent>> {
         Ok(self
             .stmt(
                 "SELECT event_id, type, url, path, referrer, derived_ts, is_bot FROM events \
-                 WHERE site_id = ?1 AND visitor_id = ?2 AND derived_ts >= ?3 \
+                 WHERE site_id = ?1 AND visitor_id = ?2 AND derived_ts >= coalesce( \
+                   (SELECT max(started_at) FROM sessions \
+                    WHERE site_id = ?1 AND visitor_id = ?2 AND started_at <= ?3), ?3) \
                  ORDER BY derived_ts, event_id LIMIT ?4",
-                &[s(site_id), s(visitor_id), n(from), n(limit)],
+                &[s(site_id), s(visitor_id), n(at), n(limit)],
             )?
             .all()
             .await?

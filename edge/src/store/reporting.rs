@@ -1,0 +1,575 @@
+//! SQL of the closing-the-loop API: conversions, spend, and the rows the report engine
+//! (`closeloop_core::report`) reads. Part of [`crate::store`], so that only the store
+//! module knows SQL.
+//!
+//! What a report reads for `[from, to)` with a lookback `L` (nothing more):
+//! - sessions that started in `[from, to)`, and the sessions of *leads* that started in
+//!   `[from - L, from)` (the only older sessions a conversion in range can be credited to);
+//! - lead conversions (a lead's first identification) and deal conversions with `T` in
+//!   `[from, to)`;
+//! - page views in `[from - L, to)` (pages report and journeys only);
+//! - spend periods that overlap the range's days.
+
+use super::{n, opt, s, Store};
+use crate::error::{ApiError, ApiResult};
+use closeloop_core::costs::allocate_days;
+use closeloop_core::report::{ConversionRow, PageViewRow, ReportData, SessionRow, SpendRow};
+use closeloop_core::time::MS_PER_DAY;
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::JsValue;
+use worker::D1PreparedStatement;
+
+/// Rows written per D1 batch (each row is two statements).
+const ROWS_PER_BATCH: usize = 50;
+
+/// A deal conversion ready to store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConversionEntry {
+    /// The CRM's deal id.
+    pub deal_id: String,
+    /// `customer` or the stage's name.
+    pub kind: String,
+    /// The lead it belongs to.
+    pub lead_id: String,
+    /// The lead's email, when given.
+    pub email: Option<String>,
+    /// Revenue in minor units of the reporting currency.
+    pub revenue: i64,
+    /// The reporting currency.
+    pub currency: String,
+    /// Revenue as sent (minor units of `original_currency`).
+    pub original_revenue: i64,
+    /// Currency as sent.
+    pub original_currency: String,
+    /// The rate from `original_currency` to `currency`, when one was needed.
+    pub exchange_rate: Option<f64>,
+    /// Close (or stage) time, ms.
+    pub closed_at: i64,
+    /// When it was received, ms.
+    pub received_at: i64,
+}
+
+impl ConversionEntry {
+    /// Whether two versions of a deal say the same thing (the receipt time aside).
+    pub fn same_values(&self, other: &ConversionEntry) -> bool {
+        self.lead_id == other.lead_id
+            && self.revenue == other.revenue
+            && self.original_revenue == other.original_revenue
+            && self.original_currency == other.original_currency
+            && self.closed_at == other.closed_at
+    }
+}
+
+/// A spend period ready to store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpendEntry {
+    /// First day (days since 1970-01-01 UTC).
+    pub first_day: i64,
+    /// Last day, inclusive.
+    pub last_day: i64,
+    /// Channel group.
+    pub channel: String,
+    /// Source, `''` when none.
+    pub source: String,
+    /// Campaign, `''` when none.
+    pub campaign: String,
+    /// Amount in minor units of the reporting currency.
+    pub amount: i64,
+    /// The reporting currency.
+    pub currency: String,
+    /// Amount as sent.
+    pub original_amount: i64,
+    /// Currency as sent.
+    pub original_currency: String,
+    /// The rate used, when one was needed.
+    pub exchange_rate: Option<f64>,
+    /// When it was received, ms.
+    pub received_at: i64,
+}
+
+/// One lead in the leads list.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LeadListRow {
+    /// Lead id.
+    pub lead_id: String,
+    /// Normalised email.
+    pub email: String,
+    /// Name.
+    pub name: Option<String>,
+    /// Company.
+    pub company: Option<String>,
+    /// First identification, ms.
+    pub first_seen: i64,
+    /// Visitor ids linked.
+    pub visitors: i64,
+    /// Won deals.
+    pub customers: i64,
+    /// Revenue of won deals (minor units).
+    pub revenue: i64,
+    /// First touch: channel.
+    pub f_channel: Option<String>,
+    /// First touch: source.
+    pub f_source: Option<String>,
+    /// First touch: medium.
+    pub f_medium: Option<String>,
+    /// First touch: campaign.
+    pub f_campaign: Option<String>,
+    /// Latest touch: channel.
+    pub l_channel: Option<String>,
+    /// Latest touch: source.
+    pub l_source: Option<String>,
+    /// Latest touch: medium.
+    pub l_medium: Option<String>,
+    /// Latest touch: campaign.
+    pub l_campaign: Option<String>,
+}
+
+/// The leads list's search.
+#[derive(Debug, Clone, Default)]
+pub struct LeadSearch {
+    /// Part of the email.
+    pub email: Option<String>,
+    /// A source some session of the lead had.
+    pub source: Option<String>,
+    /// A channel some session of the lead had.
+    pub channel: Option<String>,
+    /// First identification at or after (ms).
+    pub from: i64,
+    /// First identification before (ms).
+    pub to: i64,
+    /// Page size.
+    pub limit: i64,
+    /// Rows to skip.
+    pub offset: i64,
+}
+
+#[derive(Deserialize)]
+struct DbSession {
+    id: String,
+    visitor: String,
+    lead: Option<String>,
+    started_at: i64,
+    channel: String,
+    source: String,
+    medium: String,
+    campaign: Option<String>,
+    landing_page: Option<String>,
+    pageviews: i64,
+    is_bot: i64,
+    country: Option<String>,
+    device: Option<String>,
+}
+
+impl From<DbSession> for SessionRow {
+    fn from(d: DbSession) -> Self {
+        SessionRow {
+            id: d.id,
+            visitor: d.visitor,
+            lead: d.lead,
+            started_at: d.started_at,
+            channel: d.channel,
+            source: d.source,
+            medium: d.medium,
+            campaign: d.campaign,
+            landing_page: d.landing_page.unwrap_or_else(|| "/".into()),
+            pageviews: u64::try_from(d.pageviews).unwrap_or(0),
+            is_bot: d.is_bot != 0,
+            country: d.country,
+            device: d.device,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct DbConversion {
+    id: String,
+    lead: String,
+    kind: String,
+    at: i64,
+    revenue: i64,
+    lead_at: Option<i64>,
+    opportunity_at: Option<i64>,
+    page: Option<String>,
+    session: Option<String>,
+}
+
+impl From<DbConversion> for ConversionRow {
+    fn from(d: DbConversion) -> Self {
+        ConversionRow {
+            id: d.id,
+            lead: d.lead,
+            kind: d.kind,
+            at: d.at,
+            revenue: d.revenue,
+            lead_at: d.lead_at,
+            opportunity_at: d.opportunity_at,
+            page: d.page,
+            session: d.session,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct DbSpend {
+    first_day: i64,
+    last_day: i64,
+    channel: String,
+    source: String,
+    campaign: String,
+    amount: i64,
+}
+
+/// Columns of a session row as the engine reads it (`s` = sessions, `lv` = lead_visitors,
+/// `e` = the session's first event, whose id is the session id without `s_`).
+const SESSION_COLUMNS: &str = "s.session_id AS id, s.visitor_id AS visitor, lv.lead_id AS lead, \
+     s.started_at AS started_at, s.channel AS channel, s.source AS source, s.medium AS medium, \
+     s.campaign AS campaign, s.landing_path AS landing_page, s.pageviews AS pageviews, \
+     s.is_bot AS is_bot, e.country AS country, e.device_type AS device";
+
+const SESSION_JOINS: &str = "FROM sessions s \
+     LEFT JOIN lead_visitors lv ON lv.site_id = s.site_id AND lv.visitor_id = s.visitor_id \
+     LEFT JOIN events e ON e.site_id = s.site_id AND e.event_id = substr(s.session_id, 3)";
+
+/// A lead conversion: the lead's first identification, with the page and session of the
+/// identifying event.
+const LEAD_CONVERSION_COLUMNS: &str = "'lead:' || l.lead_id AS id, l.lead_id AS lead, \
+     'lead' AS kind, l.first_seen AS at, 0 AS revenue, l.first_seen AS lead_at, \
+     NULL AS opportunity_at, \
+     (SELECT e.path FROM events e JOIN lead_visitors v ON v.site_id = e.site_id \
+        AND v.visitor_id = e.visitor_id WHERE v.site_id = l.site_id AND v.lead_id = l.lead_id \
+        AND e.derived_ts = l.first_seen AND e.type IN ('form_submit', 'identify') \
+        ORDER BY e.event_id LIMIT 1) AS page, \
+     (SELECT e.session_id FROM events e JOIN lead_visitors v ON v.site_id = e.site_id \
+        AND v.visitor_id = e.visitor_id WHERE v.site_id = l.site_id AND v.lead_id = l.lead_id \
+        AND e.derived_ts = l.first_seen AND e.type IN ('form_submit', 'identify') \
+        ORDER BY e.event_id LIMIT 1) AS session";
+
+/// A deal conversion with its lead's creation and the deal's first open stage.
+const DEAL_CONVERSION_COLUMNS: &str = "c.deal_id || ':' || c.kind AS id, c.lead_id AS lead, \
+     c.kind AS kind, c.closed_at AS at, c.revenue AS revenue, l.first_seen AS lead_at, \
+     (SELECT min(c2.closed_at) FROM conversions c2 WHERE c2.site_id = c.site_id \
+        AND c2.deal_id = c.deal_id AND c2.kind <> 'customer') AS opportunity_at, \
+     NULL AS page, NULL AS session";
+
+impl Store {
+    fn all<T: for<'de> Deserialize<'de>>(r: Option<&worker::D1Result>) -> ApiResult<Vec<T>> {
+        match r {
+            Some(r) => Ok(r.results()?),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    // ---- conversions ------------------------------------------------------------
+
+    /// Stores deal conversions that are not stored yet. Per entry: the version that was
+    /// stored before this call (`None`: created now). An entry whose key is taken is left
+    /// as it was (the caller compares and answers unchanged or conflict).
+    pub async fn put_conversions(
+        &self,
+        site_id: &str,
+        entries: &[ConversionEntry],
+    ) -> ApiResult<Vec<Option<ConversionEntry>>> {
+        let mut out = Vec::with_capacity(entries.len());
+        for chunk in entries.chunks(ROWS_PER_BATCH) {
+            let mut stmts: Vec<D1PreparedStatement> = Vec::with_capacity(chunk.len() * 2);
+            for c in chunk {
+                stmts.push(self.stmt(
+                    "SELECT deal_id, kind, lead_id, email, revenue, currency, original_revenue, \
+                     original_currency, exchange_rate, closed_at, received_at FROM conversions \
+                     WHERE site_id = ?1 AND deal_id = ?2 AND kind = ?3",
+                    &[s(site_id), s(&c.deal_id), s(&c.kind)],
+                )?);
+                stmts.push(self.stmt(
+                    "INSERT INTO conversions (site_id, deal_id, kind, lead_id, email, revenue, \
+                     currency, original_revenue, original_currency, exchange_rate, closed_at, \
+                     received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+                     ON CONFLICT (site_id, deal_id, kind) DO NOTHING",
+                    &[
+                        s(site_id),
+                        s(&c.deal_id),
+                        s(&c.kind),
+                        s(&c.lead_id),
+                        opt(c.email.as_deref()),
+                        n(c.revenue),
+                        s(&c.currency),
+                        n(c.original_revenue),
+                        s(&c.original_currency),
+                        c.exchange_rate
+                            .map(JsValue::from_f64)
+                            .unwrap_or(JsValue::NULL),
+                        n(c.closed_at),
+                        n(c.received_at),
+                    ],
+                )?);
+            }
+            let results = self.db.batch(stmts).await?;
+            for pair in results.chunks(2) {
+                let before: Vec<ConversionEntry> = Self::all(pair.first())?;
+                out.push(before.into_iter().next());
+            }
+        }
+        if out.len() != entries.len() {
+            return Err(ApiError::internal("D1 batch returned fewer results"));
+        }
+        Ok(out)
+    }
+
+    // ---- spend ------------------------------------------------------------------
+
+    /// Stores spend periods; a period already stored gets the new amount. Per entry: the
+    /// amount stored before (`None`: created now).
+    pub async fn put_spend(&self, site_id: &str, entries: &[SpendEntry]) -> ApiResult<Vec<Option<i64>>> {
+        #[derive(Deserialize)]
+        struct Before {
+            amount: i64,
+        }
+        let mut out = Vec::with_capacity(entries.len());
+        for chunk in entries.chunks(ROWS_PER_BATCH) {
+            let mut stmts: Vec<D1PreparedStatement> = Vec::with_capacity(chunk.len() * 2);
+            for e in chunk {
+                let key = [
+                    s(site_id),
+                    n(e.first_day),
+                    n(e.last_day),
+                    s(&e.channel),
+                    s(&e.source),
+                    s(&e.campaign),
+                ];
+                stmts.push(self.stmt(
+                    "SELECT amount FROM spend WHERE site_id = ?1 AND first_day = ?2 AND \
+                     last_day = ?3 AND channel = ?4 AND source = ?5 AND campaign = ?6",
+                    &key,
+                )?);
+                let mut args = key.to_vec();
+                args.extend([
+                    n(e.amount),
+                    s(&e.currency),
+                    n(e.original_amount),
+                    s(&e.original_currency),
+                    e.exchange_rate
+                        .map(JsValue::from_f64)
+                        .unwrap_or(JsValue::NULL),
+                    n(e.received_at),
+                ]);
+                stmts.push(self.stmt(
+                    "INSERT INTO spend (site_id, first_day, last_day, channel, source, campaign, \
+                     amount, currency, original_amount, original_currency, exchange_rate, \
+                     received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+                     ON CONFLICT (site_id, first_day, last_day, channel, source, campaign) \
+                     DO UPDATE SET amount = excluded.amount, currency = excluded.currency, \
+                     original_amount = excluded.original_amount, \
+                     original_currency = excluded.original_currency, \
+                     exchange_rate = excluded.exchange_rate, received_at = excluded.received_at",
+                    &args,
+                )?);
+            }
+            let results = self.db.batch(stmts).await?;
+            for pair in results.chunks(2) {
+                let before: Vec<Before> = Self::all(pair.first())?;
+                out.push(before.into_iter().next().map(|b| b.amount));
+            }
+        }
+        if out.len() != entries.len() {
+            return Err(ApiError::internal("D1 batch returned fewer results"));
+        }
+        Ok(out)
+    }
+
+    // ---- reports ------------------------------------------------------------------
+
+    /// The rows a report over `[from, to)` with a lookback of `lookback_ms` needs (see
+    /// the module docs). Page views only when `with_pageviews`.
+    pub async fn report_data(
+        &self,
+        site_id: &str,
+        from: i64,
+        to: i64,
+        lookback_ms: i64,
+        with_pageviews: bool,
+    ) -> ApiResult<ReportData> {
+        let since = from.saturating_sub(lookback_ms);
+        let first_day = from.div_euclid(MS_PER_DAY);
+        let last_day = to.saturating_sub(1).div_euclid(MS_PER_DAY);
+        let sessions_sql = format!(
+            "SELECT {SESSION_COLUMNS} {SESSION_JOINS} WHERE s.site_id = ?1 AND s.started_at < ?3 \
+             AND (s.started_at >= ?2 OR (s.started_at >= ?4 AND lv.lead_id IS NOT NULL))"
+        );
+        let leads_sql = format!(
+            "SELECT {LEAD_CONVERSION_COLUMNS} FROM leads l \
+             WHERE l.site_id = ?1 AND l.first_seen >= ?2 AND l.first_seen < ?3"
+        );
+        let deals_sql = format!(
+            "SELECT {DEAL_CONVERSION_COLUMNS} FROM conversions c \
+             LEFT JOIN leads l ON l.site_id = c.site_id AND l.lead_id = c.lead_id \
+             WHERE c.site_id = ?1 AND c.closed_at >= ?2 AND c.closed_at < ?3"
+        );
+        let mut stmts = vec![
+            self.stmt(&sessions_sql, &[s(site_id), n(from), n(to), n(since)])?,
+            self.stmt(&leads_sql, &[s(site_id), n(from), n(to)])?,
+            self.stmt(&deals_sql, &[s(site_id), n(from), n(to)])?,
+            self.stmt(
+                "SELECT first_day, last_day, channel, source, campaign, amount FROM spend \
+                 WHERE site_id = ?1 AND last_day >= ?2 AND first_day <= ?3",
+                &[s(site_id), n(first_day), n(last_day)],
+            )?,
+        ];
+        if with_pageviews {
+            stmts.push(self.stmt(
+                "SELECT session_id AS session, path, derived_ts AS at FROM events \
+                 WHERE site_id = ?1 AND type = 'pageview' AND session_id IS NOT NULL \
+                 AND derived_ts >= ?2 AND derived_ts < ?3",
+                &[s(site_id), n(since), n(to)],
+            )?);
+        }
+        let results = self.db.batch(stmts).await?;
+        let sessions: Vec<DbSession> = Self::all(results.first())?;
+        let mut conversions: Vec<DbConversion> = Self::all(results.get(1))?;
+        conversions.extend(Self::all::<DbConversion>(results.get(2))?);
+        let spend: Vec<DbSpend> = Self::all(results.get(3))?;
+        let pageviews: Vec<PageViewRow> = if with_pageviews {
+            Self::all(results.get(4))?
+        } else {
+            Vec::new()
+        };
+        Ok(ReportData {
+            sessions: sessions.into_iter().map(SessionRow::from).collect(),
+            conversions: conversions.into_iter().map(ConversionRow::from).collect(),
+            pageviews,
+            spend: spend_days(spend, first_day, last_day),
+        })
+    }
+
+    /// Everything of one lead: all its sessions, conversions (its creation and its deals)
+    /// and page views, whatever their time.
+    pub async fn lead_data(&self, site_id: &str, lead_id: &str) -> ApiResult<ReportData> {
+        let sessions_sql = format!(
+            "SELECT {SESSION_COLUMNS} {SESSION_JOINS} WHERE s.site_id = ?1 AND lv.lead_id = ?2"
+        );
+        let leads_sql = format!(
+            "SELECT {LEAD_CONVERSION_COLUMNS} FROM leads l WHERE l.site_id = ?1 AND l.lead_id = ?2"
+        );
+        let deals_sql = format!(
+            "SELECT {DEAL_CONVERSION_COLUMNS} FROM conversions c \
+             LEFT JOIN leads l ON l.site_id = c.site_id AND l.lead_id = c.lead_id \
+             WHERE c.site_id = ?1 AND c.lead_id = ?2"
+        );
+        let pages_sql = "SELECT e.session_id AS session, e.path AS path, e.derived_ts AS at \
+             FROM events e JOIN lead_visitors lv ON lv.site_id = e.site_id \
+             AND lv.visitor_id = e.visitor_id WHERE e.site_id = ?1 AND lv.lead_id = ?2 \
+             AND e.type = 'pageview' AND e.session_id IS NOT NULL";
+        let args = [s(site_id), s(lead_id)];
+        let results = self
+            .db
+            .batch(vec![
+                self.stmt(&sessions_sql, &args)?,
+                self.stmt(&leads_sql, &args)?,
+                self.stmt(&deals_sql, &args)?,
+                self.stmt(pages_sql, &args)?,
+            ])
+            .await?;
+        let sessions: Vec<DbSession> = Self::all(results.first())?;
+        let mut conversions: Vec<DbConversion> = Self::all(results.get(1))?;
+        conversions.extend(Self::all::<DbConversion>(results.get(2))?);
+        Ok(ReportData {
+            sessions: sessions.into_iter().map(SessionRow::from).collect(),
+            conversions: conversions.into_iter().map(ConversionRow::from).collect(),
+            pageviews: Self::all(results.get(3))?,
+            spend: Vec::new(),
+        })
+    }
+
+    /// The email of a lead, when it exists.
+    pub async fn lead_email(&self, site_id: &str, lead_id: &str) -> ApiResult<Option<String>> {
+        #[derive(Deserialize)]
+        struct Row {
+            email: String,
+        }
+        let row: Option<Row> = self
+            .stmt(
+                "SELECT email FROM leads WHERE site_id = ?1 AND lead_id = ?2",
+                &[s(site_id), s(lead_id)],
+            )?
+            .first(None)
+            .await?;
+        Ok(row.map(|r| r.email))
+    }
+
+    /// Leads matching a search, newest first, with their first and latest (non-bot)
+    /// touches and won revenue.
+    pub async fn leads(&self, site_id: &str, q: &LeadSearch) -> ApiResult<Vec<LeadListRow>> {
+        let lead_sessions = "FROM sessions s JOIN lead_visitors v ON v.site_id = s.site_id \
+             AND v.visitor_id = s.visitor_id WHERE v.site_id = ?1 AND v.lead_id = l.lead_id";
+        let sql = format!(
+            "WITH l AS (SELECT site_id, lead_id, email, name, company, first_seen FROM leads \
+               WHERE site_id = ?1 AND first_seen >= ?2 AND first_seen < ?3 \
+               AND (?4 IS NULL OR instr(email, lower(?4)) > 0) \
+               AND (?5 IS NULL OR EXISTS (SELECT 1 FROM sessions s JOIN lead_visitors v \
+                 ON v.site_id = s.site_id AND v.visitor_id = s.visitor_id \
+                 WHERE v.site_id = ?1 AND v.lead_id = leads.lead_id AND lower(s.source) = lower(?5))) \
+               AND (?6 IS NULL OR EXISTS (SELECT 1 FROM sessions s JOIN lead_visitors v \
+                 ON v.site_id = s.site_id AND v.visitor_id = s.visitor_id \
+                 WHERE v.site_id = ?1 AND v.lead_id = leads.lead_id AND lower(s.channel) = lower(?6))) \
+               ORDER BY first_seen DESC, lead_id LIMIT ?7 OFFSET ?8), \
+             t AS (SELECT l.*, \
+               (SELECT s.session_id {lead_sessions} AND s.is_bot = 0 \
+                  ORDER BY s.started_at, s.session_id LIMIT 1) AS first_sid, \
+               (SELECT s.session_id {lead_sessions} AND s.is_bot = 0 \
+                  ORDER BY s.started_at DESC, s.session_id DESC LIMIT 1) AS last_sid, \
+               (SELECT count(*) FROM lead_visitors v WHERE v.site_id = ?1 AND v.lead_id = l.lead_id) AS visitors, \
+               (SELECT count(*) FROM conversions c WHERE c.site_id = ?1 AND c.lead_id = l.lead_id \
+                  AND c.kind = 'customer') AS customers, \
+               (SELECT coalesce(sum(c.revenue), 0) FROM conversions c WHERE c.site_id = ?1 \
+                  AND c.lead_id = l.lead_id AND c.kind = 'customer') AS revenue FROM l) \
+             SELECT t.lead_id, t.email, t.name, t.company, t.first_seen, t.visitors, t.customers, \
+               t.revenue, f.channel AS f_channel, f.source AS f_source, f.medium AS f_medium, \
+               f.campaign AS f_campaign, la.channel AS l_channel, la.source AS l_source, \
+               la.medium AS l_medium, la.campaign AS l_campaign FROM t \
+             LEFT JOIN sessions f ON f.site_id = ?1 AND f.session_id = t.first_sid \
+             LEFT JOIN sessions la ON la.site_id = ?1 AND la.session_id = t.last_sid \
+             ORDER BY t.first_seen DESC, t.lead_id"
+        );
+        Ok(self
+            .stmt(
+                &sql,
+                &[
+                    s(site_id),
+                    n(q.from),
+                    n(q.to),
+                    opt(q.email.as_deref()),
+                    opt(q.source.as_deref()),
+                    opt(q.channel.as_deref()),
+                    n(q.limit),
+                    n(q.offset),
+                ],
+            )?
+            .all()
+            .await?
+            .results()?)
+    }
+}
+
+/// Spreads stored periods over their days (core's rule), keeping the days in
+/// `first_day..=last_day`.
+fn spend_days(periods: Vec<DbSpend>, first_day: i64, last_day: i64) -> Vec<SpendRow> {
+    let mut out = Vec::new();
+    for p in periods {
+        let lo = p.first_day.max(first_day);
+        let hi = p.last_day.min(last_day);
+        if hi < lo {
+            continue;
+        }
+        for (day, amount) in allocate_days(p.amount, p.first_day, p.last_day) {
+            if day < lo || day > hi {
+                continue;
+            }
+            out.push(SpendRow {
+                day,
+                channel: p.channel.clone(),
+                source: (!p.source.is_empty()).then(|| p.source.clone()),
+                campaign: (!p.campaign.is_empty()).then(|| p.campaign.clone()),
+                amount,
+            });
+        }
+    }
+    out
+}
