@@ -37,11 +37,12 @@ fn send(worker: &Worker, body: &Value) -> Answer {
 /// - visitor A lands from the `launch` newsletter (`utm_medium=email`), views /pricing
 ///   (same-site: the same session) and submits the demo form with an email: a lead;
 /// - visitor B opens the home page with no referrer (Direct), one page view;
-/// - visitor C opens /blog with no referrer (Direct), then /pricing: one session.
+/// - visitor C opens /blog with no referrer (Direct) two hours earlier, and comes back
+///   with no referrer to /pricing: more than 30 minutes later, a second Direct session.
 ///
 /// Expected by channel, worked out by hand: Email — 1 visitor, 1 session, 1 lead
-/// (the lead's only touch); Direct — 2 visitors, 2 sessions, 0 leads; totals — 3
-/// visitors, 3 sessions, 1 lead. Nothing was sold and no spend was posted.
+/// (the lead's only touch); Direct — 2 visitors (B, C), 3 sessions, 0 leads; totals —
+/// 3 visitors, 4 sessions, 1 lead. Nothing was sold and no spend was posted.
 fn post_scenario(worker: &Worker, site: &Site) {
     let t = now_ms() - 60_000;
     let pv = |id: &str, at: i64, url: &str, referrer: &str| {
@@ -61,9 +62,8 @@ fn post_scenario(worker: &Worker, site: &Site) {
         "events": [pv("dash-evt-b-0001", t + 100, "https://dash-shop.example/", "")]});
     let c = json!({"site_id": site.id, "visitor_id": "dash-visitor-c-0003", "sent_at": t + 5_000,
     "events": [
-        pv("dash-evt-c-0001", t + 200, "https://dash-shop.example/blog", ""),
-        pv("dash-evt-c-0002", t + 1_200, "https://dash-shop.example/pricing",
-           "https://dash-shop.example/blog")
+        pv("dash-evt-c-0001", t - 2 * 3_600_000, "https://dash-shop.example/blog", ""),
+        pv("dash-evt-c-0002", t + 200, "https://dash-shop.example/pricing", "")
     ]});
     assert_eq!(send(worker, &a).json["accepted"], 3);
     assert_eq!(send(worker, &b).json["accepted"], 1);
@@ -131,8 +131,8 @@ fn check_row(cells: &Value, label: &str, visitors: &str, sessions: &str, leads: 
 }
 
 /// Scenario: see [`post_scenario`]. The marketer opens /dashboard/, enters the site id
-/// and read key, picks the first-touch model; the table shows Direct (2, 2, 0), Email
-/// (1, 1, 1) and the totals (3, 3, 1). The key is in sessionStorage, not in the URL.
+/// and read key, picks the first-touch model; the table shows Direct (2 visitors, 3
+/// sessions, 0 leads), Email (1, 1, 1) and the totals (3, 4, 1). The key is in sessionStorage, not in the URL.
 /// Then they sign in again with a made-up key and are told to check the read key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_shows_the_sources_table_and_explains_a_wrong_key() {
@@ -193,9 +193,9 @@ async fn the_dashboard_shows_the_sources_table_and_explains_a_wrong_key() {
     let rows = table["rows"].as_array().expect("rows");
     assert_eq!(rows.len(), 2, "{table}");
     // Most sessions first.
-    check_row(&rows[0], "Direct", "2", "2", "0");
+    check_row(&rows[0], "Direct", "2", "3", "0");
     check_row(&rows[1], "Email", "1", "1", "1");
-    check_row(&table["totals"][0], "Total", "3", "3", "1");
+    check_row(&table["totals"][0], "Total", "3", "4", "1");
 
     // The key never reaches the URL; it is kept in this tab's sessionStorage.
     let href = eval_string(&page, "location.href").await;
