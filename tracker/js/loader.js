@@ -20,7 +20,14 @@
     capture: a('data-capture') || '',
     ignore: a('data-ignore-paths') || '',
     hash: s.hasAttribute('data-hash-routing'),
-    url: location.href
+    url: location.href,
+    // I/O the tracker decides and the loader carries out (no wasm closures needed).
+    timer: function (ms) { setTimeout(function () { call('tick', []); }, ms); },
+    post: function (url, body) {
+      fetch(url, { method: 'POST', body: body, keepalive: true, credentials: 'omit' })
+        .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+        .then(function (t) { call('ack', [t]); }, function () { call('fail', []); });
+    }
   };
   function call(n, args) {
     if (!T) { q.push([n, args]); return null; }

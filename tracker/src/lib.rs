@@ -34,7 +34,6 @@ pub mod store;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::RefCell;
-use js_sys::Function;
 use wasm_bindgen::prelude::*;
 
 /// Whether the tracker may store and send.
@@ -66,14 +65,6 @@ pub struct Config {
     pub hash_routing: bool,
 }
 
-/// JavaScript callbacks made once and reused (timers and fetch answers).
-pub struct Callbacks {
-    tick: Function,
-    response: Function,
-    text: Function,
-    fail: Function,
-}
-
 /// The tracker's state for this page.
 pub struct Tracker {
     /// The tag's settings.
@@ -93,7 +84,11 @@ pub struct Tracker {
     /// The last form submit recorded (fingerprint, time), to skip the same submit
     /// seen twice (submit event, then the site's script calling `form.submit()`).
     pub last_form: (String, f64),
-    cb: Callbacks,
+    /// The loader's I/O functions: `timer(ms)` calls [`tick`] after `ms`;
+    /// `post(url, body)` sends with `fetch` (keepalive, `text/plain`, no
+    /// credentials) and calls [`ack`] with a 2xx answer's text or [`fail`].
+    /// (Done in JS: no wasm-bindgen closures, whose machinery costs bytes.)
+    pub io: JsValue,
 }
 
 /// The tracker's one global: the page's state, behind a `RefCell`.
@@ -158,29 +153,6 @@ pub fn start(cfg: JsValue) {
         .or_else(store::read_cookie)
         .filter(|v| v.len() >= 8 && v.len() <= 64)
         .unwrap_or_else(js::random_id);
-    let cb = Callbacks {
-        tick: Closure::<dyn FnMut()>::new(|| {
-            with(|t| {
-                // The timer fired: whatever `timer_at` said, none is pending now
-                // (timers may fire a little before `Date.now()` reaches their time).
-                t.send.timer_at = 0.0;
-                send::flush(t, false)
-            })
-        })
-        .into_js_value()
-        .into(),
-        response: Closure::<dyn FnMut(JsValue)>::new(|r| with(|t| send::on_response(t, r)))
-            .into_js_value()
-            .into(),
-        text: Closure::<dyn FnMut(JsValue)>::new(|s: JsValue| {
-            with(|t| send::on_ack(t, &s.as_string().unwrap_or_default()))
-        })
-        .into_js_value()
-        .into(),
-        fail: Closure::<dyn FnMut(JsValue)>::new(|_| with(send::on_failure))
-            .into_js_value()
-            .into(),
-    };
     let landing = js::get_str(&cfg, "url");
     let mut t = Tracker {
         cfg: config,
@@ -191,7 +163,7 @@ pub fn start(cfg: JsValue) {
         page: page::Page::default(),
         send: send::SendState::default(),
         last_form: (String::new(), 0.0),
-        cb,
+        io: cfg.clone(),
     };
     if consent == Consent::Granted {
         remember_visitor(&mut t);
@@ -207,6 +179,29 @@ fn remember_visitor(t: &mut Tracker) {
     let vid = t.vid.clone();
     t.store.set(store::VID, &vid);
     store::mirror_cookie(&vid);
+}
+
+/// The loader's timer fired (see [`Tracker::io`]).
+#[wasm_bindgen]
+pub fn tick() {
+    with(|t| {
+        // Whatever `timer_at` said, no timer is pending now (timers may fire a
+        // little before `Date.now()` reaches their time).
+        t.send.timer_at = 0.0;
+        send::flush(t, false)
+    });
+}
+
+/// The edge answered a batch with 2xx: its `CollectResponse` JSON text.
+#[wasm_bindgen]
+pub fn ack(text: JsValue) {
+    with(|t| send::on_ack(t, &text.as_string().unwrap_or_default()));
+}
+
+/// A batch failed (network error, non-2xx status, unreadable body).
+#[wasm_bindgen]
+pub fn fail() {
+    with(send::on_failure);
 }
 
 /// A history change: `kind` 0 = `pushState`, 1 = `replaceState`, 2 = `popstate`,

@@ -139,12 +139,7 @@ pub fn schedule(t: &mut Tracker, delay: f64) {
         return;
     }
     t.send.timer_at = at;
-    let tick: JsValue = t.cb.tick.clone().into();
-    js::call(
-        &js::global(),
-        "setTimeout",
-        &[tick, JsValue::from_f64(delay)],
-    );
+    js::call(&t.io, "timer", &[JsValue::from_f64(delay)]);
 }
 
 /// Who holds the lock and until when.
@@ -218,19 +213,9 @@ pub fn flush(t: &mut Tracker, beacon: bool) {
     t.send.inflight = ids;
     t.send.inflight_dropped = dropped;
     t.send.inflight_at = now;
-    let init = js::obj();
-    js::set_str(&init, "method", "POST");
-    js::set_str(&init, "body", &body);
-    js::set(&init, "keepalive", &JsValue::TRUE);
-    js::set_str(&init, "credentials", "omit");
     let endpoint = JsValue::from_str(&t.cfg.endpoint);
-    let p = js::call(&js::global(), "fetch", &[endpoint, init]);
-    let ok: JsValue = t.cb.response.clone().into();
-    let fail: JsValue = t.cb.fail.clone().into();
-    if p.is_undefined() {
+    if js::try_call(&t.io, "post", &[endpoint, JsValue::from_str(&body)]).is_err() {
         on_failure(t);
-    } else {
-        js::call(&p, "then", &[ok, fail]);
     }
 }
 
@@ -292,18 +277,6 @@ fn batch(
         n /= 2;
     }
     None
-}
-
-/// The `fetch` answered: read the body when the status is 2xx, else back off.
-pub fn on_response(t: &mut Tracker, resp: JsValue) {
-    if js::get(&resp, "ok").as_bool() != Some(true) {
-        on_failure(t);
-        return;
-    }
-    let p = js::call(&resp, "text", &[]);
-    let ok: JsValue = t.cb.text.clone().into();
-    let fail: JsValue = t.cb.fail.clone().into();
-    js::call(&p, "then", &[ok, fail]);
 }
 
 /// The edge's answer (`CollectResponse` JSON): remove every event it names from
