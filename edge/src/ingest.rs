@@ -294,7 +294,8 @@ pub async fn collect(
             .min();
         let touch = match new_from {
             Some(at) => resessionize(&store, &site, &validated.visitor_id, at).await?,
-            None => None,
+            // nothing new (a retry): the touch the visitor already has
+            None => store.latest_touch(&site.id, &validated.visitor_id).await?,
         };
         let answer = refuse_over_quota(validated.response(&already, touch), &over_quota, &site);
         Ok(Response::from_json(&answer)?)
@@ -384,7 +385,7 @@ async fn rate_limit(
 
 /// Rebuilds the visitor's sessions from the one that holds `at` on; returns the
 /// latest session's touch.
-async fn resessionize(
+pub(crate) async fn resessionize(
     store: &Store,
     site: &SiteConfig,
     visitor: &str,

@@ -11,9 +11,11 @@
 //! - [`auth`] — keys (SHA-256 hashed, constant-time compared) and the admin token.
 //! - [`admin`] — sites, origins and keys.
 //! - [`reports`] — the read API.
+//! - [`api`] — events:import, conversions, spend, reports, leads, openapi.json.
 //! - [`cors`], [`error`] — CORS headers; one JSON error type.
 
 pub mod admin;
+pub mod api;
 pub mod auth;
 pub mod cors;
 pub mod enrich;
@@ -90,6 +92,10 @@ async fn route(mut req: Request, env: &Env, now: i64) -> ApiResult<Response> {
         (["v1", "sites", site, "reports", "sources"], Method::Get) => {
             let store = Store::from_env(env)?;
             reports::sources(&req, &store, site, now).await
+        }
+        (["v1", "openapi.json"], Method::Get) => api::openapi::serve(),
+        (["v1", "sites", site, rest @ ..], _) if api::handles(rest) => {
+            api::route(&mut req, env, site, rest, now).await
         }
         (["v1", "health"] | ["v1", "collect"] | ["v1", "sites", _, "reports", "sources"], _) => {
             Err(ApiError::method_not_allowed())

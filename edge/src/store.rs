@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, Env};
 
+pub mod reporting;
+
 /// A site's configuration, as cached in KV.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SiteConfig {
@@ -657,6 +659,22 @@ impl Store {
             .all()
             .await?
             .results()?)
+    }
+
+    /// The touch (channel, source, medium, campaign) of the visitor's latest session.
+    pub async fn latest_touch(
+        &self,
+        site_id: &str,
+        visitor_id: &str,
+    ) -> ApiResult<Option<closeloop_core::wire::TouchAck>> {
+        Ok(self
+            .stmt(
+                "SELECT channel, source, medium, campaign FROM sessions \
+                 WHERE site_id = ?1 AND visitor_id = ?2 ORDER BY started_at DESC LIMIT 1",
+                &[s(site_id), s(visitor_id)],
+            )?
+            .first(None)
+            .await?)
     }
 
     /// Replaces the visitor's sessions that start at or after `from` with `sessions`,

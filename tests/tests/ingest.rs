@@ -804,10 +804,24 @@ fn the_sources_report_counts_sessions_by_touch() {
         worker,
         origin,
         CHROME,
-        &batch(&site.id, "visitor-report-1", newsletter, now),
+        &batch(&site.id, "visitor-report-1", newsletter.clone(), now),
     );
     assert_eq!(statuses(&a), ["accepted", "accepted"], "{}", a.text);
     assert_eq!(a.json["touch"]["channel"], "Email", "{}", a.text);
+    // a retry of the same batch stores nothing new and still tells the visitor's touch
+    let retry = send(
+        worker,
+        origin,
+        CHROME,
+        &batch(&site.id, "visitor-report-1", newsletter, now),
+    );
+    assert_eq!(
+        statuses(&retry),
+        ["duplicate", "duplicate"],
+        "{}",
+        retry.text
+    );
+    assert_eq!(retry.json["touch"]["campaign"], "launch", "{}", retry.text);
     let search = vec![
         json!({"id": "evt-rp-0003", "type": "pageview", "created_at": now - 1_000,
         "url": "https://report.example/blog", "referrer": "https://www.google.com/"}),

@@ -1,0 +1,104 @@
+//! `GET /v1/sites/{site}/reports/{sources,pages,timeseries}` (read key): the query string
+//! is read by `closeloop_core::report::Query::from_pairs`, the rows by
+//! [`Store::report_data`] (only the range and its lookback), and every figure comes from
+//! `closeloop_core::report`.
+
+use super::{param, query_pairs};
+use crate::error::{ApiError, ApiResult};
+use crate::store::{SiteConfig, Store};
+use closeloop_core::report::{self, PageSort, Query};
+use closeloop_core::time::Granularity;
+use serde_json::json;
+use worker::{Request, Response};
+
+/// Most buckets a timeseries may have (a longer range is refused).
+pub const MAX_BUCKETS: usize = 400;
+
+/// Reads the report query (400 `invalid_parameter` when a parameter is wrong).
+pub fn read_query(pairs: &[(String, String)], now: i64) -> ApiResult<Query> {
+    Query::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())), now)
+        .map_err(|e| ApiError::bad_request("invalid_parameter", e.message))
+}
+
+/// Handles `GET .../reports/sources`.
+pub async fn sources(req: &Request, store: &Store, site: &SiteConfig, now: i64) -> ApiResult<Response> {
+    let pairs = query_pairs(req)?;
+    let query = read_query(&pairs, now)?;
+    let data = store
+        .report_data(&site.id, query.from, query.to, query.params().lookback_ms, false)
+        .await?;
+    let r = report::sources(&data, &query);
+    Ok(Response::from_json(&json!({
+        "site": site.id,
+        "currency": site.currency,
+        "query": r.query,
+        "rows": r.rows,
+        "totals": r.totals,
+    }))?)
+}
+
+/// Handles `GET .../reports/pages` (`sort`, `order` besides the report parameters).
+pub async fn pages(req: &Request, store: &Store, site: &SiteConfig, now: i64) -> ApiResult<Response> {
+    let pairs = query_pairs(req)?;
+    let query = read_query(&pairs, now)?;
+    let sort: PageSort = match param(&pairs, "sort") {
+        Some(s) => s
+            .parse()
+            .map_err(|e: report::QueryError| ApiError::bad_request("invalid_parameter", e.message))?,
+        None => PageSort::default(),
+    };
+    let descending = match param(&pairs, "order") {
+        None | Some("desc") => true,
+        Some("asc") => false,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_parameter",
+                "`order` must be asc or desc",
+            ))
+        }
+    };
+    let data = store
+        .report_data(&site.id, query.from, query.to, query.params().lookback_ms, true)
+        .await?;
+    let rows = report::pages(&data, &query, sort, descending);
+    Ok(Response::from_json(&json!({
+        "site": site.id,
+        "currency": site.currency,
+        "query": query,
+        "sort": sort,
+        "order": if descending { "desc" } else { "asc" },
+        "rows": rows,
+    }))?)
+}
+
+/// Handles `GET .../reports/timeseries` (`granularity` = `day` (default) or `week`).
+pub async fn timeseries(req: &Request, store: &Store, site: &SiteConfig, now: i64) -> ApiResult<Response> {
+    let pairs = query_pairs(req)?;
+    let query = read_query(&pairs, now)?;
+    let granularity = match param(&pairs, "granularity") {
+        None => Granularity::Day,
+        Some(g) => Granularity::parse(g).ok_or_else(|| {
+            ApiError::bad_request("invalid_parameter", "`granularity` must be day or week")
+        })?,
+    };
+    let buckets = granularity
+        .bucket_starts(query.from, query.to, MAX_BUCKETS + 1)
+        .len();
+    if buckets > MAX_BUCKETS {
+        return Err(ApiError::bad_request(
+            "range_too_long",
+            format!("the range has more than {MAX_BUCKETS} {}s", granularity.as_str()),
+        ));
+    }
+    let data = store
+        .report_data(&site.id, query.from, query.to, query.params().lookback_ms, false)
+        .await?;
+    let points = report::timeseries(&data, &query, granularity, MAX_BUCKETS);
+    Ok(Response::from_json(&json!({
+        "site": site.id,
+        "currency": site.currency,
+        "query": query,
+        "granularity": granularity.as_str(),
+        "points": points,
+    }))?)
+}
