@@ -148,6 +148,14 @@ async fn the_dashboard_shows_the_sources_table_and_explains_a_wrong_key() {
         html.text
     );
     assert!(html.text.contains("dashboard.js"), "{}", html.text);
+    // `cargo xtask demo` prints `/dashboard` (no slash): it leads to the page too.
+    let bare = blocking(|| http::get(&worker.url("/dashboard"), None)).expect("GET /dashboard");
+    assert_eq!(bare.status, 200, "{}", bare.text);
+    assert!(
+        bare.text.contains("/dashboard/dashboard.js"),
+        "{}",
+        bare.text
+    );
     // The report itself answers before the browser looks (the worker needs no warm-up).
     blocking(|| {
         wait_for("the sources report", Duration::from_secs(30), || {
