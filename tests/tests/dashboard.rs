@@ -218,19 +218,24 @@ async fn the_dashboard_shows_the_sources_table_and_explains_a_wrong_key() {
         ("timeseries", "#chart svg rect.bar"),
     ] {
         let state_js = format!("document.getElementById('{section}-section').dataset.state");
-        eval_until(
+        let settled = eval_until(
             &page,
             &format!("['ok', 'unavailable'].includes({state_js})"),
             Duration::from_secs(30),
         )
-        .await
-        .unwrap_or_else(|e| panic!("{section}: {e}"));
-        let state = eval_string(&page, &state_js).await;
+        .await;
+        let state = eval_string(&page, &format!("String({state_js})")).await;
         let status = eval_string(
             &page,
             &format!("document.getElementById('{section}-status').textContent"),
         )
         .await;
+        if let Err(e) = settled {
+            panic!(
+                "{section}: {e}\nstate {state}: {status}\nworker log:\n{}",
+                worker.log_tail()
+            );
+        }
         let drawn = eval_string(
             &page,
             &format!("String(document.querySelectorAll('{content}').length)"),
