@@ -519,4 +519,51 @@ mod tests {
         assert_eq!(rows[0].form_id, None);
         assert_eq!(rows[2].derived_ts, 1_764_000_000_700);
     }
+
+    #[test]
+    fn the_client_key_hides_the_ip_and_rotates_daily() {
+        let day = 86_400_000;
+        let k1 = client_key("demo", "203.0.113.7", "salt", 10 * day + 5);
+        assert!(k1.starts_with("demo|"));
+        assert!(!k1.contains("203.0.113.7"));
+        assert_eq!(k1.len(), "demo|".len() + 16);
+        assert_eq!(
+            k1,
+            client_key("demo", "203.0.113.7", "salt", 10 * day + 80_000_000)
+        );
+        assert_ne!(k1, client_key("demo", "203.0.113.7", "salt", 11 * day));
+        assert_ne!(k1, client_key("demo", "203.0.113.8", "salt", 10 * day + 5));
+    }
+
+    #[test]
+    fn events_over_the_quota_become_rejections() {
+        let ok = |id: &str| wire::EventResult {
+            id: id.into(),
+            status: Status::Accepted,
+            error: None,
+        };
+        let answer = CollectResponse {
+            results: vec![
+                ok("a"),
+                ok("b"),
+                wire::EventResult {
+                    id: "c".into(),
+                    status: Status::Duplicate,
+                    error: None,
+                },
+            ],
+            accepted: 2,
+            duplicates: 1,
+            rejected: 0,
+            touch: None,
+        };
+        let over: HashSet<String> = ["b".to_string()].into();
+        let out = refuse_over_quota(answer, &over, &site());
+        assert_eq!((out.accepted, out.duplicates, out.rejected), (1, 1, 1));
+        assert_eq!(out.results[1].status, Status::Rejected);
+        assert_eq!(
+            out.results[1].error.as_ref().map(|e| e.code.as_str()),
+            Some("visitor_quota_exceeded")
+        );
+    }
 }

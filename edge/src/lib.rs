@@ -89,10 +89,6 @@ async fn route(mut req: Request, env: &Env, now: i64) -> ApiResult<Response> {
                 _ => Err(ApiError::no_route()),
             }
         }
-        (["v1", "sites", site, "reports", "sources"], Method::Get) => {
-            let store = Store::from_env(env)?;
-            reports::sources(&req, &store, site, now).await
-        }
         (["v1", "openapi.json"], Method::Get) => api::openapi::serve(),
         (["v1", "sites", site, rest @ ..], _) if api::handles(rest) => {
             api::route(&mut req, env, site, rest, now).await

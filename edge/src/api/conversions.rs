@@ -12,7 +12,9 @@
 //!   other values are 409 `deal_conflict` with `error.existing` and `error.sent` (in a CSV,
 //!   that row is `rejected` with the same code).
 
-use super::{body, convert, error_response, param, query_pairs, row_error_response, MAX_WRITE_BODY_BYTES};
+use super::{
+    body, convert, error_response, param, query_pairs, row_error_response, MAX_WRITE_BODY_BYTES,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::ingest::lead_id;
 use crate::store::reporting::ConversionEntry;
@@ -60,8 +62,13 @@ pub fn entry(
             ))
         }
     };
-    let (revenue, rate) = convert(rec.revenue, &rec.currency, &site.currency, rec.exchange_rate)
-        .map_err(|(c, m)| (c.to_string(), m))?;
+    let (revenue, rate) = convert(
+        rec.revenue,
+        &rec.currency,
+        &site.currency,
+        rec.exchange_rate,
+    )
+    .map_err(|(c, m)| (c.to_string(), m))?;
     Ok(ConversionEntry {
         deal_id: rec.deal_id,
         kind: rec.stage.unwrap_or_else(|| KIND_CUSTOMER.to_string()),
@@ -217,15 +224,20 @@ pub async fn import(
     let mut entries: Vec<(usize, u64, ConversionEntry)> = Vec::new();
     for r in parsed {
         let row = r.row;
-        match r.result.map_err(|e: RowError| (e.code, e.message)).and_then(|rec| {
-            let deal = rec.deal_id.clone();
-            entry(rec, site, now).map_err(|(c, m)| (c, format!("deal `{deal}`: {m}")))
-        }) {
+        match r
+            .result
+            .map_err(|e: RowError| (e.code, e.message))
+            .and_then(|rec| {
+                let deal = rec.deal_id.clone();
+                entry(rec, site, now).map_err(|(c, m)| (c, format!("deal `{deal}`: {m}")))
+            }) {
             Ok(e) => {
                 entries.push((outcomes.len(), row, e));
                 outcomes.push(None);
             }
-            Err((code, message)) => outcomes.push(Some(RowOutcome::rejected(row, None, &code, &message))),
+            Err((code, message)) => {
+                outcomes.push(Some(RowOutcome::rejected(row, None, &code, &message)))
+            }
         }
     }
     let list: Vec<ConversionEntry> = entries.iter().map(|(_, _, e)| e.clone()).collect();

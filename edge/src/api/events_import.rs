@@ -67,7 +67,12 @@ impl EventContext {
     /// The enrichment this context gives: geo as given; device, browser and OS from the
     /// user agent (when given), with `device_type` and `is_bot` taking precedence.
     pub fn enrichment(&self) -> (Geo, Agent) {
-        let clean = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(String::from);
+        let clean = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(String::from)
+        };
         let geo = Geo {
             country: clean(&self.country).map(|c| c.to_ascii_uppercase()),
             region: clean(&self.region),
@@ -100,7 +105,10 @@ impl EventContext {
             }
         }
         if let Some(d) = clean(&self.device_type) {
-            if matches!(d.as_str(), "desktop" | "mobile" | "tablet" | "bot" | "other") {
+            if matches!(
+                d.as_str(),
+                "desktop" | "mobile" | "tablet" | "bot" | "other"
+            ) {
                 agent.device_type = d;
             }
         }
@@ -163,7 +171,10 @@ pub fn batches(body: &[u8]) -> Result<Vec<Value>, ApiError> {
     if list.len() > MAX_BATCHES {
         return Err(ApiError::bad_request(
             "too_many_batches",
-            format!("{} batches; the limit is {MAX_BATCHES} per request", list.len()),
+            format!(
+                "{} batches; the limit is {MAX_BATCHES} per request",
+                list.len()
+            ),
         ));
     }
     Ok(list)
@@ -291,7 +302,9 @@ mod tests {
     fn context_overrides_the_user_agent() {
         let ctx = EventContext {
             country: Some("de".into()),
-            user_agent: Some("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)".into()),
+            user_agent: Some(
+                "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)".into(),
+            ),
             ..EventContext::default()
         };
         let (geo, agent) = ctx.enrichment();
@@ -302,6 +315,9 @@ mod tests {
             ..EventContext::default()
         }
         .enrichment();
-        assert_eq!((agent.device_type.as_str(), agent.is_bot), ("mobile", false));
+        assert_eq!(
+            (agent.device_type.as_str(), agent.is_bot),
+            ("mobile", false)
+        );
     }
 }

@@ -25,9 +25,16 @@ pub const MAX_LIMIT: i64 = 500;
 /// Largest time the list's `to` defaults to (year 2255, well inside D1's integers).
 const FAR_FUTURE_MS: i64 = 9_000_000_000_000;
 
-fn touch(channel: &Option<String>, source: &Option<String>, medium: &Option<String>, campaign: &Option<String>) -> Value {
+fn touch(
+    channel: &Option<String>,
+    source: &Option<String>,
+    medium: &Option<String>,
+    campaign: &Option<String>,
+) -> Value {
     match (channel, source, medium) {
-        (Some(c), Some(s), Some(m)) => json!({"channel": c, "source": s, "medium": m, "campaign": campaign}),
+        (Some(c), Some(s), Some(m)) => {
+            json!({"channel": c, "source": s, "medium": m, "campaign": campaign})
+        }
         _ => Value::Null,
     }
 }
@@ -92,10 +99,11 @@ pub async fn list(req: &Request, store: &Store, site: &SiteConfig) -> ApiResult<
 
 /// The lead id a path segment names (a lead id, or an email).
 pub fn resolve(site: &SiteConfig, segment: &str) -> String {
-    let decoded = url::form_urlencoded::parse(format!("x={}", segment.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| segment.to_string());
+    let decoded =
+        url::form_urlencoded::parse(format!("x={}", segment.replace('+', "%2B")).as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_else(|| segment.to_string());
     if decoded.contains('@') {
         if let Some(email) = normalize_email(&decoded) {
             return lead_id(&site.id, &email);
@@ -117,14 +125,27 @@ pub async fn journey(
     let lead = resolve(site, segment);
     let data = store.lead_data(&site.id, &lead).await?;
     let range = store
-        .report_data(&site.id, query.from, query.to, query.params().lookback_ms, false)
+        .report_data(
+            &site.id,
+            query.from,
+            query.to,
+            query.params().lookback_ms,
+            false,
+        )
         .await?;
     let chains = Chains::fit(&range, &query);
     let Some(j) = report::journey(&data, &lead, &query, &chains) else {
-        return Err(ApiError::new(404, "unknown_lead", format!("no lead `{segment}`")));
+        return Err(ApiError::new(
+            404,
+            "unknown_lead",
+            format!("no lead `{segment}`"),
+        ));
     };
     let mut body = serde_json::to_value(&j).map_err(ApiError::internal)?;
-    if let (Some(obj), Some(email)) = (body.as_object_mut(), store.lead_email(&site.id, &lead).await?) {
+    if let (Some(obj), Some(email)) = (
+        body.as_object_mut(),
+        store.lead_email(&site.id, &lead).await?,
+    ) {
         obj.insert("email".into(), Value::String(email));
     }
     Ok(Response::from_json(&body)?)

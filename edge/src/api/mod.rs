@@ -33,7 +33,7 @@ pub fn handles(rest: &[&str]) -> bool {
             | ["conversions:import"]
             | ["spend"]
             | ["spend:import"]
-            | ["reports", "pages" | "timeseries"]
+            | ["reports", "sources" | "pages" | "timeseries"]
             | ["leads"]
             | ["leads", _]
     )
@@ -186,13 +186,19 @@ pub fn convert(
         ));
     };
     if !rate.is_finite() || rate <= 0.0 {
-        return Err(("invalid_rate", "`exchange_rate` must be a positive number".into()));
+        return Err((
+            "invalid_rate",
+            "`exchange_rate` must be a positive number".into(),
+        ));
     }
     use closeloop_core::import::currency_exponent;
     let scale = 10f64.powi(currency_exponent(to) as i32 - currency_exponent(from) as i32);
     let converted = (amount as f64 * rate * scale).round();
     if !converted.is_finite() || converted.abs() > 9.0e15 {
-        return Err(("invalid_amount", "the converted amount is out of range".into()));
+        return Err((
+            "invalid_amount",
+            "the converted amount is out of range".into(),
+        ));
     }
     Ok((converted as i64, Some(rate)))
 }
@@ -213,9 +219,15 @@ mod tests {
             Err("exchange_rate_required")
         );
         // 10.00 EUR at 1.10 USD/EUR = 11.00 USD
-        assert_eq!(convert(1_000, "EUR", "USD", Some(1.1)), Ok((1_100, Some(1.1))));
+        assert_eq!(
+            convert(1_000, "EUR", "USD", Some(1.1)),
+            Ok((1_100, Some(1.1)))
+        );
         // 1000 JPY (no minor unit) at 0.0065 USD/JPY = 6.50 USD = 650 cents
-        assert_eq!(convert(1_000, "JPY", "USD", Some(0.0065)), Ok((650, Some(0.0065))));
+        assert_eq!(
+            convert(1_000, "JPY", "USD", Some(0.0065)),
+            Ok((650, Some(0.0065)))
+        );
         assert_eq!(
             convert(1_000, "EUR", "USD", Some(-1.0)).map_err(|e| e.0),
             Err("invalid_rate")
@@ -226,7 +238,7 @@ mod tests {
     fn paths() {
         assert!(handles(&["events:import"]));
         assert!(handles(&["leads", "ld_1"]));
-        assert!(!handles(&["reports", "sources"]));
+        assert!(handles(&["reports", "sources"]));
         assert!(!handles(&["nothing"]));
     }
 }

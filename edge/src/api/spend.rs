@@ -8,7 +8,9 @@
 //! `exchange_rate`, else 400 `exchange_rate_required`.
 
 use super::conversions::{rows_response, RowOutcome};
-use super::{body, convert, error_response, param, query_pairs, row_error_response, MAX_WRITE_BODY_BYTES};
+use super::{
+    body, convert, error_response, param, query_pairs, row_error_response, MAX_WRITE_BODY_BYTES,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::store::reporting::SpendEntry;
 use crate::store::{SiteConfig, Store};
@@ -33,7 +35,11 @@ pub fn spend_json(e: &SpendEntry) -> Value {
 }
 
 /// A parsed record made ready to store for `site`, or the row error.
-pub fn entry(rec: SpendRecord, site: &SiteConfig, now: i64) -> Result<SpendEntry, (String, String)> {
+pub fn entry(
+    rec: SpendRecord,
+    site: &SiteConfig,
+    now: i64,
+) -> Result<SpendEntry, (String, String)> {
     let (amount, rate) = convert(rec.amount, &rec.currency, &site.currency, rec.exchange_rate)
         .map_err(|(c, m)| (c.to_string(), m))?;
     Ok(SpendEntry {
@@ -115,7 +121,9 @@ pub async fn create(
         Ok(e) => e,
         Err((code, message)) => return error_response(400, &code, &message, None),
     };
-    let before = store.put_spend(&site.id, std::slice::from_ref(&entry)).await?;
+    let before = store
+        .put_spend(&site.id, std::slice::from_ref(&entry))
+        .await?;
     let st = status(before.into_iter().next().flatten(), entry.amount);
     Ok(
         Response::from_json(&json!({ "status": st, "spend": spend_json(&entry) }))?

@@ -318,7 +318,11 @@ impl Store {
 
     /// Stores spend periods; a period already stored gets the new amount. Per entry: the
     /// amount stored before (`None`: created now).
-    pub async fn put_spend(&self, site_id: &str, entries: &[SpendEntry]) -> ApiResult<Vec<Option<i64>>> {
+    pub async fn put_spend(
+        &self,
+        site_id: &str,
+        entries: &[SpendEntry],
+    ) -> ApiResult<Vec<Option<i64>>> {
         #[derive(Deserialize)]
         struct Before {
             amount: i64,
