@@ -10,6 +10,7 @@
 //! - `cargo xtask refresh-lists` — download the referrer lists core compiles in.
 
 mod bench;
+mod dashboard;
 mod demo;
 mod edge;
 mod install;
@@ -59,6 +60,7 @@ pub fn build() -> Result {
     install::build_tools()?;
     say("Building the tracker and the worker");
     tracker::build()?;
+    dashboard::build()?;
     edge::build()?;
     Ok(())
 }
