@@ -266,16 +266,19 @@ pub async fn collect(
             since: received_at - MS_PER_DAY,
             max_events: site.max_events_per_visitor_day,
         };
-        let stored = store
-            .insert_batch(&NewEvents {
-                site_id: &site.id,
-                visitor_id: &validated.visitor_id,
-                rows: &rows,
-                geo: &geo,
-                agent: &agent,
-                leads: &leads,
-                quota,
-            })
+        let (stored, window) = store
+            .insert_batch_and_window(
+                &NewEvents {
+                    site_id: &site.id,
+                    visitor_id: &validated.visitor_id,
+                    rows: &rows,
+                    geo: &geo,
+                    agent: &agent,
+                    leads: &leads,
+                    quota,
+                },
+                Some(SESSION_WINDOW_LIMIT),
+            )
             .await?;
         let ids_where = |what: Stored| -> HashSet<String> {
             rows.iter()
@@ -293,7 +296,9 @@ pub async fn collect(
             .map(|(r, _)| r.derived_ts)
             .min();
         let touch = match new_from {
-            Some(at) => resessionize(&store, &site, &validated.visitor_id, at).await?,
+            Some(at) => {
+                resessionize_window(&store, &site, &validated.visitor_id, at, window).await?
+            }
             // nothing new (a retry): the touch the visitor already has
             None => store.latest_touch(&site.id, &validated.visitor_id).await?,
         };
@@ -394,8 +399,21 @@ pub(crate) async fn resessionize(
     let events = store
         .visitor_events_since_session_of(&site.id, visitor, at, SESSION_WINDOW_LIMIT)
         .await?;
-    // Sessions start at an event, so none starts between the window's start and its
-    // first event: replacing from the first event on is exact.
+    resessionize_window(store, site, visitor, at, events).await
+}
+
+/// [`resessionize`] with the window's stored events already read (by
+/// [`Store::insert_batch_and_window`]).
+pub(crate) async fn resessionize_window(
+    store: &Store,
+    site: &SiteConfig,
+    visitor: &str,
+    at: i64,
+    events: Vec<StoredEvent>,
+) -> ApiResult<Option<TouchAck>> {
+    // `events` starts at the session holding the batch's earliest event (read with the
+    // writes); sessions start at an event, so none starts between that session's start
+    // and the window's first event: replacing from the first event on is exact.
     let from = events.first().map_or(at, |e| e.derived_ts.min(at));
     let sessions = sessions_from(&events, site);
     store

@@ -254,6 +254,15 @@ fn b(v: bool) -> JsValue {
     n(i64::from(v))
 }
 
+/// A visitor's events from the start of its latest session that began at or before
+/// `?3` (from `?3` when there is none), in time order, at most `?4`.
+const WINDOW_SQL: &str =
+    "SELECT event_id, type, url, path, referrer, derived_ts, is_bot FROM events \
+     WHERE site_id = ?1 AND visitor_id = ?2 AND derived_ts >= coalesce( \
+       (SELECT max(started_at) FROM sessions \
+        WHERE site_id = ?1 AND visitor_id = ?2 AND started_at <= ?3), ?3) \
+     ORDER BY derived_ts, event_id LIMIT ?4";
+
 /// Access to D1 and the KV cache.
 pub struct Store {
     db: D1Database,
@@ -493,6 +502,18 @@ impl Store {
     /// Stores a batch's events, the visitor and its leads in one transaction. Returns,
     /// per event row, whether it was new (`true`) or already stored (`false`).
     pub async fn insert_batch(&self, batch: &NewEvents<'_>) -> ApiResult<Vec<Stored>> {
+        Ok(self.insert_batch_and_window(batch, None).await?.0)
+    }
+
+    /// [`Store::insert_batch`], and with `Some(limit)` also the visitor's events from the
+    /// session holding the batch's earliest event on (at most `limit`), read in the same
+    /// transaction after the writes: what sessionisation needs, without another round
+    /// trip.
+    pub async fn insert_batch_and_window(
+        &self,
+        batch: &NewEvents<'_>,
+        window_limit: Option<i64>,
+    ) -> ApiResult<(Vec<Stored>, Vec<StoredEvent>)> {
         let NewEvents {
             site_id,
             visitor_id,
@@ -503,7 +524,7 @@ impl Store {
             quota,
         } = *batch;
         if rows.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Vec::new()));
         }
         let mut stmts = Vec::with_capacity(rows.len() + 1 + 2 * leads.len());
         for r in rows {
@@ -607,13 +628,30 @@ impl Store {
             args.extend(chunk.iter().map(|r| s(&r.event_id)));
             stmts.push(self.stmt(&sql, &args)?);
         }
+        let earliest = rows.iter().map(|r| r.derived_ts).min().unwrap_or(0);
+        if let Some(limit) = window_limit {
+            stmts.push(self.stmt(
+                WINDOW_SQL,
+                &[s(site_id), s(visitor_id), n(earliest), n(limit)],
+            )?);
+        }
+        let window_index = stmts.len() - usize::from(window_limit.is_some());
         let results = self.db.batch(stmts).await?;
+        if results.len() < window_index {
+            return Err(ApiError::internal(
+                "D1 batch returned fewer results than statements",
+            ));
+        }
+        let window: Vec<StoredEvent> = match (window_limit, results.get(window_index)) {
+            (Some(_), Some(r)) => r.results()?,
+            _ => Vec::new(),
+        };
         #[derive(Deserialize)]
         struct Present {
             event_id: String,
         }
         let mut present = std::collections::HashSet::new();
-        for r in results.iter().skip(first_check) {
+        for r in results.iter().take(window_index).skip(first_check) {
             for p in r.results::<Present>()? {
                 present.insert(p.event_id);
             }
@@ -634,7 +672,7 @@ impl Store {
                 "D1 batch returned fewer results than statements",
             ));
         }
-        Ok(out)
+        Ok((out, window))
     }
 
     /// The visitor's events from the start of its latest session that began at or
@@ -648,14 +686,7 @@ impl Store {
         limit: i64,
     ) -> ApiResult<Vec<StoredEvent>> {
         Ok(self
-            .stmt(
-                "SELECT event_id, type, url, path, referrer, derived_ts, is_bot FROM events \
-                 WHERE site_id = ?1 AND visitor_id = ?2 AND derived_ts >= coalesce( \
-                   (SELECT max(started_at) FROM sessions \
-                    WHERE site_id = ?1 AND visitor_id = ?2 AND started_at <= ?3), ?3) \
-                 ORDER BY derived_ts, event_id LIMIT ?4",
-                &[s(site_id), s(visitor_id), n(at), n(limit)],
-            )?
+            .stmt(WINDOW_SQL, &[s(site_id), s(visitor_id), n(at), n(limit)])?
             .all()
             .await?
             .results()?)
