@@ -14,12 +14,14 @@
 //! - [`keys`]: the wire names (checked against `closeloop_core::wire`).
 //!
 //! Size matters (every visitor downloads this): no `format!`, no serde, no
-//! panicking `unwrap`, the browser's `JSON` through js-sys. On wasm32 the crate
-//! is `no_std` with a panic handler that traps (the loader catches the trap), so
-//! none of std's panic and formatting machinery is linked; native builds (for
-//! the unit tests of the pure functions) use std.
+//! panicking `unwrap`, the browser's `JSON` through js-sys. The download build
+//! (`cargo xtask build`, which passes `--cfg closeloop_tracker_bin` and builds this
+//! package alone) is `no_std` with a panic handler that traps (the loader catches
+//! the trap), so none of std's panic and formatting machinery is linked. Every
+//! other build (unit tests, clippy, workspace builds where another crate turns on
+//! wasm-bindgen's `std`) is a plain std crate.
 
-#![cfg_attr(target_arch = "wasm32", no_std)]
+#![cfg_attr(closeloop_tracker_bin, no_std)]
 
 extern crate alloc;
 
@@ -341,7 +343,7 @@ static ALLOC: lol_alloc::AssumeSingleThreaded<lol_alloc::FreeListAllocator> =
 
 /// On wasm32 a panic traps at once (`unreachable`): no message is formatted. The
 /// loader catches the resulting `RuntimeError`, so the site never sees it.
-#[cfg(all(target_arch = "wasm32", not(test)))]
+#[cfg(all(closeloop_tracker_bin, target_arch = "wasm32"))]
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
     core::arch::wasm32::unreachable()

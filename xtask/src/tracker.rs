@@ -19,10 +19,17 @@ use std::process::Command;
 /// The crate's name as cargo writes its wasm file.
 const CRATE_FILE: &str = "closeloop_tracker";
 
-/// The tracker is compiled without `reference-types` and `multivalue`: wasm-bindgen then
-/// keeps JS objects in its small JS-side heap instead of generating externref shims
-/// around every export, which makes the download ~0.8 KB (gzip) smaller.
-const TRACKER_RUSTFLAGS: &str = "-C target-feature=-reference-types,-multivalue";
+/// Flags of the download build:
+/// - `--cfg closeloop_tracker_bin`: the tracker is `no_std` with a trapping panic
+///   handler (no formatting code linked; see tracker/src/lib.rs). Only valid when the
+///   package is built alone, as here, so that nothing turns on wasm-bindgen's `std`.
+/// - no `reference-types` and `multivalue`: wasm-bindgen then keeps JS objects in its
+///   small JS-side heap instead of generating externref shims around every export
+///   (~0.5 KB gzip less in all). wasm-bindgen sees this because the `tracker` profile
+///   strips the `target_features` section (std's precompiled objects would list
+///   reference-types there) and the module exports no `__externref_table_alloc`.
+const TRACKER_RUSTFLAGS: &str =
+    "--cfg closeloop_tracker_bin -C target-feature=-reference-types,-multivalue";
 
 /// The wasm features rustc 1.95 enables for wasm32-unknown-unknown with
 /// [`TRACKER_RUSTFLAGS`]; wasm-opt must be given exactly these (never
