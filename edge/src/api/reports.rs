@@ -6,9 +6,7 @@
 use super::{param, query_pairs};
 use crate::error::{ApiError, ApiResult};
 use crate::store::{SiteConfig, Store};
-use closeloop_core::report::{
-    self, GroupBy, PageSort, Query, ReportData, SessionRow, NOT_SET,
-};
+use closeloop_core::report::{self, GroupBy, PageSort, Query, ReportData, SessionRow, NOT_SET};
 use closeloop_core::time::Granularity;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -111,7 +109,10 @@ pub fn add_dimensions(rows: &mut Value, data: &ReportData, query: &Query) {
         let (Some(dims), Some(flags)) = (by_key.get(&key), mixed.get(&key)) else {
             continue;
         };
-        for (i, name) in ["channel", "source", "medium", "campaign"].iter().enumerate() {
+        for (i, name) in ["channel", "source", "medium", "campaign"]
+            .iter()
+            .enumerate()
+        {
             if let (Some(Some(v)), Some(false)) = (dims.get(i), flags.get(i)) {
                 obj.insert((*name).to_string(), json!(v));
             }

@@ -1,0 +1,672 @@
+//! The write and read API of issue 6 against the real worker: events:import per event,
+//! conversions (idempotency, the 409 on a changed deal, currencies), the CSV imports with
+//! bad rows and re-imports, spend replacement, a conversion that arrives before its
+//! visitor identifies, every key error, and every answer checked against the schemas of
+//! `docs/openapi.json` (a small structural checker: `$ref`, `type`, `required`,
+//! `properties`, `additionalProperties: false`, `items`, `enum`, `allOf` / `oneOf` /
+//! `anyOf`).
+
+use closeloop_e2e::http::{self, Answer};
+use closeloop_e2e::root;
+use closeloop_e2e::worker::{Site, Worker};
+use serde_json::{json, Value};
+use std::sync::OnceLock;
+
+fn openapi() -> &'static Value {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    DOC.get_or_init(|| {
+        let text = std::fs::read_to_string(root().join("docs/openapi.json")).expect("openapi");
+        serde_json::from_str(&text).expect("openapi JSON")
+    })
+}
+
+/// Where `value` breaks `schema` (empty when it conforms).
+fn check(schema: &Value, value: &Value, at: &str) -> Vec<String> {
+    let doc = openapi();
+    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+        let target = r
+            .strip_prefix('#')
+            .and_then(|p| doc.pointer(p))
+            .unwrap_or(&Value::Null);
+        if target.is_null() {
+            return vec![format!("{at}: unresolved {r}")];
+        }
+        return check(target, value, at);
+    }
+    let mut out = Vec::new();
+    if let Some(all) = schema.get("allOf").and_then(Value::as_array) {
+        for s in all {
+            out.extend(check(s, value, at));
+        }
+    }
+    for key in ["oneOf", "anyOf"] {
+        if let Some(any) = schema.get(key).and_then(Value::as_array) {
+            if !any.iter().any(|s| check(s, value, at).is_empty()) {
+                out.push(format!("{at}: matches none of {key}: {value}"));
+            }
+        }
+    }
+    if let Some(t) = schema.get("type") {
+        let types: Vec<&str> = match t {
+            Value::String(s) => vec![s.as_str()],
+            Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+            _ => vec![],
+        };
+        let ok = types.iter().any(|t| match *t {
+            "object" => value.is_object(),
+            "array" => value.is_array(),
+            "string" => value.is_string(),
+            "integer" => value.is_i64() || value.is_u64(),
+            "number" => value.is_number(),
+            "boolean" => value.is_boolean(),
+            "null" => value.is_null(),
+            _ => true,
+        });
+        if !ok {
+            out.push(format!("{at}: expected {types:?}, got {value}"));
+            return out;
+        }
+    }
+    if let Some(e) = schema.get("enum").and_then(Value::as_array) {
+        if !e.contains(value) {
+            out.push(format!("{at}: {value} is not one of {e:?}"));
+        }
+    }
+    if let Some(obj) = value.as_object() {
+        for r in schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(name) = r.as_str() {
+                if !obj.contains_key(name) {
+                    out.push(format!("{at}: missing required `{name}`"));
+                }
+            }
+        }
+        let props = schema.get("properties").and_then(Value::as_object);
+        for (k, v) in obj {
+            match props.and_then(|p| p.get(k)) {
+                Some(s) => out.extend(check(s, v, &format!("{at}.{k}"))),
+                None if schema.get("additionalProperties") == Some(&json!(false)) => {
+                    out.push(format!("{at}: unexpected member `{k}`"))
+                }
+                None => {}
+            }
+        }
+    }
+    if let (Some(items), Some(list)) = (schema.get("items"), value.as_array()) {
+        for (i, v) in list.iter().enumerate() {
+            out.extend(check(items, v, &format!("{at}[{i}]")));
+        }
+    }
+    out
+}
+
+/// Asserts that an answer's body conforms to `#/components/schemas/{name}`.
+fn conforms(a: &Answer, name: &str) {
+    let schema = json!({ "$ref": format!("#/components/schemas/{name}") });
+    let errors = check(&schema, &a.json, name);
+    assert!(
+        errors.is_empty(),
+        "{name}: {}\n{}",
+        errors.join("\n"),
+        a.text
+    );
+}
+
+fn send(
+    w: &Worker,
+    site: &Site,
+    key: Option<&str>,
+    method: &str,
+    path: &str,
+    ct: &str,
+    body: Option<&str>,
+) -> Answer {
+    let auth = key.map(|k| format!("Bearer {k}"));
+    let mut h = vec![("Content-Type", ct)];
+    if let Some(a) = auth.as_deref() {
+        h.push(("Authorization", a));
+    }
+    http::request(
+        method,
+        &w.url(&format!("/v1/sites/{}/{path}", site.id)),
+        &h,
+        body,
+    )
+    .expect("request")
+}
+
+fn post_json(w: &Worker, site: &Site, path: &str, body: &Value) -> Answer {
+    send(
+        w,
+        site,
+        Some(&site.write_key),
+        "POST",
+        path,
+        "application/json",
+        Some(&body.to_string()),
+    )
+}
+
+fn post_csv(w: &Worker, site: &Site, path: &str, body: &str) -> Answer {
+    send(
+        w,
+        site,
+        Some(&site.write_key),
+        "POST",
+        path,
+        "text/csv",
+        Some(body),
+    )
+}
+
+fn read(w: &Worker, site: &Site, path: &str) -> Answer {
+    send(
+        w,
+        site,
+        Some(&site.read_key),
+        "GET",
+        path,
+        "application/json",
+        None,
+    )
+}
+
+fn new_site() -> (&'static Worker, Site) {
+    let w = Worker::shared().expect("worker");
+    let site = w.create_site(&["https://api-test.example"]).expect("site");
+    (w, site)
+}
+
+/// Scenario: every write endpoint without a key (401), with a key no site has (403),
+/// with the site's read key (403) and with another site's write key (403); a report with
+/// the write key (403) and without a key (401). Every answer is the JSON error.
+#[test]
+fn every_key_error() {
+    let (w, site) = new_site();
+    let other = w.create_site(&["https://other.example"]).expect("site");
+    for path in [
+        "events:import",
+        "conversions",
+        "conversions:import",
+        "spend",
+        "spend:import",
+    ] {
+        let cases = [
+            (None, 401),
+            (Some("no-such-key-0123456789"), 403),
+            (Some(site.read_key.as_str()), 403),
+            (Some(other.write_key.as_str()), 403),
+        ];
+        for (key, status) in cases {
+            let a = send(w, &site, key, "POST", path, "application/json", Some("{}"));
+            assert_eq!(a.status, status, "{path} with {key:?}: {}", a.text);
+            conforms(&a, "Error");
+        }
+    }
+    for path in [
+        "reports/sources",
+        "reports/pages",
+        "reports/timeseries",
+        "leads",
+        "leads/x@example.com",
+    ] {
+        let a = send(w, &site, None, "GET", path, "application/json", None);
+        assert_eq!(a.status, 401, "{path}: {}", a.text);
+        let a = send(
+            w,
+            &site,
+            Some(&site.write_key),
+            "GET",
+            path,
+            "application/json",
+            None,
+        );
+        assert_eq!(a.status, 403, "{path}: {}", a.text);
+        conforms(&a, "Error");
+    }
+    // nothing was written
+    let n = w
+        .count(&format!(
+            "SELECT count(*) FROM conversions WHERE site_id = '{}'",
+            site.id
+        ))
+        .expect("count");
+    assert_eq!(n, 0);
+}
+
+/// Scenario: deal `d-1` for ann@example.com, 100.00 USD closed 2026-10-01. Sent twice:
+/// 201 created then 200 unchanged. Sent with 200.00: 409 `deal_conflict` whose error
+/// carries the stored version (revenue 10000 cents) and the sent one (200.0); one row.
+#[test]
+fn a_changed_deal_is_a_409_with_both_versions() {
+    let (w, site) = new_site();
+    let deal = json!({"deal_id": "d-1", "email": "Ann@Example.com", "revenue": 100.0,
+                      "currency": "USD", "closed_at": "2026-10-01T00:00:00Z"});
+    let a = post_json(w, &site, "conversions", &deal);
+    assert_eq!(a.status, 201, "{}", a.text);
+    conforms(&a, "ConversionResult");
+    assert_eq!(a.json["status"], "created");
+    assert_eq!(a.json["conversion"]["revenue"], 10000);
+    assert_eq!(a.json["conversion"]["email"], "ann@example.com");
+    assert_eq!(a.json["conversion"]["kind"], "customer");
+    let a = post_json(w, &site, "conversions", &deal);
+    assert_eq!(
+        (a.status, &a.json["status"]),
+        (200, &json!("unchanged")),
+        "{}",
+        a.text
+    );
+    conforms(&a, "ConversionResult");
+    let mut changed = deal.clone();
+    changed["revenue"] = json!(200.0);
+    let a = post_json(w, &site, "conversions", &changed);
+    assert_eq!(a.status, 409, "{}", a.text);
+    assert_eq!(a.error_code(), Some("deal_conflict"));
+    assert_eq!(a.json["error"]["existing"]["revenue"], 10000);
+    assert_eq!(a.json["error"]["sent"]["revenue"], 200.0);
+    conforms(&a, "Error");
+    // a stage of the same deal is another conversion
+    let mut stage = deal.clone();
+    stage["stage"] = json!("Opportunity");
+    let a = post_json(w, &site, "conversions", &stage);
+    assert_eq!(
+        (a.status, &a.json["conversion"]["kind"]),
+        (201, &json!("opportunity")),
+        "{}",
+        a.text
+    );
+    let rows = w
+        .query(&format!(
+            "SELECT kind, revenue FROM conversions WHERE site_id = '{}' ORDER BY kind",
+            site.id
+        ))
+        .expect("rows");
+    assert_eq!(
+        rows,
+        vec![
+            json!({"kind": "customer", "revenue": 10000}),
+            json!({"kind": "opportunity", "revenue": 10000})
+        ]
+    );
+}
+
+/// Scenario: the site reports in USD. 100.00 EUR without a rate: 400
+/// `exchange_rate_required`, nothing stored. With `exchange_rate` 1.1: stored as
+/// 100.00 × 1.1 = 110.00 USD = 11000 cents, the original 10000 EUR cents kept beside it.
+#[test]
+fn another_currency_needs_an_exchange_rate() {
+    let (w, site) = new_site();
+    let deal = json!({"deal_id": "eur-1", "email": "eve@example.com", "revenue": 100,
+                      "currency": "EUR", "closed_at": "2026-10-01"});
+    let a = post_json(w, &site, "conversions", &deal);
+    assert_eq!(
+        (a.status, a.error_code()),
+        (400, Some("exchange_rate_required")),
+        "{}",
+        a.text
+    );
+    conforms(&a, "Error");
+    let mut with_rate = deal.clone();
+    with_rate["exchange_rate"] = json!(1.1);
+    let a = post_json(w, &site, "conversions", &with_rate);
+    assert_eq!(a.status, 201, "{}", a.text);
+    let c = &a.json["conversion"];
+    assert_eq!(
+        (c["revenue"].as_i64(), c["currency"].as_str()),
+        (Some(11000), Some("USD"))
+    );
+    assert_eq!(
+        (
+            c["original_revenue"].as_i64(),
+            c["original_currency"].as_str()
+        ),
+        (Some(10000), Some("EUR"))
+    );
+    let spend =
+        json!({"channel": "Paid Search", "amount": 50, "currency": "GBP", "date": "2026-10-01"});
+    let a = post_json(w, &site, "spend", &spend);
+    assert_eq!(
+        (a.status, a.error_code()),
+        (400, Some("exchange_rate_required")),
+        "{}",
+        a.text
+    );
+}
+
+/// Scenario: a CSV of five rows: two good (created), a bad amount (`invalid_amount`), a
+/// bad date (`invalid_date`), a EUR row without a rate (`exchange_rate_required`). The good
+/// rows are kept. The same file again: the two good rows `unchanged`, nothing created, the
+/// bad rows refused again; still two conversions stored.
+#[test]
+fn a_csv_with_bad_rows_keeps_the_good_ones_and_reimports_change_nothing() {
+    let (w, site) = new_site();
+    let csv = "deal_id,email,revenue,currency,closed_at\n\
+               c-1,one@example.com,10.00,USD,2026-10-01\n\
+               c-2,two@example.com,abc,USD,2026-10-01\n\
+               c-3,three@example.com,5.00,USD,not a date\n\
+               c-4,four@example.com,7.00,EUR,2026-10-01\n\
+               c-5,five@example.com,\"1,250.50\",USD,2026-10-02\n";
+    let a = post_csv(w, &site, "conversions:import", csv);
+    assert_eq!(a.status, 200, "{}", a.text);
+    conforms(&a, "ImportRowsResponse");
+    let status = |a: &Answer, row: u64| -> (String, Option<String>) {
+        let r = a.json["rows"]
+            .as_array()
+            .and_then(|rows| rows.iter().find(|r| r["row"] == json!(row)))
+            .cloned()
+            .unwrap_or(Value::Null);
+        (
+            r["status"].as_str().unwrap_or("").to_string(),
+            r["error"]["code"].as_str().map(String::from),
+        )
+    };
+    assert_eq!(status(&a, 2), ("created".into(), None));
+    assert_eq!(
+        status(&a, 3),
+        ("rejected".into(), Some("invalid_amount".into()))
+    );
+    assert_eq!(
+        status(&a, 4),
+        ("rejected".into(), Some("invalid_date".into()))
+    );
+    assert_eq!(
+        status(&a, 5),
+        ("rejected".into(), Some("exchange_rate_required".into()))
+    );
+    assert_eq!(status(&a, 6), ("created".into(), None));
+    assert_eq!(
+        (a.json["created"].as_u64(), a.json["rejected"].as_u64()),
+        (Some(2), Some(3))
+    );
+    let again = post_csv(w, &site, "conversions:import", csv);
+    assert_eq!(
+        (
+            again.json["created"].as_u64(),
+            again.json["unchanged"].as_u64(),
+            again.json["rejected"].as_u64()
+        ),
+        (Some(0), Some(2), Some(3)),
+        "{}",
+        again.text
+    );
+    let rows = w
+        .query(&format!(
+            "SELECT deal_id, revenue FROM conversions WHERE site_id = '{}' ORDER BY deal_id",
+            site.id
+        ))
+        .expect("rows");
+    assert_eq!(
+        rows,
+        vec![
+            json!({"deal_id": "c-1", "revenue": 1000}),
+            json!({"deal_id": "c-5", "revenue": 125050})
+        ]
+    );
+    // a file with no revenue column is refused whole
+    let a = post_csv(
+        w,
+        &site,
+        "conversions:import",
+        "deal_id,email,closed_at\nx,a@example.com,2026-10-01\n",
+    );
+    assert_eq!(
+        (a.status, a.error_code()),
+        (400, Some("missing_column")),
+        "{}",
+        a.text
+    );
+}
+
+/// Scenario: Paid Search spend of 10.00 USD on 2026-10-01: created (201); the same again:
+/// unchanged; 20.00: replaced. One period stored with 2000 cents; the sources report of
+/// that day gives the Paid Search row 2000 spend. A 3-day period of 10.00 spreads as
+/// 334 + 333 + 333 (core's rule: the remainder cent to the first day): the report of its
+/// second day shows 333.
+#[test]
+fn spend_is_replaced_on_resend_and_spread_over_its_days() {
+    let (w, site) = new_site();
+    let day = json!({"channel": "Paid Search", "source": "google", "amount": 10, "currency": "USD", "date": "2026-10-01"});
+    let a = post_json(w, &site, "spend", &day);
+    assert_eq!(
+        (a.status, &a.json["status"]),
+        (201, &json!("created")),
+        "{}",
+        a.text
+    );
+    conforms(&a, "SpendResult");
+    assert_eq!(a.json["spend"]["start"], "2026-10-01");
+    let a = post_json(w, &site, "spend", &day);
+    assert_eq!(
+        (a.status, &a.json["status"]),
+        (200, &json!("unchanged")),
+        "{}",
+        a.text
+    );
+    let mut more = day.clone();
+    more["amount"] = json!(20);
+    let a = post_json(w, &site, "spend", &more);
+    assert_eq!(
+        (a.status, &a.json["status"]),
+        (200, &json!("replaced")),
+        "{}",
+        a.text
+    );
+    let n = w
+        .count(&format!(
+            "SELECT count(*) FROM spend WHERE site_id = '{}'",
+            site.id
+        ))
+        .expect("count");
+    assert_eq!(n, 1);
+    let r = read(
+        w,
+        &site,
+        "reports/sources?from=2026-10-01&to=2026-10-02&model=first_touch",
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    conforms(&r, "SourcesReport");
+    let paid = r.json["rows"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|x| x["key"] == "Paid Search"))
+        .cloned();
+    assert_eq!(
+        paid.map(|p| p["spend"].clone()),
+        Some(json!(2000)),
+        "{}",
+        r.text
+    );
+    let csv = "start,end,channel,amount,currency\n2026-11-01,2026-11-03,Display,10.00,USD\n";
+    let a = post_csv(w, &site, "spend:import", csv);
+    assert_eq!(a.json["created"].as_u64(), Some(1), "{}", a.text);
+    conforms(&a, "ImportRowsResponse");
+    let r = read(w, &site, "reports/sources?from=2026-11-02&to=2026-11-03");
+    assert_eq!(r.json["totals"]["spend"], 333, "{}", r.text);
+}
+
+/// Scenario: events:import with two batches. Batch 1 (visitor imp-visitor-1, from 2019,
+/// far older than collect accepts): a newsletter page view, a page view with a bad URL, a
+/// form submit with an email a minute later. Expected: accepted 2, rejected 1
+/// (`invalid_url`); times stored as given. The same body again: 2 duplicates, 1 rejected.
+/// A batch naming another site refuses the whole request (400) and stores nothing.
+#[test]
+fn events_import_answers_per_event_and_takes_times_as_given() {
+    let (w, site) = new_site();
+    let t = 1_556_668_800_000_i64; // 2019-05-01T00:00:00Z
+    let body = json!([{
+        "visitor_id": "imp-visitor-1",
+        "context": {"country": "fr", "user_agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"},
+        "events": [
+            {"id": "imp-ev-0001", "type": "pageview", "created_at": t, "url": "https://api-test.example/?utm_source=nl&utm_medium=email"},
+            {"id": "imp-ev-0002", "type": "pageview", "created_at": t + 1000, "url": "ftp://nope"},
+            {"id": "imp-ev-0003", "type": "form_submit", "created_at": t + 60_000, "url": "https://api-test.example/demo",
+             "form": {"fields": ["email"], "values": {"email": "imp@example.com"}}}
+        ]
+    }]);
+    let a = post_json(w, &site, "events:import", &body);
+    assert_eq!(a.status, 200, "{}", a.text);
+    conforms(&a, "ImportEventsResponse");
+    assert_eq!(
+        (a.json["accepted"].as_u64(), a.json["rejected"].as_u64()),
+        (Some(2), Some(1)),
+        "{}",
+        a.text
+    );
+    assert_eq!(a.json["results"][1]["error"]["code"], "invalid_url");
+    let rows = w
+        .query(&format!(
+            "SELECT event_id, derived_ts, country, device_type FROM events WHERE site_id = '{}' ORDER BY event_id",
+            site.id
+        ))
+        .expect("events");
+    assert_eq!(
+        rows,
+        vec![
+            json!({"event_id": "imp-ev-0001", "derived_ts": t, "country": "FR", "device_type": "desktop"}),
+            json!({"event_id": "imp-ev-0003", "derived_ts": t + 60_000, "country": "FR", "device_type": "desktop"}),
+        ]
+    );
+    let again = post_json(w, &site, "events:import", &body);
+    assert_eq!(
+        (
+            again.json["duplicates"].as_u64(),
+            again.json["rejected"].as_u64()
+        ),
+        (Some(2), Some(1)),
+        "{}",
+        again.text
+    );
+    let wrong = json!([{"site_id": "someone-else", "visitor_id": "imp-visitor-2",
+        "events": [{"id": "imp-ev-0009", "type": "pageview", "created_at": t, "url": "https://api-test.example/"}]}]);
+    let a = post_json(w, &site, "events:import", &wrong);
+    assert_eq!(
+        (a.status, a.error_code()),
+        (400, Some("site_mismatch")),
+        "{}",
+        a.text
+    );
+    let n = w
+        .count(&format!(
+            "SELECT count(*) FROM events WHERE site_id = '{}'",
+            site.id
+        ))
+        .expect("count");
+    assert_eq!(n, 2);
+}
+
+/// Scenario: a deal for late@example.com (30.00 USD, closed 2026-03-10) arrives before any
+/// visitor gave that email. Then a visitor's history is imported: an email-campaign visit
+/// on 2026-03-01 10:00 and the form with that email a minute later. The deal is kept and,
+/// once the visitor is identified, credited to the Email touch: March's sources report
+/// (first_touch) has one customer and 3000 cents of revenue on its Email row, and the
+/// lead's journey lists the deal.
+#[test]
+fn a_deal_before_its_visitor_identifies_is_attributed_later() {
+    let (w, site) = new_site();
+    let deal = json!({"deal_id": "late-1", "email": "late@example.com", "revenue": 30,
+                      "currency": "USD", "closed_at": "2026-03-10T00:00:00Z"});
+    assert_eq!(post_json(w, &site, "conversions", &deal).status, 201);
+    let t = 1_772_359_200_000_i64; // 2026-03-01T10:00:00Z
+    let body = json!({"visitor_id": "late-visitor-1", "events": [
+        {"id": "late-ev-01", "type": "pageview", "created_at": t, "url": "https://api-test.example/?utm_source=nl&utm_medium=email&utm_campaign=march"},
+        {"id": "late-ev-02", "type": "form_submit", "created_at": t + 60_000, "url": "https://api-test.example/",
+         "form": {"fields": ["email"], "values": {"email": "Late@Example.com"}}}]});
+    let a = post_json(w, &site, "events:import", &body);
+    assert_eq!(a.json["accepted"].as_u64(), Some(2), "{}", a.text);
+    let r = read(
+        w,
+        &site,
+        "reports/sources?from=2026-03-01&to=2026-04-01&model=first_touch",
+    );
+    let email = r.json["rows"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|x| x["key"] == "Email"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(
+        (
+            email["customers"].as_f64(),
+            email["revenue"].as_f64(),
+            email["leads"].as_f64()
+        ),
+        (Some(1.0), Some(3000.0), Some(1.0)),
+        "{}",
+        r.text
+    );
+    let j = read(
+        w,
+        &site,
+        "leads/late%40example.com?from=2026-03-01&to=2026-04-01",
+    );
+    assert_eq!(j.status, 200, "{}", j.text);
+    conforms(&j, "Journey");
+    let kinds: Vec<&str> = j.json["conversions"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .filter_map(|c| c["conversion"]["kind"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(kinds, vec!["lead", "customer"]);
+    let list = read(w, &site, "leads?email=late");
+    conforms(&list, "LeadList");
+    assert_eq!(
+        list.json["leads"][0]["first_touch"]["channel"], "Email",
+        "{}",
+        list.text
+    );
+    let pages = read(w, &site, "reports/pages?from=2026-03-01&to=2026-04-01");
+    conforms(&pages, "PagesReport");
+    let series = read(
+        w,
+        &site,
+        "reports/timeseries?from=2026-03-01&to=2026-03-15&granularity=week",
+    );
+    conforms(&series, "TimeseriesReport");
+    // 2026-03-01 is a Sunday: its ISO week's bucket, then two full weeks and a clipped one
+    assert_eq!(
+        series.json["points"].as_array().map(Vec::len),
+        Some(3),
+        "{}",
+        series.text
+    );
+}
+
+/// Scenario: bad report parameters are 400 `invalid_parameter`; an unknown lead is 404;
+/// `GET /v1/openapi.json` serves the document of `docs/openapi.json` itself.
+#[test]
+fn bad_parameters_unknown_leads_and_the_document() {
+    let (w, site) = new_site();
+    for q in [
+        "model=magic",
+        "group_by=planet",
+        "lookback_days=0",
+        "from=yesterday",
+        "from=2026-02-01&to=2026-01-01",
+    ] {
+        let a = read(w, &site, &format!("reports/sources?{q}"));
+        assert_eq!(
+            (a.status, a.error_code()),
+            (400, Some("invalid_parameter")),
+            "{q}: {}",
+            a.text
+        );
+        conforms(&a, "Error");
+    }
+    let a = read(w, &site, "reports/pages?sort=size");
+    assert_eq!(a.status, 400, "{}", a.text);
+    let a = read(w, &site, "leads/nobody%40example.com");
+    assert_eq!(
+        (a.status, a.error_code()),
+        (404, Some("unknown_lead")),
+        "{}",
+        a.text
+    );
+    let doc = http::get(&w.url("/v1/openapi.json"), None).expect("openapi");
+    assert_eq!(doc.status, 200);
+    assert_eq!(&doc.json, openapi());
+}
