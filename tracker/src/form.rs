@@ -155,7 +155,7 @@ pub fn submitted(t: &mut Tracker, el: &JsValue) {
             None => continue,
         };
         let value = js::get_str(&field, "value");
-        let value = value.trim();
+        let value = value.trim_ascii();
         if value.is_empty() || (key == "email" && !value.contains('@')) {
             continue;
         }

@@ -160,38 +160,20 @@ pub fn after<'a>(s: &'a str, sep: &str) -> Option<&'a str> {
     s.get(i + n.len()..)
 }
 
-/// The decimal digits of `n` (no `core::fmt`: it costs kilobytes in the download).
-pub fn itoa(mut n: u64) -> String {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    while i > 0 {
-        i -= 1;
-        if let Some(d) = buf.get_mut(i) {
-            *d = b'0' + (n % 10) as u8;
-        }
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    buf.get(i..)
-        .unwrap_or(&[])
-        .iter()
-        .map(|&b| char::from(b))
-        .collect()
+/// The decimal digits of `n` through JS (`String(n)`): Rust's integer formatting
+/// and parsing cost kilobytes in the download.
+pub fn num_str(n: f64) -> String {
+    stringify(&JsValue::from_f64(n))
+}
+
+/// A decimal number from `s` through `JSON.parse` (`None` when it is not one).
+pub fn str_num(s: &str) -> Option<f64> {
+    parse(s).as_f64()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn itoa_writes_decimal_digits() {
-        assert_eq!(itoa(0), "0");
-        assert_eq!(itoa(7), "7");
-        assert_eq!(itoa(63_072_000), "63072000");
-        assert_eq!(itoa(u64::MAX), "18446744073709551615");
-    }
 
     #[test]
     fn truncate_keeps_whole_characters() {

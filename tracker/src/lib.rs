@@ -116,7 +116,7 @@ fn with(f: impl FnOnce(&mut Tracker)) {
 
 fn list(s: &str) -> Vec<String> {
     s.split(',')
-        .map(str::trim)
+        .map(str::trim_ascii)
         .filter(|x| !x.is_empty())
         .map(String::from)
         .collect()
@@ -239,7 +239,7 @@ pub fn show() {
 pub fn identify(email: JsValue, traits: JsValue) {
     with(|t| {
         let email = js::truncate(email.as_string().unwrap_or_default(), keys::MAX_FIELD_LEN);
-        let email = email.trim();
+        let email = email.trim_ascii();
         if !email.contains('@') {
             return;
         }

@@ -52,7 +52,10 @@ pub fn was_last_view(t: &Tracker, url: &str, now: f64) -> bool {
 /// The host of an absolute URL (`""` when there is none).
 pub fn host(url: &str) -> &str {
     let rest = js::after(url, "://").unwrap_or("");
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let end = rest
+        .bytes()
+        .position(|b| b == b'/' || b == b'?' || b == b'#')
+        .unwrap_or(rest.len());
     rest.get(..end).unwrap_or("")
 }
 

@@ -91,7 +91,7 @@ pub fn enqueue(t: &mut Tracker, ev: JsValue, delay: f64) {
     }
     if dropped > 0 {
         let total = stored_dropped(t).saturating_add(dropped);
-        t.store.set(store::DROPPED, &js::itoa(u64::from(total)));
+        t.store.set(store::DROPPED, &js::num_str(f64::from(total)));
     }
     schedule(t, delay);
 }
@@ -128,7 +128,8 @@ fn remove_event(t: &mut Tracker, id: &str) {
 fn stored_dropped(t: &Tracker) -> u32 {
     t.store
         .get(store::DROPPED)
-        .and_then(|s| s.parse().ok())
+        .and_then(|s| js::str_num(&s))
+        .map(|n| n as u32)
         .unwrap_or(0)
 }
 
@@ -146,9 +147,7 @@ pub fn schedule(t: &mut Tracker, delay: f64) {
 fn lock_holder(t: &Tracker) -> Option<(String, f64)> {
     let v = t.store.get(store::LOCK)?;
     let (tab, until) = v.split_once(' ')?;
-    // An integer parse: parsing an f64 links kilobytes of float tables.
-    let until: u64 = until.parse().ok()?;
-    Some((tab.to_string(), until as f64))
+    Some((tab.to_string(), js::str_num(until)?))
 }
 
 /// Whether another tab holds a live lock.
@@ -203,7 +202,7 @@ pub fn flush(t: &mut Tracker, beacon: bool) {
     }
     let mut lock = t.tab.clone();
     lock.push(' ');
-    lock.push_str(&js::itoa((now + LOCK_MS) as u64));
+    lock.push_str(&js::num_str(now + LOCK_MS));
     t.store.set(store::LOCK, &lock);
     let dropped = stored_dropped(t);
     let Some((body, ids)) = batch(t, &q, &[], dropped, now) else {
@@ -304,7 +303,8 @@ pub fn on_ack(t: &mut Tracker, text: &str) {
         if dropped == 0 {
             t.store.remove(store::DROPPED);
         } else {
-            t.store.set(store::DROPPED, &js::itoa(u64::from(dropped)));
+            t.store
+                .set(store::DROPPED, &js::num_str(f64::from(dropped)));
         }
         crate::profile::touch(t, &js::get(&v, keys::TOUCH));
     }

@@ -144,7 +144,7 @@ fn document() -> JsValue {
 pub fn read_cookie() -> Option<String> {
     let all = js::get_str(&document(), "cookie");
     all.split(';').find_map(|c| {
-        let (k, v) = c.trim().split_once('=')?;
+        let (k, v) = c.trim_ascii().split_once('=')?;
         (k == VID && !v.is_empty()).then(|| v.to_string())
     })
 }
@@ -157,7 +157,7 @@ pub fn write_cookie(value: &str, max_age: u64) {
     c.push('=');
     c.push_str(value);
     c.push_str("; path=/; max-age=");
-    c.push_str(&js::itoa(max_age));
+    c.push_str(&js::num_str(max_age as f64));
     c.push_str("; SameSite=Lax");
     let proto = js::get_str(&js::get(&js::global(), "location"), "protocol");
     if proto == "https:" {
