@@ -29,6 +29,14 @@ use error::{ApiError, ApiResult};
 use store::Store;
 use worker::{event, Context, Date, Env, Method, Request, Response};
 
+/// Runs once when an isolate instantiates the module: compiles the user-agent and bot
+/// patterns (about 45 ms of CPU in V8, measured) so that this one-off cost falls in the
+/// isolate's start-up budget instead of its first request's CPU time.
+#[event(start)]
+pub fn start() {
+    enrich::warm();
+}
+
 /// The worker's entry point.
 #[event(fetch)]
 pub async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {

@@ -168,6 +168,13 @@ pub fn build() -> Result {
         .join("wasm32-unknown-unknown")
         .join("release")
         .join(format!("{CRATE_FILE}.wasm"));
+    // Everything is made in a staging directory and swapped in at the end, so a worker
+    // never sees the glue of one build with the wasm of another.
+    let final_out = out;
+    // (under target/, which is ignored, on the same file system as edge/build)
+    let out = root()
+        .join("target")
+        .join(format!("edge-build-{}", std::process::id()));
     if out.exists() {
         std::fs::remove_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     }
@@ -209,6 +216,11 @@ pub fn build() -> Result {
             .args(["--allow-overwrite", "--minify"]),
     )?;
     finish(&out)?;
+    if final_out.exists() {
+        std::fs::remove_dir_all(&final_out).map_err(|e| format!("{}: {e}", final_out.display()))?;
+    }
+    std::fs::rename(&out, &final_out).map_err(|e| format!("{}: {e}", final_out.display()))?;
+    let out = final_out;
     let size = std::fs::metadata(out.join("index_bg.wasm"))
         .map(|m| m.len())
         .unwrap_or(0);
