@@ -27,6 +27,9 @@ pub struct Page {
     pub path: String,
     /// Path and query (plus hash with hash routing): the other navigations compare this.
     pub full: String,
+    /// Whether this page is on an ignored path (its URL is never sent, not even as
+    /// the next page's referrer).
+    pub ignored: bool,
 }
 
 fn location() -> JsValue {
@@ -75,8 +78,10 @@ pub fn landing(t: &mut Tracker, landing_url: String) {
         referrer: js::truncate(referrer, keys::MAX_URL_LEN),
         path,
         full,
+        ignored: false,
     };
-    if ignored(t) {
+    t.page.ignored = ignored(t);
+    if t.page.ignored {
         return;
     }
     let now = js::now();
@@ -109,8 +114,11 @@ pub fn navigate(t: &mut Tracker, kind: u32) {
         return;
     }
     let previous = core::mem::replace(&mut t.page.url, href);
-    t.page.referrer = previous;
-    if !ignored(t) {
+    if !t.page.ignored {
+        t.page.referrer = previous;
+    }
+    t.page.ignored = ignored(t);
+    if !t.page.ignored {
         pageview(t);
     }
 }
