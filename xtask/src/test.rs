@@ -198,12 +198,27 @@ fn fuzz(tally: &mut Tally) -> Result {
     let scratch = closeloop_e2e::temp_dir("fuzz-corpus")?;
     let time = format!("-max_total_time={FUZZ_SECONDS}");
     let mut cmd = Command::new("cargo");
-    cmd.args(["+nightly", "fuzz", "run", "-s", "none", "--fuzz-dir", "core/fuzz", "batch"])
-        .arg(&scratch)
-        .args(["core/fuzz/corpus/batch", "--", &time, "-max_len=8192", "-timeout=10"])
-        .arg("-dict=core/fuzz/batch.dict")
-        .env_remove("RUSTUP_TOOLCHAIN")
-        .env_remove("CARGO");
+    cmd.args([
+        "+nightly",
+        "fuzz",
+        "run",
+        "-s",
+        "none",
+        "--fuzz-dir",
+        "core/fuzz",
+        "batch",
+    ])
+    .arg(&scratch)
+    .args([
+        "core/fuzz/corpus/batch",
+        "--",
+        &time,
+        "-max_len=8192",
+        "-timeout=10",
+    ])
+    .arg("-dict=core/fuzz/batch.dict")
+    .env_remove("RUSTUP_TOOLCHAIN")
+    .env_remove("CARGO");
     let result = util::step("cargo +nightly fuzz run batch", "test-fuzz", &mut cmd);
     let _ = std::fs::remove_dir_all(&scratch);
     match result {
