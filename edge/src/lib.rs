@@ -37,6 +37,12 @@ pub fn start() {
     enrich::warm();
 }
 
+/// The cron trigger (`[triggers] crons` in wrangler.toml): webhook deliveries.
+#[event(scheduled)]
+pub async fn scheduled(_event: worker::ScheduledEvent, env: Env, _ctx: worker::ScheduleContext) {
+    api::webhooks::scheduled(&env, Date::now().as_millis() as i64).await;
+}
+
 /// The worker's entry point.
 #[event(fetch)]
 pub async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {

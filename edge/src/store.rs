@@ -18,6 +18,7 @@ use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, Env};
 
 pub mod reporting;
+pub mod webhooks;
 
 /// A site's configuration, as cached in KV.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

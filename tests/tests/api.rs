@@ -670,3 +670,267 @@ fn bad_parameters_unknown_leads_and_the_document() {
     assert_eq!(doc.status, 200);
     assert_eq!(&doc.json, openapi());
 }
+
+/// Scenario: erase@example.com browses twice on one device (a newsletter visit with two
+/// page views and the form: 3 events, 1 session) and wins a deal of 40.00 USD; an
+/// anonymous visitor also visits. `DELETE .../leads/erase@example.com` with the read key is
+/// 403; with the write key it answers what it erased (1 visitor, 3 events, 1 session, 1
+/// conversion). Afterwards the email is nowhere in the database, the journey is 404, the
+/// report counts only the anonymous visitor (1 visitor, 1 session, 0 leads, 0 customers),
+/// and a second erasure is 404.
+#[test]
+fn erasing_a_lead_removes_it_everywhere() {
+    let (w, site) = new_site();
+    let t = 1_772_359_200_000_i64; // 2026-03-01T10:00:00Z
+    let body = json!([
+        {"visitor_id": "erase-visitor-1", "events": [
+            {"id": "erase-ev-01", "type": "pageview", "created_at": t, "url": "https://api-test.example/?utm_source=nl&utm_medium=email"},
+            {"id": "erase-ev-02", "type": "pageview", "created_at": t + 30_000, "url": "https://api-test.example/pricing"},
+            {"id": "erase-ev-03", "type": "form_submit", "created_at": t + 60_000, "url": "https://api-test.example/pricing",
+             "form": {"fields": ["email", "name"], "values": {"email": "erase@example.com", "name": "Era Se"}}}]},
+        {"visitor_id": "keep-visitor-1", "events": [
+            {"id": "keep-ev-01", "type": "pageview", "created_at": t, "url": "https://api-test.example/"}]}
+    ]);
+    let a = post_json(w, &site, "events:import", &body);
+    assert_eq!(a.json["accepted"].as_u64(), Some(4), "{}", a.text);
+    let deal = json!({"deal_id": "erase-deal", "email": "erase@example.com", "revenue": 40,
+                      "currency": "USD", "closed_at": "2026-03-05T00:00:00Z"});
+    assert_eq!(post_json(w, &site, "conversions", &deal).status, 201);
+    let path = "leads/erase%40example.com";
+    let denied = send(
+        w,
+        &site,
+        Some(&site.read_key),
+        "DELETE",
+        path,
+        "application/json",
+        None,
+    );
+    assert_eq!(denied.status, 403, "{}", denied.text);
+    let a = send(
+        w,
+        &site,
+        Some(&site.write_key),
+        "DELETE",
+        path,
+        "application/json",
+        None,
+    );
+    assert_eq!(a.status, 200, "{}", a.text);
+    conforms(&a, "Erasure");
+    assert_eq!(
+        a.json["erased"],
+        json!({"visitors": 1, "events": 3, "sessions": 1, "conversions": 1})
+    );
+    for table in [
+        "events",
+        "sessions",
+        "visitors",
+        "leads",
+        "lead_visitors",
+        "conversions",
+    ] {
+        let rows = w
+            .query(&format!(
+                "SELECT * FROM {table} WHERE site_id = '{}'",
+                site.id
+            ))
+            .expect("rows");
+        let text = serde_json::to_string(&rows).unwrap_or_default();
+        assert!(!text.contains("erase"), "{table} still has: {text}");
+    }
+    let j = read(
+        w,
+        &site,
+        "leads/erase%40example.com?from=2026-03-01&to=2026-04-01",
+    );
+    assert_eq!(j.status, 404, "{}", j.text);
+    let r = read(
+        w,
+        &site,
+        "reports/sources?from=2026-03-01&to=2026-04-01&model=first_touch",
+    );
+    let totals = &r.json["totals"];
+    assert_eq!(
+        (
+            totals["visitors"].as_u64(),
+            totals["sessions"].as_u64(),
+            totals["leads"].as_f64(),
+            totals["customers"].as_f64()
+        ),
+        (Some(1), Some(1), Some(0.0), Some(0.0)),
+        "{}",
+        r.text
+    );
+    let again = send(
+        w,
+        &site,
+        Some(&site.write_key),
+        "DELETE",
+        path,
+        "application/json",
+        None,
+    );
+    assert_eq!(
+        (again.status, again.error_code()),
+        (404, Some("unknown_lead")),
+        "{}",
+        again.text
+    );
+}
+
+/// One request the local webhook receiver got.
+#[derive(Debug, Clone)]
+struct Received {
+    delivery: String,
+    event: String,
+    signature: String,
+    body: Value,
+}
+
+/// A local receiver that answers 500 to its first request and 200 to the others.
+fn receiver() -> (String, std::sync::mpsc::Receiver<Received>) {
+    let server = tiny_http::Server::http("127.0.0.1:0").expect("receiver");
+    let port = server.server_addr().to_ip().map(|a| a.port()).unwrap_or(0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut n = 0;
+        while let Ok(Some(mut req)) = server.recv_timeout(std::time::Duration::from_secs(120)) {
+            let header = |name: &str| {
+                req.headers()
+                    .iter()
+                    .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
+                    .map(|h| h.value.as_str().to_string())
+                    .unwrap_or_default()
+            };
+            let (delivery, event, signature) = (
+                header("Closeloop-Delivery"),
+                header("Closeloop-Event"),
+                header("Closeloop-Signature"),
+            );
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(req.as_reader(), &mut text);
+            let status = if n == 0 { 500 } else { 200 };
+            n += 1;
+            let _ = req.respond(tiny_http::Response::from_string("ok").with_status_code(status));
+            let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+            if tx
+                .send(Received {
+                    delivery,
+                    event,
+                    signature,
+                    body,
+                })
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    (format!("http://127.0.0.1:{port}/hook"), rx)
+}
+
+/// Scenario: a site registers a local receiver for both event types. Visitor
+/// hook-visitor-1 arrives from the newsletter (`/`), reads `/pricing` and leaves
+/// hook@example.com in a form; the CRM then posts a won deal of 25.00 USD. A delivery run
+/// sends two signed POSTs: the receiver refuses the first (500), takes the second; 10
+/// seconds later (the first backoff) the next run sends the refused one again with the same
+/// delivery id, and it is taken. Each payload follows the `WebhookPayload` schema: the
+/// lead's email, first and latest touch (Email), pages read (`/`, `/pricing`), and for the
+/// customer the conversion (2500 cents). A third run sends nothing.
+#[test]
+fn webhooks_are_signed_and_retried_after_a_failed_attempt() {
+    let (w, site) = new_site();
+    let (url, rx) = receiver();
+    let a = post_json(w, &site, "webhooks", &json!({ "url": url }));
+    assert_eq!(a.status, 201, "{}", a.text);
+    conforms(&a, "Webhook");
+    assert!(a.json["secret"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("whsec_")));
+    let bad = post_json(
+        w,
+        &site,
+        "webhooks",
+        &json!({ "url": "http://crm.example.com/x" }),
+    );
+    assert_eq!((bad.status, bad.error_code()), (400, Some("invalid_url")));
+    let t = 1_772_359_200_000_i64; // 2026-03-01T10:00:00Z
+    let body = json!({"visitor_id": "hook-visitor-1", "events": [
+        {"id": "hook-ev-01", "type": "pageview", "created_at": t, "url": "https://api-test.example/?utm_source=nl&utm_medium=email"},
+        {"id": "hook-ev-02", "type": "pageview", "created_at": t + 30_000, "url": "https://api-test.example/pricing"},
+        {"id": "hook-ev-03", "type": "form_submit", "created_at": t + 60_000, "url": "https://api-test.example/pricing",
+         "form": {"fields": ["email"], "values": {"email": "hook@example.com"}}}]});
+    assert_eq!(
+        post_json(w, &site, "events:import", &body).json["accepted"],
+        3
+    );
+    let deal = json!({"deal_id": "hook-deal", "email": "hook@example.com", "revenue": 25,
+                      "currency": "USD", "closed_at": "2026-03-05T00:00:00Z"});
+    assert_eq!(post_json(w, &site, "conversions", &deal).status, 201);
+
+    let run = post_json(w, &site, "webhooks:deliver", &json!({}));
+    assert_eq!(run.status, 200, "{}", run.text);
+    assert_eq!(
+        (run.json["delivered"].as_u64(), run.json["failed"].as_u64()),
+        (Some(1), Some(1)),
+        "{}",
+        run.text
+    );
+    let wait = std::time::Duration::from_secs(5);
+    let first = rx.recv_timeout(wait).expect("first request");
+    let second = rx.recv_timeout(wait).expect("second request");
+    std::thread::sleep(std::time::Duration::from_millis(10_500));
+    let retry = post_json(w, &site, "webhooks:deliver", &json!({}));
+    assert_eq!(
+        (
+            retry.json["delivered"].as_u64(),
+            retry.json["failed"].as_u64()
+        ),
+        (Some(1), Some(0)),
+        "{}",
+        retry.text
+    );
+    let third = rx.recv_timeout(wait).expect("the retry");
+    assert_eq!(
+        third.delivery, first.delivery,
+        "a retry repeats the delivery id"
+    );
+    assert_ne!(first.delivery, second.delivery);
+    let idle = post_json(w, &site, "webhooks:deliver", &json!({}));
+    assert_eq!(
+        (
+            idle.json["delivered"].as_u64(),
+            idle.json["failed"].as_u64()
+        ),
+        (Some(0), Some(0)),
+        "{}",
+        idle.text
+    );
+
+    let schema = json!({"$ref": "#/components/schemas/WebhookPayload"});
+    for r in [&second, &third] {
+        let errors = check(&schema, &r.body, "WebhookPayload");
+        assert!(errors.is_empty(), "{}\n{}", errors.join("\n"), r.body);
+        assert_eq!(r.body["type"], json!(r.event));
+        let sig = r
+            .signature
+            .split_once(",v1=")
+            .map(|(t, v)| (t.starts_with("t="), v.len()));
+        assert_eq!(sig, Some((true, 64)), "{}", r.signature);
+        let lead = &r.body["lead"];
+        assert_eq!(lead["email"], "hook@example.com");
+        assert_eq!(lead["first_touch"]["channel"], "Email");
+        assert_eq!(lead["latest_touch"]["channel"], "Email");
+        assert_eq!(lead["pages"], json!(["/", "/pricing"]));
+    }
+    let mut kinds = vec![second.event.clone(), third.event.clone()];
+    kinds.sort();
+    assert_eq!(kinds, vec!["customer.created", "lead.created"]);
+    let customer = if second.event == "customer.created" {
+        &second
+    } else {
+        &third
+    };
+    assert_eq!(customer.body["conversion"]["revenue"], 2500);
+}

@@ -33,7 +33,12 @@ fn touch(
 ) -> Value {
     match (channel, source, medium) {
         (Some(c), Some(s), Some(m)) => {
-            json!({"channel": c, "source": s, "medium": m, "campaign": campaign})
+            let mut t = json!({"channel": c, "source": s, "medium": m});
+            // as the wire's TouchAck: no `campaign` member when there is none
+            if let Some(campaign) = campaign {
+                t["campaign"] = json!(campaign);
+            }
+            t
         }
         _ => Value::Null,
     }
@@ -149,4 +154,23 @@ pub async fn journey(
         obj.insert("email".into(), Value::String(email));
     }
     Ok(Response::from_json(&body)?)
+}
+
+/// Handles `DELETE .../leads/{lead}` (write key): erases the lead everywhere (see
+/// [`Store::erase_lead`]); reports no longer count it. 404 `unknown_lead` when there is
+/// nothing of it.
+pub async fn erase(store: &Store, site: &SiteConfig, segment: &str) -> ApiResult<Response> {
+    let lead = resolve(site, segment);
+    let erased = store.erase_lead(&site.id, &lead).await?;
+    store.forget_lead_deliveries(&site.id, &lead).await?;
+    if !erased.lead && erased.conversions == 0 {
+        return Err(ApiError::new(
+            404,
+            "unknown_lead",
+            format!("no lead `{segment}`"),
+        ));
+    }
+    Ok(Response::from_json(
+        &json!({ "lead": lead, "erased": erased }),
+    )?)
 }

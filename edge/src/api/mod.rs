@@ -1,6 +1,6 @@
 //! The closing-the-loop API under `/v1/sites/{site}/...`: server-side events, CRM
-//! conversions, spend (write key) and the marketer's reports and lead journeys (read key),
-//! plus `GET /v1/openapi.json`.
+//! conversions, spend, webhooks, erasure (write key) and the marketer's reports and lead journeys
+//! (read key), plus `GET /v1/openapi.json`.
 //!
 //! Each handler is thin: it checks the key, reads the body or the query with core
 //! (`closeloop_core::{validate, import, report}`), calls the store
@@ -13,6 +13,7 @@ pub mod leads;
 pub mod openapi;
 pub mod reports;
 pub mod spend;
+pub mod webhooks;
 
 use crate::auth::KeyKind;
 use crate::error::{ApiError, ApiResult};
@@ -36,6 +37,8 @@ pub fn handles(rest: &[&str]) -> bool {
             | ["reports", "sources" | "pages" | "timeseries"]
             | ["leads"]
             | ["leads", _]
+            | ["webhooks"]
+            | ["webhooks:deliver"]
     )
 }
 
@@ -86,9 +89,21 @@ pub async fn route(
             let cfg = authorise(req, &store, site, KeyKind::Read).await?;
             leads::list(req, &store, &cfg).await
         }
+        (["leads", lead], Method::Delete) => {
+            let cfg = authorise(req, &store, site, KeyKind::Write).await?;
+            leads::erase(&store, &cfg, lead).await
+        }
         (["leads", lead], Method::Get) => {
             let cfg = authorise(req, &store, site, KeyKind::Read).await?;
             leads::journey(req, &store, &cfg, lead, now).await
+        }
+        (["webhooks"], Method::Post) => {
+            let cfg = authorise(req, &store, site, KeyKind::Write).await?;
+            webhooks::create(req, &store, &cfg, now).await
+        }
+        (["webhooks:deliver"], Method::Post) => {
+            let cfg = authorise(req, &store, site, KeyKind::Write).await?;
+            webhooks::deliver(&store, &cfg, now).await
         }
         _ => Err(ApiError::method_not_allowed()),
     }

@@ -577,3 +577,70 @@ fn spend_days(periods: Vec<DbSpend>, first_day: i64, last_day: i64) -> Vec<Spend
     }
     out
 }
+
+/// What an erasure removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Erased {
+    /// Visitor ids (devices) of the lead.
+    pub visitors: i64,
+    /// Their events (before and after identification).
+    pub events: i64,
+    /// Their sessions.
+    pub sessions: i64,
+    /// The lead's deal conversions.
+    pub conversions: i64,
+    /// Whether the lead itself existed.
+    #[serde(skip)]
+    pub lead: bool,
+}
+
+impl Store {
+    /// Erases a lead everywhere (right to erasure), in one transaction: the events,
+    /// sessions and visitor rows of every visitor id linked to it, its conversions, the
+    /// links and the lead (its identity fields).
+    pub async fn erase_lead(&self, site_id: &str, lead_id: &str) -> ApiResult<Erased> {
+        let of_lead = "visitor_id IN (SELECT visitor_id FROM lead_visitors \
+                       WHERE site_id = ?1 AND lead_id = ?2)";
+        let args = [s(site_id), s(lead_id)];
+        let stmts = vec![
+            self.stmt(
+                &format!("DELETE FROM events WHERE site_id = ?1 AND {of_lead}"),
+                &args,
+            )?,
+            self.stmt(
+                &format!("DELETE FROM sessions WHERE site_id = ?1 AND {of_lead}"),
+                &args,
+            )?,
+            self.stmt(
+                &format!("DELETE FROM visitors WHERE site_id = ?1 AND {of_lead}"),
+                &args,
+            )?,
+            self.stmt(
+                "DELETE FROM conversions WHERE site_id = ?1 AND lead_id = ?2",
+                &args,
+            )?,
+            self.stmt(
+                "DELETE FROM lead_visitors WHERE site_id = ?1 AND lead_id = ?2",
+                &args,
+            )?,
+            self.stmt(
+                "DELETE FROM leads WHERE site_id = ?1 AND lead_id = ?2",
+                &args,
+            )?,
+        ];
+        let results = self.db.batch(stmts).await?;
+        let changes = |i: usize| -> ApiResult<i64> {
+            Ok(match results.get(i) {
+                Some(r) => r.meta()?.and_then(|m| m.changes).unwrap_or(0) as i64,
+                None => 0,
+            })
+        };
+        Ok(Erased {
+            events: changes(0)?,
+            sessions: changes(1)?,
+            conversions: changes(3)?,
+            visitors: changes(4)?,
+            lead: changes(5)? > 0,
+        })
+    }
+}
