@@ -14,9 +14,6 @@ use crate::util::{self, note, root, step, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The crate's name as cargo writes its wasm file.
-const CRATE_FILE: &str = "closeloop_edge";
-
 /// `worker-build` 0.8.7's `src/js/shim.js`, verbatim (`$HANDLERS` is filled in below).
 const SHIM: &str = r#"import { WorkerEntrypoint } from "cloudflare:workers";
 import * as exports from "./index.js";
@@ -150,10 +147,16 @@ fn target_dir() -> PathBuf {
 /// Builds the worker into `edge/build/`: `index.js` (the bundled shim and glue) and
 /// `index_bg.wasm`. Set `CLOSELOOP_NO_WASM_OPT=1` to skip wasm-opt.
 pub fn build() -> Result {
-    let out = out_dir();
+    build_crate("closeloop-edge", "edge", &out_dir())
+}
+
+/// Builds any workers-rs cdylib of the workspace (`package`) the same way into `out`
+/// (`index.js` + `index_bg.wasm`); `log` prefixes the step logs (`<log>-cargo`, ...).
+/// Used by [`build`] and by the ingest benchmark's bare worker (`edge-bare/`).
+pub fn build_crate(package: &str, log: &str, out: &Path) -> Result {
     step(
         "building the worker (cargo, wasm32, release)",
-        "edge-cargo",
+        &format!("{log}-cargo"),
         util::cargo().args([
             "build",
             "--release",
@@ -161,27 +164,27 @@ pub fn build() -> Result {
             "--target",
             "wasm32-unknown-unknown",
             "-p",
-            "closeloop-edge",
+            package,
         ]),
     )?;
     let wasm = target_dir()
         .join("wasm32-unknown-unknown")
         .join("release")
-        .join(format!("{CRATE_FILE}.wasm"));
+        .join(format!("{}.wasm", package.replace('-', "_")));
     // Everything is made in a staging directory and swapped in at the end, so a worker
     // never sees the glue of one build with the wasm of another.
-    let final_out = out;
+    let final_out = out.to_path_buf();
     // (under target/, which is ignored, on the same file system as edge/build)
     let out = root()
         .join("target")
-        .join(format!("edge-build-{}", std::process::id()));
+        .join(format!("{log}-build-{}", std::process::id()));
     if out.exists() {
         std::fs::remove_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     }
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     step(
         "generating bindings (wasm-bindgen)",
-        "edge-wasm-bindgen",
+        &format!("{log}-wasm-bindgen"),
         Command::new("wasm-bindgen")
             .arg(&wasm)
             .arg("--out-dir")
@@ -197,12 +200,12 @@ pub fn build() -> Result {
             ]),
     )?;
     if std::env::var_os("CLOSELOOP_NO_WASM_OPT").is_none() {
-        wasm_opt(&out.join("index_bg.wasm"))?;
+        wasm_opt(&out.join("index_bg.wasm"), log)?;
     }
     write_shim(&out)?;
     step(
         "bundling the shim (esbuild)",
-        "edge-esbuild",
+        &format!("{log}-esbuild"),
         // (absolute paths: `step` runs every tool from the repository root)
         Command::new(util::node_tool(".bin/esbuild"))
             .args([
@@ -224,15 +227,20 @@ pub fn build() -> Result {
     let size = std::fs::metadata(out.join("index_bg.wasm"))
         .map(|m| m.len())
         .unwrap_or(0);
+    let shown = out
+        .strip_prefix(root())
+        .unwrap_or(&out)
+        .display()
+        .to_string();
     note(format!(
-        "worker built: edge/build/index.js + index_bg.wasm ({} KB)",
+        "worker built: {shown}/index.js + index_bg.wasm ({} KB)",
         size / 1024
     ));
     Ok(())
 }
 
 /// `wasm-opt -O` in place, with exactly the features listed above, keeping names.
-fn wasm_opt(wasm: &Path) -> Result {
+fn wasm_opt(wasm: &Path, log: &str) -> Result {
     let tmp = wasm.with_extension("opt.wasm");
     let mut cmd = Command::new(util::node_tool("binaryen/bin/wasm-opt"));
     cmd.arg(wasm).arg("-o").arg(&tmp).arg("-O");
@@ -242,7 +250,7 @@ fn wasm_opt(wasm: &Path) -> Result {
     cmd.arg("--debuginfo");
     step(
         "optimising the wasm (wasm-opt -O)",
-        "edge-wasm-opt",
+        &format!("{log}-wasm-opt"),
         &mut cmd,
     )?;
     std::fs::rename(&tmp, wasm).map_err(|e| format!("{}: {e}", wasm.display()))
