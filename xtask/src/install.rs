@@ -75,7 +75,7 @@ pub fn chromium() -> Result {
         "installing Debian's chromium with apt (~1 min)",
         "install-chromium",
         Command::new("apt-get")
-            .args(["install", "-y", "-q", "--no-install-recommends", "chromium"])
+            .args(["install", "-y", "-q", "chromium"])
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )
 }
