@@ -9,7 +9,7 @@
 //! ([`crate::ingest::rows_from`], [`crate::ingest::leads_from`]), enrichment from the
 //! batch's `context` (geo fields; user agent parsed by [`crate::enrich::agent`]),
 //! exactly-once storage ([`Store::insert_batch`]) and re-sessionisation of the visitor
-//! ([`crate::ingest::resessionize`]). No rate limit and no visitor quota apply: the
+//! (`crate::ingest::resessionize`). No rate limit and no visitor quota apply: the
 //! write key is trusted.
 
 use super::{body, MAX_WRITE_BODY_BYTES};
