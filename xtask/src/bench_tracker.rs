@@ -1,0 +1,421 @@
+//! The tracker's start-time budget, measured in headless Chromium: main-thread time
+//! from the wasm's start to the first event queued (the loader's `performance`
+//! marks `closeloop:start` and `closeloop:started`), the time from navigation to that
+//! event, and long tasks (`PerformanceObserver` type `longtask`), over fresh browser
+//! profiles; an empty page without the tracker is measured the same way as a
+//! baseline for the machine's noise.
+//!
+//! Each load is a new Chromium process with a new `--user-data-dir` (empty storage
+//! and cache: a first visit). The page reports its figures by requesting an image
+//! from a one-shot HTTP listener of this process, so no DevTools client is needed
+//! (xtask depends on closeloop-e2e without its `browser` feature).
+
+use crate::util::{note, root, Result};
+use closeloop_e2e::site::StaticSite;
+use closeloop_e2e::worker::Worker;
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Page loads per page kind.
+const RUNS: usize = 20;
+/// How long one load may take before it counts as failed.
+const LOAD_TIMEOUT: Duration = Duration::from_secs(45);
+/// Debian's Chromium binary (the `/usr/bin/chromium` wrapper execs it).
+const CHROMIUM: [&str; 2] = ["/usr/lib/chromium/chromium", "/usr/bin/chromium"];
+
+/// Inserted first in `<head>` of both pages: records long tasks, waits until the
+/// tracker's first event is queued (or, without a tracker, the load event) and
+/// 500 ms more for late long-task entries, then reports to `COLLECT`.
+const PROBE: &str = r#"<script>
+(function () {
+  var P = performance, lt = [], t0 = Date.now(), tracker = TRACKER;
+  try {
+    new PerformanceObserver(function (l) {
+      l.getEntries().forEach(function (e) { lt.push([e.startTime, e.duration]); });
+    }).observe({ type: 'longtask', buffered: true });
+  } catch (e) {}
+  function first(n) { return (P.getEntriesByName(n)[0] || {}).startTime; }
+  function report() {
+    var nav = P.getEntriesByType('navigation')[0] || {};
+    var r = { start: first('closeloop:start'), started: first('closeloop:started'),
+              load: nav.loadEventEnd, longtasks: lt };
+    new Image().src = 'COLLECT?' + encodeURIComponent(JSON.stringify(r));
+  }
+  (function poll() {
+    var ready = document.readyState == 'complete' &&
+      (!tracker || P.getEntriesByName('closeloop:started').length);
+    if (ready || Date.now() - t0 > 20000) setTimeout(report, 500);
+    else setTimeout(poll, 10);
+  })();
+})();
+</script>"#;
+
+/// One page load's figures, in milliseconds since navigation start.
+#[derive(Debug, Clone, PartialEq)]
+struct Load {
+    /// `closeloop:start` (the wasm is ready, `start()` is called).
+    start: Option<f64>,
+    /// `closeloop:started` (`start()` returned: the page view is queued).
+    started: Option<f64>,
+    /// The load event's end.
+    load: Option<f64>,
+    /// Long tasks: (start, duration).
+    longtasks: Vec<(f64, f64)>,
+}
+
+impl Load {
+    fn from_json(v: &Value) -> Load {
+        let num = |k: &str| v.get(k).and_then(Value::as_f64);
+        let longtasks = v
+            .get("longtasks")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| {
+                        let e = e.as_array()?;
+                        Some((e.first()?.as_f64()?, e.get(1)?.as_f64()?))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Load {
+            start: num("start"),
+            started: num("started"),
+            load: num("load"),
+            longtasks,
+        }
+    }
+
+    /// Main-thread time of `start()`: the wasm starting and queuing the page view.
+    fn main_thread(&self) -> Option<f64> {
+        Some(self.started? - self.start?)
+    }
+
+    /// Long tasks overlapping the tracker's start (`start` to `started`).
+    fn tracker_longtasks(&self) -> usize {
+        match (self.start, self.started) {
+            (Some(s), Some(e)) => self
+                .longtasks
+                .iter()
+                .filter(|(ls, ld)| *ls <= e && ls + ld >= s)
+                .count(),
+            _ => 0,
+        }
+    }
+}
+
+/// Median, 90th percentile (nearest rank) and maximum of `v`; `None` when empty.
+fn stats(mut v: Vec<f64>) -> Option<(f64, f64, f64)> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let rank = |p: f64| {
+        let i = ((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1;
+        v.get(i).copied().unwrap_or(f64::NAN)
+    };
+    let max = v.last().copied().unwrap_or(f64::NAN);
+    Some((rank(0.5), rank(0.9), max))
+}
+
+fn row(label: &str, v: Vec<f64>, n: usize) -> String {
+    let count = v.len();
+    match stats(v) {
+        Some((m, p, x)) => {
+            format!("| {label} | {m:.2} ms | {p:.2} ms | {x:.2} ms | {count}/{n} |\n")
+        }
+        None => format!("| {label} | – | – | – | 0/{n} |\n"),
+    }
+}
+
+/// The markdown section for BENCHMARKS.md: per page kind, median / p90 / max.
+fn table(tracker: &[Load], empty: &[Load]) -> String {
+    let mut out = String::from(
+        "## Tracker start time (headless Chromium)\n\n\
+         Budget: start to first event queued ≤ 5 ms of main-thread time, no long task. \
+         Each load is a fresh Chromium profile (a first visit) of the demo home page, \
+         served with the tracker from a local `wrangler dev`; the empty page (no tracker) \
+         is the machine's noise. Times in ms.\n\n\
+         | measure | median | p90 | max | loads |\n|---|---:|---:|---:|---:|\n",
+    );
+    let n = tracker.len();
+    let col = |f: &dyn Fn(&Load) -> Option<f64>, l: &[Load]| -> Vec<f64> {
+        l.iter().filter_map(f).collect()
+    };
+    out.push_str(&row(
+        "tracker: `start()` main-thread time (wasm start → page view queued)",
+        col(&|l| l.main_thread(), tracker),
+        n,
+    ));
+    out.push_str(&row(
+        "tracker: navigation start → first event queued",
+        col(&|l| l.started, tracker),
+        n,
+    ));
+    out.push_str(&row(
+        "tracker page: navigation start → load event end",
+        col(&|l| l.load, tracker),
+        n,
+    ));
+    out.push_str(&row(
+        "empty page: navigation start → load event end",
+        col(&|l| l.load, empty),
+        empty.len(),
+    ));
+    let lt = |l: &[Load]| -> (usize, usize, f64) {
+        let with = l.iter().filter(|x| !x.longtasks.is_empty()).count();
+        let total = l.iter().map(|x| x.longtasks.len()).sum();
+        let max = l
+            .iter()
+            .flat_map(|x| x.longtasks.iter().map(|t| t.1))
+            .fold(0.0, f64::max);
+        (with, total, max)
+    };
+    let (tw, tt, tm) = lt(tracker);
+    let (ew, et, em) = lt(empty);
+    let during: usize = tracker.iter().map(Load::tracker_longtasks).sum();
+    out.push_str(&format!(
+        "\nLong tasks (≥ 50 ms on the main thread, anything on the page): tracker page \
+         {tw}/{n} loads had any ({tt} in all, longest {tm:.0} ms), {during} overlapping \
+         the tracker's `start()`; empty page {ew}/{} loads ({et} in all, longest {em:.0} ms).\n\n",
+        empty.len()
+    ));
+    out
+}
+
+/// Writes the two bench pages into `dir`: `tracker.html` (the demo home page with
+/// the probe first in `<head>`) and `empty.html` (the probe alone), plus the
+/// demo's stylesheet.
+fn write_pages(dir: &Path, collect: &str) -> Result {
+    let demo = root().join("demo-site");
+    let home = std::fs::read_to_string(demo.join("index.html"))
+        .map_err(|e| format!("demo-site/index.html: {e}"))?;
+    let probe = |tracker: bool| {
+        PROBE
+            .replace("COLLECT", collect)
+            .replace("TRACKER", if tracker { "true" } else { "false" })
+    };
+    let Some(i) = home.find("<head>") else {
+        return Err("demo-site/index.html has no <head>".into());
+    };
+    let (before, after) = home.split_at(i + "<head>".len());
+    let tracked = format!("{before}\n{}{after}", probe(true));
+    let empty = format!(
+        "<!doctype html>\n<html lang=\"en\"><head>\n{}<meta charset=\"utf-8\"><title>empty</title></head>\
+         <body><p>empty</p></body></html>\n",
+        probe(false)
+    );
+    let write = |name: &str, text: &str| {
+        std::fs::write(dir.join(name), text).map_err(|e| format!("{name}: {e}"))
+    };
+    write("tracker.html", &tracked)?;
+    write("empty.html", &empty)?;
+    let css = std::fs::read(demo.join("style.css")).unwrap_or_default();
+    std::fs::write(dir.join("style.css"), css).map_err(|e| format!("style.css: {e}"))
+}
+
+/// Chromium's binary.
+fn chromium() -> Result<&'static str> {
+    CHROMIUM
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+        .ok_or_else(|| "chromium is missing: `cargo xtask test` installs Debian's chromium".into())
+}
+
+/// Kills a Chromium started by [`load_once`]: its whole process group (its own).
+fn kill(mut child: Child) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Loads `url` in a new headless Chromium with a fresh profile and returns what the
+/// probe reported to `listener`.
+fn load_once(bin: &str, url: &str, listener: &TcpListener) -> Result<Load> {
+    use std::os::unix::process::CommandExt;
+    let profile = closeloop_e2e::temp_dir("bench-chromium")?;
+    let child = Command::new(bin)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-extensions",
+            "--mute-audio",
+        ])
+        .arg(format!("--user-agent={}", USER_AGENT))
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("{bin}: {e}"))?;
+    let got = receive(listener, LOAD_TIMEOUT);
+    kill(child);
+    let _ = std::fs::remove_dir_all(&profile);
+    got
+}
+
+/// The user agent of the tests' browser (headless Chromium's own is flagged as a
+/// bot by the edge).
+const USER_AGENT: &str =
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
+
+/// Waits for the probe's request `GET /r?<json>` and answers it.
+fn receive(listener: &TcpListener, timeout: Duration) -> Result<Load> {
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let begin = Instant::now();
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                let _ = stream.set_nonblocking(false);
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut reader = BufReader::new(&stream);
+                let mut line = String::new();
+                let _ = reader.read_line(&mut line);
+                let mut w = &stream;
+                let _ = w.write_all(
+                    b"HTTP/1.1 204 No Content\r\nAccess-Control-Allow-Origin: *\r\nConnection: close\r\n\r\n",
+                );
+                let target = line.split(' ').nth(1).unwrap_or("");
+                if let Some(q) = target.strip_prefix("/r?") {
+                    let json = percent_decode(q);
+                    let v: Value = serde_json::from_str(&json)
+                        .map_err(|e| format!("probe report {json:?}: {e}"))?;
+                    return Ok(Load::from_json(&v));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if begin.elapsed() > timeout {
+                    return Err(format!("no probe report within {timeout:?}"));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// Decodes `%XX` escapes (what `encodeURIComponent` produced); invalid escapes
+/// stay as they are.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b.get(i), hex) {
+            (Some(b'%'), Some(x)) => {
+                out.push(x);
+                i += 3;
+            }
+            (Some(&c), _) => {
+                out.push(c);
+                i += 1;
+            }
+            (None, _) => break,
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Measures the tracker's start time against a fresh worker and the demo page
+/// (the tracker and worker must be built: `cargo xtask build`), and returns the
+/// markdown section for BENCHMARKS.md.
+pub fn run() -> Result<String> {
+    let bin = chromium()?;
+    let worker = Worker::start()?;
+    let port = closeloop_e2e::free_port()?;
+    let origin = format!("http://127.0.0.1:{port}");
+    let site = worker.create_site(&[&origin])?;
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let collect = format!(
+        "http://127.0.0.1:{}/r",
+        listener.local_addr().map_err(|e| e.to_string())?.port()
+    );
+    let dir = closeloop_e2e::temp_dir("bench-pages")?;
+    write_pages(&dir, &collect)?;
+    let static_site = StaticSite::start(&dir, Some(port), &worker.url(""), &site.id)?;
+    // One warm-up load: wrangler's first requests are slow (it builds on start).
+    let _ = load_once(bin, &static_site.url("/tracker.html"), &listener);
+    let mut tracker = Vec::new();
+    let mut empty = Vec::new();
+    for i in 0..RUNS {
+        // Interleaved, so that the machine's load affects both alike.
+        for (page, out) in [("/tracker.html", &mut tracker), ("/empty.html", &mut empty)] {
+            match load_once(bin, &static_site.url(page), &listener) {
+                Ok(l) => out.push(l),
+                Err(e) => note(format!("bench tracker: load {i} of {page}: {e}")),
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    drop(static_site);
+    drop(worker);
+    let md = table(&tracker, &empty);
+    note(md.trim_end());
+    Ok(md)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_are_median_p90_max_by_nearest_rank() {
+        // 10 values 1..=10: median = 5th value (5), p90 = 9th value (9), max 10.
+        let v: Vec<f64> = (1..=10).map(f64::from).collect();
+        assert_eq!(stats(v), Some((5.0, 9.0, 10.0)));
+        assert_eq!(stats(vec![]), None);
+        assert_eq!(stats(vec![3.0]), Some((3.0, 3.0, 3.0)));
+    }
+
+    #[test]
+    fn probe_report_is_parsed_and_long_tasks_overlapping_start_counted() {
+        // start at 100 ms, started at 103.5 ms: 3.5 ms of main-thread time; long tasks
+        // at 20..80 (before) and 90..160 (overlapping).
+        let json = "%7B%22start%22%3A100%2C%22started%22%3A103.5%2C%22load%22%3A250%2C\
+                    %22longtasks%22%3A%5B%5B20%2C60%5D%2C%5B90%2C70%5D%5D%7D";
+        let v: Value = serde_json::from_str(&percent_decode(json)).unwrap_or(Value::Null);
+        let l = Load::from_json(&v);
+        assert_eq!(l.main_thread(), Some(3.5));
+        assert_eq!(l.load, Some(250.0));
+        assert_eq!(l.longtasks, vec![(20.0, 60.0), (90.0, 70.0)]);
+        assert_eq!(l.tracker_longtasks(), 1);
+    }
+
+    #[test]
+    fn table_reports_missing_marks_as_failed_loads() {
+        let ok = Load {
+            start: Some(10.0),
+            started: Some(12.0),
+            load: Some(40.0),
+            longtasks: vec![],
+        };
+        let none = Load {
+            start: None,
+            started: None,
+            load: Some(30.0),
+            longtasks: vec![],
+        };
+        let md = table(&[ok, none.clone()], &[none]);
+        // one of two tracker loads has both marks: 2.00 ms main-thread time
+        assert!(md.contains("| 2.00 ms | 2.00 ms | 2.00 ms | 1/2 |"));
+        assert!(md.contains("tracker page 0/2 loads had any"));
+    }
+}
