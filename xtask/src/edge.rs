@@ -171,6 +171,12 @@ pub fn build_crate(package: &str, log: &str, out: &Path) -> Result {
         .join("wasm32-unknown-unknown")
         .join("release")
         .join(format!("{}.wasm", package.replace('-', "_")));
+    package_wasm(&wasm, log, out)
+}
+
+/// The steps after cargo: bindings, wasm-opt (unless `CLOSELOOP_NO_WASM_OPT`), shim and
+/// bundle, from a workers-rs cdylib's `wasm` into `out`.
+pub fn package_wasm(wasm: &Path, log: &str, out: &Path) -> Result {
     // Everything is made in a staging directory and swapped in at the end, so a worker
     // never sees the glue of one build with the wasm of another.
     let final_out = out.to_path_buf();
