@@ -22,24 +22,28 @@
     hash: s.hasAttribute('data-hash-routing'),
     url: location.href,
     // I/O the tracker decides and the loader carries out (no wasm closures needed).
-    timer: function (ms) { setTimeout(function () { call('tick', []); }, ms); },
+    timer: function (ms) { setTimeout(function () { call(1); }, ms); },
     post: function (url, body) {
       fetch(url, { method: 'POST', body: body, keepalive: true, credentials: 'omit' })
         .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
-        .then(function (t) { call('ack', [t]); }, function () { call('fail', []); });
+        .then(function (t) { call(2, t); }, function () { call(3); });
     }
   };
-  function call(n, args) {
-    if (!T) { q.push([n, args]); return null; }
-    try { return T[n].apply(null, args); } catch (e) { return null; }
+  // The wasm's one export, cl(op, a, b) (see tracker/src/lib.rs `cl`): 0 start,
+  // 1 tick, 2 ack, 3 fail, 4 nav, 5 form, 6 hide, 7 show, 8 identify, 9 track,
+  // 10 consent, 11 profile.
+  var OPS = { identify: 8, track: 9, consent: 10 };
+  function call(n, x, y) {
+    if (!T) { q.push([n, x, y]); return null; }
+    try { return T(n, x, y); } catch (e) { return null; }
   }
-  function api(n) { return function () { return call(n, [].slice.call(arguments)); }; }
+  function api(n) { return function (x, y) { return call(n, x, y); }; }
   w.closeloop = {
     _cl: 1,
-    identify: api('identify'),
-    track: api('track'),
-    consent: api('consent'),
-    profile: function () { return T ? call('profile', []) : null; }
+    identify: api(8),
+    track: api(9),
+    consent: api(10),
+    profile: function () { return T ? call(11) : null; }
   };
   function after(o, n, f) {
     var orig = o && o[n];
@@ -50,30 +54,33 @@
       return r;
     };
   }
-  after(h, 'pushState', function () { call('nav', [0]); });
-  after(h, 'replaceState', function () { call('nav', [1]); });
-  w.addEventListener('popstate', function () { call('nav', [2]); });
-  if (cfg.hash) w.addEventListener('hashchange', function () { call('nav', [3]); });
-  d.addEventListener('submit', function (e) { call('form', [e.target]); }, true);
+  after(h, 'pushState', function () { call(4, 0); });
+  after(h, 'replaceState', function () { call(4, 1); });
+  w.addEventListener('popstate', function () { call(4, 2); });
+  if (cfg.hash) w.addEventListener('hashchange', function () { call(4, 3); });
+  d.addEventListener('submit', function (e) { call(5, e.target); }, true);
   // form.submit() fires no submit event (requestSubmit() does, so it needs no patch).
   var F = w.HTMLFormElement && HTMLFormElement.prototype, fs = F && F.submit;
-  if (fs) F.submit = function () { call('form', [this]); return fs.apply(this, arguments); };
+  if (fs) F.submit = function () { call(5, this); return fs.apply(this, arguments); };
   d.addEventListener('visibilitychange', function () {
-    call(d.visibilityState == 'hidden' ? 'hide' : 'show', []);
+    call(d.visibilityState == 'hidden' ? 6 : 7);
   });
-  w.addEventListener('pagehide', function () { call('hide', []); });
-  w.addEventListener('online', function () { call('show', []); });
+  w.addEventListener('pagehide', function () { call(6); });
+  w.addEventListener('online', function () { call(7); });
   // Calls queued by a snippet before this script (window.closeloop = [[name, ...args]]).
-  if (pre && pre.length) for (var i = 0; i < pre.length; i++) q.push([pre[i][0], [].slice.call(pre[i], 1)]);
+  if (pre && pre.length) for (var i = 0; i < pre.length; i++) {
+    var op = pre[i] && OPS[pre[i][0]];
+    if (op) q.push([op, pre[i][1], pre[i][2]]);
+  }
   try {
     wasm_bindgen({ module_or_path: new URL(WASM_PATH, s.src) }).then(function () {
-      T = wasm_bindgen;
+      T = wasm_bindgen.cl;
       // Marks for the main-thread budget (start to first event queued), read by tests.
       var P = w.performance, mk = function (n) { try { P.mark(n); } catch (e) {} };
       mk('closeloop:start');
-      try { T.start(cfg); } catch (e) { return; }
+      try { T(0, cfg); } catch (e) { return; }
       mk('closeloop:started');
-      while (q.length) { var c = q.shift(); call(c[0], c[1]); }
+      while (q.length) { var c = q.shift(); call(c[0], c[1], c[2]); }
     }, function () {});
   } catch (e) {}
 })();

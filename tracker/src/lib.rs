@@ -122,10 +122,36 @@ fn list(s: &str) -> Vec<String> {
         .collect()
 }
 
+/// The one export: the loader calls every entry point through it (one export
+/// instead of twelve: each costs a wasm-bindgen shim in the wasm and a function in
+/// the JS glue). `op` picks the function, `a` and `b` are its arguments:
+/// 0 [`start`]`(a)`, 1 [`tick`], 2 [`ack`]`(a)`, 3 [`fail`], 4 [`nav`]`(a)`,
+/// 5 [`form`]`(a)`, 6 [`hide`], 7 [`show`], 8 [`identify`]`(a, b)`,
+/// 9 [`track`]`(a, b)`, 10 [`consent`]`(a)`, 11 [`profile`] (its result is returned;
+/// `undefined` for the others and for an unknown `op`).
+#[wasm_bindgen]
+pub fn cl(op: u32, a: JsValue, b: JsValue) -> JsValue {
+    match op {
+        0 => start(a),
+        1 => tick(),
+        2 => ack(a),
+        3 => fail(),
+        4 => nav(a.as_f64().unwrap_or(0.0) as u32),
+        5 => form(a),
+        6 => hide(),
+        7 => show(),
+        8 => identify(a, b),
+        9 => track(a, b),
+        10 => consent(a),
+        11 => return profile(),
+        _ => {}
+    }
+    JsValue::UNDEFINED
+}
+
 /// Starts the tracker. `cfg` is the loader's object: `site`, `endpoint`,
 /// `consent` (bool), `capture`, `ignore` (comma lists), `hash` (bool) and `url`
 /// (the landing URL, read before any script could rewrite it).
-#[wasm_bindgen]
 pub fn start(cfg: JsValue) {
     let started = TRACKER.0.try_borrow().map(|g| g.is_some()).unwrap_or(true);
     let config = Config {
@@ -184,7 +210,6 @@ fn remember_visitor(t: &mut Tracker) {
 }
 
 /// The loader's timer fired (see [`Tracker::io`]).
-#[wasm_bindgen]
 pub fn tick() {
     with(|t| {
         // Whatever `timer_at` said, no timer is pending now (timers may fire a
@@ -195,38 +220,32 @@ pub fn tick() {
 }
 
 /// The edge answered a batch with 2xx: its `CollectResponse` JSON text.
-#[wasm_bindgen]
 pub fn ack(text: JsValue) {
     with(|t| send::on_ack(t, &text.as_string().unwrap_or_default()));
 }
 
 /// A batch failed (network error, non-2xx status, unreadable body).
-#[wasm_bindgen]
 pub fn fail() {
     with(send::on_failure);
 }
 
 /// A history change: `kind` 0 = `pushState`, 1 = `replaceState`, 2 = `popstate`,
 /// 3 = `hashchange`.
-#[wasm_bindgen]
 pub fn nav(kind: u32) {
     with(|t| page::navigate(t, kind));
 }
 
 /// A form is being submitted (the `submit` event, or `form.submit()` by script).
-#[wasm_bindgen]
 pub fn form(el: JsValue) {
     with(|t| form::submitted(t, &el));
 }
 
 /// The page is being hidden or unloaded: send what is queued as a beacon.
-#[wasm_bindgen]
 pub fn hide() {
     with(|t| send::flush(t, true));
 }
 
 /// The page is visible again, or the browser came back online: send now.
-#[wasm_bindgen]
 pub fn show() {
     with(|t| {
         t.send.retry_at = 0.0;
@@ -235,7 +254,6 @@ pub fn show() {
 }
 
 /// `closeloop.identify(email, traits)`: the visitor said who they are.
-#[wasm_bindgen]
 pub fn identify(email: JsValue, traits: JsValue) {
     with(|t| {
         let email = js::truncate(email.as_string().unwrap_or_default(), keys::MAX_FIELD_LEN);
@@ -255,7 +273,6 @@ pub fn identify(email: JsValue, traits: JsValue) {
 }
 
 /// `closeloop.track(name, props)`: a custom event.
-#[wasm_bindgen]
 pub fn track(name: JsValue, props: JsValue) {
     with(|t| {
         let name = js::truncate(name.as_string().unwrap_or_default(), keys::MAX_FIELD_LEN);
@@ -274,7 +291,6 @@ pub fn track(name: JsValue, props: JsValue) {
 
 /// `closeloop.consent(bool)`: grant (store and send what was held) or revoke
 /// (forget everything stored, record nothing more).
-#[wasm_bindgen]
 pub fn consent(on: JsValue) {
     with(|t| {
         if on.is_truthy() {
@@ -300,7 +316,6 @@ pub fn consent(on: JsValue) {
 
 /// `closeloop.profile()`: first and latest touch, top pages and sections, lead
 /// flag (see [`profile::build`]); `null` before the tracker started.
-#[wasm_bindgen]
 pub fn profile() -> JsValue {
     let mut out = JsValue::NULL;
     with(|t| out = profile::build(t));
