@@ -181,7 +181,7 @@ fn new_site() -> (&'static Worker, Site) {
     (w, site)
 }
 
-/// Scenario: every write endpoint without a key (401), with a key no site has (403),
+/// Scenario: every write endpoint (and erasure) without a key (401), with a key no site has (403),
 /// with the site's read key (403) and with another site's write key (403); a report with
 /// the write key (403) and without a key (401). Every answer is the JSON error.
 #[test]
@@ -194,6 +194,8 @@ fn every_key_error() {
         "conversions:import",
         "spend",
         "spend:import",
+        "webhooks",
+        "webhooks:deliver",
     ] {
         let cases = [
             (None, 401),
@@ -228,6 +230,27 @@ fn every_key_error() {
         assert_eq!(a.status, 403, "{path}: {}", a.text);
         conforms(&a, "Error");
     }
+    // erasure needs the write key too
+    let a = send(
+        w,
+        &site,
+        None,
+        "DELETE",
+        "leads/x@example.com",
+        "application/json",
+        None,
+    );
+    assert_eq!(a.status, 401, "{}", a.text);
+    let a = send(
+        w,
+        &site,
+        Some(&site.read_key),
+        "DELETE",
+        "leads/x@example.com",
+        "application/json",
+        None,
+    );
+    assert_eq!(a.status, 403, "{}", a.text);
     // nothing was written
     let n = w
         .count(&format!(
