@@ -192,7 +192,7 @@ pub fn package_wasm(wasm: &Path, log: &str, out: &Path) -> Result {
         "generating bindings (wasm-bindgen)",
         &format!("{log}-wasm-bindgen"),
         Command::new("wasm-bindgen")
-            .arg(&wasm)
+            .arg(wasm)
             .arg("--out-dir")
             .arg(&out)
             .args([
