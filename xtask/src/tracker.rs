@@ -114,6 +114,8 @@ pub fn build() -> Result {
             "--target",
             "no-modules",
             "--no-typescript",
+            // The loader always passes the wasm's URL.
+            "--omit-default-module-path",
             "--out-dir",
             path_str(&work)?,
             path_str(&wasm)?,
@@ -123,13 +125,20 @@ pub fn build() -> Result {
     let opt = work.join("closeloop.opt.wasm");
     let mut wasm_opt = Command::new(util::node_tool("binaryen/bin/wasm-opt"));
     wasm_opt
-        .arg("-Oz")
         .args(WASM_FEATURES)
+        // Import, export and module names become one or two letters (the
+        // wasm-bindgen names carry 16-hex-digit hashes, in the wasm and again in
+        // the glue); wasm-opt prints the renaming as JSON, applied to the glue below.
+        .arg("--minify-imports-and-exports-and-modules")
+        .arg("-Oz")
         .args(["--strip-debug", "--strip-producers"])
         .arg(&bg)
         .arg("-o")
         .arg(&opt);
     step("tracker: wasm-opt -Oz", "tracker-wasm-opt", &mut wasm_opt)?;
+    let renames = util::log_dir().join("tracker-wasm-opt.log");
+    let renames = std::fs::read_to_string(&renames)
+        .map_err(|e| format!("{}: {e}", renames.display()))?;
 
     let bytes = std::fs::read(&opt).map_err(|e| format!("{}: {e}", opt.display()))?;
     let name = format!("closeloop.{}.wasm", content_hash(&bytes));
@@ -148,6 +157,7 @@ pub fn build() -> Result {
 
     let glue = std::fs::read_to_string(work.join(format!("{CRATE_FILE}.js")))
         .map_err(|e| format!("wasm-bindgen glue: {e}"))?;
+    let glue = apply_renames(&glue, &renames, &format!("./{CRATE_FILE}_bg.js"))?;
     let loader = std::fs::read_to_string(root.join("tracker").join("js").join("loader.js"))
         .map_err(|e| format!("tracker/js/loader.js: {e}"))?;
     let src = work.join("t.src.js");
@@ -161,6 +171,7 @@ pub fn build() -> Result {
         Command::new(util::node_tool(".bin/esbuild")).args([
             path_str(&src)?,
             "--minify",
+            "--legal-comments=none",
             "--format=iife",
             "--target=es2017",
             &define,
@@ -174,9 +185,100 @@ pub fn build() -> Result {
     Ok(())
 }
 
+/// Replaces `from` by `to` where `from` is not followed by a name character (so
+/// that `__wbindgen_export` does not match inside `__wbindgen_export2`); returns
+/// the text and how many were replaced.
+fn replace_name(text: &str, from: &str, to: &str) -> (String, usize) {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut n = 0;
+    while let Some(i) = rest.find(from) {
+        let (before, after) = rest.split_at(i);
+        let tail = &after[from.len()..];
+        out.push_str(before);
+        if tail.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '$') {
+            out.push_str(from);
+        } else {
+            out.push_str(to);
+            n += 1;
+        }
+        rest = tail;
+    }
+    out.push_str(rest);
+    (out, n)
+}
+
+/// The import module name wasm-opt's `--minify-imports-and-exports-and-modules`
+/// gives every import (binaryen's `ENV`, not printed in its JSON).
+const MINIFIED_MODULE: &str = "a";
+
+/// Applies wasm-opt's `--minify-imports-and-exports-and-modules` renaming (the JSON
+/// it printed, found in `log`) to wasm-bindgen's glue: import functions are the
+/// glue's `name: function` keys, exports are read as `wasm.name`, and the import
+/// module `module` becomes the minified one. Fails when an import is not found in
+/// the glue (the wasm would not instantiate).
+pub fn apply_renames(glue: &str, log: &str, module: &str) -> Result<String> {
+    let json = match (log.find('{'), log.rfind('}')) {
+        (Some(a), Some(b)) if a < b => &log[a..=b],
+        _ => return Err("wasm-opt printed no renaming".into()),
+    };
+    let v: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| format!("wasm-opt renaming: {e}"))?;
+    let list = |k: &str| v.get(k).and_then(|x| x.as_array()).cloned().unwrap_or_default();
+    let mut glue = glue.to_string();
+    for imp in list("imports") {
+        let f = |i: usize| imp.get(i).and_then(|x| x.as_str()).unwrap_or("");
+        let (m, old, new) = (f(0), f(1), f(2));
+        if m != module || old.is_empty() || new.is_empty() {
+            return Err(format!("unexpected import in the tracker wasm: {imp}"));
+        }
+        let (g, n) = replace_name(&glue, &format!("{old}: function"), &format!("{new}: function"));
+        if n != 1 {
+            return Err(format!("import {old}: found {n} times in the glue"));
+        }
+        glue = g;
+    }
+    let (g, n) = replace_name(
+        &glue,
+        &format!("\"{module}\": import0"),
+        &format!("\"{MINIFIED_MODULE}\": import0"),
+    );
+    if n != 1 {
+        return Err(format!("import module {module}: found {n} times in the glue"));
+    }
+    glue = g;
+    for exp in list("exports") {
+        let f = |i: usize| exp.get(i).and_then(|x| x.as_str()).unwrap_or("");
+        let (old, new) = (f(0), f(1));
+        if old.is_empty() || new.is_empty() {
+            return Err(format!("unexpected export in the tracker wasm: {exp}"));
+        }
+        glue = replace_name(&glue, &format!("wasm.{old}"), &format!("wasm.{new}")).0;
+    }
+    Ok(glue)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn renames_reach_imports_exports_and_module() {
+        let glue = "const import0 = {\n x_export: function(a) { return wasm.x_export2(a); },\n \
+                    x_export2: function() { return wasm.memory; },\n};\n\
+                    return { \"./t_bg.js\": import0 };";
+        let log = r#"{"imports": [["./t_bg.js", "x_export", "a"], ["./t_bg.js", "x_export2", "b"]],
+                      "exports": [["memory", "G"], ["x_export2", "H"]]}"#;
+        let out = apply_renames(glue, log, "./t_bg.js").unwrap_or_default();
+        assert_eq!(
+            out,
+            "const import0 = {\n a: function(a) { return wasm.H(a); },\n \
+             b: function() { return wasm.G; },\n};\nreturn { \"a\": import0 };"
+        );
+        // an import the glue does not define is an error, not a broken download
+        let bad = r#"{"imports": [["./t_bg.js", "missing", "a"]], "exports": []}"#;
+        assert!(apply_renames(glue, bad, "./t_bg.js").is_err());
+    }
 
     #[test]
     fn content_hash_is_sha256_prefix() {
