@@ -20,6 +20,15 @@ pub fn run(args: &[String]) -> Result {
     say("Tracker transfer size");
     md.push_str(&tracker_sizes()?);
 
+    say("Ingest throughput: the worker beside a bare insert-only worker");
+    md.push_str(&crate::bench_ingest::run()?);
+
+    say("Tracker start-up on the main thread (headless Chromium)");
+    md.push_str(&crate::bench_tracker::run()?);
+
+    say("Reports over a generated data set, beside sqlite3");
+    md.push_str(&crate::bench_reports::run()?);
+
     say("core benchmarks (criterion)");
     md.push_str(&core_benches(quick)?);
 

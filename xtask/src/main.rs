@@ -10,6 +10,10 @@
 //! - `cargo xtask refresh-lists` — download the referrer lists core compiles in.
 
 mod bench;
+mod bench_ingest;
+mod bench_tracker;
+mod bench_reports;
+mod bench_tracker;
 mod dashboard;
 mod demo;
 mod edge;
@@ -40,6 +44,7 @@ fn main() {
         Some("demo") => demo::run(rest),
         Some("test") => test::run(rest),
         Some("bench") => bench::run(rest),
+        Some("bench-tracker-tmp") => bench_tracker::run().map(|s| println!("{s}")),
         Some("lint") => lint(),
         Some("site") => site::run(rest),
         Some("refresh-lists") => refresh_lists(),
