@@ -11,7 +11,6 @@
 
 mod bench;
 mod bench_ingest;
-mod bench_tracker;
 mod bench_reports;
 mod bench_tracker;
 mod dashboard;
@@ -44,7 +43,6 @@ fn main() {
         Some("demo") => demo::run(rest),
         Some("test") => test::run(rest),
         Some("bench") => bench::run(rest),
-        Some("bench-tracker-tmp") => bench_tracker::run().map(|s| println!("{s}")),
         Some("lint") => lint(),
         Some("site") => site::run(rest),
         Some("refresh-lists") => refresh_lists(),
