@@ -40,9 +40,16 @@ const PROBE: &str = r#"<script>
   } catch (e) {}
   function first(n) { return (P.getEntriesByName(n)[0] || {}).startTime; }
   function report() {
-    var nav = P.getEntriesByType('navigation')[0] || {};
+    var nav = P.getEntriesByType('navigation')[0] || {}, ls;
+    if (!tracker) {
+      // The browser's first localStorage access (it opens the storage area):
+      // the floor of any tracker that stores its first event.
+      var a = P.now();
+      try { localStorage.setItem('_b', '1'); localStorage.removeItem('_b'); } catch (e) {}
+      ls = P.now() - a;
+    }
     var r = { start: first('closeloop:start'), started: first('closeloop:started'),
-              load: nav.loadEventEnd, longtasks: lt };
+              load: nav.loadEventEnd, longtasks: lt, ls: ls };
     new Image().src = 'COLLECT?' + encodeURIComponent(JSON.stringify(r));
   }
   (function poll() {
@@ -63,6 +70,8 @@ struct Load {
     started: Option<f64>,
     /// The load event's end.
     load: Option<f64>,
+    /// Empty page only: duration of the page's first `localStorage` access.
+    ls: Option<f64>,
     /// Long tasks: (start, duration).
     longtasks: Vec<(f64, f64)>,
 }
@@ -86,6 +95,7 @@ impl Load {
             start: num("start"),
             started: num("started"),
             load: num("load"),
+            ls: num("ls"),
             longtasks,
         }
     }
@@ -164,6 +174,11 @@ fn table(tracker: &[Load], empty: &[Load]) -> String {
     out.push_str(&row(
         "empty page: navigation start → load event end",
         col(&|l| l.load, empty),
+        empty.len(),
+    ));
+    out.push_str(&row(
+        "empty page: the browser's first `localStorage` access (setItem + removeItem)",
+        col(&|l| l.ls, empty),
         empty.len(),
     ));
     let lt = |l: &[Load]| -> (usize, usize, f64) {
@@ -405,17 +420,21 @@ mod tests {
             start: Some(10.0),
             started: Some(12.0),
             load: Some(40.0),
+            ls: None,
             longtasks: vec![],
         };
         let none = Load {
             start: None,
             started: None,
             load: Some(30.0),
+            ls: Some(1.5),
             longtasks: vec![],
         };
         let md = table(&[ok, none.clone()], &[none]);
         // one of two tracker loads has both marks: 2.00 ms main-thread time
         assert!(md.contains("| 2.00 ms | 2.00 ms | 2.00 ms | 1/2 |"));
         assert!(md.contains("tracker page 0/2 loads had any"));
+        // the empty page's one load: 1.5 ms for its first localStorage access
+        assert!(md.contains("| 1.50 ms | 1.50 ms | 1.50 ms | 1/1 |"));
     }
 }
