@@ -235,12 +235,12 @@ const SESSION_JOINS: &str = "FROM sessions s \
 const LEAD_CONVERSION_COLUMNS: &str = "'lead:' || l.lead_id AS id, l.lead_id AS lead, \
      'lead' AS kind, l.first_seen AS at, 0 AS revenue, l.first_seen AS lead_at, \
      NULL AS opportunity_at, \
-     (SELECT e.path FROM events e JOIN lead_visitors v ON v.site_id = e.site_id \
-        AND v.visitor_id = e.visitor_id WHERE v.site_id = l.site_id AND v.lead_id = l.lead_id \
+     (SELECT e.path FROM lead_visitors v CROSS JOIN events e ON e.site_id = v.site_id \
+        AND e.visitor_id = v.visitor_id WHERE v.site_id = l.site_id AND v.lead_id = l.lead_id \
         AND e.derived_ts = l.first_seen AND e.type IN ('form_submit', 'identify') \
         ORDER BY e.event_id LIMIT 1) AS page, \
-     (SELECT e.session_id FROM events e JOIN lead_visitors v ON v.site_id = e.site_id \
-        AND v.visitor_id = e.visitor_id WHERE v.site_id = l.site_id AND v.lead_id = l.lead_id \
+     (SELECT e.session_id FROM lead_visitors v CROSS JOIN events e ON e.site_id = v.site_id \
+        AND e.visitor_id = v.visitor_id WHERE v.site_id = l.site_id AND v.lead_id = l.lead_id \
         AND e.derived_ts = l.first_seen AND e.type IN ('form_submit', 'identify') \
         ORDER BY e.event_id LIMIT 1) AS session";
 
@@ -420,7 +420,7 @@ impl Store {
         if with_pageviews {
             stmts.push(self.stmt(
                 "SELECT session_id AS session, path, derived_ts AS at FROM events \
-                 WHERE site_id = ?1 AND type = 'pageview' AND session_id IS NOT NULL \
+                 WHERE site_id = ?1 AND type = 'pageview' AND coalesce(session_id, '') <> '' \
                  AND derived_ts >= ?2 AND derived_ts < ?3",
                 &[s(site_id), n(since), n(to)],
             )?);
@@ -446,8 +446,13 @@ impl Store {
     /// Everything of one lead: all its sessions, conversions (its creation and its deals)
     /// and page views, whatever their time.
     pub async fn lead_data(&self, site_id: &str, lead_id: &str) -> ApiResult<ReportData> {
+        // the lead's visitors first (CROSS JOIN fixes the order: never a scan of the
+        // site's sessions or events per lead)
         let sessions_sql = format!(
-            "SELECT {SESSION_COLUMNS} {SESSION_JOINS} WHERE s.site_id = ?1 AND lv.lead_id = ?2"
+            "SELECT {SESSION_COLUMNS} FROM lead_visitors lv CROSS JOIN sessions s \
+             ON s.site_id = lv.site_id AND s.visitor_id = lv.visitor_id \
+             LEFT JOIN events e ON e.site_id = s.site_id AND e.event_id = substr(s.session_id, 3) \
+             WHERE lv.site_id = ?1 AND lv.lead_id = ?2"
         );
         let leads_sql = format!(
             "SELECT {LEAD_CONVERSION_COLUMNS} FROM leads l WHERE l.site_id = ?1 AND l.lead_id = ?2"
@@ -458,9 +463,9 @@ impl Store {
              WHERE c.site_id = ?1 AND c.lead_id = ?2"
         );
         let pages_sql = "SELECT e.session_id AS session, e.path AS path, e.derived_ts AS at \
-             FROM events e JOIN lead_visitors lv ON lv.site_id = e.site_id \
-             AND lv.visitor_id = e.visitor_id WHERE e.site_id = ?1 AND lv.lead_id = ?2 \
-             AND e.type = 'pageview' AND e.session_id IS NOT NULL";
+             FROM lead_visitors lv CROSS JOIN events e ON e.site_id = lv.site_id \
+             AND e.visitor_id = lv.visitor_id WHERE lv.site_id = ?1 AND lv.lead_id = ?2 \
+             AND e.type = 'pageview' AND coalesce(e.session_id, '') <> ''";
         let args = [s(site_id), s(lead_id)];
         let results = self
             .db
@@ -501,17 +506,17 @@ impl Store {
     /// Leads matching a search, newest first, with their first and latest (non-bot)
     /// touches and won revenue.
     pub async fn leads(&self, site_id: &str, q: &LeadSearch) -> ApiResult<Vec<LeadListRow>> {
-        let lead_sessions = "FROM sessions s JOIN lead_visitors v ON v.site_id = s.site_id \
-             AND v.visitor_id = s.visitor_id WHERE v.site_id = ?1 AND v.lead_id = l.lead_id";
+        let lead_sessions = "FROM lead_visitors v CROSS JOIN sessions s ON s.site_id = v.site_id \
+             AND s.visitor_id = v.visitor_id WHERE v.site_id = ?1 AND v.lead_id = l.lead_id";
         let sql = format!(
             "WITH l AS (SELECT site_id, lead_id, email, name, company, first_seen FROM leads \
                WHERE site_id = ?1 AND first_seen >= ?2 AND first_seen < ?3 \
                AND (?4 IS NULL OR instr(email, lower(?4)) > 0) \
-               AND (?5 IS NULL OR EXISTS (SELECT 1 FROM sessions s JOIN lead_visitors v \
-                 ON v.site_id = s.site_id AND v.visitor_id = s.visitor_id \
+               AND (?5 IS NULL OR EXISTS (SELECT 1 FROM lead_visitors v CROSS JOIN sessions s \
+                 ON s.site_id = v.site_id AND s.visitor_id = v.visitor_id \
                  WHERE v.site_id = ?1 AND v.lead_id = leads.lead_id AND lower(s.source) = lower(?5))) \
-               AND (?6 IS NULL OR EXISTS (SELECT 1 FROM sessions s JOIN lead_visitors v \
-                 ON v.site_id = s.site_id AND v.visitor_id = s.visitor_id \
+               AND (?6 IS NULL OR EXISTS (SELECT 1 FROM lead_visitors v CROSS JOIN sessions s \
+                 ON s.site_id = v.site_id AND s.visitor_id = v.visitor_id \
                  WHERE v.site_id = ?1 AND v.lead_id = leads.lead_id AND lower(s.channel) = lower(?6))) \
                ORDER BY first_seen DESC, lead_id LIMIT ?7 OFFSET ?8), \
              t AS (SELECT l.*, \
