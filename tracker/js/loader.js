@@ -43,8 +43,49 @@
     identify: api(8),
     track: api(9),
     consent: api(10),
-    profile: function () { return T ? call(11) : null; }
+    profile: function () { return T ? shape(call(11)) : null; }
   };
+  // closeloop.profile() from the wasm's stored profile (tracker/src/profile.rs
+  // `build`: f/l entries {u, r, t}, ft/lt touches, pg views per path, lead, vid).
+  function shape(p) {
+    var isObj = function (o) { return typeof o == 'object' && o !== null; };
+    if (!isObj(p)) return null;
+    var pg = isObj(p.pg) ? p.pg : {}, pages = [], secs = Object.create(null), total = 0;
+    Object.keys(pg).forEach(function (k) {
+      var n = typeof pg[k] == 'number' ? pg[k] : 0;
+      var r = k.charAt(0) == '/' ? k.slice(1) : k, i = r.indexOf('/');
+      var sec = i < 0 ? k : k.slice(0, i + 1); // a path's first segment: /blog/x -> /blog
+      total += n;
+      secs[sec] = (secs[sec] || 0) + n;
+      pages.push([k, n]);
+    });
+    // The 5 most viewed, then by name.
+    function top(v, key) {
+      return v.sort(function (a, b) { return b[1] - a[1] || (a[0] < b[0] ? -1 : 1); })
+        .slice(0, 5).map(function (e) { var o = {}; o[key] = e[0]; o.views = e[1]; return o; });
+    }
+    // A touch: the entry (landing_url, referrer, at) with the edge's classification.
+    function touch(e, a) {
+      var eo = isObj(e), ao = isObj(a), o = {};
+      if (!eo && !ao) return null;
+      ['channel', 'source', 'medium', 'campaign'].forEach(function (k) {
+        o[k] = ao && a[k] !== undefined ? a[k] : null;
+      });
+      o.landing_url = eo ? e.u : undefined;
+      o.referrer = eo ? e.r : undefined;
+      o.at = eo ? e.t : undefined;
+      return o;
+    }
+    return {
+      visitor_id: p.vid,
+      first_touch: touch(p.f, p.ft),
+      latest_touch: touch(p.l, p.lt),
+      top_pages: top(pages, 'path'),
+      top_sections: top(Object.keys(secs).map(function (k) { return [k, secs[k]]; }), 'section'),
+      pageviews: total,
+      is_lead: !!p.lead
+    };
+  }
   function after(o, n, f) {
     var orig = o && o[n];
     if (typeof orig != 'function') return;

@@ -314,8 +314,9 @@ pub fn consent(on: JsValue) {
     });
 }
 
-/// `closeloop.profile()`: first and latest touch, top pages and sections, lead
-/// flag (see [`profile::build`]); `null` before the tracker started.
+/// `closeloop.profile()`: the stored profile with the visitor id, which the loader
+/// shapes into first and latest touch, top pages and sections, lead flag (see
+/// [`profile::build`]); `null` before the tracker started.
 pub fn profile() -> JsValue {
     let mut out = JsValue::NULL;
     with(|t| out = profile::build(t));

@@ -10,15 +10,13 @@
 //! view's URL and time, `la` the last activity time.
 
 use crate::{js, keys, store, Tracker};
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use alloc::vec::Vec;
-use js_sys::{Array, Object};
+use js_sys::Object;
 use wasm_bindgen::{JsCast, JsValue};
 
 /// Paths whose view counts are kept (the least viewed is forgotten first).
 pub const MAX_PAGES: usize = 100;
-/// How many pages and sections `profile()` lists.
-pub const TOP: usize = 5;
 /// A session ends after this long without activity (the design's 30 minutes).
 pub const SESSION_MS: f64 = 30.0 * 60.0 * 1000.0;
 /// Query keys that mark a tagged (campaign) entry: `utm_*` plus the ad click ids
@@ -167,106 +165,17 @@ fn counts(pages: &JsValue) -> Vec<(String, f64)> {
         .collect()
 }
 
-/// The section of a path: its first segment (`/blog/post-1` → `/blog`).
-pub fn section(path: &str) -> &str {
-    let rest = path.strip_prefix('/').unwrap_or(path);
-    match rest.find('/') {
-        Some(i) => path.get(..i + 1).unwrap_or(path),
-        None => path,
-    }
-}
-
-/// The top [`TOP`] by views (most first, then by name). A selection, not a
-/// sort: the standard sorts cost kilobytes in the download.
-fn top(mut v: Vec<(String, f64)>) -> Vec<(String, f64)> {
-    let mut out = Vec::with_capacity(TOP);
-    while out.len() < TOP {
-        let best = v
-            .iter()
-            .enumerate()
-            .reduce(|a, b| {
-                if b.1 .1 > a.1 .1 || (b.1 .1 == a.1 .1 && b.1 .0 < a.1 .0) {
-                    b
-                } else {
-                    a
-                }
-            })
-            .map(|(i, _)| i);
-        match best {
-            Some(i) => out.push(v.swap_remove(i)),
-            None => break,
-        }
-    }
-    out
-}
-
-fn rows(v: Vec<(String, f64)>, key: &str) -> Array {
-    top(v)
-        .into_iter()
-        .map(|(k, n)| {
-            let row = js::obj();
-            js::set_str(&row, key, &k);
-            js::set(&row, "views", &JsValue::from_f64(n));
-            row
-        })
-        .collect()
-}
-
-/// A touch for `profile()`: the entry (`landing_url`, `referrer`, `at`) merged with
-/// the edge's classification (`channel`, `source`, `medium`, `campaign`); `null`
-/// when neither is known.
-fn touch_out(entry: &JsValue, ack: &JsValue) -> JsValue {
-    if !entry.is_object() && !ack.is_object() {
-        return JsValue::NULL;
-    }
-    let o = js::obj();
-    for k in keys::TOUCH_FIELDS {
-        let v = js::get(ack, k);
-        let v = if v.is_undefined() { JsValue::NULL } else { v };
-        js::set(&o, k, &v);
-    }
-    js::set(&o, "landing_url", &js::get(entry, "u"));
-    js::set(&o, "referrer", &js::get(entry, "r"));
-    js::set(&o, "at", &js::get(entry, "t"));
-    o
-}
-
-/// What `closeloop.profile()` returns:
-/// `{visitor_id, first_touch, latest_touch, top_pages: [{path, views}],
-/// top_sections: [{section, views}], pageviews, is_lead}`.
+/// What the wasm gives `closeloop.profile()`: the stored profile object (see the
+/// module doc) plus `vid`, the visitor id. The loader (`tracker/js/loader.js`,
+/// `shape`) turns it into what sites read: `{visitor_id, first_touch,
+/// latest_touch, top_pages: [{path, views}], top_sections: [{section, views}],
+/// pageviews, is_lead}` (top 5 by views, then by name; a section is a path's first
+/// segment, `/blog/post-1` → `/blog`). Sorting and building objects is far
+/// smaller in JS than in the wasm.
 pub fn build(t: &Tracker) -> JsValue {
     let p = load(t);
-    let pages = counts(&js::get(&p, "pg"));
-    let total: f64 = pages.iter().map(|(_, n)| n).sum();
-    let mut sections: Vec<(String, f64)> = Vec::new();
-    for (path, n) in &pages {
-        let s = section(path);
-        match sections.iter_mut().find(|(k, _)| k == s) {
-            Some(e) => e.1 += n,
-            None => sections.push((s.to_string(), *n)),
-        }
-    }
-    let o = js::obj();
-    js::set_str(&o, "visitor_id", &t.vid);
-    js::set(
-        &o,
-        "first_touch",
-        &touch_out(&js::get(&p, "f"), &js::get(&p, "ft")),
-    );
-    js::set(
-        &o,
-        "latest_touch",
-        &touch_out(&js::get(&p, "l"), &js::get(&p, "lt")),
-    );
-    js::set(&o, "top_pages", &rows(pages, "path"));
-    js::set(&o, "top_sections", &rows(sections, "section"));
-    js::set(&o, "pageviews", &JsValue::from_f64(total));
-    js::set(
-        &o,
-        "is_lead",
-        &JsValue::from_bool(js::get(&p, "lead").is_truthy()),
-    );
-    o
+    js::set_str(&p, "vid", &t.vid);
+    p
 }
 
 #[cfg(test)]
@@ -298,27 +207,5 @@ mod tests {
         assert!(!external("https://a.com/x", "https://a.com/"));
         assert!(!external("https://a.com/x", ""));
         assert!(external("https://a.com/x?fbclid=1", "https://a.com/"));
-    }
-
-    #[test]
-    fn sections_are_first_segments() {
-        assert_eq!(section("/blog/post-1"), "/blog");
-        assert_eq!(section("/blog/"), "/blog");
-        assert_eq!(section("/pricing"), "/pricing");
-        assert_eq!(section("/"), "/");
-    }
-
-    #[test]
-    fn top_sorts_by_views_then_name() {
-        let v = vec![
-            ("/b".to_string(), 2.0),
-            ("/a".to_string(), 2.0),
-            ("/c".to_string(), 5.0),
-            ("/d".to_string(), 1.0),
-            ("/e".to_string(), 1.0),
-            ("/f".to_string(), 1.0),
-        ];
-        let got: Vec<String> = top(v).into_iter().map(|(k, _)| k).collect();
-        assert_eq!(got, vec!["/c", "/a", "/b", "/d", "/e"]);
     }
 }
