@@ -17,7 +17,7 @@ pub fn run(_args: &[String]) -> Result {
     crate::build()?;
     let state = root().join(".wrangler").join("demo-state");
     std::fs::create_dir_all(&state).map_err(|e| e.to_string())?;
-    say("Starting the worker (wrangler dev, local mode)");
+    say("Applying the D1 migrations and starting the worker (wrangler dev, local mode)");
     let keys_file = state.join("demo-keys.json");
     let admin_token = read_json(&keys_file)
         .and_then(|v| v["admin_token"].as_str().map(str::to_string))
