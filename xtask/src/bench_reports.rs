@@ -94,10 +94,31 @@ pub fn run_with(sizes: &[usize], runs: usize) -> Result<String> {
     sqlite3_cli()?;
     let runs = runs.max(1);
     let mut results = Vec::new();
+    let mut failed = Vec::new();
     for &size in sizes {
-        results.push(measure(size, runs)?);
+        // A size that fails (e.g. a request over the client's timeout) is reported as
+        // such, and the sizes measured stay in the section.
+        match measure(size, runs) {
+            Ok(r) => results.push(r),
+            Err(e) => {
+                note(format!("{size} events: FAILED: {e}"));
+                failed.push((size, e));
+            }
+        }
     }
-    Ok(render(&results, runs))
+    if results.is_empty() {
+        let why: Vec<String> = failed.iter().map(|(n, e)| format!("{n}: {e}")).collect();
+        return Err(format!(
+            "the reports benchmark measured nothing: {}",
+            why.join("; ")
+        ));
+    }
+    let mut md = render(&results, runs);
+    for (size, e) in &failed {
+        let first = e.lines().next().unwrap_or_default();
+        md.push_str(&format!("**{size} events: not measured** — {first}\n\n"));
+    }
+    Ok(md)
 }
 
 /// Installs the sqlite3 command-line tool from Debian's apt when it is missing.
@@ -824,7 +845,8 @@ struct SizeResult {
     counts: Counts,
     generate_s: f64,
     models: Vec<(&'static str, Timing)>,
-    pages: Timing,
+    /// `None`: the first request did not answer within the HTTP client's 60 s.
+    pages: Option<Timing>,
     sqlite: Timing,
     worker_sql_ms: f64,
 }
@@ -895,11 +917,20 @@ fn measure_in(persist: &Path, events: usize, runs: usize) -> Result<SizeResult> 
         models.push((model, t));
     }
     let url = format!("{base}/pages?from={FROM}&to={TO}");
-    let (pages, _) = time_get(&url, &site.read_key, runs)?;
-    note(format!(
-        "pages: cold {:.0} ms, median {:.0} ms",
-        pages.cold, pages.median
-    ));
+    let pages = match time_get(&url, &site.read_key, runs) {
+        Ok((t, _)) => {
+            note(format!(
+                "pages: cold {:.0} ms, median {:.0} ms",
+                t.cold, t.median
+            ));
+            Some(t)
+        }
+        Err(e) if e.contains("timeout") => {
+            note(format!("pages: no answer within 60 s ({e})"));
+            None
+        }
+        Err(e) => return Err(e),
+    };
     worker.stop();
     let worker_sql_ms = median(
         (0..runs.max(1))
@@ -920,6 +951,14 @@ fn measure_in(persist: &Path, events: usize, runs: usize) -> Result<SizeResult> 
 }
 
 // ---- the section ------------------------------------------------------------------
+
+/// A pages timing, or that the request timed out.
+fn pages_ms(ms: Option<f64>) -> String {
+    match ms {
+        Some(ms) => format!("{ms:.0}"),
+        None => "> 60 000 (timed out)".into(),
+    }
+}
 
 fn render(results: &[SizeResult], runs: usize) -> String {
     let mut md = String::from(
@@ -961,6 +1000,22 @@ fn render(results: &[SizeResult], runs: usize) -> String {
             ));
         }
     }
+    for r in results {
+        let ft = r
+            .models
+            .iter()
+            .find(|(m, _)| *m == "first_touch")
+            .map(|(_, t)| t.median)
+            .unwrap_or(0.0);
+        let ratio = ft / r.sqlite.median.max(0.001);
+        md.push_str(&format!(
+            "\n**{} events: first_touch {ft:.0} ms vs sqlite3 {:.0} ms = {ratio:.2}× — budget (≤ 1.5×) {}.**",
+            r.counts.events,
+            r.sqlite.median,
+            if ratio <= 1.5 { "holds" } else { "NOT met" }
+        ));
+    }
+    md.push('\n');
     md.push_str(
         "\nThe ratio of the other models is against the same first-touch query (they credit \
          differently, so sqlite3 computes none of them).\n\n### Pages report\n\n\
@@ -968,8 +1023,10 @@ fn render(results: &[SizeResult], runs: usize) -> String {
     );
     for r in results {
         md.push_str(&format!(
-            "| {} | {:.0} | {:.0} |\n",
-            r.counts.events, r.pages.median, r.pages.cold
+            "| {} | {} | {} |\n",
+            r.counts.events,
+            pages_ms(r.pages.map(|t| t.median)),
+            pages_ms(r.pages.map(|t| t.cold))
         ));
     }
     md.push_str(
@@ -986,7 +1043,7 @@ fn render(results: &[SizeResult], runs: usize) -> String {
             .map(|(_, t)| t.median)
             .unwrap_or(0.0);
         md.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {:.1} | {ft:.0} | {:.0} | {:.0} / {:.0} | {:.2} | {:.0} |\n",
+            "| {} | {} | {} | {} | {} | {:.1} | {ft:.0} | {:.0} | {:.0} / {:.0} | {:.2} | {} |\n",
             r.counts.events,
             r.counts.sessions,
             r.counts.visitors,
@@ -997,7 +1054,7 @@ fn render(results: &[SizeResult], runs: usize) -> String {
             r.sqlite.median,
             r.sqlite.cold,
             ft / r.sqlite.median.max(0.001),
-            r.pages.median
+            pages_ms(r.pages.map(|t| t.median))
         ));
     }
     md.push_str(
