@@ -12,16 +12,13 @@
 //!   other values are 409 `deal_conflict` with `error.existing` and `error.sent` (in a CSV,
 //!   that row is `rejected` with the same code).
 
-use super::{
-    body, convert, error_response, param, query_pairs, row_error_response, MAX_WRITE_BODY_BYTES,
-};
+use super::{body, convert, error_response, query_pairs, row_error_response, MAX_WRITE_BODY_BYTES};
 use crate::error::{ApiError, ApiResult};
 use crate::ingest::lead_id;
 use crate::store::reporting::ConversionEntry;
 use crate::store::{SiteConfig, Store};
 use closeloop_core::import::{
-    conversion_from_json, parse_conversions, ConversionRecord, DateOrder, Decimal, ImportOptions,
-    RowError,
+    conversion_from_json, parse_conversions, ConversionRecord, ImportOptions, RowError,
 };
 use closeloop_core::report::KIND_CUSTOMER;
 use closeloop_core::time::format_rfc3339;
@@ -85,34 +82,7 @@ pub fn entry(
 }
 
 fn options(site: &SiteConfig, pairs: &[(String, String)]) -> ApiResult<ImportOptions> {
-    let decimal = match param(pairs, "decimal") {
-        None => None,
-        Some("point") => Some(Decimal::Point),
-        Some("comma") => Some(Decimal::Comma),
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_parameter",
-                "`decimal` must be point or comma",
-            ))
-        }
-    };
-    let date_order = match param(pairs, "date_order") {
-        None => None,
-        Some("day_month") => Some(DateOrder::DayMonth),
-        Some("month_day") => Some(DateOrder::MonthDay),
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_parameter",
-                "`date_order` must be day_month or month_day",
-            ))
-        }
-    };
-    Ok(ImportOptions {
-        default_currency: Some(site.currency.clone()),
-        decimal,
-        date_order,
-        default_channel: None,
-    })
+    super::import_options(site, pairs, None)
 }
 
 /// Handles `POST /v1/sites/{site}/conversions`.

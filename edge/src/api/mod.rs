@@ -166,6 +166,44 @@ fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
 
 /// A JSON error answer with a code that is not one of [`ApiError`]'s static ones (the
 /// row codes of `closeloop_core::import`), and optional extra members of `error`.
+/// The CSV/JSON import options of a request: the site's currency as the default, and the
+/// `decimal` (`point` | `comma`) and `date_order` (`day_month` | `month_day`) parameters.
+fn import_options(
+    site: &SiteConfig,
+    pairs: &[(String, String)],
+    default_channel: Option<String>,
+) -> ApiResult<closeloop_core::import::ImportOptions> {
+    use closeloop_core::import::{DateOrder, Decimal, ImportOptions};
+    let decimal = match param(pairs, "decimal") {
+        None => None,
+        Some("point") => Some(Decimal::Point),
+        Some("comma") => Some(Decimal::Comma),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_parameter",
+                "`decimal` must be point or comma",
+            ))
+        }
+    };
+    let date_order = match param(pairs, "date_order") {
+        None => None,
+        Some("day_month") => Some(DateOrder::DayMonth),
+        Some("month_day") => Some(DateOrder::MonthDay),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_parameter",
+                "`date_order` must be day_month or month_day",
+            ))
+        }
+    };
+    Ok(ImportOptions {
+        default_currency: Some(site.currency.clone()),
+        decimal,
+        date_order,
+        default_channel,
+    })
+}
+
 fn error_response(status: u16, code: &str, message: &str, extra: Option<Value>) -> ApiResult {
     let mut error = json!({ "code": code, "message": message });
     if let (Some(Value::Object(extra)), Some(obj)) = (extra, error.as_object_mut()) {

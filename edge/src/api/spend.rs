@@ -14,9 +14,7 @@ use super::{
 use crate::error::{ApiError, ApiResult};
 use crate::store::reporting::SpendEntry;
 use crate::store::{SiteConfig, Store};
-use closeloop_core::import::{
-    parse_spend, spend_from_json, DateOrder, Decimal, ImportOptions, SpendRecord,
-};
+use closeloop_core::import::{parse_spend, spend_from_json, ImportOptions, SpendRecord};
 use closeloop_core::time::{format_date, MS_PER_DAY};
 use serde_json::{json, Value};
 use worker::{Request, Response};
@@ -58,34 +56,7 @@ pub fn entry(
 }
 
 fn options(site: &SiteConfig, pairs: &[(String, String)]) -> ApiResult<ImportOptions> {
-    let decimal = match param(pairs, "decimal") {
-        None => None,
-        Some("point") => Some(Decimal::Point),
-        Some("comma") => Some(Decimal::Comma),
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_parameter",
-                "`decimal` must be point or comma",
-            ))
-        }
-    };
-    let date_order = match param(pairs, "date_order") {
-        None => None,
-        Some("day_month") => Some(DateOrder::DayMonth),
-        Some("month_day") => Some(DateOrder::MonthDay),
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_parameter",
-                "`date_order` must be day_month or month_day",
-            ))
-        }
-    };
-    Ok(ImportOptions {
-        default_currency: Some(site.currency.clone()),
-        decimal,
-        date_order,
-        default_channel: param(pairs, "channel").map(String::from),
-    })
+    super::import_options(site, pairs, param(pairs, "channel").map(String::from))
 }
 
 fn status(before: Option<i64>, now: i64) -> &'static str {
