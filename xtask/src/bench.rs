@@ -94,7 +94,10 @@ fn core_benches(quick: bool) -> Result<String> {
         cmd.args(["--", "--warm-up-time", "1", "--measurement-time", "2"]);
     }
     util::step("cargo bench -p closeloop-core", "bench-core", &mut cmd)?;
-    let dir = root().join("target").join("criterion");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    let dir = target.join("criterion");
     let mut rows = vec![];
     collect_estimates(&dir, &mut rows);
     rows.sort_by(|a, b| a.0.cmp(&b.0));
