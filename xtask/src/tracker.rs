@@ -137,8 +137,8 @@ pub fn build() -> Result {
         .arg(&opt);
     step("tracker: wasm-opt -Oz", "tracker-wasm-opt", &mut wasm_opt)?;
     let renames = util::log_dir().join("tracker-wasm-opt.log");
-    let renames = std::fs::read_to_string(&renames)
-        .map_err(|e| format!("{}: {e}", renames.display()))?;
+    let renames =
+        std::fs::read_to_string(&renames).map_err(|e| format!("{}: {e}", renames.display()))?;
 
     let bytes = std::fs::read(&opt).map_err(|e| format!("{}: {e}", opt.display()))?;
     let name = format!("closeloop.{}.wasm", content_hash(&bytes));
@@ -224,7 +224,12 @@ pub fn apply_renames(glue: &str, log: &str, module: &str) -> Result<String> {
     };
     let v: serde_json::Value =
         serde_json::from_str(json).map_err(|e| format!("wasm-opt renaming: {e}"))?;
-    let list = |k: &str| v.get(k).and_then(|x| x.as_array()).cloned().unwrap_or_default();
+    let list = |k: &str| {
+        v.get(k)
+            .and_then(|x| x.as_array())
+            .cloned()
+            .unwrap_or_default()
+    };
     let mut glue = glue.to_string();
     for imp in list("imports") {
         let f = |i: usize| imp.get(i).and_then(|x| x.as_str()).unwrap_or("");
@@ -232,7 +237,11 @@ pub fn apply_renames(glue: &str, log: &str, module: &str) -> Result<String> {
         if m != module || old.is_empty() || new.is_empty() {
             return Err(format!("unexpected import in the tracker wasm: {imp}"));
         }
-        let (g, n) = replace_name(&glue, &format!("{old}: function"), &format!("{new}: function"));
+        let (g, n) = replace_name(
+            &glue,
+            &format!("{old}: function"),
+            &format!("{new}: function"),
+        );
         if n != 1 {
             return Err(format!("import {old}: found {n} times in the glue"));
         }
@@ -244,7 +253,9 @@ pub fn apply_renames(glue: &str, log: &str, module: &str) -> Result<String> {
         &format!("\"{MINIFIED_MODULE}\": import0"),
     );
     if n != 1 {
-        return Err(format!("import module {module}: found {n} times in the glue"));
+        return Err(format!(
+            "import module {module}: found {n} times in the glue"
+        ));
     }
     glue = g;
     for exp in list("exports") {
