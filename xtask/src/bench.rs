@@ -11,27 +11,55 @@ use std::path::{Path, PathBuf};
 
 pub fn run(args: &[String]) -> Result {
     let quick = args.iter().any(|a| a == "--quick");
+    // `--only a,b`: run only those parts (sizes, ingest, tracker, reports, core) and print
+    // them; BENCHMARKS.md is rewritten only by a whole run.
+    let only: Option<Vec<String>> = args.iter().position(|a| a == "--only").map(|i| {
+        args.get(i + 1)
+            .map(|v| v.split(',').map(str::to_string).collect())
+            .unwrap_or_default()
+    });
+    const PARTS: [&str; 5] = ["sizes", "ingest", "tracker", "reports", "core"];
+    if let Some(o) = &only {
+        if let Some(bad) = o.iter().find(|p| !PARTS.contains(&p.as_str())) {
+            return Err(format!(
+                "unknown bench part `{bad}` (one of {})",
+                PARTS.join(", ")
+            ));
+        }
+    }
+    let wanted = |p: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == p));
     crate::build()?;
     let mut md = String::from(
         "# Benchmarks\n\nWritten by `cargo xtask bench` (do not edit by hand). Machine: 2 cores, 24 GiB.\n",
     );
     md.push_str(&format!("Measured: {}.\n\n", today()));
 
-    say("Tracker transfer size");
-    md.push_str(&tracker_sizes()?);
+    if wanted("sizes") {
+        say("Tracker transfer size");
+        md.push_str(&tracker_sizes()?);
+    }
+    if wanted("ingest") {
+        say("Ingest throughput: the worker beside a bare insert-only worker");
+        md.push_str(&crate::bench_ingest::run()?);
+    }
+    if wanted("tracker") {
+        say("Tracker start-up on the main thread (headless Chromium)");
+        md.push_str(&crate::bench_tracker::run()?);
+    }
+    if wanted("reports") {
+        say("Reports over a generated data set, beside sqlite3");
+        md.push_str(&crate::bench_reports::run()?);
+    }
+    if wanted("core") {
+        say("core benchmarks (criterion)");
+        md.push_str(&core_benches(quick)?);
+    }
 
-    say("Ingest throughput: the worker beside a bare insert-only worker");
-    md.push_str(&crate::bench_ingest::run()?);
-
-    say("Tracker start-up on the main thread (headless Chromium)");
-    md.push_str(&crate::bench_tracker::run()?);
-
-    say("Reports over a generated data set, beside sqlite3");
-    md.push_str(&crate::bench_reports::run()?);
-
-    say("core benchmarks (criterion)");
-    md.push_str(&core_benches(quick)?);
-
+    if only.is_some() {
+        println!("\n{md}");
+        note("a partial run (--only): BENCHMARKS.md left as it was");
+        return Ok(());
+    }
     let path = root().join("BENCHMARKS.md");
     std::fs::write(&path, md).map_err(|e| e.to_string())?;
     note(format!("wrote {}", path.display()));

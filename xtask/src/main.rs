@@ -3,7 +3,7 @@
 //! - `cargo xtask demo` — install what is missing, build, migrate the local D1, start
 //!   the worker in wrangler's local mode with the demo site and the dashboard.
 //! - `cargo xtask test` — install what is missing, then run every test.
-//! - `cargo xtask bench` — build in release and write BENCHMARKS.md.
+//! - `cargo xtask bench` — build in release and write BENCHMARKS.md (`--only` a part: print it).
 //! - `cargo xtask build` — build the tracker and the worker.
 //! - `cargo xtask site create|list|keys|origins` — manage sites on a running worker.
 //! - `cargo xtask lint` — rustfmt and clippy, native and wasm32.
@@ -29,7 +29,8 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   demo            install, build, migrate and serve the demo (worker + demo site)
   test            install what is missing, then run every test
-  bench           build in release, measure, write BENCHMARKS.md
+  bench [--only sizes,ingest,tracker,reports,core] [--quick]
+                  build in release, measure, write BENCHMARKS.md (--only: print)
   build           build the tracker and the worker
   lint            cargo fmt --check and clippy (native and wasm32), -D warnings
   site ...        manage sites on a running worker (see `cargo xtask site help`)
