@@ -222,7 +222,9 @@ pub struct CollectResponse {
     pub duplicates: u32,
     /// How many were rejected.
     pub rejected: u32,
-    /// The touch (entry source) of the visitor's latest session, when known.
+    /// The touch (entry source) of the session the batch's last event belongs to, when
+    /// that session starts in this batch; absent when the batch goes on with the
+    /// visitor's current session (whose touch an earlier answer told).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub touch: Option<TouchAck>,
 }

@@ -7,10 +7,16 @@
 //!   bot flag); the IP address is never read.
 //! - **store** exactly once: [`Store::insert_batch`] (one D1 batch; `meta.changes` per
 //!   event tells new from already stored).
-//! - **classify and sessionise**: the visitor's stored events from the start of the
-//!   session the earliest new event falls in are cut again into sessions with
-//!   `closeloop_core::session::sessionize` and [`crate::touch`], and those sessions are
-//!   replaced. Sessions are built only from stored events, so a tracker cannot fake them.
+//! - **classify and sessionise**, deferred: the batch queues its visitor
+//!   (`session_queue`, in the same transaction as its events), and [`flush_sessions`]
+//!   later cuts the visitor's stored events from the start of the session the earliest
+//!   queued event falls in again into sessions with `closeloop_core::session::sessionize`
+//!   and [`crate::touch`], and replaces those sessions. It runs from the cron trigger and
+//!   before every read that needs sessions (reports, leads, webhooks), so answers are
+//!   always up to date while a beacon costs one D1 round trip. Sessions are built only
+//!   from stored events, so a tracker cannot fake them.
+//! - **acknowledge**: the answer's touch is computed from the batch alone
+//!   ([`ack_touch`]) with the time of the visitor's previous stored event.
 //! - **leads**: an `identify` event or a form submit with an email creates or updates the
 //!   lead (normalised email) and links the visitor to it.
 
@@ -18,11 +24,12 @@ use crate::cors;
 use crate::enrich::{self, Agent, Geo};
 use crate::error::{ApiError, ApiResult};
 use crate::store::{
-    EventRow, LeadRow, NewEvents, Quota, SessionRow, SiteConfig, Store, Stored, StoredEvent,
+    EventRow, LeadRow, NewEvents, QueuedVisitor, Quota, SessionRow, SiteConfig, Store, Stored,
+    StoredEvent,
 };
 use crate::touch::{self, Touch};
 use closeloop_core::identity::normalize_email;
-use closeloop_core::session::{sessionize, SessionEvent};
+use closeloop_core::session::{sessionize, Arrival, SessionEvent};
 use closeloop_core::time::MS_PER_DAY;
 use closeloop_core::validate::{validate, BatchError, ValidateOptions, Validated};
 use closeloop_core::wire::{self, CollectResponse, ErrorDetail, EventKind, Status, TouchAck};
@@ -30,8 +37,10 @@ use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use worker::{Env, Request, Response};
 
-/// Most stored events read back to rebuild one visitor's sessions per request.
+/// Most stored events read back to rebuild one visitor's sessions.
 const SESSION_WINDOW_LIMIT: i64 = 5_000;
+/// Queued visitors sessionised per D1 round trip pair (read windows, write sessions).
+pub const FLUSH_CHUNK: i64 = 100;
 
 impl From<BatchError> for ApiError {
     fn from(e: BatchError) -> Self {
@@ -266,19 +275,16 @@ pub async fn collect(
             since: received_at - MS_PER_DAY,
             max_events: site.max_events_per_visitor_day,
         };
-        let (stored, window) = store
-            .insert_batch_and_window(
-                &NewEvents {
-                    site_id: &site.id,
-                    visitor_id: &validated.visitor_id,
-                    rows: &rows,
-                    geo: &geo,
-                    agent: &agent,
-                    leads: &leads,
-                    quota,
-                },
-                Some(SESSION_WINDOW_LIMIT),
-            )
+        let (stored, anchor) = store
+            .insert_batch_queued(&NewEvents {
+                site_id: &site.id,
+                visitor_id: &validated.visitor_id,
+                rows: &rows,
+                geo: &geo,
+                agent: &agent,
+                leads: &leads,
+                quota,
+            })
             .await?;
         let ids_where = |what: Stored| -> HashSet<String> {
             rows.iter()
@@ -289,19 +295,12 @@ pub async fn collect(
         };
         let already = ids_where(Stored::AlreadyThere);
         let over_quota = ids_where(Stored::OverQuota);
-        let new_from = rows
+        let kept = rows
             .iter()
             .zip(&stored)
-            .filter(|(_, s)| **s == Stored::New)
-            .map(|(r, _)| r.derived_ts)
-            .min();
-        let touch = match new_from {
-            Some(at) => {
-                resessionize_window(&store, &site, &validated.visitor_id, at, window).await?
-            }
-            // nothing new (a retry): the touch the visitor already has
-            None => store.latest_touch(&site.id, &validated.visitor_id).await?,
-        };
+            .filter(|(_, s)| **s != Stored::OverQuota)
+            .map(|(r, _)| r);
+        let touch = ack_touch(kept, anchor, &site);
         let answer = refuse_over_quota(validated.response(&already, touch), &over_quota, &site);
         Ok(Response::from_json(&answer)?)
     }
@@ -427,6 +426,114 @@ pub(crate) async fn resessionize_window(
     }))
 }
 
+/// The touch the answer to a batch tells the tracker: the touch of the batch's last
+/// session when that session starts inside the batch (a new arrival, or a return after
+/// the inactivity timeout), `None` when the batch only goes on with the visitor's
+/// current session (the tracker keeps the touch it has). `anchor` is the time of the
+/// visitor's latest stored event before the batch. Computed from the batch alone, so a
+/// retry gets the same answer as the first send, and nothing waits for the deferred
+/// sessionisation. A batch older than what is stored also answers `None`.
+pub fn ack_touch<'a>(
+    rows: impl IntoIterator<Item = &'a EventRow>,
+    anchor: Option<i64>,
+    site: &SiteConfig,
+) -> Option<TouchAck> {
+    let hosts = site_hosts(site);
+    let mut input: Vec<SessionEvent<Touch>> = Vec::new();
+    if let Some(at) = anchor {
+        input.push(SessionEvent {
+            id: String::new(),
+            at,
+            path: String::new(),
+            arrival: Arrival::Internal,
+        });
+    }
+    input.extend(rows.into_iter().map(|r| SessionEvent {
+        id: r.event_id.clone(),
+        at: r.derived_ts,
+        path: r.path.clone(),
+        arrival: touch::arrival(&r.url, r.referrer.as_deref(), r.kind != "pageview", &hosts),
+    }));
+    input.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.id.cmp(&b.id)));
+    let sessions = sessionize(&input, |host| {
+        touch::is_excluded(host, &hosts, &site.excluded_referrers)
+    });
+    let last = sessions.last()?;
+    let first = input.get(*last.events.first()?)?;
+    if anchor.is_some() && first.id.is_empty() {
+        return None;
+    }
+    let t = last.touch.clone().unwrap_or_else(Touch::direct);
+    Some(TouchAck {
+        channel: t.channel,
+        source: t.source,
+        medium: t.medium,
+        campaign: t.campaign,
+    })
+}
+
+/// What one [`flush_sessions`] did.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct Flushed {
+    /// Visitors whose sessions were rebuilt.
+    pub visitors: usize,
+    /// Sessions written.
+    pub sessions: usize,
+    /// Whether visitors are still queued (the round limit was reached).
+    pub more: bool,
+}
+
+/// Runs the deferred sessionisation: takes queued visitors (of `site`, or of every site),
+/// [`FLUSH_CHUNK`] at a time, rebuilds their sessions from their stored events and writes
+/// them, for at most `rounds` chunks. Two D1 round trips per chunk.
+pub async fn flush_sessions(
+    store: &Store,
+    site: Option<&SiteConfig>,
+    rounds: usize,
+) -> ApiResult<Flushed> {
+    let mut done = Flushed::default();
+    let mut configs: std::collections::HashMap<String, Option<SiteConfig>> = Default::default();
+    if let Some(s) = site {
+        configs.insert(s.id.clone(), Some(s.clone()));
+    }
+    for _ in 0..rounds {
+        let queued = store
+            .queued_visitors(site.map(|s| s.id.as_str()), FLUSH_CHUNK)
+            .await?;
+        if queued.is_empty() {
+            return Ok(done);
+        }
+        let windows = store.queued_windows(&queued, SESSION_WINDOW_LIMIT).await?;
+        let mut writes: Vec<(QueuedVisitor, i64, Vec<SessionRow>)> = Vec::new();
+        for (q, events) in queued.into_iter().zip(windows) {
+            if !configs.contains_key(&q.site_id) {
+                let config = store.site(&q.site_id).await?;
+                configs.insert(q.site_id.clone(), config);
+            }
+            // a site deleted meanwhile: nothing to build, the mark just goes
+            let sessions = match configs.get(&q.site_id) {
+                Some(Some(config)) => sessions_from(&events, config),
+                _ => Vec::new(),
+            };
+            // the window starts at the session holding `from_ts` (sessions start at an
+            // event, so none starts between that session's start and the window's first
+            // event): replacing from the first event on is exact
+            let from = events
+                .first()
+                .map_or(q.from_ts, |e| e.derived_ts.min(q.from_ts));
+            done.visitors += 1;
+            done.sessions += sessions.len();
+            writes.push((q, from, sessions));
+        }
+        store.write_queued_sessions(&writes).await?;
+    }
+    done.more = !store
+        .queued_visitors(site.map(|s| s.id.as_str()), 1)
+        .await?
+        .is_empty();
+    Ok(done)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -455,6 +562,97 @@ mod tests {
             derived_ts: at,
             is_bot: 0,
         }
+    }
+
+    fn row(id: &str, url: &str, referrer: Option<&str>, at: i64) -> EventRow {
+        let e = ev(id, "pageview", url, referrer, at);
+        EventRow {
+            event_id: e.event_id,
+            visitor_id: "v".into(),
+            kind: "pageview",
+            url: e.url,
+            path: e.path,
+            referrer: e.referrer,
+            title: None,
+            name: None,
+            props: None,
+            form_fields: None,
+            form_values: None,
+            form_id: None,
+            created_at: at,
+            sent_at: at,
+            received_at: at,
+            derived_ts: at,
+        }
+    }
+
+    const MIN: i64 = 60_000;
+
+    #[test]
+    fn the_answer_tells_the_touch_a_batch_starts() {
+        let launch =
+            "https://example.com/?utm_source=newsletter&utm_medium=email&utm_campaign=launch";
+        // a first visit from the newsletter (nothing stored before): Email / launch
+        let rows = [row("ev-a1", launch, None, 10 * MIN)];
+        let t = ack_touch(&rows, None, &site()).expect("a touch");
+        assert_eq!(
+            (t.channel.as_str(), t.source.as_str(), t.campaign.as_deref()),
+            ("Email", "newsletter", Some("launch"))
+        );
+        // a page read 5 minutes after the previous stored event, no referrer from
+        // outside: the session goes on, nothing to tell
+        let rows = [row(
+            "ev-a2",
+            "https://example.com/pricing",
+            Some("https://example.com/"),
+            15 * MIN,
+        )];
+        assert_eq!(ack_touch(&rows, Some(10 * MIN), &site()), None);
+        // the same page 31 minutes after: a new direct session
+        let rows = [row("ev-a3", "https://example.com/pricing", None, 41 * MIN)];
+        let t = ack_touch(&rows, Some(10 * MIN), &site()).expect("a touch");
+        assert_eq!(
+            (t.channel.as_str(), t.source.as_str()),
+            ("Direct", "(direct)")
+        );
+        // 2 minutes after, but from Google search: a new session from Organic Search
+        let rows = [row(
+            "ev-a4",
+            "https://example.com/blog",
+            Some("https://www.google.com/"),
+            12 * MIN,
+        )];
+        let t = ack_touch(&rows, Some(10 * MIN), &site()).expect("a touch");
+        assert_eq!(
+            (t.channel.as_str(), t.source.as_str()),
+            ("Organic Search", "google")
+        );
+        // a batch that goes on and then arrives from the newsletter: the last session's
+        let rows = [
+            row(
+                "ev-a5",
+                "https://example.com/a",
+                Some("https://example.com/"),
+                11 * MIN,
+            ),
+            row("ev-a6", launch, None, 13 * MIN),
+            row(
+                "ev-a7",
+                "https://example.com/b",
+                Some("https://example.com/"),
+                14 * MIN,
+            ),
+        ];
+        let t = ack_touch(&rows, Some(10 * MIN), &site()).expect("a touch");
+        assert_eq!(t.campaign.as_deref(), Some("launch"));
+        // a retry of the first batch answers as the first send did
+        let rows = [row("ev-a1", launch, None, 10 * MIN)];
+        assert_eq!(
+            ack_touch(&rows, None, &site()).map(|t| t.channel),
+            Some("Email".to_string())
+        );
+        // nothing kept (all over the quota): nothing to tell
+        assert_eq!(ack_touch(&[], Some(10 * MIN), &site()), None);
     }
 
     #[test]

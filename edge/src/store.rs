@@ -168,6 +168,19 @@ pub struct StoredEvent {
     pub is_bot: i64,
 }
 
+/// A visitor waiting for sessionisation (a row of `session_queue`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct QueuedVisitor {
+    /// Its site.
+    pub site_id: String,
+    /// The visitor.
+    pub visitor_id: String,
+    /// Rebuild from the session holding this time on.
+    pub from_ts: i64,
+    /// The mark's version (changes whenever the visitor is marked again).
+    pub version: i64,
+}
+
 /// A session to write.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionRow {
@@ -264,6 +277,19 @@ const WINDOW_SQL: &str =
         WHERE site_id = ?1 AND visitor_id = ?2 AND started_at <= ?3), ?3) \
      ORDER BY derived_ts, event_id LIMIT ?4";
 
+/// How long an isolate keeps a site's configuration in memory, ms. KV itself takes up
+/// to 60 s to show a change in every location, so this adds little to how long a change
+/// takes to reach every beacon; the isolate that made the change forgets at once.
+pub const MEMORY_TTL_MS: u64 = 10_000;
+/// Most sites an isolate keeps in memory (the map is cleared when full).
+const MEMORY_MAX_SITES: usize = 1_000;
+
+thread_local! {
+    /// Site configurations this isolate read lately: id → (read at, config).
+    static SITES: std::cell::RefCell<std::collections::HashMap<String, (u64, Option<SiteConfig>)>> =
+        Default::default();
+}
+
 /// Access to D1 and the KV cache.
 pub struct Store {
     db: D1Database,
@@ -293,9 +319,33 @@ impl Store {
 
     // ---- sites and keys -------------------------------------------------------
 
-    /// The site's configuration: from KV when cached, else from D1 (then cached, a
+    /// The site's configuration: from the isolate's memory when read there less than
+    /// [`MEMORY_TTL_MS`] ago, else from KV when cached, else from D1 (then cached, a
     /// missing site too, for a minute).
     pub async fn site(&self, id: &str) -> ApiResult<Option<SiteConfig>> {
+        let now = worker::Date::now().as_millis();
+        let remembered = SITES.with(|m| {
+            m.borrow()
+                .get(id)
+                .filter(|(at, _)| now.saturating_sub(*at) < MEMORY_TTL_MS)
+                .map(|(_, site)| site.clone())
+        });
+        if let Some(site) = remembered {
+            return Ok(site);
+        }
+        let site = self.site_from_kv_or_db(id).await?;
+        SITES.with(|m| {
+            let mut m = m.borrow_mut();
+            // a bound on memory, whatever ids arrive
+            if m.len() >= MEMORY_MAX_SITES {
+                m.clear();
+            }
+            m.insert(id.to_string(), (now, site.clone()));
+        });
+        Ok(site)
+    }
+
+    async fn site_from_kv_or_db(&self, id: &str) -> ApiResult<Option<SiteConfig>> {
         let key = format!("site:{id}");
         if let Ok(Some(cached)) = self.kv.get(&key).json::<CachedSite>().await {
             return Ok(cached.site);
@@ -443,6 +493,7 @@ impl Store {
 
     /// Drops the cached configuration of a site and the cached origin answers.
     async fn forget_site(&self, site_id: &str, origins: &[String]) {
+        SITES.with(|m| m.borrow_mut().remove(site_id));
         let _ = self.kv.delete(&format!("site:{site_id}")).await;
         for o in origins {
             let _ = self
@@ -501,20 +552,28 @@ impl Store {
     // ---- ingestion ------------------------------------------------------------
 
     /// Stores a batch's events, the visitor and its leads in one transaction. Returns,
-    /// per event row, whether it was new (`true`) or already stored (`false`).
+    /// per event row, whether it was new, already stored, or refused by the quota.
     pub async fn insert_batch(&self, batch: &NewEvents<'_>) -> ApiResult<Vec<Stored>> {
-        Ok(self.insert_batch_and_window(batch, None).await?.0)
+        Ok(self.insert_batch_with(batch, false).await?.0)
     }
 
-    /// [`Store::insert_batch`], and with `Some(limit)` also the visitor's events from the
-    /// session holding the batch's earliest event on (at most `limit`), read in the same
-    /// transaction after the writes: what sessionisation needs, without another round
-    /// trip.
-    pub async fn insert_batch_and_window(
+    /// [`Store::insert_batch`] for `POST /v1/collect`: in the same transaction it also
+    /// queues the visitor for sessionisation (`session_queue`, from the batch's earliest
+    /// event) and reads the time of the visitor's latest stored event before the batch
+    /// (the anchor [`crate::ingest::ack_touch`] needs), so the request makes one D1
+    /// round trip.
+    pub async fn insert_batch_queued(
         &self,
         batch: &NewEvents<'_>,
-        window_limit: Option<i64>,
-    ) -> ApiResult<(Vec<Stored>, Vec<StoredEvent>)> {
+    ) -> ApiResult<(Vec<Stored>, Option<i64>)> {
+        self.insert_batch_with(batch, true).await
+    }
+
+    async fn insert_batch_with(
+        &self,
+        batch: &NewEvents<'_>,
+        queue: bool,
+    ) -> ApiResult<(Vec<Stored>, Option<i64>)> {
         let NewEvents {
             site_id,
             visitor_id,
@@ -525,9 +584,9 @@ impl Store {
             quota,
         } = *batch;
         if rows.is_empty() {
-            return Ok((Vec::new(), Vec::new()));
+            return Ok((Vec::new(), None));
         }
-        let mut stmts = Vec::with_capacity(rows.len() + 1 + 2 * leads.len());
+        let mut stmts = Vec::with_capacity(rows.len() + 4 + 2 * leads.len());
         for r in rows {
             stmts.push(self.stmt(
                 "INSERT INTO events (site_id, event_id, visitor_id, type, url, path, referrer, title, \
@@ -629,30 +688,40 @@ impl Store {
             args.extend(chunk.iter().map(|r| s(&r.event_id)));
             stmts.push(self.stmt(&sql, &args)?);
         }
-        let earliest = rows.iter().map(|r| r.derived_ts).min().unwrap_or(0);
-        if let Some(limit) = window_limit {
+        let checks_end = stmts.len();
+        if queue {
             stmts.push(self.stmt(
-                WINDOW_SQL,
-                &[s(site_id), s(visitor_id), n(earliest), n(limit)],
+                "INSERT INTO session_queue (site_id, visitor_id, from_ts, version) \
+                 VALUES (?1, ?2, ?3, abs(random() % 9007199254740992)) ON CONFLICT (site_id, visitor_id) DO UPDATE SET \
+                 from_ts = min(from_ts, excluded.from_ts), version = excluded.version",
+                &[s(site_id), s(visitor_id), n(first)],
+            )?);
+            stmts.push(self.stmt(
+                "SELECT max(derived_ts) AS ts FROM events \
+                 WHERE site_id = ?1 AND visitor_id = ?2 AND derived_ts < ?3",
+                &[s(site_id), s(visitor_id), n(first)],
             )?);
         }
-        let window_index = stmts.len() - usize::from(window_limit.is_some());
         let results = self.db.batch(stmts).await?;
-        if results.len() < window_index {
+        if results.len() < checks_end {
             return Err(ApiError::internal(
                 "D1 batch returned fewer results than statements",
             ));
         }
-        let window: Vec<StoredEvent> = match (window_limit, results.get(window_index)) {
-            (Some(_), Some(r)) => r.results()?,
-            _ => Vec::new(),
+        #[derive(Deserialize)]
+        struct Anchor {
+            ts: Option<i64>,
+        }
+        let anchor = match (queue, results.last()) {
+            (true, Some(r)) => r.results::<Anchor>()?.first().and_then(|a| a.ts),
+            _ => None,
         };
         #[derive(Deserialize)]
         struct Present {
             event_id: String,
         }
         let mut present = std::collections::HashSet::new();
-        for r in results.iter().take(window_index).skip(first_check) {
+        for r in results.iter().take(checks_end).skip(first_check) {
             for p in r.results::<Present>()? {
                 present.insert(p.event_id);
             }
@@ -673,7 +742,7 @@ impl Store {
                 "D1 batch returned fewer results than statements",
             ));
         }
-        Ok((out, window))
+        Ok((out, anchor))
     }
 
     /// The visitor's events from the start of its latest session that began at or
@@ -693,22 +762,6 @@ impl Store {
             .results()?)
     }
 
-    /// The touch (channel, source, medium, campaign) of the visitor's latest session.
-    pub async fn latest_touch(
-        &self,
-        site_id: &str,
-        visitor_id: &str,
-    ) -> ApiResult<Option<closeloop_core::wire::TouchAck>> {
-        Ok(self
-            .stmt(
-                "SELECT channel, source, medium, campaign FROM sessions \
-                 WHERE site_id = ?1 AND visitor_id = ?2 ORDER BY started_at DESC LIMIT 1",
-                &[s(site_id), s(visitor_id)],
-            )?
-            .first(None)
-            .await?)
-    }
-
     /// Replaces the visitor's sessions that start at or after `from` with `sessions`,
     /// and points their events at them, in one transaction.
     pub async fn replace_sessions(
@@ -718,6 +771,18 @@ impl Store {
         from: i64,
         sessions: &[SessionRow],
     ) -> ApiResult<()> {
+        let stmts = self.replace_sessions_stmts(site_id, visitor_id, from, sessions)?;
+        self.db.batch(stmts).await?;
+        Ok(())
+    }
+
+    fn replace_sessions_stmts(
+        &self,
+        site_id: &str,
+        visitor_id: &str,
+        from: i64,
+        sessions: &[SessionRow],
+    ) -> ApiResult<Vec<D1PreparedStatement>> {
         let mut stmts = vec![self.stmt(
             "DELETE FROM sessions WHERE site_id = ?1 AND visitor_id = ?2 AND started_at >= ?3",
             &[s(site_id), s(visitor_id), n(from)],
@@ -766,7 +831,95 @@ impl Store {
                 stmts.push(self.stmt(&sql, &args)?);
             }
         }
-        self.db.batch(stmts).await?;
+        Ok(stmts)
+    }
+
+    // ---- the session queue ----------------------------------------------------
+
+    /// Up to `limit` visitors waiting for sessionisation (of one site, or of all),
+    /// earliest first.
+    pub async fn queued_visitors(
+        &self,
+        site_id: Option<&str>,
+        limit: i64,
+    ) -> ApiResult<Vec<QueuedVisitor>> {
+        let stmt = match site_id {
+            Some(id) => self.stmt(
+                "SELECT site_id, visitor_id, from_ts, version FROM session_queue \
+                 WHERE site_id = ?1 ORDER BY from_ts LIMIT ?2",
+                &[s(id), n(limit)],
+            )?,
+            None => self.stmt(
+                "SELECT site_id, visitor_id, from_ts, version FROM session_queue \
+                 ORDER BY from_ts LIMIT ?1",
+                &[n(limit)],
+            )?,
+        };
+        Ok(stmt.all().await?.results()?)
+    }
+
+    /// Each queued visitor's events from the session holding its `from_ts` on (at most
+    /// `limit` each), in one round trip.
+    pub async fn queued_windows(
+        &self,
+        queued: &[QueuedVisitor],
+        limit: i64,
+    ) -> ApiResult<Vec<Vec<StoredEvent>>> {
+        if queued.is_empty() {
+            return Ok(Vec::new());
+        }
+        let stmts = queued
+            .iter()
+            .map(|q| {
+                self.stmt(
+                    WINDOW_SQL,
+                    &[s(&q.site_id), s(&q.visitor_id), n(q.from_ts), n(limit)],
+                )
+            })
+            .collect::<ApiResult<Vec<_>>>()?;
+        let results = self.db.batch(stmts).await?;
+        if results.len() != queued.len() {
+            return Err(ApiError::internal(
+                "D1 batch returned fewer results than statements",
+            ));
+        }
+        results
+            .iter()
+            .map(|r| Ok(r.results()?))
+            .collect::<ApiResult<Vec<_>>>()
+    }
+
+    /// Writes the rebuilt sessions of queued visitors (each from its `from` on) and takes
+    /// them off the queue, in one transaction. A visitor whose mark changed since it was
+    /// read (marked again, or taken by another flush) stays or goes back on the queue, so
+    /// no write from a stale read is ever the last word.
+    pub async fn write_queued_sessions(
+        &self,
+        done: &[(QueuedVisitor, i64, Vec<SessionRow>)],
+    ) -> ApiResult<()> {
+        let mut stmts = Vec::new();
+        for (q, from, sessions) in done {
+            stmts.extend(self.replace_sessions_stmts(
+                &q.site_id,
+                &q.visitor_id,
+                *from,
+                sessions,
+            )?);
+            stmts.push(self.stmt(
+                "INSERT INTO session_queue (site_id, visitor_id, from_ts, version) \
+                 SELECT ?1, ?2, ?3, abs(random() % 9007199254740992) WHERE NOT EXISTS (SELECT 1 FROM session_queue \
+                 WHERE site_id = ?1 AND visitor_id = ?2 AND version = ?4) \
+                 ON CONFLICT (site_id, visitor_id) DO UPDATE SET from_ts = min(from_ts, excluded.from_ts)",
+                &[s(&q.site_id), s(&q.visitor_id), n(q.from_ts), n(q.version)],
+            )?);
+            stmts.push(self.stmt(
+                "DELETE FROM session_queue WHERE site_id = ?1 AND visitor_id = ?2 AND version = ?3",
+                &[s(&q.site_id), s(&q.visitor_id), n(q.version)],
+            )?);
+        }
+        if !stmts.is_empty() {
+            self.db.batch(stmts).await?;
+        }
         Ok(())
     }
 

@@ -277,6 +277,23 @@ kill -TERM $child 2>/dev/null; sleep 2; pkill -KILL -P $child 2>/dev/null; kill 
         self.create_site_with_id(&id, origins)
     }
 
+    /// Runs the sessionisation `POST /v1/collect` defers (`POST
+    /// /v1/admin/sessions:flush`, what the cron trigger does first); returns its answer.
+    /// Reads that need sessions do this themselves; a test that looks at the `sessions`
+    /// table directly calls it first.
+    pub fn flush_sessions(&self) -> Result<Value> {
+        let auth = format!("Bearer {}", self.admin_token);
+        let a = http::post_json(
+            &self.url("/v1/admin/sessions:flush"),
+            &json!({}),
+            &[("Authorization", &auth)],
+        )?;
+        if a.status != 200 {
+            return Err(format!("flushing sessions: {} {}", a.status, a.text));
+        }
+        Ok(a.json)
+    }
+
     /// Creates a site with a chosen id.
     pub fn create_site_with_id(&self, id: &str, origins: &[&str]) -> Result<Site> {
         let auth = format!("Bearer {}", self.admin_token);

@@ -615,6 +615,7 @@ fn the_ip_address_is_stored_nowhere() {
     )
     .expect("collect");
     assert_eq!(statuses(&a), ["accepted", "accepted"], "{}", a.text);
+    worker.flush_sessions().expect("flush");
     for table in ["events", "sessions", "visitors", "leads", "lead_visitors"] {
         let rows = worker
             .query(&format!(

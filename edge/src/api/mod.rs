@@ -42,6 +42,23 @@ pub fn handles(rest: &[&str]) -> bool {
     )
 }
 
+/// Most queued visitors a read sessionises before it answers, in chunks of
+/// `crate::ingest::FLUSH_CHUNK` (a larger backlog is the cron trigger's to finish).
+pub const READ_FLUSH_ROUNDS: usize = 200;
+
+/// Brings the site's sessions up to date before a read that needs them: the
+/// sessionisation `POST /v1/collect` deferred ([`crate::ingest::flush_sessions`]).
+async fn fresh_sessions(store: &Store, cfg: &SiteConfig) -> ApiResult<()> {
+    let done = crate::ingest::flush_sessions(store, Some(cfg), READ_FLUSH_ROUNDS).await?;
+    if done.more {
+        worker::console_warn!(
+            "site {}: more queued visitors than one read sessionises; the cron finishes them",
+            cfg.id
+        );
+    }
+    Ok(())
+}
+
 /// Dispatches a request under `/v1/sites/{site}/` that [`handles`] accepts.
 pub async fn route(
     req: &mut Request,
@@ -75,18 +92,22 @@ pub async fn route(
         }
         (["reports", "sources"], Method::Get) => {
             let cfg = authorise(req, &store, site, KeyKind::Read).await?;
+            fresh_sessions(&store, &cfg).await?;
             reports::sources(req, &store, &cfg, now).await
         }
         (["reports", "pages"], Method::Get) => {
             let cfg = authorise(req, &store, site, KeyKind::Read).await?;
+            fresh_sessions(&store, &cfg).await?;
             reports::pages(req, &store, &cfg, now).await
         }
         (["reports", "timeseries"], Method::Get) => {
             let cfg = authorise(req, &store, site, KeyKind::Read).await?;
+            fresh_sessions(&store, &cfg).await?;
             reports::timeseries(req, &store, &cfg, now).await
         }
         (["leads"], Method::Get) => {
             let cfg = authorise(req, &store, site, KeyKind::Read).await?;
+            fresh_sessions(&store, &cfg).await?;
             leads::list(req, &store, &cfg).await
         }
         (["leads", lead], Method::Delete) => {
@@ -95,6 +116,7 @@ pub async fn route(
         }
         (["leads", lead], Method::Get) => {
             let cfg = authorise(req, &store, site, KeyKind::Read).await?;
+            fresh_sessions(&store, &cfg).await?;
             leads::journey(req, &store, &cfg, lead, now).await
         }
         (["webhooks"], Method::Post) => {

@@ -221,7 +221,10 @@ pub struct RunSummary {
 }
 
 /// Fills the outbox and sends what is due (all sites, or one).
-pub async fn run(store: &Store, site: Option<&str>, now: i64) -> ApiResult<RunSummary> {
+pub async fn run(store: &Store, site: Option<&SiteConfig>, now: i64) -> ApiResult<RunSummary> {
+    // payloads carry first and latest touches: sessions first
+    crate::ingest::flush_sessions(store, site, super::READ_FLUSH_ROUNDS).await?;
+    let site = site.map(|s| s.id.as_str());
     store.enqueue_webhooks(site, now).await?;
     let mut summary = RunSummary::default();
     for d in store.due_deliveries(site, now, BATCH).await? {
@@ -250,7 +253,7 @@ pub async fn run(store: &Store, site: Option<&str>, now: i64) -> ApiResult<RunSu
 
 /// Handles `POST /v1/sites/{site}/webhooks:deliver`: one run for this site, now.
 pub async fn deliver(store: &Store, site: &SiteConfig, now: i64) -> ApiResult<Response> {
-    let summary = run(store, Some(&site.id), now).await?;
+    let summary = run(store, Some(site), now).await?;
     Ok(Response::from_json(&summary)?)
 }
 

@@ -617,6 +617,10 @@ impl Store {
                 &args,
             )?,
             self.stmt(
+                &format!("DELETE FROM session_queue WHERE site_id = ?1 AND {of_lead}"),
+                &args,
+            )?,
+            self.stmt(
                 &format!("DELETE FROM visitors WHERE site_id = ?1 AND {of_lead}"),
                 &args,
             )?,
@@ -643,9 +647,10 @@ impl Store {
         Ok(Erased {
             events: changes(0)?,
             sessions: changes(1)?,
-            conversions: changes(3)?,
-            visitors: changes(4)?,
-            lead: changes(5)? > 0,
+            // (2: the session queue, 3: visitors)
+            conversions: changes(4)?,
+            visitors: changes(5)?,
+            lead: changes(6)? > 0,
         })
     }
 }
