@@ -110,10 +110,20 @@ async fn route(mut req: Request, env: &Env, now: i64) -> ApiResult<Response> {
                 (["sites", site, "origins"], Method::Put) => {
                     admin::set_origins(&mut req, &store, site).await
                 }
-                // what the cron trigger does first, now (operators, tests)
-                (["sessions:flush"], Method::Post) => Ok(Response::from_json(
-                    &ingest::flush_sessions(&store, None, CRON_FLUSH_ROUNDS).await?,
-                )?),
+                // what the cron trigger does first, now (operators, tests); `?site=`
+                // limits it to one site
+                (["sessions:flush"], Method::Post) => {
+                    let url = req.url()?;
+                    let site = match url.query_pairs().find(|(k, _)| k == "site") {
+                        Some((_, id)) => Some(store.site(&id).await?.ok_or_else(|| {
+                            ApiError::new(404, "unknown_site", format!("no site `{id}`"))
+                        })?),
+                        None => None,
+                    };
+                    let done =
+                        ingest::flush_sessions(&store, site.as_ref(), CRON_FLUSH_ROUNDS).await?;
+                    Ok(Response::from_json(&done)?)
+                }
                 (
                     ["sites"] | ["sites", _, "keys"] | ["sites", _, "origins"] | ["sessions:flush"],
                     _,

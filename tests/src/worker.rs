@@ -278,16 +278,16 @@ kill -TERM $child 2>/dev/null; sleep 2; pkill -KILL -P $child 2>/dev/null; kill 
     }
 
     /// Runs the sessionisation `POST /v1/collect` defers (`POST
-    /// /v1/admin/sessions:flush`, what the cron trigger does first); returns its answer.
-    /// Reads that need sessions do this themselves; a test that looks at the `sessions`
-    /// table directly calls it first.
-    pub fn flush_sessions(&self) -> Result<Value> {
+    /// /v1/admin/sessions:flush`, what the cron trigger does first), for one site or all;
+    /// returns its answer. Reads that need sessions do this themselves; a test that
+    /// looks at the `sessions` table directly calls it first.
+    pub fn flush_sessions(&self, site: Option<&str>) -> Result<Value> {
         let auth = format!("Bearer {}", self.admin_token);
-        let a = http::post_json(
-            &self.url("/v1/admin/sessions:flush"),
-            &json!({}),
-            &[("Authorization", &auth)],
-        )?;
+        let path = match site {
+            Some(id) => format!("/v1/admin/sessions:flush?site={id}"),
+            None => "/v1/admin/sessions:flush".to_string(),
+        };
+        let a = http::post_json(&self.url(&path), &json!({}), &[("Authorization", &auth)])?;
         if a.status != 200 {
             return Err(format!("flushing sessions: {} {}", a.status, a.text));
         }

@@ -615,7 +615,7 @@ fn the_ip_address_is_stored_nowhere() {
     )
     .expect("collect");
     assert_eq!(statuses(&a), ["accepted", "accepted"], "{}", a.text);
-    worker.flush_sessions().expect("flush");
+    worker.flush_sessions(Some(&site.id)).expect("flush");
     for table in ["events", "sessions", "visitors", "leads", "lead_visitors"] {
         let rows = worker
             .query(&format!(
@@ -883,6 +883,99 @@ fn the_sources_report_counts_sessions_by_touch() {
         "{}",
         r.text
     );
+}
+
+/// Scenario: a visitor lands from the `spring` newsletter and reads /pricing (batch 1,
+/// two page views); two minutes later it reads /docs from a link on the site (batch 2).
+/// Expected: batch 1's answer tells Email/spring (it starts a session), batch 2's tells
+/// no touch (it goes on with that session). Until something flushes, the visitor waits
+/// on `session_queue` and has no session; a report flushes first and counts 1 visitor,
+/// 1 session, 3 page views on the Email row; then the queue is empty and all 3 events
+/// are in the one session `s_evt-dq-0001`.
+#[test]
+fn sessions_are_built_after_the_answer_and_before_any_report() {
+    let worker = Worker::shared().expect("worker");
+    let origin = "https://deferred.example";
+    let site = worker.create_site(&[origin]).expect("site");
+    let now = now_ms();
+    let landing = vec![
+        pageview(
+            "evt-dq-0001",
+            "https://deferred.example/?utm_source=newsletter&utm_medium=email&utm_campaign=spring",
+            180_000,
+            now,
+        ),
+        json!({"id": "evt-dq-0002", "type": "pageview", "created_at": now - 150_000,
+               "url": "https://deferred.example/pricing", "referrer": "https://deferred.example/"}),
+    ];
+    let a = send(
+        worker,
+        origin,
+        CHROME,
+        &batch(&site.id, "visitor-dq-1", landing, now),
+    );
+    assert_eq!(statuses(&a), ["accepted", "accepted"], "{}", a.text);
+    assert_eq!(a.json["touch"]["channel"], "Email", "{}", a.text);
+    assert_eq!(a.json["touch"]["campaign"], "spring", "{}", a.text);
+    let more = vec![
+        json!({"id": "evt-dq-0003", "type": "pageview", "created_at": now - 30_000,
+        "url": "https://deferred.example/docs", "referrer": "https://deferred.example/pricing"}),
+    ];
+    let b = send(
+        worker,
+        origin,
+        CHROME,
+        &batch(&site.id, "visitor-dq-1", more, now),
+    );
+    assert_eq!(statuses(&b), ["accepted"], "{}", b.text);
+    assert!(b.json.get("touch").is_none_or(Value::is_null), "{}", b.text);
+
+    let count = |sql: &str| {
+        worker
+            .count(&sql.replace("{site}", &site.id))
+            .expect("count")
+    };
+    assert_eq!(
+        count("SELECT count(*) FROM session_queue WHERE site_id = '{site}'"),
+        1
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM sessions WHERE site_id = '{site}'"),
+        0
+    );
+
+    let url = worker.url(&format!(
+        "/v1/sites/{}/reports/sources?group_by=channel",
+        site.id
+    ));
+    let r = http::get(&url, Some(&site.read_key)).expect("report");
+    assert_eq!(r.status, 200, "{}", r.text);
+    let rows = r.json["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 1, "{}", r.text);
+    assert_eq!(rows[0]["channel"], "Email", "{}", r.text);
+    assert_eq!(
+        (
+            &rows[0]["visitors"],
+            &rows[0]["sessions"],
+            &rows[0]["pageviews"]
+        ),
+        (&json!(1), &json!(1), &json!(3)),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM session_queue WHERE site_id = '{site}'"),
+        0
+    );
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM events WHERE site_id = '{site}' AND session_id = 's_evt-dq-0001'"
+        ),
+        3
+    );
+    // nothing left to do: a flush of the site rebuilds no one
+    let f = worker.flush_sessions(Some(&site.id)).expect("flush");
+    assert_eq!(f["visitors"], 0, "{f}");
 }
 
 /// Creates a site whose visitors may send at most `quota` events a day.

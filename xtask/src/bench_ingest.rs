@@ -144,7 +144,7 @@ pub fn run() -> Result<String> {
     let t0 = Instant::now();
     let mut flushed = (0u64, 0u64);
     loop {
-        let f = real.flush_sessions()?;
+        let f = real.flush_sessions(Some(&site.id))?;
         flushed.0 += f["visitors"].as_u64().unwrap_or(0);
         flushed.1 += f["sessions"].as_u64().unwrap_or(0);
         if f["more"] != Value::Bool(true) {
