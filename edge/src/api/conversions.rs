@@ -12,7 +12,10 @@
 //!   other values are 409 `deal_conflict` with `error.existing` and `error.sent` (in a CSV,
 //!   that row is `rejected` with the same code).
 
-use super::{body, convert, error_response, query_pairs, row_error_response, MAX_WRITE_BODY_BYTES};
+use super::{
+    body, convert, error_response, json_object_body, query_pairs, row_error_response,
+    MAX_WRITE_BODY_BYTES,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::ingest::lead_id;
 use crate::store::reporting::ConversionEntry;
@@ -92,15 +95,7 @@ pub async fn create(
     site: &SiteConfig,
     now: i64,
 ) -> ApiResult<Response> {
-    let bytes = body(req, MAX_WRITE_BODY_BYTES).await?;
-    let sent: Value = serde_json::from_slice(&bytes)
-        .map_err(|_| ApiError::bad_request("malformed_json", "the body is not valid JSON"))?;
-    if !sent.is_object() {
-        return Err(ApiError::bad_request(
-            "invalid_body",
-            "the body must be a JSON object",
-        ));
-    }
+    let sent = json_object_body(req).await?;
     let pairs = query_pairs(req)?;
     let rec = match conversion_from_json(&sent, &options(site, &pairs)?) {
         Ok(r) => r,

@@ -147,6 +147,21 @@ async fn authorise(
 }
 
 /// Reads the body, refusing more than `limit` bytes with 413.
+/// A write endpoint's body that must be one JSON object (400 `malformed_json` or
+/// `invalid_body` otherwise).
+async fn json_object_body(req: &mut Request) -> ApiResult<Value> {
+    let bytes = body(req, MAX_WRITE_BODY_BYTES).await?;
+    let sent: Value = serde_json::from_slice(&bytes)
+        .map_err(|_| ApiError::bad_request("malformed_json", "the body is not valid JSON"))?;
+    if !sent.is_object() {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "the body must be a JSON object",
+        ));
+    }
+    Ok(sent)
+}
+
 async fn body(req: &mut Request, limit: usize) -> ApiResult<Vec<u8>> {
     let declared = req
         .headers()

@@ -9,9 +9,10 @@
 
 use super::conversions::{rows_response, RowOutcome};
 use super::{
-    body, convert, error_response, param, query_pairs, row_error_response, MAX_WRITE_BODY_BYTES,
+    body, convert, error_response, json_object_body, param, query_pairs, row_error_response,
+    MAX_WRITE_BODY_BYTES,
 };
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::store::reporting::SpendEntry;
 use crate::store::{SiteConfig, Store};
 use closeloop_core::import::{parse_spend, spend_from_json, ImportOptions, SpendRecord};
@@ -74,15 +75,7 @@ pub async fn create(
     site: &SiteConfig,
     now: i64,
 ) -> ApiResult<Response> {
-    let bytes = body(req, MAX_WRITE_BODY_BYTES).await?;
-    let sent: Value = serde_json::from_slice(&bytes)
-        .map_err(|_| ApiError::bad_request("malformed_json", "the body is not valid JSON"))?;
-    if !sent.is_object() {
-        return Err(ApiError::bad_request(
-            "invalid_body",
-            "the body must be a JSON object",
-        ));
-    }
+    let sent = json_object_body(req).await?;
     let pairs = query_pairs(req)?;
     let rec = match spend_from_json(&sent, &options(site, &pairs)?) {
         Ok(r) => r,
