@@ -9,6 +9,7 @@
 //! `pg` views per path (at most [`MAX_PAGES`]), `lead`, `lu`/`lv` the last page
 //! view's URL and time, `la` the last activity time.
 
+use crate::page::Landed;
 use crate::{js, keys, store, Tracker};
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -75,30 +76,26 @@ pub fn external(url: &str, referrer: &str) -> bool {
 /// A page load: a new entry when the last activity is more than a session ago or
 /// the visitor comes from outside again (the edge's session rule, approximated to
 /// decide which entry `profile()` shows; the edge's answer is authoritative).
-pub fn entry(t: &mut Tracker, url: &str, referrer: &str, now: f64) {
-    let p = load(t);
-    let last = js::get_num(&p, "la");
+fn entry(p: &JsValue, url: &str, referrer: &str, now: f64) {
+    let last = js::get_num(p, "la");
     if last == 0.0 || now - last > SESSION_MS || external(url, referrer) {
         let e = js::obj();
         js::set_str(&e, "u", url);
         js::set_str(&e, "r", referrer);
         js::set(&e, "t", &JsValue::from_f64(now));
-        if !js::get(&p, "f").is_object() {
-            js::set(&p, "f", &e);
+        if !js::get(p, "f").is_object() {
+            js::set(p, "f", &e);
         }
-        js::set(&p, "l", &e);
+        js::set(p, "l", &e);
     }
-    js::set(&p, "la", &JsValue::from_f64(now));
-    save(t, &p);
 }
 
-/// A page view of `path` (full URL `url`).
-pub fn viewed(t: &mut Tracker, url: &str, path: &str) {
-    let p = load(t);
-    let mut pages = js::get(&p, "pg");
+/// A page view of `path` (full URL `url`) at `now`.
+fn view(p: &JsValue, url: &str, path: &str, now: f64) {
+    let mut pages = js::get(p, "pg");
     if !pages.is_object() {
         pages = js::obj();
-        js::set(&p, "pg", &pages);
+        js::set(p, "pg", &pages);
     }
     let n = js::get_num(&pages, path);
     js::set(&pages, path, &JsValue::from_f64(n + 1.0));
@@ -116,10 +113,24 @@ pub fn viewed(t: &mut Tracker, url: &str, path: &str) {
             );
         }
     }
-    let now = JsValue::from_f64(js::now());
-    js::set_str(&p, "lu", url);
-    js::set(&p, "lv", &now);
-    js::set(&p, "la", &now);
+    let now = JsValue::from_f64(now);
+    js::set_str(p, "lu", url);
+    js::set(p, "lv", &now);
+    js::set(p, "la", &now);
+}
+
+/// The landing page: its entry and its view, in one read and one write.
+pub fn landed(t: &mut Tracker, l: &Landed) {
+    let p = load(t);
+    entry(&p, &l.url, &l.referrer, l.at);
+    view(&p, &l.url, &l.path, l.at);
+    save(t, &p);
+}
+
+/// A page view of `path` (full URL `url`): an SPA navigation.
+pub fn viewed(t: &mut Tracker, url: &str, path: &str) {
+    let p = load(t);
+    view(&p, url, path, js::now());
     save(t, &p);
 }
 

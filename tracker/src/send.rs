@@ -74,26 +74,39 @@ pub fn event(t: &mut Tracker, ty: &str) -> JsValue {
 /// Appends `ev` to the queue (dropping the oldest beyond [`MAX_QUEUE`]) and
 /// schedules a send in `delay` ms. Without consent the queue lives in memory.
 pub fn enqueue(t: &mut Tracker, ev: JsValue, delay: f64) {
+    if put(t, &ev) {
+        bound(t);
+        schedule(t, delay);
+    }
+}
+
+/// Stores `ev` in the queue: one `setItem` of its own key (in memory without
+/// consent; nothing after a refusal). Returns whether it was queued.
+pub fn put(t: &mut Tracker, ev: &JsValue) -> bool {
     if t.consent == Consent::Denied {
-        return;
+        return false;
     }
     let mut key = String::from(store::EVENT);
-    key.push_str(&js::get_str(&ev, keys::ID));
-    t.store.set(&key, &js::stringify(&ev));
-    let mut dropped = 0;
-    if t.store.keys(store::EVENT).len() > MAX_QUEUE {
-        let q = queue(t);
-        let extra = q.len().saturating_sub(MAX_QUEUE);
-        for e in q.iter().take(extra) {
-            remove_event(t, &js::get_str(e, keys::ID));
-            dropped += 1;
-        }
+    key.push_str(&js::get_str(ev, keys::ID));
+    t.store.set(&key, &js::stringify(ev));
+    true
+}
+
+/// Keeps the queue within [`MAX_QUEUE`] events, dropping the oldest and counting
+/// them for the next batch's `dropped`; returns how many events are queued.
+pub fn bound(t: &mut Tracker) -> usize {
+    let n = t.store.keys(store::EVENT).len();
+    if n <= MAX_QUEUE {
+        return n;
     }
-    if dropped > 0 {
-        let total = stored_dropped(t).saturating_add(dropped);
-        t.store.set(store::DROPPED, &js::num_str(f64::from(total)));
+    let q = queue(t);
+    let extra = q.len().saturating_sub(MAX_QUEUE);
+    for e in q.iter().take(extra) {
+        remove_event(t, &js::get_str(e, keys::ID));
     }
-    schedule(t, delay);
+    let total = stored_dropped(t).saturating_add(extra as u32);
+    t.store.set(store::DROPPED, &js::num_str(f64::from(total)));
+    n - extra
 }
 
 /// The queued events, oldest first (by `created_at`).

@@ -41,26 +41,18 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens `localStorage` if the browser lets the page use it (a test write
-    /// succeeds); otherwise the store lives in memory only.
+    /// Opens `localStorage` if the browser lets the page read it (the getter throws
+    /// when storage is blocked); otherwise the store lives in memory only. No test
+    /// write: a write that fails later (quota, Safari's old private mode) goes to
+    /// memory by itself (see [`Store::set`]), and the test would cost the start path
+    /// two storage calls.
     pub fn open(persist: bool) -> Store {
-        // Reading `localStorage` itself throws when storage is blocked.
-        let ls = Some(js::get(&js::global(), "localStorage")).filter(|s| {
-            let k = JsValue::from_str("_cl_t");
-            s.is_object()
-                && js::try_call(s, "setItem", &[k.clone(), k.clone()]).is_ok()
-                && js::try_call(s, "removeItem", &[k]).is_ok()
-        });
+        let ls = Some(js::get(&js::global(), "localStorage")).filter(JsValue::is_object);
         Store {
             ls,
             mem: Vec::new(),
             persist,
         }
-    }
-
-    /// Whether `localStorage` is usable.
-    pub fn durable(&self) -> bool {
-        self.ls.is_some()
     }
 
     /// Reads `k`: memory first (it holds writes that storage refused), then storage.

@@ -43,6 +43,10 @@ const WASM_FEATURES: [&str; 6] = [
     "--enable-sign-ext",
 ];
 
+/// Largest function (in binaryen's size measure) that wasm-opt still inlines into
+/// its only caller (see [`build`]).
+const ONE_CALLER_INLINE_MAX: u32 = 30;
+
 /// How long browsers may cache `t.js` (the wasm it names changes with each build).
 const LOADER_MAX_AGE: u32 = 300;
 
@@ -131,6 +135,13 @@ pub fn build() -> Result {
         // the glue); wasm-opt prints the renaming as JSON, applied to the glue below.
         .arg("--minify-imports-and-exports-and-modules")
         .arg("-Oz")
+        // Functions with one caller are inlined only when small: Chromium compiles
+        // a wasm function on its first call, on the main thread, so the entry
+        // points (`cl`'s ops) must stay apart for `start` to compile only its own
+        // code (a `cl` holding every op's body cost ~0.5-2 ms to compile at start).
+        .arg(format!(
+            "--one-caller-inline-max-function-size={ONE_CALLER_INLINE_MAX}"
+        ))
         .args(["--strip-debug", "--strip-producers"])
         .arg(&bg)
         .arg("-o")
