@@ -11,6 +11,10 @@
   var w = window, d = document, h = w.history;
   var s = d.currentScript || d.querySelector('script[data-site]');
   if (!s || (w.closeloop && w.closeloop._cl)) return;
+  // Marks for the bench (xtask/src/bench_tracker.rs): the loader's run, start()
+  // (the budget: until the first event is queued) and settle() (deferred work).
+  var P = w.performance, mk = function (n) { try { P.mark('closeloop:' + n); } catch (e) {} };
+  mk('loader');
   var a = function (n) { return s.getAttribute(n); };
   var T, R, q = [], pre = w.closeloop;
   var cfg = {
@@ -118,19 +122,17 @@
   try {
     wasm_bindgen({ module_or_path: new URL(WASM_PATH, s.src) }).then(function () {
       T = wasm_bindgen.cl;
-      // Marks for the main-thread budget (start to first event queued) and for the
-      // start-up work deferred to the next task (settle), read by the bench.
-      var P = w.performance, mk = function (n) { try { P.mark(n); } catch (e) {} };
-      mk('closeloop:start');
+      mk('start');
       try { T(0, cfg); } catch (e) { return; }
-      mk('closeloop:started');
+      mk('started');
       setTimeout(function () {
-        mk('closeloop:settle');
+        mk('settle');
         try { T(12); } catch (e) {}
-        mk('closeloop:settled');
+        mk('settled');
         R = 1;
         while (q.length) { var c = q.shift(); call(c[0], c[1], c[2]); }
       }, 0);
     }, function () {});
   } catch (e) {}
+  mk('loaded');
 })();

@@ -33,12 +33,10 @@ pub struct Page {
 }
 
 /// The landing page view, queued by [`landing`] and counted in the profile by
-/// [`crate::settle`] (after the start-up budget).
+/// [`crate::settle`] (after the start-up budget) with the URL and referrer of
+/// [`Tracker::page`], which no navigation changes before that (the loader holds
+/// them back until the tracker has settled).
 pub struct Landed {
-    /// The landing URL.
-    pub url: String,
-    /// Its referrer.
-    pub referrer: String,
     /// Its path (`location.pathname`).
     pub path: String,
     /// When it was viewed.
@@ -105,8 +103,6 @@ pub fn landing(t: &mut Tracker, landing_url: String) {
     let ev = view_event(t);
     if send::put(t, &ev) {
         t.landed = Some(Landed {
-            url: t.page.url.clone(),
-            referrer: t.page.referrer.clone(),
             path: js::get_str(&location(), "pathname"),
             at: now,
         });

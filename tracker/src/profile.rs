@@ -122,8 +122,8 @@ fn view(p: &JsValue, url: &str, path: &str, now: f64) {
 /// The landing page: its entry and its view, in one read and one write.
 pub fn landed(t: &mut Tracker, l: &Landed) {
     let p = load(t);
-    entry(&p, &l.url, &l.referrer, l.at);
-    view(&p, &l.url, &l.path, l.at);
+    entry(&p, &t.page.url, &t.page.referrer, l.at);
+    view(&p, &t.page.url, &l.path, l.at);
     save(t, &p);
 }
 

@@ -71,7 +71,9 @@ impl Store {
             if let Some(s) = &self.ls {
                 let args = [JsValue::from_str(k), JsValue::from_str(v)];
                 if js::try_call(s, "setItem", &args).is_ok() {
-                    self.mem.retain(|(key, _)| key != k);
+                    if !self.mem.is_empty() {
+                        self.mem.retain(|(key, _)| key != k);
+                    }
                     return;
                 }
             }
