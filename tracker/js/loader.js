@@ -120,7 +120,7 @@
     if (op) q.push([op, pre[i][1], pre[i][2]]);
   }
   try {
-    wasm_bindgen({ module_or_path: new URL(WASM_PATH, s.src) }).then(function () {
+    wasm_bindgen(new URL(WASM_PATH, s.src)).then(function () {
       T = wasm_bindgen.cl;
       mk('start');
       try { T(0, cfg); } catch (e) { return; }

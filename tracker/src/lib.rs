@@ -129,7 +129,7 @@ fn list(s: String) -> Vec<String> {
     if s.is_empty() {
         return Vec::new();
     }
-    s.split(',')
+    js::parts(&s, b',')
         .map(str::trim_ascii)
         .filter(|x| !x.is_empty())
         .map(String::from)
@@ -305,7 +305,7 @@ pub fn identify(email: JsValue, traits: JsValue) {
     with(|t| {
         let email = js::truncate(email.as_string().unwrap_or_default(), keys::MAX_FIELD_LEN);
         let email = email.trim_ascii();
-        if !email.contains('@') {
+        if !js::has(email, "@") {
             return;
         }
         let ev = send::event(t, keys::IDENTIFY);

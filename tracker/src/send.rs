@@ -122,10 +122,14 @@ pub fn queue(t: &Tracker) -> Vec<JsValue> {
         })
         .collect();
     // Insertion sort: queues are short, and the standard sorts cost kilobytes.
+    // (`get_mut` of a pair: indexing would link a panic message and location.)
     for i in 1..q.len() {
         let mut j = i;
-        while j > 0 && q[j - 1].0 > q[j].0 {
-            q.swap(j - 1, j);
+        while let Some([a, b]) = q.get_mut(j.wrapping_sub(1)..=j) {
+            if a.0 <= b.0 {
+                break;
+            }
+            core::mem::swap(a, b);
             j -= 1;
         }
     }
@@ -159,7 +163,7 @@ pub fn schedule(t: &mut Tracker, delay: f64) {
 /// Who holds the lock and until when.
 fn lock_holder(t: &Tracker) -> Option<(String, f64)> {
     let v = t.store.get(store::LOCK)?;
-    let (tab, until) = v.split_once(' ')?;
+    let (tab, until) = js::split_once(&v, b' ')?;
     Some((tab.to_string(), js::str_num(until)?))
 }
 

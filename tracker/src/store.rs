@@ -137,8 +137,8 @@ fn document() -> JsValue {
 /// The visitor id from the first-party cookie, if any.
 pub fn read_cookie() -> Option<String> {
     let all = js::get_str(&document(), "cookie");
-    all.split(';').find_map(|c| {
-        let (k, v) = c.trim_ascii().split_once('=')?;
+    js::parts(&all, b';').find_map(|c| {
+        let (k, v) = js::split_once(c.trim_ascii(), b'=')?;
         (k == VID && !v.is_empty()).then(|| v.to_string())
     })
 }
