@@ -201,9 +201,11 @@ fn table(tracker: &[Load], empty: &[Load]) -> String {
          its first call, happen in it). The rest of the start-up (visitor id from \
          storage or the cookie, the cookie mirror, the profile, the queue's bound, \
          the send timer) runs in `settle()`, the next task; its time and the loader's \
-         own run are in the table too, with their sum, so no main-thread time of the \
-         tracker is left out. (Not in any row: the browser's validation of the \
-         streamed wasm, in its own task before `start()`.)\n\n\
+         own run are in the table too, with their sum. Not in any row (no page mark \
+         can time it): the browser's own work on `t.js` and the wasm before the \
+         loader runs and before `start()` (compiling the script, with its functions, \
+         off the main thread as it streams in; decoding the wasm's bytes as they \
+         arrive, 0.3–3 ms of main-thread tasks in Chromium traces here).\n\n\
          | measure | median | p90 | max | loads |\n|---|---:|---:|---:|---:|\n",
     );
     let n = tracker.len();
