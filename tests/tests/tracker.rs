@@ -508,3 +508,175 @@ async fn blocked_storage_degrades_to_memory_without_errors() {
     assert_eq!(s.count("AND type = 'pageview'"), 2);
     assert_eq!(s.count("AND type = 'track'"), 1);
 }
+
+/// Scenario (counts by hand): load `/p.html`; SPA navigations to `/blog/a`, `/blog/b`,
+/// `/blog/a`, `/docs/x`, `/blog/a`, `/docs/y`, `/pricing`; then a second load of
+/// `/p.html` in a new tab. Views per path: `/blog/a` 3, `/p.html` 2, `/blog/b`,
+/// `/docs/x`, `/docs/y`, `/pricing` 1 each (9 in all). Expected `profile()`: the top 5
+/// pages by views, ties by name: `/blog/a` 3, `/p.html` 2, `/blog/b` 1, `/docs/x` 1,
+/// `/docs/y` 1; sections (a path's first segment) `/blog` 4, `/docs` 2, `/p.html` 2,
+/// `/pricing` 1; the visitor id the edge stored; not a lead. The edge stored the same
+/// 9 page views.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profile_orders_top_pages_and_sections_by_views_then_name() {
+    let s = setup(&[("p.html", page("Profile", "", "", "<p>profile</p>"))]);
+    let browser = Browser::launch().await.expect("chromium");
+    let p = open(&browser, &s.web.url("/p.html")).await;
+    for path in [
+        "/blog/a", "/blog/b", "/blog/a", "/docs/x", "/blog/a", "/docs/y", "/pricing",
+    ] {
+        eval(&p, &format!("history.pushState({{}}, '', '{path}')")).await;
+        sleep(20).await;
+    }
+    s.wait_count(8, "AND type = 'pageview'", "the first tab's page views");
+    let q = open(&browser, &s.web.url("/p.html")).await;
+    s.wait_count(9, "AND type = 'pageview'", "the second load's page view");
+    let profile = eval(&q, "closeloop.profile()").await;
+    browser.close().await;
+    assert_eq!(
+        profile["top_pages"],
+        json!([
+            {"path": "/blog/a", "views": 3},
+            {"path": "/p.html", "views": 2},
+            {"path": "/blog/b", "views": 1},
+            {"path": "/docs/x", "views": 1},
+            {"path": "/docs/y", "views": 1}
+        ])
+    );
+    assert_eq!(
+        profile["top_sections"],
+        json!([
+            {"section": "/blog", "views": 4},
+            {"section": "/docs", "views": 2},
+            {"section": "/p.html", "views": 2},
+            {"section": "/pricing", "views": 1}
+        ])
+    );
+    assert_eq!(profile["pageviews"], json!(9));
+    assert_eq!(profile["is_lead"], json!(false));
+    let visitors = s.events("DISTINCT visitor_id", "");
+    assert_eq!(visitors, vec![json!({"visitor_id": profile["visitor_id"]})]);
+    let mut paths: Vec<String> = s
+        .events("path", "AND type = 'pageview'")
+        .iter()
+        .filter_map(|r| r["path"].as_str().map(String::from))
+        .collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        [
+            "/blog/a", "/blog/a", "/blog/a", "/blog/b", "/docs/x", "/docs/y", "/p.html", "/p.html",
+            "/pricing"
+        ]
+    );
+}
+
+/// Scenario: `data-hash-routing`; load `/h.html`, then the hash becomes `#/a`, `#/a`
+/// again (no change), `#/b`, and `history.back()` returns to `#/a`. Expected: 4 page
+/// views whose URLs end in `/h.html`, `#/a`, `#/b`, `#/a` (the hash is part of the
+/// page). The same on `/n.html` without the attribute: the load only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hash_routing_counts_hash_changes_only_when_the_site_opts_in() {
+    let s = setup(&[
+        (
+            "h.html",
+            page("Hash", "", " data-hash-routing", "<p>hash</p>"),
+        ),
+        ("n.html", page("No hash", "", "", "<p>no hash</p>")),
+    ]);
+    let browser = Browser::launch().await.expect("chromium");
+    let p = open(&browser, &s.web.url("/h.html")).await;
+    for js in [
+        "location.hash = '#/a'",
+        "location.hash = '#/a'",
+        "location.hash = '#/b'",
+        "history.back()",
+    ] {
+        eval(&p, js).await;
+        sleep(100).await;
+    }
+    eval_until(&p, "location.hash === '#/a'", Duration::from_secs(10))
+        .await
+        .expect("back to #/a");
+    eval(&p, "closeloop.track('hash-done')").await;
+    s.wait_count(1, "AND name = 'hash-done'", "the hash page's marker");
+    let n = open(&browser, &s.web.url("/n.html")).await;
+    for js in ["location.hash = '#/x'", "location.hash = '#/y'"] {
+        eval(&n, js).await;
+        sleep(100).await;
+    }
+    eval(&n, "closeloop.track('plain-done')").await;
+    s.wait_count(1, "AND name = 'plain-done'", "the plain page's marker");
+    browser.close().await;
+    let urls = |path: &str| -> Vec<String> {
+        s.events("url", &format!("AND type = 'pageview' AND path = '{path}'"))
+            .iter()
+            .filter_map(|r| r["url"].as_str().map(String::from))
+            .collect()
+    };
+    let hashed = urls("/h.html");
+    let ends: Vec<&str> = hashed
+        .iter()
+        .map(|u| u.find('#').map_or("", |i| &u[i..]))
+        .collect();
+    assert_eq!(ends, ["", "#/a", "#/b", "#/a"], "{hashed:?}");
+    assert_eq!(urls("/n.html").len(), 1, "no hash routing: the load only");
+}
+
+/// Scenario: `data-ignore-paths="/admin/*,/preview"`. The visitor lands on
+/// `/admin/x.html` (ignored), navigates to `/admin/y` (ignored) and calls `track`
+/// there (ignored too), then `/ok`, `/preview` (ignored) and `/fine`, where a marker
+/// is tracked. Expected at the edge: page views of `/ok` and `/fine` and the marker,
+/// nothing else; no stored URL or referrer names an ignored page (`/fine`'s referrer
+/// is `/ok`, the last page recorded).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ignored_paths_are_never_recorded_nor_sent_as_referrers() {
+    let attrs = " data-ignore-paths=\"/admin/*,/preview\"";
+    let s = setup(&[("admin/x.html", page("Admin", "", attrs, "<p>admin</p>"))]);
+    let browser = Browser::launch().await.expect("chromium");
+    let p = open(&browser, &s.web.url("/admin/x.html")).await;
+    for js in [
+        "history.pushState({}, '', '/admin/y')",
+        "closeloop.track('on-admin')",
+        "history.pushState({}, '', '/ok')",
+        "history.pushState({}, '', '/preview')",
+        "history.pushState({}, '', '/fine')",
+        "closeloop.track('fine-done')",
+    ] {
+        eval(&p, js).await;
+        sleep(50).await;
+    }
+    s.wait_count(1, "AND name = 'fine-done'", "the marker");
+    sleep(1_000).await;
+    browser.close().await;
+    let rows = s.events("type, path, name, referrer", "");
+    let got: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["type"].as_str().unwrap_or("").to_string(),
+                r["path"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let want = [
+        ("pageview", "/ok"),
+        ("pageview", "/fine"),
+        ("track", "/fine"),
+    ];
+    assert_eq!(
+        got,
+        want.map(|(a, b)| (a.to_string(), b.to_string())),
+        "{rows:?}"
+    );
+    let fine_referrer = rows[1]["referrer"].as_str().unwrap_or("");
+    assert!(fine_referrer.ends_with("/ok"), "{rows:?}");
+    let everything =
+        serde_json::to_string(&s.events("url, referrer, name", "")).unwrap_or_default();
+    for hidden in ["/admin", "/preview", "on-admin"] {
+        assert!(
+            !everything.contains(hidden),
+            "{hidden} reached the edge: {everything}"
+        );
+    }
+}

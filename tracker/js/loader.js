@@ -11,8 +11,12 @@
   var w = window, d = document, h = w.history;
   var s = d.currentScript || d.querySelector('script[data-site]');
   if (!s || (w.closeloop && w.closeloop._cl)) return;
+  // Marks for the bench (xtask/src/bench_tracker.rs): the loader's run, start()
+  // (the budget: until the first event is queued) and settle() (deferred work).
+  var P = w.performance, mk = function (n) { try { P.mark('closeloop:' + n); } catch (e) {} };
+  mk('loader');
   var a = function (n) { return s.getAttribute(n); };
-  var T, q = [], pre = w.closeloop;
+  var T, R, q = [], pre = w.closeloop;
   var cfg = {
     site: a('data-site') || '',
     endpoint: a('data-endpoint') || new URL('/v1/collect', s.src).href,
@@ -31,10 +35,12 @@
   };
   // The wasm's one export, cl(op, a, b) (see tracker/src/lib.rs `cl`): 0 start,
   // 1 tick, 2 ack, 3 fail, 4 nav, 5 form, 6 hide, 7 show, 8 identify, 9 track,
-  // 10 consent, 11 profile.
+  // 10 consent, 11 profile, 12 settle.
   var OPS = { identify: 8, track: 9, consent: 10 };
+  // Calls wait in `q` until the tracker has started and settled (R), but for the
+  // page going away (6), which settles at once.
   function call(n, x, y) {
-    if (!T) { q.push([n, x, y]); return null; }
+    if (!R && !(T && n == 6)) { q.push([n, x, y]); return null; }
     try { return T(n, x, y); } catch (e) { return null; }
   }
   function api(n) { return function (x, y) { return call(n, x, y); }; }
@@ -43,7 +49,7 @@
     identify: api(8),
     track: api(9),
     consent: api(10),
-    profile: function () { return T ? shape(call(11)) : null; }
+    profile: function () { return R ? shape(call(11)) : null; }
   };
   // closeloop.profile() from the wasm's stored profile (tracker/src/profile.rs
   // `build`: f/l entries {u, r, t}, ft/lt touches, pg views per path, lead, vid).
@@ -114,14 +120,19 @@
     if (op) q.push([op, pre[i][1], pre[i][2]]);
   }
   try {
-    wasm_bindgen({ module_or_path: new URL(WASM_PATH, s.src) }).then(function () {
+    wasm_bindgen(new URL(WASM_PATH, s.src)).then(function () {
       T = wasm_bindgen.cl;
-      // Marks for the main-thread budget (start to first event queued), read by tests.
-      var P = w.performance, mk = function (n) { try { P.mark(n); } catch (e) {} };
-      mk('closeloop:start');
+      mk('start');
       try { T(0, cfg); } catch (e) { return; }
-      mk('closeloop:started');
-      while (q.length) { var c = q.shift(); call(c[0], c[1], c[2]); }
+      mk('started');
+      setTimeout(function () {
+        mk('settle');
+        try { T(12); } catch (e) {}
+        mk('settled');
+        R = 1;
+        while (q.length) { var c = q.shift(); call(c[0], c[1], c[2]); }
+      }, 0);
     }, function () {});
   } catch (e) {}
+  mk('loaded');
 })();

@@ -31,7 +31,10 @@ pub fn identity(name: &str, ty: &str, autocomplete: &str) -> Option<&'static str
     }
     // `autocomplete` may hold several tokens ("section-a shipping email"): the
     // last names the field.
-    let ac = autocomplete.split_whitespace().last().unwrap_or("");
+    let ac = js::parts(autocomplete, b' ')
+        .filter(|w| !w.is_empty())
+        .last()
+        .unwrap_or("");
     match ac {
         "email" => return Some("email"),
         "name" | "given-name" | "family-name" | "additional-name" => return Some("name"),
@@ -39,11 +42,12 @@ pub fn identity(name: &str, ty: &str, autocomplete: &str) -> Option<&'static str
         _ if ac.starts_with("tel") => return Some("phone"),
         _ => {}
     }
-    let n: String = name
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
+    // Bytes, not `chars()` (no UTF-8 decoding linked): non-ASCII bytes are never
+    // ASCII alphanumerics, so the result is the same.
+    let mut n = String::new();
+    for b in name.bytes().filter(u8::is_ascii_alphanumeric) {
+        n.push(char::from(b.to_ascii_lowercase()));
+    }
     if js::has(&n, "email") || n == "mail" {
         return Some("email");
     }
@@ -87,9 +91,7 @@ pub fn identity(name: &str, ty: &str, autocomplete: &str) -> Option<&'static str
 pub fn forbidden(ty: &str, autocomplete: &str) -> bool {
     ty == "password"
         || ty == "hidden"
-        || autocomplete
-            .split_whitespace()
-            .any(|tok| tok.starts_with("cc-"))
+        || js::parts(autocomplete, b' ').any(|tok| tok.starts_with("cc-"))
 }
 
 /// Whether a control is not a data field (buttons, fieldsets, outputs).
@@ -156,7 +158,7 @@ pub fn submitted(t: &mut Tracker, el: &JsValue) {
         };
         let value = js::get_str(&field, "value");
         let value = value.trim_ascii();
-        if value.is_empty() || (key == "email" && !value.contains('@')) {
+        if value.is_empty() || (key == "email" && !js::has(value, "@")) {
             continue;
         }
         let prev = js::get_str(&values, &key);

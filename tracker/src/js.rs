@@ -39,20 +39,19 @@ pub fn set_str(o: &JsValue, k: &str, v: &str) {
 
 /// `o[m](...args)`, or `undefined` when `o[m]` is not a function or it throws.
 pub fn call(o: &JsValue, m: &str, args: &[JsValue]) -> JsValue {
-    match get(o, m).dyn_into::<Function>() {
-        Ok(f) => {
-            let a: Array = args.iter().collect();
-            Reflect::apply(&f, o, &a).unwrap_or(JsValue::UNDEFINED)
-        }
-        Err(_) => JsValue::UNDEFINED,
-    }
+    try_call(o, m, args).unwrap_or(JsValue::UNDEFINED)
 }
 
 /// `o[m](...args)`, with the exception it threw as `Err` (for calls whose failure
 /// matters, such as `localStorage.setItem` over quota).
 pub fn try_call(o: &JsValue, m: &str, args: &[JsValue]) -> Result<JsValue, JsValue> {
     let f: Function = get(o, m).dyn_into()?;
-    let a: Array = args.iter().collect();
+    // A plain loop: `collect()` into an `Array` links (and, on the start path,
+    // lazily compiles) three more functions.
+    let a = Array::new();
+    for x in args {
+        a.push(x);
+    }
     Reflect::apply(&f, o, &a)
 }
 
@@ -168,6 +167,50 @@ pub fn after<'a>(s: &'a str, sep: &str) -> Option<&'a str> {
     s.get(i + n.len()..)
 }
 
+/// The parts of `s` between separators, as `str::split` gives them: `sep` is one
+/// ASCII byte, or any ASCII whitespace when `sep` is `b' '` (empty parts kept,
+/// as `split` does). `str::split` with a `char` links the pattern searcher and
+/// `memchr`, and `split_whitespace` a UTF-8 decoder: kilobytes in the download.
+pub fn parts(s: &str, sep: u8) -> Parts<'_> {
+    Parts { rest: Some(s), sep }
+}
+
+/// The iterator of [`parts`].
+pub struct Parts<'a> {
+    rest: Option<&'a str>,
+    sep: u8,
+}
+
+impl<'a> Iterator for Parts<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let s = self.rest?;
+        let sep = self.sep;
+        match s
+            .bytes()
+            .position(|b| b == sep || (sep == b' ' && b.is_ascii_whitespace()))
+        {
+            Some(i) => {
+                // `i` is an ASCII byte's index: both slices are on boundaries.
+                self.rest = s.get(i + 1..);
+                s.get(..i)
+            }
+            None => {
+                self.rest = None;
+                Some(s)
+            }
+        }
+    }
+}
+
+/// `s.split_once(sep)` for an ASCII `sep` (see [`parts`]).
+pub fn split_once(s: &str, sep: u8) -> Option<(&str, &str)> {
+    let mut p = parts(s, sep);
+    let first = p.next()?;
+    Some((first, p.rest?))
+}
+
 /// The decimal digits of `n` through JS (`String(n)`): Rust's integer formatting
 /// and parsing cost kilobytes in the download.
 pub fn num_str(n: f64) -> String {
@@ -189,6 +232,20 @@ mod tests {
         // "é" is two bytes: cutting at 2 would split it
         assert_eq!(truncate("aé".into(), 2), "a");
         assert_eq!(truncate("short".into(), 512), "short");
+    }
+
+    #[test]
+    fn parts_split_like_str_split() {
+        let got: alloc::vec::Vec<&str> = parts("a,,b,", b',').collect();
+        assert_eq!(got, ["a", "", "b", ""]);
+        let got: alloc::vec::Vec<&str> = parts("x", b',').collect();
+        assert_eq!(got, ["x"]);
+        // whitespace: any ASCII space, tab or newline
+        let got: alloc::vec::Vec<&str> = parts("a b\tc", b' ').collect();
+        assert_eq!(got, ["a", "b", "c"]);
+        assert_eq!(split_once("k=v=w", b'='), Some(("k", "v=w")));
+        assert_eq!(split_once("kv", b'='), None);
+        assert_eq!(split_once("é=ü", b'='), Some(("é", "ü")));
     }
 
     #[test]

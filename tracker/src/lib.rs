@@ -86,6 +86,11 @@ pub struct Tracker {
     /// The last form submit recorded (fingerprint, time), to skip the same submit
     /// seen twice (submit event, then the site's script calling `form.submit()`).
     pub last_form: (String, f64),
+    /// Whether [`settle`] ran: the start-up work deferred until the page view is
+    /// queued (visitor id, cookie mirror, profile, queue bound, send timer).
+    pub settled: bool,
+    /// The landing page view [`settle`] still has to count in the profile.
+    pub landed: Option<page::Landed>,
     /// The loader's I/O functions: `timer(ms)` calls [`tick`] after `ms`;
     /// `post(url, body)` sends with `fetch` (keepalive, `text/plain`, no
     /// credentials) and calls [`ack`] with a 2xx answer's text or [`fail`].
@@ -105,17 +110,26 @@ unsafe impl Sync for Global {}
 static TRACKER: Global = Global(RefCell::new(None));
 
 /// Runs `f` on the tracker if it is started and not already busy (a re-entrant call
-/// is skipped rather than risking a trap).
+/// is skipped rather than risking a trap); first [`settle`]s it if that is still due.
 fn with(f: impl FnOnce(&mut Tracker)) {
     if let Ok(mut guard) = TRACKER.0.try_borrow_mut() {
         if let Some(t) = guard.as_mut() {
+            if !t.settled {
+                settle(t);
+            }
             f(t);
         }
     }
 }
 
-fn list(s: &str) -> Vec<String> {
-    s.split(',')
+/// A comma list's trimmed, non-empty items (an empty list, the usual case, links
+/// none of `split`'s code into the start path: each function called costs a lazy
+/// compile there).
+fn list(s: String) -> Vec<String> {
+    if s.is_empty() {
+        return Vec::new();
+    }
+    js::parts(&s, b',')
         .map(str::trim_ascii)
         .filter(|x| !x.is_empty())
         .map(String::from)
@@ -128,7 +142,8 @@ fn list(s: &str) -> Vec<String> {
 /// 0 [`start`]`(a)`, 1 [`tick`], 2 [`ack`]`(a)`, 3 [`fail`], 4 [`nav`]`(a)`,
 /// 5 [`form`]`(a)`, 6 [`hide`], 7 [`show`], 8 [`identify`]`(a, b)`,
 /// 9 [`track`]`(a, b)`, 10 [`consent`]`(a)`, 11 [`profile`] (its result is returned;
-/// `undefined` for the others and for an unknown `op`).
+/// `undefined` for the others and for an unknown `op`), 12 [`settle`] (the loader
+/// calls it in the task after `start`; any other call settles first too).
 #[wasm_bindgen]
 pub fn cl(op: u32, a: JsValue, b: JsValue) -> JsValue {
     match op {
@@ -144,22 +159,27 @@ pub fn cl(op: u32, a: JsValue, b: JsValue) -> JsValue {
         9 => track(a, b),
         10 => consent(a),
         11 => return profile(),
+        12 => with(|_| {}),
         _ => {}
     }
     JsValue::UNDEFINED
 }
 
-/// Starts the tracker. `cfg` is the loader's object: `site`, `endpoint`,
+/// Starts the tracker and queues the landing page view, doing as little as that
+/// needs (this is the start-up budget: main-thread time until the first event is
+/// durably queued): the consent answer, the page, one `setItem`. Everything else
+/// waits for [`settle`]. `cfg` is the loader's object: `site`, `endpoint`,
 /// `consent` (bool), `capture`, `ignore` (comma lists), `hash` (bool) and `url`
 /// (the landing URL, read before any script could rewrite it).
+#[inline(never)]
 pub fn start(cfg: JsValue) {
     let started = TRACKER.0.try_borrow().map(|g| g.is_some()).unwrap_or(true);
     let config = Config {
         site: js::get_str(&cfg, "site"),
         endpoint: js::get_str(&cfg, "endpoint"),
         consent_required: js::get(&cfg, "consent").is_truthy(),
-        capture: list(&js::get_str(&cfg, "capture")),
-        ignore: list(&js::get_str(&cfg, "ignore")),
+        capture: list(js::get_str(&cfg, "capture")),
+        ignore: list(js::get_str(&cfg, "ignore")),
         hash_routing: js::get(&cfg, "hash").is_truthy(),
     };
     if started || config.site.is_empty() || config.endpoint.is_empty() {
@@ -175,30 +195,49 @@ pub fn start(cfg: JsValue) {
         _ => Consent::Granted,
     };
     store.persist = consent == Consent::Granted;
-    let vid = store
-        .get(store::VID)
-        .filter(|v| v.len() >= 8)
-        .or_else(store::read_cookie)
-        .filter(|v| v.len() >= 8 && v.len() <= 64)
-        .unwrap_or_else(js::random_id);
     let landing = js::get_str(&cfg, "url");
     let mut t = Tracker {
         cfg: config,
         store,
         consent,
-        vid,
-        tab: js::random_id(),
+        vid: String::new(),
+        tab: String::new(),
         page: page::Page::default(),
         send: send::SendState::default(),
         last_form: (String::new(), 0.0),
-        io: cfg.clone(),
+        settled: false,
+        landed: None,
+        io: cfg,
     };
-    if consent == Consent::Granted {
-        remember_visitor(&mut t);
-    }
     page::landing(&mut t, landing);
     if let Ok(mut g) = TRACKER.0.try_borrow_mut() {
         *g = Some(t);
+    }
+}
+
+/// The start-up work that can wait until the landing page view is queued: the
+/// visitor id (storage, else the cookie, else a new one) stored and mirrored in the
+/// cookie, this tab's id, the landing page in the profile, the queue's bound, and
+/// the send timer (also for events earlier pages left unsent).
+#[inline(never)]
+fn settle(t: &mut Tracker) {
+    t.settled = true;
+    t.vid = t
+        .store
+        .get(store::VID)
+        .filter(|v| v.len() >= 8)
+        .or_else(store::read_cookie)
+        .filter(|v| v.len() >= 8 && v.len() <= 64)
+        .unwrap_or_else(js::random_id);
+    t.tab = js::random_id();
+    if t.consent == Consent::Granted {
+        remember_visitor(t);
+    }
+    if let Some(l) = t.landed.take() {
+        profile::landed(t, &l);
+    }
+    if send::bound(t) > 0 {
+        send::schedule(t, send::SEND_DELAY_MS);
     }
 }
 
@@ -210,6 +249,7 @@ fn remember_visitor(t: &mut Tracker) {
 }
 
 /// The loader's timer fired (see [`Tracker::io`]).
+#[inline(never)]
 pub fn tick() {
     with(|t| {
         // Whatever `timer_at` said, no timer is pending now (timers may fire a
@@ -220,32 +260,38 @@ pub fn tick() {
 }
 
 /// The edge answered a batch with 2xx: its `CollectResponse` JSON text.
+#[inline(never)]
 pub fn ack(text: JsValue) {
     with(|t| send::on_ack(t, &text.as_string().unwrap_or_default()));
 }
 
 /// A batch failed (network error, non-2xx status, unreadable body).
+#[inline(never)]
 pub fn fail() {
     with(send::on_failure);
 }
 
 /// A history change: `kind` 0 = `pushState`, 1 = `replaceState`, 2 = `popstate`,
 /// 3 = `hashchange`.
+#[inline(never)]
 pub fn nav(kind: u32) {
     with(|t| page::navigate(t, kind));
 }
 
 /// A form is being submitted (the `submit` event, or `form.submit()` by script).
+#[inline(never)]
 pub fn form(el: JsValue) {
     with(|t| form::submitted(t, &el));
 }
 
 /// The page is being hidden or unloaded: send what is queued as a beacon.
+#[inline(never)]
 pub fn hide() {
     with(|t| send::flush(t, true));
 }
 
 /// The page is visible again, or the browser came back online: send now.
+#[inline(never)]
 pub fn show() {
     with(|t| {
         t.send.retry_at = 0.0;
@@ -254,11 +300,12 @@ pub fn show() {
 }
 
 /// `closeloop.identify(email, traits)`: the visitor said who they are.
+#[inline(never)]
 pub fn identify(email: JsValue, traits: JsValue) {
     with(|t| {
         let email = js::truncate(email.as_string().unwrap_or_default(), keys::MAX_FIELD_LEN);
         let email = email.trim_ascii();
-        if !email.contains('@') {
+        if !js::has(email, "@") {
             return;
         }
         let ev = send::event(t, keys::IDENTIFY);
@@ -273,6 +320,7 @@ pub fn identify(email: JsValue, traits: JsValue) {
 }
 
 /// `closeloop.track(name, props)`: a custom event.
+#[inline(never)]
 pub fn track(name: JsValue, props: JsValue) {
     with(|t| {
         let name = js::truncate(name.as_string().unwrap_or_default(), keys::MAX_FIELD_LEN);
@@ -291,6 +339,7 @@ pub fn track(name: JsValue, props: JsValue) {
 
 /// `closeloop.consent(bool)`: grant (store and send what was held) or revoke
 /// (forget everything stored, record nothing more).
+#[inline(never)]
 pub fn consent(on: JsValue) {
     with(|t| {
         if on.is_truthy() {
@@ -317,6 +366,7 @@ pub fn consent(on: JsValue) {
 /// `closeloop.profile()`: the stored profile with the visitor id, which the loader
 /// shapes into first and latest touch, top pages and sections, lead flag (see
 /// [`profile::build`]); `null` before the tracker started.
+#[inline(never)]
 pub fn profile() -> JsValue {
     let mut out = JsValue::NULL;
     with(|t| out = profile::build(t));

@@ -32,6 +32,17 @@ pub struct Page {
     pub ignored: bool,
 }
 
+/// The landing page view, queued by [`landing`] and counted in the profile by
+/// [`crate::settle`] (after the start-up budget) with the URL and referrer of
+/// [`Tracker::page`], which no navigation changes before that (the loader holds
+/// them back until the tracker has settled).
+pub struct Landed {
+    /// Its path (`location.pathname`).
+    pub path: String,
+    /// When it was viewed.
+    pub at: f64,
+}
+
 fn location() -> JsValue {
     js::get(&js::global(), "location")
 }
@@ -63,8 +74,9 @@ fn navigation_type() -> String {
     js::get_str(&js::get(&entries, "0"), "type")
 }
 
-/// The page was loaded: record its entry source and its page view (unless it is a
-/// reload of the last page viewed, or an ignored path).
+/// The page was loaded: queue its page view (unless it is a reload of the last page
+/// viewed, or an ignored path); its entry and view reach the profile later
+/// ([`Tracker::landed`]).
 pub fn landing(t: &mut Tracker, landing_url: String) {
     let href = js::get_str(&location(), "href");
     let (path, full) = current_keys(t.cfg.hash_routing);
@@ -85,12 +97,16 @@ pub fn landing(t: &mut Tracker, landing_url: String) {
         return;
     }
     let now = js::now();
-    if navigation_type() == "reload" && profile::was_last_view(t, &t.page.url.clone(), now) {
+    if navigation_type() == "reload" && profile::was_last_view(t, &t.page.url, now) {
         return;
     }
-    let (url, referrer) = (t.page.url.clone(), t.page.referrer.clone());
-    profile::entry(t, &url, &referrer, now);
-    pageview(t);
+    let ev = view_event(t);
+    if send::put(t, &ev) {
+        t.landed = Some(Landed {
+            path: js::get_str(&location(), "pathname"),
+            at: now,
+        });
+    }
 }
 
 /// A history change (see [`crate::nav`] for `kind`).
@@ -123,13 +139,19 @@ pub fn navigate(t: &mut Tracker, kind: u32) {
     }
 }
 
-/// Records a page view of the current page.
-fn pageview(t: &mut Tracker) {
+/// A page view event of the current page.
+fn view_event(t: &mut Tracker) -> JsValue {
     let ev = send::event(t, keys::PAGEVIEW);
     let title = js::get_str(&js::get(&js::global(), "document"), "title");
     if !title.is_empty() {
         js::set_str(&ev, keys::TITLE, &js::truncate(title, keys::MAX_FIELD_LEN));
     }
+    ev
+}
+
+/// Records a page view of the current page (an SPA navigation).
+fn pageview(t: &mut Tracker) {
+    let ev = view_event(t);
     let (url, path) = (t.page.url.clone(), js::get_str(&location(), "pathname"));
     profile::viewed(t, &url, &path);
     send::enqueue(t, ev, send::SEND_DELAY_MS);

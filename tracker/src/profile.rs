@@ -9,6 +9,7 @@
 //! `pg` views per path (at most [`MAX_PAGES`]), `lead`, `lu`/`lv` the last page
 //! view's URL and time, `la` the last activity time.
 
+use crate::page::Landed;
 use crate::{js, keys, store, Tracker};
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -59,10 +60,10 @@ pub fn host(url: &str) -> &str {
 
 /// Whether the landing `url` carries campaign tags or click ids.
 pub fn tagged(url: &str) -> bool {
-    let query = url.split_once('?').map_or("", |(_, q)| q);
-    let query = query.split('#').next().unwrap_or("");
-    query.split('&').any(|pair| {
-        let key = pair.split('=').next().unwrap_or("");
+    let query = js::split_once(url, b'?').map_or("", |(_, q)| q);
+    let query = js::parts(query, b'#').next().unwrap_or("");
+    js::parts(query, b'&').any(|pair| {
+        let key = js::parts(pair, b'=').next().unwrap_or("");
         key.starts_with("utm_") || CLICK_IDS.contains(&key)
     })
 }
@@ -75,30 +76,26 @@ pub fn external(url: &str, referrer: &str) -> bool {
 /// A page load: a new entry when the last activity is more than a session ago or
 /// the visitor comes from outside again (the edge's session rule, approximated to
 /// decide which entry `profile()` shows; the edge's answer is authoritative).
-pub fn entry(t: &mut Tracker, url: &str, referrer: &str, now: f64) {
-    let p = load(t);
-    let last = js::get_num(&p, "la");
+fn entry(p: &JsValue, url: &str, referrer: &str, now: f64) {
+    let last = js::get_num(p, "la");
     if last == 0.0 || now - last > SESSION_MS || external(url, referrer) {
         let e = js::obj();
         js::set_str(&e, "u", url);
         js::set_str(&e, "r", referrer);
         js::set(&e, "t", &JsValue::from_f64(now));
-        if !js::get(&p, "f").is_object() {
-            js::set(&p, "f", &e);
+        if !js::get(p, "f").is_object() {
+            js::set(p, "f", &e);
         }
-        js::set(&p, "l", &e);
+        js::set(p, "l", &e);
     }
-    js::set(&p, "la", &JsValue::from_f64(now));
-    save(t, &p);
 }
 
-/// A page view of `path` (full URL `url`).
-pub fn viewed(t: &mut Tracker, url: &str, path: &str) {
-    let p = load(t);
-    let mut pages = js::get(&p, "pg");
+/// A page view of `path` (full URL `url`) at `now`.
+fn view(p: &JsValue, url: &str, path: &str, now: f64) {
+    let mut pages = js::get(p, "pg");
     if !pages.is_object() {
         pages = js::obj();
-        js::set(&p, "pg", &pages);
+        js::set(p, "pg", &pages);
     }
     let n = js::get_num(&pages, path);
     js::set(&pages, path, &JsValue::from_f64(n + 1.0));
@@ -110,16 +107,29 @@ pub fn viewed(t: &mut Tracker, url: &str, path: &str) {
                 .filter(|(k, _)| k != path)
                 .reduce(|a, b| if b.1 < a.1 { b } else { a })
         {
-            let _ = js_sys::Reflect::delete_property(
-                pages.unchecked_ref::<Object>(),
-                &JsValue::from_str(least),
-            );
+            // `undefined` rather than `delete` (one import less): `JSON.stringify`
+            // leaves the key out when the profile is saved.
+            js::set(&pages, least, &JsValue::UNDEFINED);
         }
     }
-    let now = JsValue::from_f64(js::now());
-    js::set_str(&p, "lu", url);
-    js::set(&p, "lv", &now);
-    js::set(&p, "la", &now);
+    let now = JsValue::from_f64(now);
+    js::set_str(p, "lu", url);
+    js::set(p, "lv", &now);
+    js::set(p, "la", &now);
+}
+
+/// The landing page: its entry and its view, in one read and one write.
+pub fn landed(t: &mut Tracker, l: &Landed) {
+    let p = load(t);
+    entry(&p, &t.page.url, &t.page.referrer, l.at);
+    view(&p, &t.page.url, &l.path, l.at);
+    save(t, &p);
+}
+
+/// A page view of `path` (full URL `url`): an SPA navigation.
+pub fn viewed(t: &mut Tracker, url: &str, path: &str) {
+    let p = load(t);
+    view(&p, url, path, js::now());
     save(t, &p);
 }
 

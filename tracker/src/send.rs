@@ -74,26 +74,39 @@ pub fn event(t: &mut Tracker, ty: &str) -> JsValue {
 /// Appends `ev` to the queue (dropping the oldest beyond [`MAX_QUEUE`]) and
 /// schedules a send in `delay` ms. Without consent the queue lives in memory.
 pub fn enqueue(t: &mut Tracker, ev: JsValue, delay: f64) {
+    if put(t, &ev) {
+        bound(t);
+        schedule(t, delay);
+    }
+}
+
+/// Stores `ev` in the queue: one `setItem` of its own key (in memory without
+/// consent; nothing after a refusal). Returns whether it was queued.
+pub fn put(t: &mut Tracker, ev: &JsValue) -> bool {
     if t.consent == Consent::Denied {
-        return;
+        return false;
     }
     let mut key = String::from(store::EVENT);
-    key.push_str(&js::get_str(&ev, keys::ID));
-    t.store.set(&key, &js::stringify(&ev));
-    let mut dropped = 0;
-    if t.store.keys(store::EVENT).len() > MAX_QUEUE {
-        let q = queue(t);
-        let extra = q.len().saturating_sub(MAX_QUEUE);
-        for e in q.iter().take(extra) {
-            remove_event(t, &js::get_str(e, keys::ID));
-            dropped += 1;
-        }
+    key.push_str(&js::get_str(ev, keys::ID));
+    t.store.set(&key, &js::stringify(ev));
+    true
+}
+
+/// Keeps the queue within [`MAX_QUEUE`] events, dropping the oldest and counting
+/// them for the next batch's `dropped`; returns how many events are queued.
+pub fn bound(t: &mut Tracker) -> usize {
+    let n = t.store.keys(store::EVENT).len();
+    if n <= MAX_QUEUE {
+        return n;
     }
-    if dropped > 0 {
-        let total = stored_dropped(t).saturating_add(dropped);
-        t.store.set(store::DROPPED, &js::num_str(f64::from(total)));
+    let q = queue(t);
+    let extra = q.len().saturating_sub(MAX_QUEUE);
+    for e in q.iter().take(extra) {
+        remove_event(t, &js::get_str(e, keys::ID));
     }
-    schedule(t, delay);
+    let total = stored_dropped(t).saturating_add(extra as u32);
+    t.store.set(store::DROPPED, &js::num_str(f64::from(total)));
+    n - extra
 }
 
 /// The queued events, oldest first (by `created_at`).
@@ -109,10 +122,14 @@ pub fn queue(t: &Tracker) -> Vec<JsValue> {
         })
         .collect();
     // Insertion sort: queues are short, and the standard sorts cost kilobytes.
+    // (`get_mut` of a pair: indexing would link a panic message and location.)
     for i in 1..q.len() {
         let mut j = i;
-        while j > 0 && q[j - 1].0 > q[j].0 {
-            q.swap(j - 1, j);
+        while let Some([a, b]) = q.get_mut(j.wrapping_sub(1)..=j) {
+            if a.0 <= b.0 {
+                break;
+            }
+            core::mem::swap(a, b);
             j -= 1;
         }
     }
@@ -146,7 +163,7 @@ pub fn schedule(t: &mut Tracker, delay: f64) {
 /// Who holds the lock and until when.
 fn lock_holder(t: &Tracker) -> Option<(String, f64)> {
     let v = t.store.get(store::LOCK)?;
-    let (tab, until) = v.split_once(' ')?;
+    let (tab, until) = js::split_once(&v, b' ')?;
     Some((tab.to_string(), js::str_num(until)?))
 }
 

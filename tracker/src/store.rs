@@ -41,26 +41,18 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens `localStorage` if the browser lets the page use it (a test write
-    /// succeeds); otherwise the store lives in memory only.
+    /// Opens `localStorage` if the browser lets the page read it (the getter throws
+    /// when storage is blocked); otherwise the store lives in memory only. No test
+    /// write: a write that fails later (quota, Safari's old private mode) goes to
+    /// memory by itself (see [`Store::set`]), and the test would cost the start path
+    /// two storage calls.
     pub fn open(persist: bool) -> Store {
-        // Reading `localStorage` itself throws when storage is blocked.
-        let ls = Some(js::get(&js::global(), "localStorage")).filter(|s| {
-            let k = JsValue::from_str("_cl_t");
-            s.is_object()
-                && js::try_call(s, "setItem", &[k.clone(), k.clone()]).is_ok()
-                && js::try_call(s, "removeItem", &[k]).is_ok()
-        });
+        let ls = Some(js::get(&js::global(), "localStorage")).filter(JsValue::is_object);
         Store {
             ls,
             mem: Vec::new(),
             persist,
         }
-    }
-
-    /// Whether `localStorage` is usable.
-    pub fn durable(&self) -> bool {
-        self.ls.is_some()
     }
 
     /// Reads `k`: memory first (it holds writes that storage refused), then storage.
@@ -79,7 +71,9 @@ impl Store {
             if let Some(s) = &self.ls {
                 let args = [JsValue::from_str(k), JsValue::from_str(v)];
                 if js::try_call(s, "setItem", &args).is_ok() {
-                    self.mem.retain(|(key, _)| key != k);
+                    if !self.mem.is_empty() {
+                        self.mem.retain(|(key, _)| key != k);
+                    }
                     return;
                 }
             }
@@ -143,8 +137,8 @@ fn document() -> JsValue {
 /// The visitor id from the first-party cookie, if any.
 pub fn read_cookie() -> Option<String> {
     let all = js::get_str(&document(), "cookie");
-    all.split(';').find_map(|c| {
-        let (k, v) = c.trim_ascii().split_once('=')?;
+    js::parts(&all, b';').find_map(|c| {
+        let (k, v) = js::split_once(c.trim_ascii(), b'=')?;
         (k == VID && !v.is_empty()).then(|| v.to_string())
     })
 }

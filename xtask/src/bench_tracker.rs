@@ -5,6 +5,13 @@
 //! profiles; an empty page without the tracker is measured the same way as a
 //! baseline for the machine's noise.
 //!
+//! The tracker's other main-thread work of the load is reported beside it, so that
+//! nothing it does is hidden by the budget's window: the loader's own run
+//! (`closeloop:loader` → `closeloop:loaded`: reading the tag, patching history,
+//! starting the wasm's fetch) and `settle()`, the start-up work deferred to the task
+//! after the page view is queued (`closeloop:settle` → `closeloop:settled`: visitor
+//! id, cookie mirror, profile, queue bound, send timer).
+//!
 //! Each load is a new Chromium process with a new `--user-data-dir` (empty storage
 //! and cache: a first visit). The page reports its figures by requesting an image
 //! from a one-shot HTTP listener of this process, so no DevTools client is needed
@@ -20,6 +27,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The budget: main-thread ms from start to the first event queued (median).
+const BUDGET_MS: f64 = 5.0;
 /// Page loads per page kind.
 const RUNS: usize = 20;
 /// How long one load may take before it counts as failed.
@@ -28,8 +37,8 @@ const LOAD_TIMEOUT: Duration = Duration::from_secs(45);
 const CHROMIUM: [&str; 2] = ["/usr/lib/chromium/chromium", "/usr/bin/chromium"];
 
 /// Inserted first in `<head>` of both pages: records long tasks, waits until the
-/// tracker's first event is queued (or, without a tracker, the load event) and
-/// 500 ms more for late long-task entries, then reports to `COLLECT`.
+/// tracker has queued its first event and settled (or, without a tracker, the load
+/// event) and 500 ms more for late long-task entries, then reports to `COLLECT`.
 const PROBE: &str = r#"<script>
 (function () {
   var P = performance, lt = [], t0 = Date.now(), tracker = TRACKER;
@@ -49,12 +58,14 @@ const PROBE: &str = r#"<script>
       ls = P.now() - a;
     }
     var r = { start: first('closeloop:start'), started: first('closeloop:started'),
+              settle: first('closeloop:settle'), settled: first('closeloop:settled'),
+              loader: first('closeloop:loader'), loaded: first('closeloop:loaded'),
               load: nav.loadEventEnd, longtasks: lt, ls: ls };
     new Image().src = 'COLLECT?' + encodeURIComponent(JSON.stringify(r));
   }
   (function poll() {
     var ready = document.readyState == 'complete' &&
-      (!tracker || P.getEntriesByName('closeloop:started').length);
+      (!tracker || P.getEntriesByName('closeloop:settled').length);
     if (ready || Date.now() - t0 > 20000) setTimeout(report, 500);
     else setTimeout(poll, 10);
   })();
@@ -68,6 +79,12 @@ struct Load {
     start: Option<f64>,
     /// `closeloop:started` (`start()` returned: the page view is queued).
     started: Option<f64>,
+    /// `closeloop:settle` / `closeloop:settled`: the deferred start-up work.
+    settle: Option<f64>,
+    settled: Option<f64>,
+    /// `closeloop:loader` / `closeloop:loaded`: the loader's synchronous run.
+    loader: Option<f64>,
+    loaded: Option<f64>,
     /// The load event's end.
     load: Option<f64>,
     /// Empty page only: duration of the page's first `localStorage` access.
@@ -94,6 +111,10 @@ impl Load {
         Load {
             start: num("start"),
             started: num("started"),
+            settle: num("settle"),
+            settled: num("settled"),
+            loader: num("loader"),
+            loaded: num("loaded"),
             load: num("load"),
             ls: num("ls"),
             longtasks,
@@ -105,16 +126,38 @@ impl Load {
         Some(self.started? - self.start?)
     }
 
-    /// Long tasks overlapping the tracker's start (`start` to `started`).
+    /// Main-thread time of `settle()`, the deferred start-up work.
+    fn settle_time(&self) -> Option<f64> {
+        Some(self.settled? - self.settle?)
+    }
+
+    /// Main-thread time of the loader's synchronous run.
+    fn loader_time(&self) -> Option<f64> {
+        Some(self.loaded? - self.loader?)
+    }
+
+    /// All the tracker's measured main-thread time: loader, `start()`, `settle()`.
+    fn total_time(&self) -> Option<f64> {
+        Some(self.loader_time()? + self.main_thread()? + self.settle_time()?)
+    }
+
+    /// Long tasks overlapping the tracker's work (the loader's run, `start()`,
+    /// `settle()`).
     fn tracker_longtasks(&self) -> usize {
-        match (self.start, self.started) {
-            (Some(s), Some(e)) => self
-                .longtasks
-                .iter()
-                .filter(|(ls, ld)| *ls <= e && ls + ld >= s)
-                .count(),
-            _ => 0,
-        }
+        let spans = [
+            (self.loader, self.loaded),
+            (self.start, self.started),
+            (self.settle, self.settled),
+        ];
+        self.longtasks
+            .iter()
+            .filter(|(ls, ld)| {
+                spans.iter().any(|span| match span {
+                    (Some(s), Some(e)) => *ls <= *e && ls + ld >= *s,
+                    _ => false,
+                })
+            })
+            .count()
     }
 }
 
@@ -150,6 +193,19 @@ fn table(tracker: &[Load], empty: &[Load]) -> String {
          Each load is a fresh Chromium profile (a first visit) of the demo home page, \
          served with the tracker from a local `wrangler dev`; the empty page (no tracker) \
          is the machine's noise. Times in ms.\n\n\
+         The budget's window is `start()`: from the call into the ready wasm \
+         (`closeloop:start`) until it returns with the landing page view written to \
+         `localStorage` (`closeloop:started`), where it survives an unload; it reads \
+         the consent answer and the page and writes the one event (the first storage \
+         access of the page, and Chromium's lazy compilation of each wasm function on \
+         its first call, happen in it). The rest of the start-up (visitor id from \
+         storage or the cookie, the cookie mirror, the profile, the queue's bound, \
+         the send timer) runs in `settle()`, the next task; its time and the loader's \
+         own run are in the table too, with their sum. Not in any row (no page mark \
+         can time it): the browser's own work on `t.js` and the wasm before the \
+         loader runs and before `start()` (compiling the script, with its functions, \
+         off the main thread as it streams in; decoding the wasm's bytes as they \
+         arrive, 0.3–3 ms of main-thread tasks in Chromium traces here).\n\n\
          | measure | median | p90 | max | loads |\n|---|---:|---:|---:|---:|\n",
     );
     let n = tracker.len();
@@ -159,6 +215,21 @@ fn table(tracker: &[Load], empty: &[Load]) -> String {
     out.push_str(&row(
         "tracker: `start()` main-thread time (wasm start → page view queued)",
         col(&|l| l.main_thread(), tracker),
+        n,
+    ));
+    out.push_str(&row(
+        "tracker: `settle()` main-thread time (deferred start-up work, next task)",
+        col(&|l| l.settle_time(), tracker),
+        n,
+    ));
+    out.push_str(&row(
+        "tracker: the loader's run (`t.js` executing: tag, patches, wasm fetch)",
+        col(&|l| l.loader_time(), tracker),
+        n,
+    ));
+    out.push_str(&row(
+        "tracker: all of it (loader + `start()` + `settle()`, per load)",
+        col(&|l| l.total_time(), tracker),
         n,
     ));
     out.push_str(&row(
@@ -196,10 +267,29 @@ fn table(tracker: &[Load], empty: &[Load]) -> String {
     out.push_str(&format!(
         "\nLong tasks (≥ 50 ms on the main thread, anything on the page): tracker page \
          {tw}/{n} loads had any ({tt} in all, longest {tm:.0} ms), {during} overlapping \
-         the tracker's `start()`; empty page {ew}/{} loads ({et} in all, longest {em:.0} ms).\n\n",
+         the tracker's work (loader, `start()`, `settle()`); empty page {ew}/{} loads \
+         ({et} in all, longest {em:.0} ms).\n\n",
         empty.len()
     ));
+    out.push_str(&verdict(tracker, during));
     out
+}
+
+/// The budget's verdict: `start()`'s median main-thread time against 5 ms, and no
+/// long task during the tracker's work.
+fn verdict(tracker: &[Load], during: usize) -> String {
+    let starts: Vec<f64> = tracker.iter().filter_map(Load::main_thread).collect();
+    match stats(starts) {
+        Some((median, p90, _)) => {
+            let met = median <= BUDGET_MS && during == 0;
+            format!(
+                "**`start()` {median:.2} ms median (p90 {p90:.2} ms), {during} long tasks \
+                 during the tracker's work — budget (≤ {BUDGET_MS} ms, no long task) {}.**\n\n",
+                if met { "met" } else { "NOT met" }
+            )
+        }
+        None => "**No load measured `start()`: budget not shown.**\n\n".to_string(),
+    }
 }
 
 /// Writes the two bench pages into `dir`: `tracker.html` (the demo home page with
@@ -419,6 +509,10 @@ mod tests {
         let ok = Load {
             start: Some(10.0),
             started: Some(12.0),
+            settle: Some(13.0),
+            settled: Some(14.5),
+            loader: Some(5.0),
+            loaded: Some(5.5),
             load: Some(40.0),
             ls: None,
             longtasks: vec![],
@@ -426,6 +520,10 @@ mod tests {
         let none = Load {
             start: None,
             started: None,
+            settle: None,
+            settled: None,
+            loader: None,
+            loaded: None,
             load: Some(30.0),
             ls: Some(1.5),
             longtasks: vec![],
@@ -436,5 +534,10 @@ mod tests {
         assert!(md.contains("tracker page 0/2 loads had any"));
         // the empty page's one load: 1.5 ms for its first localStorage access
         assert!(md.contains("| 1.50 ms | 1.50 ms | 1.50 ms | 1/1 |"));
+        // settle 1.5 ms, the loader 0.5 ms: 4 ms of the tracker's in all
+        assert!(md.contains("| 1.50 ms | 1.50 ms | 1.50 ms | 1/2 |"));
+        assert!(md.contains("| 0.50 ms | 0.50 ms | 0.50 ms | 1/2 |"));
+        assert!(md.contains("| 4.00 ms | 4.00 ms | 4.00 ms | 1/2 |"));
+        assert!(md.contains("budget (≤ 5 ms, no long task) met"));
     }
 }
