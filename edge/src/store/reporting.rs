@@ -255,9 +255,10 @@ const PACKED_ROWS: usize = 1_000;
 /// object per row, which matters for the tens of thousands of lead sessions and page
 /// views a report reads. No rows: no answer row.
 fn packed(select: &str, columns: &[&str]) -> String {
+    // each row becomes its JSON text first, so the grouping sorts one short column
     format!(
-        "SELECT json_group_array(json_array({})) AS rows FROM (SELECT *, \
-         (row_number() OVER () - 1) / {PACKED_ROWS} AS chunk_ FROM ({select})) \
+        "SELECT '[' || group_concat(row_, ',') || ']' AS rows FROM (SELECT json_array({}) \
+         AS row_, (row_number() OVER () - 1) / {PACKED_ROWS} AS chunk_ FROM ({select})) \
          GROUP BY chunk_ ORDER BY chunk_",
         columns.join(", ")
     )
@@ -663,19 +664,30 @@ impl Store {
         let last_day = to.saturating_sub(1).div_euclid(MS_PER_DAY);
         let key = key_sql(query.group_by);
         let in_range = "s.site_id = ?1 AND s.started_at >= ?2 AND s.started_at < ?3";
+        // the shared touch fields: min = max when all of a row's sessions have the same
+        // value (the key's own column is the key: no need to compare)
+        let shared = |column: &str, key_column: bool| {
+            if key_column {
+                format!("{key} AS {column}_min, {key} AS {column}_max")
+            } else {
+                format!("min(s.{column}) AS {column}_min, max(s.{column}) AS {column}_max")
+            }
+        };
         let traffic_sql = format!(
             "SELECT {key} AS key, count(DISTINCT s.visitor_id) AS visitors, \
-             count(*) AS sessions, coalesce(sum(s.pageviews), 0) AS pageviews, \
-             min(s.channel) AS channel_min, max(s.channel) AS channel_max, \
-             min(s.source) AS source_min, max(s.source) AS source_max, \
-             min(s.medium) AS medium_min, max(s.medium) AS medium_max, \
+             count(*) AS sessions, coalesce(sum(s.pageviews), 0) AS pageviews, {}, {}, {}, \
              min(s.campaign) AS campaign_min, max(s.campaign) AS campaign_max, \
              count(s.campaign) AS campaigns \
-             FROM sessions s WHERE {in_range} AND {SEGMENT} GROUP BY 1"
+             FROM sessions s WHERE {in_range} AND {SEGMENT} GROUP BY 1",
+            shared("channel", query.group_by == GroupBy::Channel),
+            shared("source", query.group_by == GroupBy::Source),
+            shared("medium", query.group_by == GroupBy::Medium),
         );
+        // distinct visitors, counted in the order of the covering visitor index: no
+        // temporary b-tree of visitor ids (scans the site's sessions in that index)
         let visitors_sql = format!(
-            "SELECT count(DISTINCT s.visitor_id) AS n FROM sessions s \
-             WHERE {in_range} AND {SEGMENT}"
+            "SELECT count(*) AS n FROM (SELECT 1 FROM sessions s INDEXED BY sessions_visitor \
+             WHERE {in_range} AND {SEGMENT} GROUP BY s.visitor_id)"
         );
         // the leads' visitors first (CROSS JOIN fixes the order): index seeks per visitor
         let touches_sql = format!(
@@ -709,9 +721,10 @@ impl Store {
         let data_driven = query.model == closeloop_core::attribution::Model::DataDriven;
         if data_driven {
             stmts.push(self.stmt(
-                "SELECT path, count(*) AS visitors FROM (SELECT s.visitor_id, \
+                // in the order of the covering visitor index: one visitor after the other
+                "SELECT path, count(*) AS visitors FROM (SELECT \
                  group_concat(s.channel, char(31) ORDER BY s.started_at, s.session_id) AS path \
-                 FROM sessions s WHERE s.site_id = ?1 AND s.started_at >= ?2 \
+                 FROM sessions s INDEXED BY sessions_visitor WHERE s.site_id = ?1 AND s.started_at >= ?2 \
                  AND s.started_at < ?3 AND (?5 = 1 OR s.is_bot = 0) \
                  AND NOT EXISTS (SELECT 1 FROM lead_visitors lv WHERE lv.site_id = ?1 \
                  AND lv.visitor_id = s.visitor_id) GROUP BY s.visitor_id) GROUP BY path",
