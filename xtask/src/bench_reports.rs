@@ -789,9 +789,7 @@ fn worker_sql_ms(db: &Path, site: &str) -> Result<f64> {
      ON s.site_id = lv.site_id AND s.visitor_id = lv.visitor_id \
      AND s.started_at >= ?4 AND s.started_at < ?3 \
      WHERE lv.site_id = ?1 AND (?5 = 1 OR s.is_bot = 0)";
-    let leads_sql = "SELECT 'lead:' || l.lead_id AS id, l.lead_id AS lead, \
-     'lead' AS kind, l.first_seen AS at, 0 AS revenue, l.first_seen AS lead_at, \
-     NULL AS opportunity_at, NULL AS page, NULL AS session FROM leads l \
+    let leads_sql = "SELECT l.lead_id AS lead, l.first_seen AS at FROM leads l \
      WHERE l.site_id = ?1 AND l.first_seen >= ?2 AND l.first_seen < ?3";
     let deals_sql = "SELECT c.deal_id || ':' || c.kind AS id, c.lead_id AS lead, \
      c.kind AS kind, c.closed_at AS at, c.revenue AS revenue, l.first_seen AS lead_at, \
@@ -820,15 +818,15 @@ fn worker_sql_ms(db: &Path, site: &str) -> Result<f64> {
             fill(sql)
         )
     };
-    let session_fields = "id, visitor, lead, started_at, channel, source, medium, campaign, \
-         landing_page, pageviews, is_bot, country, device";
+    let session_fields =
+        "id, lead, started_at, channel, source, medium, campaign, landing_page, country, device";
     let conversion_fields = "id, lead, kind, at, revenue, lead_at, opportunity_at, page, session";
     let script = format!(
         ".timer on\n.output /dev/null\n{};\n{};\n{};\n{};\n{};",
         fill(&traffic_sql),
         fill(&visitors_sql),
         packed(touches_sql, session_fields),
-        packed(leads_sql, conversion_fields),
+        packed(leads_sql, "lead, at"),
         packed(deals_sql, conversion_fields)
     );
     let (_, times) = sqlite3_script(db, &script)?;

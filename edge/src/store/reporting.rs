@@ -264,10 +264,9 @@ fn packed(select: &str, columns: &[&str]) -> String {
     )
 }
 
-/// The fields of [`DbSession`], in order (the names [`SESSION_COLUMNS`] gives them).
-const SESSION_FIELDS: [&str; 13] = [
+/// The fields of [`DbTouch`], in order (names that [`SESSION_COLUMNS`] gives them).
+const TOUCH_FIELDS: [&str; 10] = [
     "id",
-    "visitor",
     "lead",
     "started_at",
     "channel",
@@ -275,11 +274,47 @@ const SESSION_FIELDS: [&str; 13] = [
     "medium",
     "campaign",
     "landing_page",
-    "pageviews",
-    "is_bot",
     "country",
     "device",
 ];
+
+/// A lead's session as the counted reports read it (`sources_counted`, `pages_counted`):
+/// what attribution, grouping, segments and assists look at. Its visitor and page views
+/// are not read there (the traffic comes counted), and bots are already left out by the
+/// SQL unless asked for (then every session counts, flag or not).
+#[derive(Deserialize)]
+struct DbTouch {
+    id: String,
+    lead: Option<String>,
+    started_at: i64,
+    channel: String,
+    source: String,
+    medium: String,
+    campaign: Option<String>,
+    landing_page: Option<String>,
+    country: Option<String>,
+    device: Option<String>,
+}
+
+impl From<DbTouch> for SessionRow {
+    fn from(d: DbTouch) -> Self {
+        SessionRow {
+            id: d.id,
+            visitor: String::new(),
+            lead: d.lead,
+            started_at: d.started_at,
+            channel: d.channel,
+            source: d.source,
+            medium: d.medium,
+            campaign: d.campaign,
+            landing_page: d.landing_page.unwrap_or_else(|| "/".into()),
+            pageviews: 0,
+            is_bot: false,
+            country: d.country,
+            device: d.device,
+        }
+    }
+}
 
 /// The fields of [`DbConversion`], in order (the names the conversion columns give them).
 const CONVERSION_FIELDS: [&str; 9] = [
@@ -319,10 +354,28 @@ const LEAD_CONVERSION_COLUMNS: &str = "'lead:' || l.lead_id AS id, l.lead_id AS 
         AND e.derived_ts = l.first_seen AND e.type IN ('form_submit', 'identify') \
         ORDER BY e.event_id LIMIT 1) AS session";
 
-/// A lead conversion without its page and session (the sources report needs neither).
-const LEAD_CONVERSION_COLUMNS_BARE: &str = "'lead:' || l.lead_id AS id, l.lead_id AS lead, \
-     'lead' AS kind, l.first_seen AS at, 0 AS revenue, l.first_seen AS lead_at, \
-     NULL AS opportunity_at, NULL AS page, NULL AS session";
+/// A lead conversion without its page and session (the sources report needs neither):
+/// only the lead and its creation time travel, [`lead_conversion`] makes the row.
+#[derive(Deserialize)]
+struct DbLeadCreated {
+    lead: String,
+    at: i64,
+}
+
+/// The conversion of a lead's creation, as [`LEAD_CONVERSION_COLUMNS`] writes it.
+fn lead_conversion(l: DbLeadCreated) -> ConversionRow {
+    ConversionRow {
+        id: format!("lead:{}", l.lead),
+        kind: "lead".into(),
+        at: l.at,
+        revenue: 0,
+        lead_at: Some(l.at),
+        opportunity_at: None,
+        page: None,
+        session: None,
+        lead: l.lead,
+    }
+}
 
 /// The touch fields that all of a sources row's sessions share (`None`: they differ), for
 /// the rows' `channel`, `source`, `medium` and `campaign` (a campaign may be shared as
@@ -696,10 +749,8 @@ impl Store {
              AND s.started_at >= ?4 AND s.started_at < ?3 \
              WHERE lv.site_id = ?1 AND (?5 = 1 OR s.is_bot = 0)"
         );
-        let leads_sql = format!(
-            "SELECT {LEAD_CONVERSION_COLUMNS_BARE} FROM leads l \
-             WHERE l.site_id = ?1 AND l.first_seen >= ?2 AND l.first_seen < ?3"
-        );
+        let leads_sql = "SELECT l.lead_id AS lead, l.first_seen AS at FROM leads l \
+             WHERE l.site_id = ?1 AND l.first_seen >= ?2 AND l.first_seen < ?3";
         let deals_sql = format!(
             "SELECT {DEAL_CONVERSION_COLUMNS} FROM conversions c \
              LEFT JOIN leads l ON l.site_id = c.site_id AND l.lead_id = c.lead_id \
@@ -709,8 +760,8 @@ impl Store {
         let mut stmts = vec![
             self.stmt(&traffic_sql, &args)?,
             self.stmt(&visitors_sql, &args)?,
-            self.stmt(&packed(&touches_sql, &SESSION_FIELDS), &args[..5])?,
-            self.stmt(&packed(&leads_sql, &CONVERSION_FIELDS), &args3)?,
+            self.stmt(&packed(&touches_sql, &TOUCH_FIELDS), &args[..5])?,
+            self.stmt(&packed(leads_sql, &["lead", "at"]), &args3)?,
             self.stmt(&packed(&deals_sql, &CONVERSION_FIELDS), &args3)?,
             self.stmt(
                 "SELECT first_day, last_day, channel, source, campaign, amount FROM spend \
@@ -734,9 +785,16 @@ impl Store {
         let results = self.db.batch(stmts).await?;
         let traffic: Vec<DbTraffic> = Self::all(results.first())?;
         let visitors: Vec<DbCount> = Self::all(results.get(1))?;
-        let sessions: Vec<DbSession> = Self::unpack(results.get(2))?;
-        let mut conversions: Vec<DbConversion> = Self::unpack(results.get(3))?;
-        conversions.extend(Self::unpack::<DbConversion>(results.get(4))?);
+        let sessions: Vec<DbTouch> = Self::unpack(results.get(2))?;
+        let mut conversions: Vec<ConversionRow> = Self::unpack(results.get(3))?
+            .into_iter()
+            .map(lead_conversion)
+            .collect();
+        conversions.extend(
+            Self::unpack::<DbConversion>(results.get(4))?
+                .into_iter()
+                .map(ConversionRow::from),
+        );
         let spend: Vec<DbSpend> = Self::all(results.get(5))?;
         let journeys: Vec<DbJourney> = if data_driven {
             Self::all(results.get(6))?
@@ -766,7 +824,7 @@ impl Store {
             },
             leads: ReportData {
                 sessions: sessions.into_iter().map(SessionRow::from).collect(),
-                conversions: conversions.into_iter().map(ConversionRow::from).collect(),
+                conversions,
                 pageviews: Vec::new(),
                 spend: spend_days(spend, first_day, last_day),
             },
@@ -829,7 +887,7 @@ impl Store {
             .batch(vec![
                 self.stmt(&views_sql, &args)?,
                 self.stmt(&entrances_sql, &args)?,
-                self.stmt(&packed(&touches_sql, &SESSION_FIELDS), &args[..5])?,
+                self.stmt(&packed(&touches_sql, &TOUCH_FIELDS), &args[..5])?,
                 self.stmt(
                     &packed(lead_views_sql, &["session", "path", "at"]),
                     &args[..5],
@@ -857,7 +915,7 @@ impl Store {
                 }
             }
         }
-        let sessions: Vec<DbSession> = Self::unpack(results.get(2))?;
+        let sessions: Vec<DbTouch> = Self::unpack(results.get(2))?;
         let mut conversions: Vec<DbConversion> = Self::unpack(results.get(4))?;
         conversions.extend(Self::unpack::<DbConversion>(results.get(5))?);
         Ok(PagesData {
