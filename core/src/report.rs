@@ -878,7 +878,7 @@ impl Chains {
             {
                 converted_units.insert((true, &c.lead));
                 let touches = idx.touches_of(&c.lead);
-                let refs = touch_refs(&touches);
+                let refs = touch_refs(touches);
                 let channels = window(&refs, c.at, params.lookback_ms)
                     .into_iter()
                     .filter_map(|i| touches.get(i).map(|s| s.channel.as_str()))
@@ -970,8 +970,8 @@ impl<'a> Index<'a> {
         idx
     }
 
-    fn touches_of(&self, lead: &str) -> Vec<&'a SessionRow> {
-        self.by_lead.get(lead).cloned().unwrap_or_default()
+    fn touches_of(&self, lead: &str) -> &[&'a SessionRow] {
+        self.by_lead.get(lead).map_or(&[], Vec::as_slice)
     }
 }
 
@@ -1131,7 +1131,7 @@ fn compute<'a>(
             continue;
         }
         let touches = idx.touches_of(&c.lead);
-        let refs = touch_refs(&touches);
+        let refs = touch_refs(touches);
         let chain = if query.model == Model::DataDriven {
             chains.get(&c.kind)
         } else {
