@@ -360,10 +360,17 @@ const LEAD_CONVERSION_COLUMNS: &str = "'lead:' || l.lead_id AS id, l.lead_id AS 
 struct DbLeadCreated {
     lead: String,
     at: i64,
+    /// The identifying event's path and session (pages report only).
+    #[serde(default)]
+    form: Option<(String, Option<String>)>,
 }
 
 /// The conversion of a lead's creation, as [`LEAD_CONVERSION_COLUMNS`] writes it.
 fn lead_conversion(l: DbLeadCreated) -> ConversionRow {
+    let (page, session) = match l.form {
+        Some((page, session)) => (Some(page), session),
+        None => (None, None),
+    };
     ConversionRow {
         id: format!("lead:{}", l.lead),
         kind: "lead".into(),
@@ -371,8 +378,8 @@ fn lead_conversion(l: DbLeadCreated) -> ConversionRow {
         revenue: 0,
         lead_at: Some(l.at),
         opportunity_at: None,
-        page: None,
-        session: None,
+        page,
+        session,
         lead: l.lead,
     }
 }
@@ -872,10 +879,15 @@ impl Store {
              CROSS JOIN events e ON e.site_id = s.site_id AND e.session_id = s.session_id \
              WHERE lv.site_id = ?1 AND (?5 = 1 OR s.is_bot = 0) AND e.type = 'pageview' \
              AND e.derived_ts >= ?4 AND e.derived_ts < ?3";
-        let leads_sql = format!(
-            "SELECT {LEAD_CONVERSION_COLUMNS} FROM leads l \
-             WHERE l.site_id = ?1 AND l.first_seen >= ?2 AND l.first_seen < ?3"
-        );
+        // the identifying event's page and session in one lookup (the two subqueries of
+        // LEAD_CONVERSION_COLUMNS pick the same event)
+        let leads_sql = "SELECT l.lead_id AS lead, l.first_seen AS at, \
+             (SELECT json_array(e.path, e.session_id) FROM lead_visitors v CROSS JOIN events e \
+               ON e.site_id = v.site_id AND e.visitor_id = v.visitor_id \
+               WHERE v.site_id = l.site_id AND v.lead_id = l.lead_id \
+               AND e.derived_ts = l.first_seen AND e.type IN ('form_submit', 'identify') \
+               ORDER BY e.event_id LIMIT 1) AS form FROM leads l \
+             WHERE l.site_id = ?1 AND l.first_seen >= ?2 AND l.first_seen < ?3";
         let deals_sql = format!(
             "SELECT {DEAL_CONVERSION_COLUMNS} FROM conversions c \
              LEFT JOIN leads l ON l.site_id = c.site_id AND l.lead_id = c.lead_id \
@@ -892,7 +904,7 @@ impl Store {
                     &packed(lead_views_sql, &["session", "path", "at"]),
                     &args[..5],
                 )?,
-                self.stmt(&packed(&leads_sql, &CONVERSION_FIELDS), args3)?,
+                self.stmt(&packed(leads_sql, &["lead", "at", "json(form)"]), args3)?,
                 self.stmt(&packed(&deals_sql, &CONVERSION_FIELDS), args3)?,
             ])
             .await?;
@@ -916,13 +928,20 @@ impl Store {
             }
         }
         let sessions: Vec<DbTouch> = Self::unpack(results.get(2))?;
-        let mut conversions: Vec<DbConversion> = Self::unpack(results.get(4))?;
-        conversions.extend(Self::unpack::<DbConversion>(results.get(5))?);
+        let mut conversions: Vec<ConversionRow> = Self::unpack(results.get(4))?
+            .into_iter()
+            .map(lead_conversion)
+            .collect();
+        conversions.extend(
+            Self::unpack::<DbConversion>(results.get(5))?
+                .into_iter()
+                .map(ConversionRow::from),
+        );
         Ok(PagesData {
             counted: counted.into_values().collect(),
             leads: ReportData {
                 sessions: sessions.into_iter().map(SessionRow::from).collect(),
-                conversions: conversions.into_iter().map(ConversionRow::from).collect(),
+                conversions,
                 pageviews: Self::unpack(results.get(3))?,
                 spend: Vec::new(),
             },
