@@ -104,6 +104,15 @@
 //! D1's shape: times are read as ms integers. (So a `SessionRow` serialised and read back is
 //! not the same JSON; nothing needs that.)
 //!
+//! # Counted reports
+//!
+//! Over a long range most sessions are anonymous traffic that only needs counting. So the
+//! edge can let its database count it: [`Counted::of`] (sources) and [`PageCount::of`]
+//! (pages) define exactly what is counted, and [`sources_counted`] / [`pages_counted`] give
+//! the same answers as [`sources`] / [`pages`] from those counts plus only the sessions of
+//! leads (and, for the pages report, their page views): everything that is credited still
+//! happens here.
+//!
 //! # Timeseries
 //!
 //! [`timeseries`] cuts `[from, to)` into UTC days or ISO weeks (Monday 00:00 UTC; the first and

@@ -3,12 +3,23 @@
 //! module knows SQL.
 //!
 //! What a report reads for `[from, to)` with a lookback `L` (nothing more):
-//! - sessions that started in `[from, to)`, and the sessions of *leads* that started in
-//!   `[from - L, from)` (the only older sessions a conversion in range can be credited to);
+//! - the timeseries ([`Store::report_data`]): sessions that started in `[from, to)`, and the
+//!   sessions of *leads* that started in `[from - L, from)` (the only older sessions a
+//!   conversion in range can be credited to);
+//! - the sources and pages reports ([`Store::sources_data`], [`Store::pages_data`]): the
+//!   traffic (visitors, sessions, page views per row; views and entrances per page) counted
+//!   in SQL as core's `Counted::of` and `PageCount::of` define it, and only the sessions of
+//!   leads that started in `[from - L, to)` (the touches, and the leads' journeys) with, for
+//!   the pages report, their page views in that span (the assists). SQL counts; it never
+//!   credits: attribution and assists stay in `closeloop_core::report`;
 //! - lead conversions (a lead's first identification) and deal conversions with `T` in
 //!   `[from, to)`;
-//! - page views in `[from - L, to)` (pages report and journeys only);
 //! - spend periods that overlap the range's days.
+//!
+//! Segments are read from the session row itself (its `country` and `device_type` are those
+//! of its first event, migration 0006), and the counting queries read the covering
+//! session indexes of that migration only. Long answers (the leads' sessions, page views and
+//! lead creations) come packed as JSON text, 1000 rows per string.
 
 use super::{n, opt, s, Store};
 use crate::error::{ApiError, ApiResult};
