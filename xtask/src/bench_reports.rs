@@ -781,10 +781,10 @@ fn worker_sql_ms(db: &Path, site: &str) -> Result<f64> {
         "SELECT count(*) AS n FROM (SELECT 1 FROM sessions s INDEXED BY sessions_visitor \
          WHERE {in_range} AND {segment} GROUP BY s.visitor_id)"
     );
-    let touches_sql = "SELECT s.session_id AS id, s.visitor_id AS visitor, lv.lead_id AS lead, \
-     s.started_at AS started_at, s.channel AS channel, s.source AS source, s.medium AS medium, \
-     s.campaign AS campaign, s.landing_path AS landing_page, s.pageviews AS pageviews, \
-     s.is_bot AS is_bot, s.country AS country, s.device_type AS device \
+    // (group_by=channel, no filter: the touch fields the report does not read are NULL)
+    let touches_sql = "SELECT s.session_id AS id, lv.lead_id AS lead, \
+     s.started_at AS started_at, s.channel AS channel, NULL AS source, NULL AS medium, \
+     NULL AS campaign, NULL AS landing_page, NULL AS country, NULL AS device \
      FROM lead_visitors lv CROSS JOIN sessions s \
      ON s.site_id = lv.site_id AND s.visitor_id = lv.visitor_id \
      AND s.started_at >= ?4 AND s.started_at < ?3 \

@@ -290,21 +290,66 @@ const TOUCH_FIELDS: [&str; 10] = [
 ];
 
 /// A lead's session as the counted reports read it (`sources_counted`, `pages_counted`):
-/// what attribution, grouping, segments and assists look at. Its visitor and page views
-/// are not read there (the traffic comes counted), and bots are already left out by the
-/// SQL unless asked for (then every session counts, flag or not).
+/// what attribution, grouping, segments and assists look at ([`touches_sql`] leaves the
+/// touch fields the query does not read NULL). Its visitor and page views are not read
+/// there (the traffic comes counted), and bots are already left out by the SQL unless asked
+/// for (then every session counts, flag or not).
 #[derive(Deserialize)]
 struct DbTouch {
     id: String,
     lead: Option<String>,
     started_at: i64,
     channel: String,
-    source: String,
-    medium: String,
+    source: Option<String>,
+    medium: Option<String>,
     campaign: Option<String>,
     landing_page: Option<String>,
     country: Option<String>,
     device: Option<String>,
+}
+
+/// The leads' sessions in `[from - lookback, to)` (bots only when asked) as [`DbTouch`]
+/// rows, with only the columns `query` reads: the id, lead, start and channel always (order,
+/// attribution, `data_driven`), the grouping's column and the filtered ones; the others are
+/// NULL (a session row the query never looks at them in).
+fn touches_sql(query: &Query) -> String {
+    let f = &query.filters;
+    let g = query.group_by;
+    let column = |needed: bool, sql: &str, name: &str| {
+        if needed {
+            format!("{sql} AS {name}")
+        } else {
+            format!("NULL AS {name}")
+        }
+    };
+    let columns = [
+        column(
+            g == GroupBy::Source || f.source.is_some(),
+            "s.source",
+            "source",
+        ),
+        column(g == GroupBy::Medium, "s.medium", "medium"),
+        column(
+            g == GroupBy::Campaign || f.campaign.is_some(),
+            "s.campaign",
+            "campaign",
+        ),
+        column(
+            g == GroupBy::LandingPage || f.landing_page.is_some(),
+            "s.landing_path",
+            "landing_page",
+        ),
+        column(f.country.is_some(), "s.country", "country"),
+        column(f.device.is_some(), "s.device_type", "device"),
+    ];
+    format!(
+        "SELECT s.session_id AS id, lv.lead_id AS lead, s.started_at AS started_at, \
+         s.channel AS channel, {} FROM lead_visitors lv CROSS JOIN sessions s \
+         ON s.site_id = lv.site_id AND s.visitor_id = lv.visitor_id \
+         AND s.started_at >= ?4 AND s.started_at < ?3 \
+         WHERE lv.site_id = ?1 AND (?5 = 1 OR s.is_bot = 0)",
+        columns.join(", ")
+    )
 }
 
 impl From<DbTouch> for SessionRow {
@@ -315,8 +360,8 @@ impl From<DbTouch> for SessionRow {
             lead: d.lead,
             started_at: d.started_at,
             channel: d.channel,
-            source: d.source,
-            medium: d.medium,
+            source: d.source.unwrap_or_default(),
+            medium: d.medium.unwrap_or_default(),
             campaign: d.campaign,
             landing_page: d.landing_page.unwrap_or_else(|| "/".into()),
             pageviews: 0,
@@ -761,12 +806,7 @@ impl Store {
              WHERE {in_range} AND {SEGMENT} GROUP BY s.visitor_id)"
         );
         // the leads' visitors first (CROSS JOIN fixes the order): index seeks per visitor
-        let touches_sql = format!(
-            "SELECT {SESSION_COLUMNS} FROM lead_visitors lv CROSS JOIN sessions s \
-             ON s.site_id = lv.site_id AND s.visitor_id = lv.visitor_id \
-             AND s.started_at >= ?4 AND s.started_at < ?3 \
-             WHERE lv.site_id = ?1 AND (?5 = 1 OR s.is_bot = 0)"
-        );
+        let touches_sql = touches_sql(query);
         let leads_sql = "SELECT l.lead_id AS lead, l.first_seen AS at FROM leads l \
              WHERE l.site_id = ?1 AND l.first_seen >= ?2 AND l.first_seen < ?3";
         let deals_sql = format!(
@@ -877,12 +917,7 @@ impl Store {
              AND e.derived_ts >= ?4 AND e.derived_ts < ?3 GROUP BY s.session_id) \
              WHERE at >= ?2 GROUP BY path"
         );
-        let touches_sql = format!(
-            "SELECT {SESSION_COLUMNS} FROM lead_visitors lv CROSS JOIN sessions s \
-             ON s.site_id = lv.site_id AND s.visitor_id = lv.visitor_id \
-             AND s.started_at >= ?4 AND s.started_at < ?3 \
-             WHERE lv.site_id = ?1 AND (?5 = 1 OR s.is_bot = 0)"
-        );
+        let touches_sql = touches_sql(query);
         let lead_views_sql = "SELECT e.session_id AS session, e.path AS path, \
              e.derived_ts AS at FROM lead_visitors lv CROSS JOIN sessions s \
              ON s.site_id = lv.site_id AND s.visitor_id = lv.visitor_id \
