@@ -501,9 +501,35 @@ impl MarkovModel {
         I: IntoIterator<Item = (J, bool)>,
         J: IntoIterator<Item = &'a str>,
     {
+        MarkovModel::fit_counted(
+            journeys
+                .into_iter()
+                .map(|(channels, converted)| (channels, converted, 1)),
+        )
+    }
+
+    /// [`MarkovModel::fit`] over journeys that each stand for `count` identical journeys
+    /// (the same channels, converting or not): the chain is the one fitted over every
+    /// journey one by one (transition counts are whole numbers, so it is exactly the same).
+    ///
+    /// ```
+    /// use closeloop_core::attribution::MarkovModel;
+    /// let one_by_one = MarkovModel::fit([(vec!["Email"], false), (vec!["Email"], false),
+    ///     (vec!["Paid Search"], true)]);
+    /// let counted = MarkovModel::fit_counted([(vec!["Email"], false, 2), (vec!["Paid Search"], true, 1)]);
+    /// assert_eq!(one_by_one, counted);
+    /// ```
+    pub fn fit_counted<'a, I, J>(journeys: I) -> MarkovModel
+    where
+        I: IntoIterator<Item = (J, bool, u64)>,
+        J: IntoIterator<Item = &'a str>,
+    {
         let mut ids: BTreeMap<&'a str, usize> = BTreeMap::new();
-        let mut paths: Vec<(Vec<usize>, bool)> = Vec::new();
-        for (channels, converted) in journeys {
+        let mut paths: Vec<(Vec<usize>, bool, u64)> = Vec::new();
+        for (channels, converted, count) in journeys {
+            if count == 0 {
+                continue;
+            }
             let mut path: Vec<usize> = Vec::new();
             for ch in channels {
                 let next = ids.len();
@@ -513,7 +539,7 @@ impl MarkovModel {
                 }
             }
             if !path.is_empty() {
-                paths.push((path, converted));
+                paths.push((path, converted, count));
             }
         }
         // Renumber channels in name order so the model does not depend on journey order.
@@ -528,20 +554,20 @@ impl MarkovModel {
         let (conv, null) = (k + 1, k + 2);
         let mut counts: BTreeMap<(usize, usize), u64> = BTreeMap::new();
         let mut out_totals = vec![0u64; k + 3];
-        for (path, converted) in &paths {
+        for (path, converted, n) in &paths {
             let mut from = 0usize;
             for id in path {
                 let to = 1 + rank.get(*id).copied().unwrap_or(0);
-                *counts.entry((from, to)).or_default() += 1;
+                *counts.entry((from, to)).or_default() += n;
                 if let Some(t) = out_totals.get_mut(from) {
-                    *t += 1;
+                    *t += n;
                 }
                 from = to;
             }
             let end = if *converted { conv } else { null };
-            *counts.entry((from, end)).or_default() += 1;
+            *counts.entry((from, end)).or_default() += n;
             if let Some(t) = out_totals.get_mut(from) {
-                *t += 1;
+                *t += n;
             }
         }
         let mut model = MarkovModel {

@@ -104,6 +104,15 @@
 //! D1's shape: times are read as ms integers. (So a `SessionRow` serialised and read back is
 //! not the same JSON; nothing needs that.)
 //!
+//! # Counted reports
+//!
+//! Over a long range most sessions are anonymous traffic that only needs counting. So the
+//! edge can let its database count it: [`Counted::of`] (sources) and [`PageCount::of`]
+//! (pages) define exactly what is counted, and [`sources_counted`] / [`pages_counted`] give
+//! the same answers as [`sources`] / [`pages`] from those counts plus only the sessions of
+//! leads (and, for the pages report, their page views): everything that is credited still
+//! happens here.
+//!
 //! # Timeseries
 //!
 //! [`timeseries`] cuts `[from, to)` into UTC days or ISO weeks (Monday 00:00 UTC; the first and
@@ -267,6 +276,170 @@ pub struct ReportData {
     pub pageviews: Vec<PageViewRow>,
     /// Spend per day.
     pub spend: Vec<SpendRow>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Counted rows (what the store aggregates instead of shipping every session)
+// ---------------------------------------------------------------------------------------------
+
+/// The traffic of one sources row: what [`sources`] counts from the sessions that started in
+/// the range, are in the segment and count (bots only with `include_bots`), keyed by
+/// `group_by`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrafficRow {
+    /// The row key (as [`SourceRow::key`]).
+    pub key: String,
+    /// Distinct visitors of the row's sessions.
+    pub visitors: u64,
+    /// Sessions.
+    pub sessions: u64,
+    /// Page views of those sessions.
+    pub pageviews: u64,
+}
+
+/// Anonymous visitors (no lead) whose sessions in the range have the same channels in
+/// time order (start, then session id): one non-converting journey of `data_driven` each.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JourneyCount {
+    /// The channels of the sessions, in time order.
+    pub channels: Vec<String>,
+    /// How many visitors had this journey.
+    pub visitors: u64,
+}
+
+/// What the store counts for one sources report, so that only the sessions of leads (the
+/// touches) travel to [`sources_counted`]. [`Counted::of`] defines every figure; the store's
+/// SQL counts the same.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counted {
+    /// Per row key: the row's traffic (rows with no session are absent).
+    pub rows: Vec<TrafficRow>,
+    /// Distinct visitors over all rows (the totals row's visitors).
+    pub visitors: u64,
+    /// For `data_driven`: the journeys of anonymous visitors with a counting session in the
+    /// range (filters do not apply, as the chains never depend on a segment).
+    pub anonymous_journeys: Vec<JourneyCount>,
+}
+
+impl Counted {
+    /// The counts of `query` over the full data (every session of the range): the
+    /// definition that the store's SQL follows.
+    pub fn of(data: &ReportData, query: &Query) -> Counted {
+        let counts = |s: &&SessionRow| {
+            (query.include_bots || !s.is_bot)
+                && s.started_at >= query.from
+                && s.started_at < query.to
+        };
+        let mut rows: BTreeMap<&str, (TrafficRow, BTreeSet<&str>)> = BTreeMap::new();
+        let mut visitors: BTreeSet<&str> = BTreeSet::new();
+        for s in data
+            .sessions
+            .iter()
+            .filter(counts)
+            .filter(|s| query.filters.matches(s))
+        {
+            let key = query.group_by.key(s);
+            let (row, seen) = rows.entry(key).or_insert_with(|| {
+                (
+                    TrafficRow {
+                        key: key.to_owned(),
+                        ..TrafficRow::default()
+                    },
+                    BTreeSet::new(),
+                )
+            });
+            row.sessions += 1;
+            row.pageviews = row.pageviews.saturating_add(s.pageviews);
+            seen.insert(&s.visitor);
+            visitors.insert(&s.visitor);
+        }
+        let mut anonymous: BTreeMap<&str, Vec<&SessionRow>> = BTreeMap::new();
+        for s in data
+            .sessions
+            .iter()
+            .filter(counts)
+            .filter(|s| s.lead.is_none())
+        {
+            anonymous.entry(&s.visitor).or_default().push(s);
+        }
+        let mut journeys: BTreeMap<Vec<String>, u64> = BTreeMap::new();
+        for mut list in anonymous.into_values() {
+            list.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
+            *journeys
+                .entry(list.iter().map(|s| s.channel.clone()).collect())
+                .or_default() += 1;
+        }
+        Counted {
+            rows: rows
+                .into_values()
+                .map(|(mut row, seen)| {
+                    row.visitors = seen.len() as u64;
+                    row
+                })
+                .collect(),
+            visitors: visitors.len() as u64,
+            anonymous_journeys: journeys
+                .into_iter()
+                .map(|(channels, visitors)| JourneyCount { channels, visitors })
+                .collect(),
+        }
+    }
+}
+
+/// Views and entrances of one page: what [`pages`] counts from the page views in the range
+/// of the sessions that count and are in the segment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageCount {
+    /// The page path.
+    pub path: String,
+    /// Page views.
+    pub views: u64,
+    /// Of those, the first page views of their sessions.
+    pub entrances: u64,
+}
+
+impl PageCount {
+    /// Views and entrances per page, as [`pages`] counts them over the full data (the
+    /// definition the store's SQL follows): page views in `[from, to)` whose session is in
+    /// the data (see [`ReportData::sessions`]), counts and is in the segment; an entrance is
+    /// the earliest page view of its session among the data's page views (ties: the first
+    /// in the data).
+    pub fn of(data: &ReportData, query: &Query) -> Vec<PageCount> {
+        let sessions: BTreeMap<&str, &SessionRow> = data
+            .sessions
+            .iter()
+            .filter(|s| query.include_bots || !s.is_bot)
+            .map(|s| (s.id.as_str(), s))
+            .collect();
+        let mut first: BTreeMap<&str, (i64, usize)> = BTreeMap::new();
+        for (i, v) in data.pageviews.iter().enumerate() {
+            let e = first.entry(v.session.as_str()).or_insert((v.at, i));
+            if v.at < e.0 {
+                *e = (v.at, i);
+            }
+        }
+        let mut rows: BTreeMap<&str, PageCount> = BTreeMap::new();
+        for (i, v) in data.pageviews.iter().enumerate() {
+            if v.at < query.from || v.at >= query.to {
+                continue;
+            }
+            if !sessions
+                .get(v.session.as_str())
+                .is_some_and(|s| query.filters.matches(s))
+            {
+                continue;
+            }
+            let r = rows.entry(&v.path).or_insert_with(|| PageCount {
+                path: v.path.clone(),
+                ..PageCount::default()
+            });
+            r.views += 1;
+            if first.get(v.session.as_str()).is_some_and(|f| f.1 == i) {
+                r.entrances += 1;
+            }
+        }
+        rows.into_values().collect()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -682,10 +855,17 @@ impl Chains {
     /// [module docs](self#data_driven) describe.
     pub fn fit(data: &ReportData, query: &Query) -> Chains {
         let idx = Index::new(data, query.include_bots);
-        Chains::fit_with(&idx, data, query)
+        Chains::fit_with(&idx, data, query, None)
     }
 
-    fn fit_with(idx: &Index<'_>, data: &ReportData, query: &Query) -> Chains {
+    /// `anonymous`: when the data holds only the sessions of leads, the non-converting
+    /// journeys of the anonymous visitors, counted ([`Counted::anonymous_journeys`]).
+    fn fit_with(
+        idx: &Index<'_>,
+        data: &ReportData,
+        query: &Query,
+        anonymous: Option<&[JourneyCount]>,
+    ) -> Chains {
         let mut kinds: BTreeSet<String> = data
             .conversions
             .iter()
@@ -698,7 +878,7 @@ impl Chains {
         let in_range = |t: i64| t >= query.from && t < query.to;
         let mut by_kind = BTreeMap::new();
         for kind in kinds {
-            let mut journeys: Vec<(Vec<&str>, bool)> = Vec::new();
+            let mut journeys: Vec<(Vec<&str>, bool, u64)> = Vec::new();
             let mut converted_units: BTreeSet<(bool, &str)> = BTreeSet::new();
             for c in data
                 .conversions
@@ -707,12 +887,12 @@ impl Chains {
             {
                 converted_units.insert((true, &c.lead));
                 let touches = idx.touches_of(&c.lead);
-                let refs = touch_refs(&touches);
+                let refs = touch_refs(touches);
                 let channels = window(&refs, c.at, params.lookback_ms)
                     .into_iter()
                     .filter_map(|i| touches.get(i).map(|s| s.channel.as_str()))
                     .collect();
-                journeys.push((channels, true));
+                journeys.push((channels, true, 1));
             }
             let mut units: BTreeMap<(bool, &str), Vec<&SessionRow>> = BTreeMap::new();
             for s in idx.sessions.iter().filter(|s| in_range(s.started_at)) {
@@ -723,10 +903,24 @@ impl Chains {
                     continue;
                 }
                 sessions.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
-                journeys.push((sessions.iter().map(|s| s.channel.as_str()).collect(), false));
+                journeys.push((
+                    sessions.iter().map(|s| s.channel.as_str()).collect(),
+                    false,
+                    1,
+                ));
             }
-            let model =
-                MarkovModel::fit(journeys.iter().map(|(c, conv)| (c.iter().copied(), *conv)));
+            for j in anonymous.into_iter().flatten() {
+                journeys.push((
+                    j.channels.iter().map(String::as_str).collect(),
+                    false,
+                    j.visitors,
+                ));
+            }
+            let model = MarkovModel::fit_counted(
+                journeys
+                    .iter()
+                    .map(|(c, conv, n)| (c.iter().copied(), *conv, *n)),
+            );
             by_kind.insert(kind, model);
         }
         Chains { by_kind }
@@ -778,8 +972,15 @@ impl<'a> Index<'a> {
         Index { sessions, by_lead }
     }
 
-    fn touches_of(&self, lead: &str) -> Vec<&'a SessionRow> {
-        self.by_lead.get(lead).cloned().unwrap_or_default()
+    /// The index over the sessions of leads only (anonymous sessions left out).
+    fn leads_only(data: &'a ReportData, include_bots: bool) -> Index<'a> {
+        let mut idx = Index::new(data, include_bots);
+        idx.sessions.retain(|s| s.lead.is_some());
+        idx
+    }
+
+    fn touches_of(&self, lead: &str) -> &[&'a SessionRow] {
+        self.by_lead.get(lead).map_or(&[], Vec::as_slice)
     }
 }
 
@@ -833,7 +1034,7 @@ fn conversion_of(c: &ConversionRow) -> Conversion {
 pub fn sources(data: &ReportData, query: &Query) -> SourcesReport {
     let idx = Index::new(data, query.include_bots);
     let chains = if query.model == Model::DataDriven {
-        Chains::fit_with(&idx, data, query)
+        Chains::fit_with(&idx, data, query, None)
     } else {
         Chains::default()
     };
@@ -843,7 +1044,36 @@ pub fn sources(data: &ReportData, query: &Query) -> SourcesReport {
 /// [`sources`] with chains fitted beforehand (e.g. once for several reports over one range).
 pub fn sources_with(data: &ReportData, query: &Query, chains: &Chains) -> SourcesReport {
     let idx = Index::new(data, query.include_bots);
-    let (rows, totals) = compute(data, &idx, query, query.from, query.to, chains);
+    let (rows, totals) = compute(data, &idx, query, query.from, query.to, chains, None);
+    SourcesReport {
+        query: query.clone(),
+        rows,
+        totals,
+    }
+}
+
+/// The sources report from the store's counts: the same answer as [`sources`] over the
+/// full data, reading far fewer rows (see [`Counted`]). `leads` holds only what
+/// attribution needs: the sessions of leads that started in `[from - lookback, to)`
+/// (anonymous sessions are ignored), the conversions and the spend, as for [`sources`];
+/// `counted` is [`Counted::of`] the full data for this very query (same range, grouping,
+/// filters and `include_bots`; `anonymous_journeys` only needed for `data_driven`).
+pub fn sources_counted(leads: &ReportData, counted: &Counted, query: &Query) -> SourcesReport {
+    let idx = Index::leads_only(leads, query.include_bots);
+    let chains = if query.model == Model::DataDriven {
+        Chains::fit_with(&idx, leads, query, Some(&counted.anonymous_journeys))
+    } else {
+        Chains::default()
+    };
+    let (rows, totals) = compute(
+        leads,
+        &idx,
+        query,
+        query.from,
+        query.to,
+        &chains,
+        Some(counted),
+    );
     SourcesReport {
         query: query.clone(),
         rows,
@@ -858,6 +1088,7 @@ fn compute<'a>(
     from: i64,
     to: i64,
     chains: &Chains,
+    counted: Option<&'a Counted>,
 ) -> (Vec<SourceRow>, SourceRow) {
     let in_range = |t: i64| t >= from && t < to;
     let filters = &query.filters;
@@ -869,10 +1100,21 @@ fn compute<'a>(
     let mut total_sessions = 0u64;
     let mut total_pageviews = 0u64;
 
+    if let Some(counted) = counted {
+        for t in &counted.rows {
+            let key: &'a str = &t.key;
+            let r = rows.entry(key).or_insert_with(|| SourceRow::named(key));
+            r.sessions = r.sessions.saturating_add(t.sessions);
+            r.visitors = r.visitors.saturating_add(t.visitors);
+            r.pageviews = r.pageviews.saturating_add(t.pageviews);
+            total_sessions = total_sessions.saturating_add(t.sessions);
+            total_pageviews = total_pageviews.saturating_add(t.pageviews);
+        }
+    }
     for s in idx
         .sessions
         .iter()
-        .filter(|s| in_range(s.started_at) && filters.matches(s))
+        .filter(|s| counted.is_none() && in_range(s.started_at) && filters.matches(s))
     {
         let key: &'a str = group_by.key(s);
         let r = rows.entry(key).or_insert_with(|| SourceRow::named(key));
@@ -898,7 +1140,7 @@ fn compute<'a>(
             continue;
         }
         let touches = idx.touches_of(&c.lead);
-        let refs = touch_refs(&touches);
+        let refs = touch_refs(touches);
         let chain = if query.model == Model::DataDriven {
             chains.get(&c.kind)
         } else {
@@ -968,7 +1210,10 @@ fn compute<'a>(
     });
 
     let mut totals = SourceRow::named("total");
-    totals.visitors = all_visitors.len() as u64;
+    totals.visitors = match counted {
+        Some(c) => c.visitors,
+        None => all_visitors.len() as u64,
+    };
     totals.sessions = total_sessions;
     totals.pageviews = total_pageviews;
     for r in &rows {
@@ -997,7 +1242,7 @@ pub fn timeseries(
 ) -> Vec<TimeseriesPoint> {
     let idx = Index::new(data, query.include_bots);
     let chains = if query.model == Model::DataDriven {
-        Chains::fit_with(&idx, data, query)
+        Chains::fit_with(&idx, data, query, None)
     } else {
         Chains::default()
     };
@@ -1007,7 +1252,7 @@ pub fn timeseries(
         .map(|start| {
             let from = start.max(query.from);
             let to = start.saturating_add(granularity.len_ms()).min(query.to);
-            let (_, mut figures) = compute(data, &idx, query, from, to, &chains);
+            let (_, mut figures) = compute(data, &idx, query, from, to, &chains, None);
             figures.key = granularity.label(start);
             TimeseriesPoint {
                 bucket: figures.key.clone(),
@@ -1078,6 +1323,30 @@ impl FromStr for PageSort {
 /// the segment (without filters, every conversion with a page counts). Rows with nothing in
 /// them are left out.
 pub fn pages(data: &ReportData, query: &Query, sort: PageSort, descending: bool) -> Vec<PageRow> {
+    pages_impl(data, query, sort, descending, None)
+}
+
+/// The pages report from the store's counts: the same answer as [`pages`] over the full
+/// data. `leads` holds the sessions of leads that started in `[from - lookback, to)` and
+/// their page views in that span (for the assists), the conversions as for [`pages`];
+/// `counted` is [`PageCount::of`] the full data for this query (views and entrances).
+pub fn pages_counted(
+    leads: &ReportData,
+    counted: &[PageCount],
+    query: &Query,
+    sort: PageSort,
+    descending: bool,
+) -> Vec<PageRow> {
+    pages_impl(leads, query, sort, descending, Some(counted))
+}
+
+fn pages_impl(
+    data: &ReportData,
+    query: &Query,
+    sort: PageSort,
+    descending: bool,
+    counted: Option<&[PageCount]>,
+) -> Vec<PageRow> {
     let idx = Index::new(data, query.include_bots);
     let sessions: BTreeMap<&str, &SessionRow> =
         idx.sessions.iter().map(|s| (s.id.as_str(), *s)).collect();
@@ -1137,6 +1406,21 @@ pub fn pages(data: &ReportData, query: &Query, sort: PageSort, descending: bool)
         .collect();
     let lookback_ms = query.params().lookback_ms;
     let mut rows = pages_report(&views, &convs, query.from, query.to, lookback_ms);
+    if let Some(counted) = counted {
+        let mut by_path: BTreeMap<&str, &PageCount> =
+            counted.iter().map(|c| (c.path.as_str(), c)).collect();
+        for r in &mut rows {
+            let c = by_path.remove(r.path.as_str());
+            r.views = c.map_or(0, |c| c.views);
+            r.entrances = c.map_or(0, |c| c.entrances);
+        }
+        rows.extend(by_path.into_values().map(|c| PageRow {
+            path: c.path.clone(),
+            views: c.views,
+            entrances: c.entrances,
+            ..PageRow::default()
+        }));
+    }
     if !query.filters.is_empty() {
         let mut direct: BTreeMap<&str, u64> = BTreeMap::new();
         for c in data.conversions.iter().filter(|c| {

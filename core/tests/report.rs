@@ -1184,3 +1184,112 @@ fn openapi_schemas_match_the_engine_output() {
         }
     }
 }
+
+/// What the store ships with its counts: the sessions of leads that started in
+/// `[from - lookback, to)`, their page views in that span, every conversion and the spend.
+fn leads_only(data: &ReportData, query: &Query) -> ReportData {
+    let since = query.from - query.params().lookback_ms;
+    let sessions: Vec<SessionRow> = data
+        .sessions
+        .iter()
+        .filter(|s| s.lead.is_some() && s.started_at >= since && s.started_at < query.to)
+        .cloned()
+        .collect();
+    let ids: std::collections::BTreeSet<&str> = sessions.iter().map(|s| s.id.as_str()).collect();
+    let pageviews = data
+        .pageviews
+        .iter()
+        .filter(|v| ids.contains(v.session.as_str()) && v.at >= since && v.at < query.to)
+        .cloned()
+        .collect();
+    ReportData {
+        sessions,
+        conversions: data.conversions.clone(),
+        pageviews,
+        spend: data.spend.clone(),
+    }
+}
+
+/// The queries of the equivalence tests: every report of the scenario, under every grouping,
+/// with and without bots, and more segments.
+fn equivalence_queries(sc: &Value) -> Vec<Query> {
+    let mut out = Vec::new();
+    for exp in sc["expected"]["reports"].as_array().expect("reports") {
+        let base = query_of(sc, &exp["query"]);
+        for group_by in [
+            GroupBy::Channel,
+            GroupBy::Source,
+            GroupBy::Medium,
+            GroupBy::Campaign,
+            GroupBy::LandingPage,
+        ] {
+            for include_bots in [false, true] {
+                let mut q = base.clone();
+                q.group_by = group_by;
+                q.include_bots = include_bots;
+                out.push(q);
+            }
+        }
+    }
+    let (from, to) = range(sc);
+    for model in Model::ALL {
+        for filters in [
+            Filters {
+                device: Some("MOBILE".into()),
+                ..Filters::default()
+            },
+            Filters {
+                source: Some("google".into()),
+                campaign: Some("(not set)".into()),
+                ..Filters::default()
+            },
+            Filters {
+                landing_page: Some("/pricing".into()),
+                ..Filters::default()
+            },
+        ] {
+            let mut q = Query::new(from, to);
+            q.model = model;
+            q.filters = filters;
+            out.push(q);
+        }
+        // a range that starts in the middle of the scenario (touches before `from`)
+        let mut q = Query::new(from + 20 * MS_PER_DAY, to);
+        q.model = model;
+        q.lookback_days = 30;
+        out.push(q);
+    }
+    out
+}
+
+#[test]
+fn sources_from_counts_equal_sources_from_every_session() {
+    use closeloop_core::report::{sources_counted, Counted};
+    let sc = scenario();
+    let w = build(&sc);
+    for q in equivalence_queries(&sc) {
+        let full = sources(&w.data, &q);
+        let counted = sources_counted(&leads_only(&w.data, &q), &Counted::of(&w.data, &q), &q);
+        assert_eq!(full, counted, "{q:?}");
+    }
+}
+
+#[test]
+fn pages_from_counts_equal_pages_from_every_view() {
+    use closeloop_core::report::{pages_counted, PageCount};
+    let sc = scenario();
+    let w = build(&sc);
+    for q in equivalence_queries(&sc) {
+        for (sort, descending) in [(PageSort::Views, true), (PageSort::Path, false)] {
+            let full = pages(&w.data, &q, sort, descending);
+            let counted = pages_counted(
+                &leads_only(&w.data, &q),
+                &PageCount::of(&w.data, &q),
+                &q,
+                sort,
+                descending,
+            );
+            assert_eq!(full, counted, "{q:?}");
+        }
+    }
+}

@@ -763,7 +763,8 @@ impl Store {
     }
 
     /// Replaces the visitor's sessions that start at or after `from` with `sessions`,
-    /// and points their events at them, in one transaction.
+    /// and points their events at them, in one transaction. Each session row also gets the
+    /// country and device type of its first event (the reports' segments).
     pub async fn replace_sessions(
         &self,
         site_id: &str,
@@ -792,14 +793,18 @@ impl Store {
             stmts.push(self.stmt(
                 "INSERT INTO sessions (site_id, session_id, visitor_id, started_at, ended_at, channel, \
                  source, medium, campaign, term, content, referrer_host, landing_path, click_id, \
-                 pageviews, is_bot) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, \
-                 ?14, ?15, ?16) ON CONFLICT (site_id, session_id) DO UPDATE SET \
+                 pageviews, is_bot, country, device_type) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, \
+                 ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
+                 (SELECT country FROM events WHERE site_id = ?1 AND event_id = substr(?2, 3)), \
+                 (SELECT device_type FROM events WHERE site_id = ?1 AND event_id = substr(?2, 3)) \
+                 WHERE true ON CONFLICT (site_id, session_id) DO UPDATE SET \
                  visitor_id = excluded.visitor_id, started_at = excluded.started_at, \
                  ended_at = excluded.ended_at, channel = excluded.channel, source = excluded.source, \
                  medium = excluded.medium, campaign = excluded.campaign, term = excluded.term, \
                  content = excluded.content, referrer_host = excluded.referrer_host, \
                  landing_path = excluded.landing_path, click_id = excluded.click_id, \
-                 pageviews = excluded.pageviews, is_bot = excluded.is_bot",
+                 pageviews = excluded.pageviews, is_bot = excluded.is_bot, \
+                 country = excluded.country, device_type = excluded.device_type",
                 &[
                     s(site_id),
                     s(&x.session_id),

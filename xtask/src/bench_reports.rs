@@ -19,7 +19,7 @@
 //! figures are checked against the worker's `first_touch` report, row by row, so both
 //! compute the same thing; `first_touch` and the baseline run in alternation so the
 //! machine's noise falls on both. The SQL part of the worker's own reads
-//! (`Store::report_data`'s statements, in the same sqlite3 CLI on the same file) is timed
+//! (`Store::sources_data`'s statements, in the same sqlite3 CLI on the same file) is timed
 //! too, to show where the worker's time goes.
 
 use crate::util::{note, say, Result};
@@ -344,8 +344,8 @@ fn generate(db: &Path, site: &str, events: usize) -> Result<Counts> {
             .prepare(
                 "INSERT INTO sessions (site_id, session_id, visitor_id, started_at, ended_at, \
                  channel, source, medium, campaign, term, content, referrer_host, landing_path, \
-                 click_id, pageviews, is_bot) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL, \
-                 NULL, ?10, ?11, ?12, ?13, ?14)",
+                 click_id, pageviews, is_bot, country, device_type) VALUES (?1, ?2, ?3, ?4, ?5, \
+                 ?6, ?7, ?8, ?9, NULL, NULL, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             )
             .map_err(e)?;
         let mut ins_visitor = tx
@@ -559,6 +559,8 @@ fn generate(db: &Path, site: &str, events: usize) -> Result<Counts> {
                         tc.click.map(|k| format!("{k}=x")),
                         pageviews,
                         i64::from(bot),
+                        geo.0,
+                        device,
                     ])
                     .map_err(e)?;
                 c.sessions += 1;
@@ -752,29 +754,42 @@ fn check_same(sql_rows: &[Value], report: &Value) -> Result {
     }
 }
 
-/// The worker's own reads for a sources report (`Store::report_data`'s statements,
-/// without page views), run in the same `sqlite3` CLI over the same file with every row
+/// The worker's own reads for a sources report (`Store::sources_data`'s statements), run in the same `sqlite3` CLI over the same file with every row
 /// formatted (to /dev/null): their summed run time, ms.
 fn worker_sql_ms(db: &Path, site: &str) -> Result<f64> {
-    let session_sql = "SELECT s.session_id AS id, s.visitor_id AS visitor, lv.lead_id AS lead, \
-     s.started_at AS started_at, s.channel AS channel, s.source AS source, s.medium AS medium, \
-     s.campaign AS campaign, s.landing_path AS landing_page, s.pageviews AS pageviews, \
-     s.is_bot AS is_bot, e.country AS country, e.device_type AS device FROM sessions s \
-     LEFT JOIN lead_visitors lv ON lv.site_id = s.site_id AND lv.visitor_id = s.visitor_id \
-     LEFT JOIN events e ON e.site_id = s.site_id AND e.event_id = substr(s.session_id, 3) \
-     WHERE s.site_id = ?1 AND s.started_at < ?3 \
-     AND (s.started_at >= ?2 OR (s.started_at >= ?4 AND lv.lead_id IS NOT NULL))";
-    let leads_sql = "SELECT 'lead:' || l.lead_id AS id, l.lead_id AS lead, \
-     'lead' AS kind, l.first_seen AS at, 0 AS revenue, l.first_seen AS lead_at, \
-     NULL AS opportunity_at, \
-     (SELECT e.path FROM events e JOIN lead_visitors v ON v.site_id = e.site_id \
-        AND v.visitor_id = e.visitor_id WHERE v.site_id = l.site_id AND v.lead_id = l.lead_id \
-        AND e.derived_ts = l.first_seen AND e.type IN ('form_submit', 'identify') \
-        ORDER BY e.event_id LIMIT 1) AS page, \
-     (SELECT e.session_id FROM events e JOIN lead_visitors v ON v.site_id = e.site_id \
-        AND v.visitor_id = e.visitor_id WHERE v.site_id = l.site_id AND v.lead_id = l.lead_id \
-        AND e.derived_ts = l.first_seen AND e.type IN ('form_submit', 'identify') \
-        ORDER BY e.event_id LIMIT 1) AS session FROM leads l \
+    // `Store::sources_data`'s statements for group_by=channel, no filters, no bots
+    // (its SEGMENT with ?5 = 0 and ?6..?11 NULL)
+    let segment = "(?5 = 1 OR s.is_bot = 0) \
+     AND (?6 IS NULL OR s.country = ?6 COLLATE NOCASE) \
+     AND (?7 IS NULL OR s.device_type = ?7 COLLATE NOCASE) \
+     AND (?8 IS NULL OR s.channel = ?8 COLLATE NOCASE) \
+     AND (?9 IS NULL OR s.source = ?9 COLLATE NOCASE) \
+     AND (?10 IS NULL OR coalesce(s.campaign, '(not set)') = ?10 COLLATE NOCASE) \
+     AND (?11 IS NULL OR coalesce(s.landing_path, '/') = ?11)";
+    let in_range = "s.site_id = ?1 AND s.started_at >= ?2 AND s.started_at < ?3";
+    let traffic_sql = format!(
+        "SELECT s.channel AS key, count(DISTINCT s.visitor_id) AS visitors, \
+         count(*) AS sessions, coalesce(sum(s.pageviews), 0) AS pageviews, \
+         s.channel AS channel_min, s.channel AS channel_max, \
+         min(s.source) AS source_min, max(s.source) AS source_max, \
+         min(s.medium) AS medium_min, max(s.medium) AS medium_max, \
+         min(s.campaign) AS campaign_min, max(s.campaign) AS campaign_max, \
+         count(s.campaign) AS campaigns \
+         FROM sessions s WHERE {in_range} AND {segment} GROUP BY 1"
+    );
+    let visitors_sql = format!(
+        "SELECT count(*) AS n FROM (SELECT 1 FROM sessions s INDEXED BY sessions_visitor \
+         WHERE {in_range} AND {segment} GROUP BY s.visitor_id)"
+    );
+    // (group_by=channel, no filter: the touch fields the report does not read are NULL)
+    let touches_sql = "SELECT s.session_id AS id, lv.lead_id AS lead, \
+     s.started_at AS started_at, s.channel AS channel, NULL AS source, NULL AS medium, \
+     NULL AS campaign, NULL AS landing_page, NULL AS country, NULL AS device \
+     FROM lead_visitors lv CROSS JOIN sessions s \
+     ON s.site_id = lv.site_id AND s.visitor_id = lv.visitor_id \
+     AND s.started_at >= ?4 AND s.started_at < ?3 \
+     WHERE lv.site_id = ?1 AND (?5 = 1 OR s.is_bot = 0)";
+    let leads_sql = "SELECT l.lead_id AS lead, l.first_seen AS at FROM leads l \
      WHERE l.site_id = ?1 AND l.first_seen >= ?2 AND l.first_seen < ?3";
     let deals_sql = "SELECT c.deal_id || ':' || c.kind AS id, c.lead_id AS lead, \
      c.kind AS kind, c.closed_at AS at, c.revenue AS revenue, l.first_seen AS lead_at, \
@@ -784,16 +799,35 @@ fn worker_sql_ms(db: &Path, site: &str) -> Result<f64> {
      LEFT JOIN leads l ON l.site_id = c.site_id AND l.lead_id = c.lead_id \
      WHERE c.site_id = ?1 AND c.closed_at >= ?2 AND c.closed_at < ?3";
     let fill = |sql: &str| {
-        sql.replace("?1", &format!("'{site}'"))
+        let mut sql = sql.to_string();
+        for k in (6..=11).rev() {
+            sql = sql.replace(&format!("?{k}"), "NULL");
+        }
+        sql.replace("?5", "0")
+            .replace("?1", &format!("'{site}'"))
             .replace("?2", &YEAR_FROM.to_string())
             .replace("?3", &YEAR_TO.to_string())
             .replace("?4", &(YEAR_FROM - LOOKBACK_MS).to_string())
     };
+    // the long answers are packed into JSON strings of 1000 rows, as the worker asks for them
+    let packed = |sql: &str, columns: &str| {
+        format!(
+            "SELECT '[' || group_concat(row_, ',') || ']' AS rows FROM (SELECT \
+             json_array({columns}) AS row_, (row_number() OVER () - 1) / 1000 AS chunk_ \
+             FROM ({})) GROUP BY chunk_ ORDER BY chunk_",
+            fill(sql)
+        )
+    };
+    let session_fields =
+        "id, lead, started_at, channel, source, medium, campaign, landing_page, country, device";
+    let conversion_fields = "id, lead, kind, at, revenue, lead_at, opportunity_at, page, session";
     let script = format!(
-        ".timer on\n.output /dev/null\n{};\n{};\n{};",
-        fill(session_sql),
-        fill(leads_sql),
-        fill(deals_sql)
+        ".timer on\n.output /dev/null\n{};\n{};\n{};\n{};\n{};",
+        fill(&traffic_sql),
+        fill(&visitors_sql),
+        packed(touches_sql, session_fields),
+        packed(leads_sql, "lead, at"),
+        packed(deals_sql, conversion_fields)
     );
     let (_, times) = sqlite3_script(db, &script)?;
     Ok(times.iter().sum())
@@ -877,6 +911,7 @@ fn measure_in(persist: &Path, events: usize, runs: usize) -> Result<SizeResult> 
     Connection::open(&db)
         .and_then(|c| c.execute_batch("ANALYZE"))
         .map_err(|e| format!("ANALYZE: {e}"))?;
+    keep_copy(&db, events)?;
     worker.restart()?;
 
     let base = worker.url(&format!("/v1/sites/{}/reports", site.id));
@@ -948,6 +983,20 @@ fn measure_in(persist: &Path, events: usize, runs: usize) -> Result<SizeResult> 
         sqlite,
         worker_sql_ms,
     })
+}
+
+/// Copies the generated database to `$CLOSELOOP_BENCH_REPORT_KEEP/reports-<events>.sqlite3`
+/// when that variable names a directory (to look at query plans with `sqlite3` afterwards).
+fn keep_copy(db: &Path, events: usize) -> Result {
+    let Some(dir) = std::env::var_os("CLOSELOOP_BENCH_REPORT_KEEP") else {
+        return Ok(());
+    };
+    let dir = Path::new(&dir);
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let to = dir.join(format!("reports-{events}.sqlite3"));
+    std::fs::copy(db, &to).map_err(|e| format!("copying the database to {}: {e}", to.display()))?;
+    note(format!("kept the database as {}", to.display()));
+    Ok(())
 }
 
 // ---- the section ------------------------------------------------------------------
@@ -1059,7 +1108,7 @@ fn render(results: &[SizeResult], runs: usize) -> String {
     }
     md.push_str(
         "\n\"its SQL alone\": the statements the worker sends to D1 for a sources report \
-         (`Store::report_data`), run in the same sqlite3 CLI over the same file with every \
+         (`Store::sources_data`), run in the same sqlite3 CLI over the same file with every \
          row formatted (to /dev/null); the rest of the worker's time is D1's transport (rows as JSON from \
          the SQLite Durable Object into the isolate), deserialising them in wasm and core's \
          report computation.\n\n",

@@ -1,12 +1,17 @@
 //! `GET /v1/sites/{site}/reports/{sources,pages,timeseries}` (read key): the query string
-//! is read by `closeloop_core::report::Query::from_pairs`, the rows by
-//! [`Store::report_data`] (only the range and its lookback), and every figure comes from
-//! `closeloop_core::report`.
+//! is read by `closeloop_core::report::Query::from_pairs`, the rows by the store (only the
+//! range and its lookback), and every figure comes from `closeloop_core::report`. The
+//! sources and pages reports have the store count traffic, views and entrances in SQL
+//! ([`Store::sources_data`], [`Store::pages_data`], as core's `Counted::of` and
+//! `PageCount::of` define them) and read only the leads' sessions, page views and the
+//! conversions, which core attributes (`sources_counted`, `pages_counted`); the timeseries
+//! reads every session of the range ([`Store::report_data`]).
 
 use super::{param, query_pairs};
 use crate::error::{ApiError, ApiResult};
+use crate::store::reporting::RowDims;
 use crate::store::{SiteConfig, Store};
-use closeloop_core::report::{self, GroupBy, PageSort, Query, ReportData, SessionRow, NOT_SET};
+use closeloop_core::report::{self, PageSort, Query};
 use closeloop_core::time::Granularity;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -30,18 +35,10 @@ pub async fn sources(
 ) -> ApiResult<Response> {
     let pairs = query_pairs(req)?;
     let query = read_query(&pairs, now)?;
-    let data = store
-        .report_data(
-            &site.id,
-            query.from,
-            query.to,
-            query.params().lookback_ms,
-            false,
-        )
-        .await?;
-    let r = report::sources(&data, &query);
+    let data = store.sources_data(&site.id, &query).await?;
+    let r = report::sources_counted(&data.leads, &data.counted, &query);
     let mut rows = serde_json::to_value(&r.rows).map_err(ApiError::internal)?;
-    add_dimensions(&mut rows, &data, &query);
+    add_dimensions(&mut rows, &data.dims);
     Ok(Response::from_json(&json!({
         "site": site.id,
         "currency": site.currency,
@@ -51,51 +48,13 @@ pub async fn sources(
     }))?)
 }
 
-/// A session's row key under `group_by` (core's rule).
-fn key_of(group_by: GroupBy, s: &SessionRow) -> &str {
-    match group_by {
-        GroupBy::Channel => &s.channel,
-        GroupBy::Source => &s.source,
-        GroupBy::Medium => &s.medium,
-        GroupBy::Campaign => s.campaign.as_deref().unwrap_or(NOT_SET),
-        GroupBy::LandingPage => &s.landing_page,
-    }
-}
-
 /// Adds to each row the touch fields (`channel`, `source`, `medium`, `campaign`) that
-/// all of the row's sessions in the range share, so a `campaign` row also says its
-/// source and medium when it has one. Additive: rows stay core's `SourceRow`.
-pub fn add_dimensions(rows: &mut Value, data: &ReportData, query: &Query) {
-    type Dims = [Option<Option<String>>; 4];
-    let mut by_key: BTreeMap<String, Dims> = BTreeMap::new();
-    let mut mixed: BTreeMap<String, [bool; 4]> = BTreeMap::new();
-    for s in &data.sessions {
-        if s.started_at < query.from
-            || s.started_at >= query.to
-            || (s.is_bot && !query.include_bots)
-            || !query.filters.matches(s)
-        {
-            continue;
-        }
-        let key = key_of(query.group_by, s).to_string();
-        let values = [
-            Some(s.channel.clone()),
-            Some(s.source.clone()),
-            Some(s.medium.clone()),
-            s.campaign.clone(),
-        ];
-        let dims = by_key.entry(key.clone()).or_default();
-        let flags = mixed.entry(key).or_default();
-        for (i, v) in values.into_iter().enumerate() {
-            if let (Some(slot), Some(flag)) = (dims.get_mut(i), flags.get_mut(i)) {
-                match slot {
-                    None => *slot = Some(v),
-                    Some(have) if *have != v => *flag = true,
-                    Some(_) => {}
-                }
-            }
-        }
-    }
+/// all of the row's sessions in the range (in the segment, bots only when asked) share, so
+/// a `campaign` row also says its source and medium when it has one (a campaign shared as
+/// "none" is `null`). The store finds them with the row's traffic ([`RowDims`]). Additive:
+/// rows stay core's `SourceRow`.
+pub fn add_dimensions(rows: &mut Value, dims: &[RowDims]) {
+    let by_key: BTreeMap<&str, &RowDims> = dims.iter().map(|d| (d.key.as_str(), d)).collect();
     let Some(list) = rows.as_array_mut() else {
         return;
     };
@@ -103,18 +62,21 @@ pub fn add_dimensions(rows: &mut Value, data: &ReportData, query: &Query) {
         let Some(obj) = row.as_object_mut() else {
             continue;
         };
-        let Some(key) = obj.get("key").and_then(Value::as_str).map(String::from) else {
+        let Some(d) = obj
+            .get("key")
+            .and_then(Value::as_str)
+            .and_then(|k| by_key.get(k))
+        else {
             continue;
         };
-        let (Some(dims), Some(flags)) = (by_key.get(&key), mixed.get(&key)) else {
-            continue;
-        };
-        for (i, name) in ["channel", "source", "medium", "campaign"]
-            .iter()
-            .enumerate()
-        {
-            if let (Some(Some(v)), Some(false)) = (dims.get(i), flags.get(i)) {
-                obj.insert((*name).to_string(), json!(v));
+        for (name, value) in [
+            ("channel", d.channel.as_ref().map(|v| json!(v))),
+            ("source", d.source.as_ref().map(|v| json!(v))),
+            ("medium", d.medium.as_ref().map(|v| json!(v))),
+            ("campaign", d.campaign.as_ref().map(|v| json!(v))),
+        ] {
+            if let Some(v) = value {
+                obj.insert(name.to_string(), v);
             }
         }
     }
@@ -145,16 +107,8 @@ pub async fn pages(
             ))
         }
     };
-    let data = store
-        .report_data(
-            &site.id,
-            query.from,
-            query.to,
-            query.params().lookback_ms,
-            true,
-        )
-        .await?;
-    let rows = report::pages(&data, &query, sort, descending);
+    let data = store.pages_data(&site.id, &query).await?;
+    let rows = report::pages_counted(&data.leads, &data.counted, &query, sort, descending);
     Ok(Response::from_json(&json!({
         "site": site.id,
         "currency": site.currency,

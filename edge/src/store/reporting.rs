@@ -3,19 +3,34 @@
 //! module knows SQL.
 //!
 //! What a report reads for `[from, to)` with a lookback `L` (nothing more):
-//! - sessions that started in `[from, to)`, and the sessions of *leads* that started in
-//!   `[from - L, from)` (the only older sessions a conversion in range can be credited to);
+//! - the timeseries ([`Store::report_data`]): sessions that started in `[from, to)`, and the
+//!   sessions of *leads* that started in `[from - L, from)` (the only older sessions a
+//!   conversion in range can be credited to);
+//! - the sources and pages reports ([`Store::sources_data`], [`Store::pages_data`]): the
+//!   traffic (visitors, sessions, page views per row; views and entrances per page) counted
+//!   in SQL as core's `Counted::of` and `PageCount::of` define it, and only the sessions of
+//!   leads that started in `[from - L, to)` (the touches, and the leads' journeys) with, for
+//!   the pages report, their page views in that span (the assists). SQL counts; it never
+//!   credits: attribution and assists stay in `closeloop_core::report`;
 //! - lead conversions (a lead's first identification) and deal conversions with `T` in
 //!   `[from, to)`;
-//! - page views in `[from - L, to)` (pages report and journeys only);
 //! - spend periods that overlap the range's days.
+//!
+//! Segments are read from the session row itself (its `country` and `device_type` are those
+//! of its first event, migration 0006), and the counting queries read the covering
+//! session indexes of that migration only. Long answers (the leads' sessions, page views and
+//! lead creations) come packed as JSON text, 1000 rows per string.
 
 use super::{n, opt, s, Store};
 use crate::error::{ApiError, ApiResult};
 use closeloop_core::costs::allocate_days;
-use closeloop_core::report::{ConversionRow, PageViewRow, ReportData, SessionRow, SpendRow};
+use closeloop_core::report::{
+    ConversionRow, Counted, GroupBy, JourneyCount, PageCount, PageViewRow, Query, ReportData,
+    SessionRow, SpendRow, TrafficRow,
+};
 use closeloop_core::time::MS_PER_DAY;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use wasm_bindgen::JsValue;
 use worker::D1PreparedStatement;
 
@@ -219,16 +234,167 @@ struct DbSpend {
     amount: i64,
 }
 
-/// Columns of a session row as the engine reads it (`s` = sessions, `lv` = lead_visitors,
-/// `e` = the session's first event, whose id is the session id without `s_`).
+/// Columns of a session row as the engine reads it (`s` = sessions, `lv` = lead_visitors;
+/// country and device are those of the session's first event, stored on the session).
 const SESSION_COLUMNS: &str = "s.session_id AS id, s.visitor_id AS visitor, lv.lead_id AS lead, \
      s.started_at AS started_at, s.channel AS channel, s.source AS source, s.medium AS medium, \
      s.campaign AS campaign, s.landing_path AS landing_page, s.pageviews AS pageviews, \
-     s.is_bot AS is_bot, e.country AS country, e.device_type AS device";
+     s.is_bot AS is_bot, s.country AS country, s.device_type AS device";
 
 const SESSION_JOINS: &str = "FROM sessions s \
-     LEFT JOIN lead_visitors lv ON lv.site_id = s.site_id AND lv.visitor_id = s.visitor_id \
-     LEFT JOIN events e ON e.site_id = s.site_id AND e.event_id = substr(s.session_id, 3)";
+     LEFT JOIN lead_visitors lv ON lv.site_id = s.site_id AND lv.visitor_id = s.visitor_id";
+
+/// The sessions that count for a report and are in its segment (`s` = sessions). Binds:
+/// ?5 include_bots (0/1), ?6 country, ?7 device, ?8 channel, ?9 source, ?10 campaign,
+/// ?11 landing page (NULL: no filter); core's `Filters::matches`: ASCII case-insensitive
+/// but the landing page, a missing campaign is `(not set)`.
+const SEGMENT: &str = "(?5 = 1 OR s.is_bot = 0) \
+     AND (?6 IS NULL OR s.country = ?6 COLLATE NOCASE) \
+     AND (?7 IS NULL OR s.device_type = ?7 COLLATE NOCASE) \
+     AND (?8 IS NULL OR s.channel = ?8 COLLATE NOCASE) \
+     AND (?9 IS NULL OR s.source = ?9 COLLATE NOCASE) \
+     AND (?10 IS NULL OR coalesce(s.campaign, '(not set)') = ?10 COLLATE NOCASE) \
+     AND (?11 IS NULL OR coalesce(s.landing_path, '/') = ?11)";
+
+/// Rows per string of a [`packed`] answer: D1 refuses a string over 2 MB, so the rows go
+/// in chunks (a session row is well under 1 KB).
+const PACKED_ROWS: usize = 1_000;
+
+/// `select` answered in rows whose `rows` column holds up to [`PACKED_ROWS`] rows as a
+/// JSON array of arrays of the `columns` (in the order of the fields of the struct they
+/// are read into, see [`Store::unpack`]): D1 hands the worker a few strings instead of an
+/// object per row, which matters for the tens of thousands of lead sessions and page
+/// views a report reads. No rows: no answer row.
+fn packed(select: &str, columns: &[&str]) -> String {
+    // each row becomes its JSON text first, so the grouping sorts one short column
+    format!(
+        "SELECT '[' || group_concat(row_, ',') || ']' AS rows FROM (SELECT json_array({}) \
+         AS row_, (row_number() OVER () - 1) / {PACKED_ROWS} AS chunk_ FROM ({select})) \
+         GROUP BY chunk_ ORDER BY chunk_",
+        columns.join(", ")
+    )
+}
+
+/// The fields of [`DbTouch`], in order (names that [`SESSION_COLUMNS`] gives them).
+const TOUCH_FIELDS: [&str; 10] = [
+    "id",
+    "lead",
+    "started_at",
+    "channel",
+    "source",
+    "medium",
+    "campaign",
+    "landing_page",
+    "country",
+    "device",
+];
+
+/// A lead's session as the counted reports read it (`sources_counted`, `pages_counted`):
+/// what attribution, grouping, segments and assists look at ([`touches_sql`] leaves the
+/// touch fields the query does not read NULL). Its visitor and page views are not read
+/// there (the traffic comes counted), and bots are already left out by the SQL unless asked
+/// for (then every session counts, flag or not).
+#[derive(Deserialize)]
+struct DbTouch {
+    id: String,
+    lead: Option<String>,
+    started_at: i64,
+    channel: String,
+    source: Option<String>,
+    medium: Option<String>,
+    campaign: Option<String>,
+    landing_page: Option<String>,
+    country: Option<String>,
+    device: Option<String>,
+}
+
+/// The leads' sessions in `[from - lookback, to)` (bots only when asked) as [`DbTouch`]
+/// rows, with only the columns `query` reads: the id, lead, start and channel always (order,
+/// attribution, `data_driven`), the grouping's column and the filtered ones; the others are
+/// NULL (a session row the query never looks at them in).
+fn touches_sql(query: &Query) -> String {
+    let f = &query.filters;
+    let g = query.group_by;
+    let column = |needed: bool, sql: &str, name: &str| {
+        if needed {
+            format!("{sql} AS {name}")
+        } else {
+            format!("NULL AS {name}")
+        }
+    };
+    let columns = [
+        column(
+            g == GroupBy::Source || f.source.is_some(),
+            "s.source",
+            "source",
+        ),
+        column(g == GroupBy::Medium, "s.medium", "medium"),
+        column(
+            g == GroupBy::Campaign || f.campaign.is_some(),
+            "s.campaign",
+            "campaign",
+        ),
+        column(
+            g == GroupBy::LandingPage || f.landing_page.is_some(),
+            "s.landing_path",
+            "landing_page",
+        ),
+        column(f.country.is_some(), "s.country", "country"),
+        column(f.device.is_some(), "s.device_type", "device"),
+    ];
+    format!(
+        "SELECT s.session_id AS id, lv.lead_id AS lead, s.started_at AS started_at, \
+         s.channel AS channel, {} FROM lead_visitors lv CROSS JOIN sessions s \
+         ON s.site_id = lv.site_id AND s.visitor_id = lv.visitor_id \
+         AND s.started_at >= ?4 AND s.started_at < ?3 \
+         WHERE lv.site_id = ?1 AND (?5 = 1 OR s.is_bot = 0)",
+        columns.join(", ")
+    )
+}
+
+impl From<DbTouch> for SessionRow {
+    fn from(d: DbTouch) -> Self {
+        SessionRow {
+            id: d.id,
+            visitor: String::new(),
+            lead: d.lead,
+            started_at: d.started_at,
+            channel: d.channel,
+            source: d.source.unwrap_or_default(),
+            medium: d.medium.unwrap_or_default(),
+            campaign: d.campaign,
+            landing_page: d.landing_page.unwrap_or_else(|| "/".into()),
+            pageviews: 0,
+            is_bot: false,
+            country: d.country,
+            device: d.device,
+        }
+    }
+}
+
+/// The fields of [`DbConversion`], in order (the names the conversion columns give them).
+const CONVERSION_FIELDS: [&str; 9] = [
+    "id",
+    "lead",
+    "kind",
+    "at",
+    "revenue",
+    "lead_at",
+    "opportunity_at",
+    "page",
+    "session",
+];
+
+/// A session's row key under `group_by` (core's `GroupBy` rule) as SQL over `s`.
+fn key_sql(group_by: GroupBy) -> &'static str {
+    match group_by {
+        GroupBy::Channel => "s.channel",
+        GroupBy::Source => "s.source",
+        GroupBy::Medium => "s.medium",
+        GroupBy::Campaign => "coalesce(s.campaign, '(not set)')",
+        GroupBy::LandingPage => "coalesce(s.landing_path, '/')",
+    }
+}
 
 /// A lead conversion: the lead's first identification, with the page and session of the
 /// identifying event.
@@ -244,6 +410,132 @@ const LEAD_CONVERSION_COLUMNS: &str = "'lead:' || l.lead_id AS id, l.lead_id AS 
         AND e.derived_ts = l.first_seen AND e.type IN ('form_submit', 'identify') \
         ORDER BY e.event_id LIMIT 1) AS session";
 
+/// A lead conversion without its page and session (the sources report needs neither):
+/// only the lead and its creation time travel, [`lead_conversion`] makes the row.
+#[derive(Deserialize)]
+struct DbLeadCreated {
+    lead: String,
+    at: i64,
+    /// The identifying event's path and session (pages report only).
+    #[serde(default)]
+    form: Option<(String, Option<String>)>,
+}
+
+/// The conversion of a lead's creation, as [`LEAD_CONVERSION_COLUMNS`] writes it.
+fn lead_conversion(l: DbLeadCreated) -> ConversionRow {
+    let (page, session) = match l.form {
+        Some((page, session)) => (Some(page), session),
+        None => (None, None),
+    };
+    ConversionRow {
+        id: format!("lead:{}", l.lead),
+        kind: "lead".into(),
+        at: l.at,
+        revenue: 0,
+        lead_at: Some(l.at),
+        opportunity_at: None,
+        page,
+        session,
+        lead: l.lead,
+    }
+}
+
+/// The touch fields that all of a sources row's sessions share (`None`: they differ), for
+/// the rows' `channel`, `source`, `medium` and `campaign` (a campaign may be shared as
+/// `Some(None)`: none of them has one).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RowDims {
+    /// The row key.
+    pub key: String,
+    /// Shared channel.
+    pub channel: Option<String>,
+    /// Shared source.
+    pub source: Option<String>,
+    /// Shared medium.
+    pub medium: Option<String>,
+    /// Shared campaign (or shared absence of one).
+    pub campaign: Option<Option<String>>,
+}
+
+/// What a sources report reads: the leads' sessions, conversions and spend (core's
+/// `sources_counted`), the traffic counted in SQL, and the rows' shared touch fields.
+#[derive(Debug, Clone, Default)]
+pub struct SourcesData {
+    /// Sessions of leads in `[from - lookback, to)`, conversions in range, spend.
+    pub leads: ReportData,
+    /// Traffic per row, distinct visitors, anonymous journeys (`data_driven` only).
+    pub counted: Counted,
+    /// Per row key (rows with sessions), the touch fields its sessions share.
+    pub dims: Vec<RowDims>,
+}
+
+/// What a pages report reads: the leads' sessions, page views and conversions (core's
+/// `pages_counted`) and the views and entrances counted in SQL.
+#[derive(Debug, Clone, Default)]
+pub struct PagesData {
+    /// Sessions of leads in `[from - lookback, to)` and their page views, conversions in
+    /// range with their page and session.
+    pub leads: ReportData,
+    /// Views and entrances per page.
+    pub counted: Vec<PageCount>,
+}
+
+#[derive(Deserialize)]
+struct DbTraffic {
+    key: String,
+    visitors: i64,
+    sessions: i64,
+    pageviews: i64,
+    channel_min: String,
+    channel_max: String,
+    source_min: String,
+    source_max: String,
+    medium_min: String,
+    medium_max: String,
+    campaign_min: Option<String>,
+    campaign_max: Option<String>,
+    campaigns: i64,
+}
+
+impl DbTraffic {
+    fn dims(&self) -> RowDims {
+        let shared = |lo: &str, hi: &str| (lo == hi).then(|| lo.to_string());
+        let campaign = if self.campaigns == 0 {
+            Some(None)
+        } else if self.campaigns == self.sessions && self.campaign_min == self.campaign_max {
+            Some(self.campaign_min.clone())
+        } else {
+            None
+        };
+        RowDims {
+            key: self.key.clone(),
+            channel: shared(&self.channel_min, &self.channel_max),
+            source: shared(&self.source_min, &self.source_max),
+            medium: shared(&self.medium_min, &self.medium_max),
+            campaign,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct DbCount {
+    n: i64,
+}
+
+#[derive(Deserialize)]
+struct DbJourney {
+    path: String,
+    visitors: i64,
+}
+
+/// The separator of the channels of an anonymous journey (`char(31)`, the unit separator;
+/// never in a channel group's name).
+const JOURNEY_SEP: char = '\u{1f}';
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
 /// A deal conversion with its lead's creation and the deal's first open stage.
 const DEAL_CONVERSION_COLUMNS: &str = "c.deal_id || ':' || c.kind AS id, c.lead_id AS lead, \
      c.kind AS kind, c.closed_at AS at, c.revenue AS revenue, l.first_seen AS lead_at, \
@@ -257,6 +549,20 @@ impl Store {
             Some(r) => Ok(r.results()?),
             None => Ok(Vec::new()),
         }
+    }
+
+    /// The rows of a [`packed`] statement.
+    fn unpack<T: for<'de> Deserialize<'de>>(r: Option<&worker::D1Result>) -> ApiResult<Vec<T>> {
+        #[derive(Deserialize)]
+        struct Packed {
+            rows: String,
+        }
+        let mut out = Vec::new();
+        for chunk in Self::all::<Packed>(r)? {
+            let rows: Vec<T> = serde_json::from_str(&chunk.rows).map_err(ApiError::internal)?;
+            out.extend(rows);
+        }
+        Ok(out)
     }
 
     // ---- conversions ------------------------------------------------------------
@@ -443,6 +749,251 @@ impl Store {
         })
     }
 
+    /// The binds ?1–?11 of the counted report statements: site, `from`, `to`, `from` minus
+    /// the lookback, include_bots, then the segment's filters ([`SEGMENT`]).
+    fn report_args(&self, site_id: &str, query: &Query) -> Vec<JsValue> {
+        let f = &query.filters;
+        vec![
+            s(site_id),
+            n(query.from),
+            n(query.to),
+            n(query.from.saturating_sub(query.params().lookback_ms)),
+            n(i64::from(query.include_bots)),
+            opt(f.country.as_deref()),
+            opt(f.device.as_deref()),
+            opt(f.channel.as_deref()),
+            opt(f.source.as_deref()),
+            opt(f.campaign.as_deref()),
+            opt(f.landing_page.as_deref()),
+        ]
+    }
+
+    /// What the sources report of `query` reads, in one batch: the traffic counted per
+    /// row in SQL (core's `Counted::of`), only the sessions of leads (the touches any
+    /// conversion in range can be credited to, and the leads' journeys), the conversions in
+    /// range (without page and session) and the spend. For `data_driven`, the journeys of
+    /// anonymous visitors counted per distinct path.
+    pub async fn sources_data(&self, site_id: &str, query: &Query) -> ApiResult<SourcesData> {
+        let args = self.report_args(site_id, query);
+        let (from, to) = (query.from, query.to);
+        let first_day = from.div_euclid(MS_PER_DAY);
+        let last_day = to.saturating_sub(1).div_euclid(MS_PER_DAY);
+        let key = key_sql(query.group_by);
+        let in_range = "s.site_id = ?1 AND s.started_at >= ?2 AND s.started_at < ?3";
+        // the shared touch fields: min = max when all of a row's sessions have the same
+        // value (the key's own column is the key: no need to compare)
+        let shared = |column: &str, key_column: bool| {
+            if key_column {
+                format!("{key} AS {column}_min, {key} AS {column}_max")
+            } else {
+                format!("min(s.{column}) AS {column}_min, max(s.{column}) AS {column}_max")
+            }
+        };
+        let traffic_sql = format!(
+            "SELECT {key} AS key, count(DISTINCT s.visitor_id) AS visitors, \
+             count(*) AS sessions, coalesce(sum(s.pageviews), 0) AS pageviews, {}, {}, {}, \
+             min(s.campaign) AS campaign_min, max(s.campaign) AS campaign_max, \
+             count(s.campaign) AS campaigns \
+             FROM sessions s WHERE {in_range} AND {SEGMENT} GROUP BY 1",
+            shared("channel", query.group_by == GroupBy::Channel),
+            shared("source", query.group_by == GroupBy::Source),
+            shared("medium", query.group_by == GroupBy::Medium),
+        );
+        // distinct visitors, counted in the order of the covering visitor index: no
+        // temporary b-tree of visitor ids (scans the site's sessions in that index)
+        let visitors_sql = format!(
+            "SELECT count(*) AS n FROM (SELECT 1 FROM sessions s INDEXED BY sessions_visitor \
+             WHERE {in_range} AND {SEGMENT} GROUP BY s.visitor_id)"
+        );
+        // the leads' visitors first (CROSS JOIN fixes the order): index seeks per visitor
+        let touches_sql = touches_sql(query);
+        let leads_sql = "SELECT l.lead_id AS lead, l.first_seen AS at FROM leads l \
+             WHERE l.site_id = ?1 AND l.first_seen >= ?2 AND l.first_seen < ?3";
+        let deals_sql = format!(
+            "SELECT {DEAL_CONVERSION_COLUMNS} FROM conversions c \
+             LEFT JOIN leads l ON l.site_id = c.site_id AND l.lead_id = c.lead_id \
+             WHERE c.site_id = ?1 AND c.closed_at >= ?2 AND c.closed_at < ?3"
+        );
+        let args3 = [s(site_id), n(from), n(to)];
+        let mut stmts = vec![
+            self.stmt(&traffic_sql, &args)?,
+            self.stmt(&visitors_sql, &args)?,
+            self.stmt(&packed(&touches_sql, &TOUCH_FIELDS), &args[..5])?,
+            self.stmt(&packed(leads_sql, &["lead", "at"]), &args3)?,
+            self.stmt(&packed(&deals_sql, &CONVERSION_FIELDS), &args3)?,
+            self.stmt(
+                "SELECT first_day, last_day, channel, source, campaign, amount FROM spend \
+                 WHERE site_id = ?1 AND last_day >= ?2 AND first_day <= ?3",
+                &[s(site_id), n(first_day), n(last_day)],
+            )?,
+        ];
+        let data_driven = query.model == closeloop_core::attribution::Model::DataDriven;
+        if data_driven {
+            stmts.push(self.stmt(
+                // in the order of the covering visitor index: one visitor after the other
+                "SELECT path, count(*) AS visitors FROM (SELECT \
+                 group_concat(s.channel, char(31) ORDER BY s.started_at, s.session_id) AS path \
+                 FROM sessions s INDEXED BY sessions_visitor WHERE s.site_id = ?1 AND s.started_at >= ?2 \
+                 AND s.started_at < ?3 AND (?5 = 1 OR s.is_bot = 0) \
+                 AND NOT EXISTS (SELECT 1 FROM lead_visitors lv WHERE lv.site_id = ?1 \
+                 AND lv.visitor_id = s.visitor_id) GROUP BY s.visitor_id) GROUP BY path",
+                &args[..5],
+            )?);
+        }
+        let results = self.db.batch(stmts).await?;
+        let traffic: Vec<DbTraffic> = Self::all(results.first())?;
+        let visitors: Vec<DbCount> = Self::all(results.get(1))?;
+        let sessions: Vec<DbTouch> = Self::unpack(results.get(2))?;
+        let mut conversions: Vec<ConversionRow> = Self::unpack(results.get(3))?
+            .into_iter()
+            .map(lead_conversion)
+            .collect();
+        conversions.extend(
+            Self::unpack::<DbConversion>(results.get(4))?
+                .into_iter()
+                .map(ConversionRow::from),
+        );
+        let spend: Vec<DbSpend> = Self::all(results.get(5))?;
+        let journeys: Vec<DbJourney> = if data_driven {
+            Self::all(results.get(6))?
+        } else {
+            Vec::new()
+        };
+        Ok(SourcesData {
+            dims: traffic.iter().map(DbTraffic::dims).collect(),
+            counted: Counted {
+                rows: traffic
+                    .into_iter()
+                    .map(|t| TrafficRow {
+                        key: t.key,
+                        visitors: count(t.visitors),
+                        sessions: count(t.sessions),
+                        pageviews: count(t.pageviews),
+                    })
+                    .collect(),
+                visitors: visitors.first().map_or(0, |v| count(v.n)),
+                anonymous_journeys: journeys
+                    .into_iter()
+                    .map(|j| JourneyCount {
+                        channels: j.path.split(JOURNEY_SEP).map(String::from).collect(),
+                        visitors: count(j.visitors),
+                    })
+                    .collect(),
+            },
+            leads: ReportData {
+                sessions: sessions.into_iter().map(SessionRow::from).collect(),
+                conversions,
+                pageviews: Vec::new(),
+                spend: spend_days(spend, first_day, last_day),
+            },
+        })
+    }
+
+    /// What the pages report of `query` reads, in one batch: views and entrances counted
+    /// per page in SQL (core's `PageCount::of`), and for the assists only the leads'
+    /// sessions in `[from - lookback, to)` with their page views in that span, and the
+    /// conversions in range with their page and session.
+    pub async fn pages_data(&self, site_id: &str, query: &Query) -> ApiResult<PagesData> {
+        let args = self.report_args(site_id, query);
+        // The sessions whose page views count (core: the sessions the data holds: those
+        // started in range, and the leads' in the lookback before it), in the segment.
+        let counted_sessions = format!(
+            "WITH s AS (SELECT s.session_id FROM sessions s WHERE s.site_id = ?1 \
+             AND s.started_at >= ?4 AND s.started_at < ?3 AND {SEGMENT} \
+             AND (s.started_at >= ?2 OR EXISTS (SELECT 1 FROM lead_visitors lv \
+               WHERE lv.site_id = ?1 AND lv.visitor_id = s.visitor_id)))"
+        );
+        let views_sql = format!(
+            "{counted_sessions} SELECT e.path AS path, count(*) AS n FROM s CROSS JOIN events e \
+             ON e.site_id = ?1 AND e.session_id = s.session_id WHERE e.type = 'pageview' \
+             AND e.derived_ts >= ?2 AND e.derived_ts < ?3 GROUP BY e.path"
+        );
+        // a session's entrance: its earliest page view in [from - lookback, to) (SQLite
+        // gives the bare column of the row with the min; ties: the first stored)
+        let entrances_sql = format!(
+            "{counted_sessions} SELECT path, count(*) AS n FROM (SELECT e.path AS path, \
+             min(e.derived_ts) AS at FROM s CROSS JOIN events e ON e.site_id = ?1 \
+             AND e.session_id = s.session_id WHERE e.type = 'pageview' \
+             AND e.derived_ts >= ?4 AND e.derived_ts < ?3 GROUP BY s.session_id) \
+             WHERE at >= ?2 GROUP BY path"
+        );
+        let touches_sql = touches_sql(query);
+        let lead_views_sql = "SELECT e.session_id AS session, e.path AS path, \
+             e.derived_ts AS at FROM lead_visitors lv CROSS JOIN sessions s \
+             ON s.site_id = lv.site_id AND s.visitor_id = lv.visitor_id \
+             AND s.started_at >= ?4 AND s.started_at < ?3 \
+             CROSS JOIN events e ON e.site_id = s.site_id AND e.session_id = s.session_id \
+             WHERE lv.site_id = ?1 AND (?5 = 1 OR s.is_bot = 0) AND e.type = 'pageview' \
+             AND e.derived_ts >= ?4 AND e.derived_ts < ?3";
+        // the identifying event's page and session in one lookup (the two subqueries of
+        // LEAD_CONVERSION_COLUMNS pick the same event)
+        let leads_sql = "SELECT l.lead_id AS lead, l.first_seen AS at, \
+             (SELECT json_array(e.path, e.session_id) FROM lead_visitors v CROSS JOIN events e \
+               ON e.site_id = v.site_id AND e.visitor_id = v.visitor_id \
+               WHERE v.site_id = l.site_id AND v.lead_id = l.lead_id \
+               AND e.derived_ts = l.first_seen AND e.type IN ('form_submit', 'identify') \
+               ORDER BY e.event_id LIMIT 1) AS form FROM leads l \
+             WHERE l.site_id = ?1 AND l.first_seen >= ?2 AND l.first_seen < ?3";
+        let deals_sql = format!(
+            "SELECT {DEAL_CONVERSION_COLUMNS} FROM conversions c \
+             LEFT JOIN leads l ON l.site_id = c.site_id AND l.lead_id = c.lead_id \
+             WHERE c.site_id = ?1 AND c.closed_at >= ?2 AND c.closed_at < ?3"
+        );
+        let args3 = &args[..3];
+        let results = self
+            .db
+            .batch(vec![
+                self.stmt(&views_sql, &args)?,
+                self.stmt(&entrances_sql, &args)?,
+                self.stmt(&packed(&touches_sql, &TOUCH_FIELDS), &args[..5])?,
+                self.stmt(
+                    &packed(lead_views_sql, &["session", "path", "at"]),
+                    &args[..5],
+                )?,
+                self.stmt(&packed(leads_sql, &["lead", "at", "json(form)"]), args3)?,
+                self.stmt(&packed(&deals_sql, &CONVERSION_FIELDS), args3)?,
+            ])
+            .await?;
+        #[derive(Deserialize)]
+        struct PathCount {
+            path: String,
+            n: i64,
+        }
+        let mut counted: BTreeMap<String, PageCount> = BTreeMap::new();
+        for (i, r) in [results.first(), results.get(1)].into_iter().enumerate() {
+            for pc in Self::all::<PathCount>(r)? {
+                let e = counted.entry(pc.path.clone()).or_insert_with(|| PageCount {
+                    path: pc.path,
+                    ..PageCount::default()
+                });
+                if i == 0 {
+                    e.views = count(pc.n);
+                } else {
+                    e.entrances = count(pc.n);
+                }
+            }
+        }
+        let sessions: Vec<DbTouch> = Self::unpack(results.get(2))?;
+        let mut conversions: Vec<ConversionRow> = Self::unpack(results.get(4))?
+            .into_iter()
+            .map(lead_conversion)
+            .collect();
+        conversions.extend(
+            Self::unpack::<DbConversion>(results.get(5))?
+                .into_iter()
+                .map(ConversionRow::from),
+        );
+        Ok(PagesData {
+            counted: counted.into_values().collect(),
+            leads: ReportData {
+                sessions: sessions.into_iter().map(SessionRow::from).collect(),
+                conversions,
+                pageviews: Self::unpack(results.get(3))?,
+                spend: Vec::new(),
+            },
+        })
+    }
+
     /// Everything of one lead: all its sessions, conversions (its creation and its deals)
     /// and page views, whatever their time.
     pub async fn lead_data(&self, site_id: &str, lead_id: &str) -> ApiResult<ReportData> {
@@ -451,7 +1002,6 @@ impl Store {
         let sessions_sql = format!(
             "SELECT {SESSION_COLUMNS} FROM lead_visitors lv CROSS JOIN sessions s \
              ON s.site_id = lv.site_id AND s.visitor_id = lv.visitor_id \
-             LEFT JOIN events e ON e.site_id = s.site_id AND e.event_id = substr(s.session_id, 3) \
              WHERE lv.site_id = ?1 AND lv.lead_id = ?2"
         );
         let leads_sql = format!(
