@@ -218,7 +218,7 @@ pub fn enrich_request(req: &Request) -> (Geo, Agent) {
         .ok()
         .flatten()
         .unwrap_or_default();
-    let mut agent = enrich::agent(&ua);
+    let mut agent = enrich::agent_memo(&ua);
     if enrich::cf_says_bot(&cf) {
         agent.is_bot = true;
         agent.device_type = "bot".into();
@@ -370,11 +370,14 @@ async fn rate_limit(
         ip.map(|ip| client_key(site_id, &ip, &salt, now)),
         Some(site_id.to_string()),
     ];
-    for (binding, key) in RATE_LIMITS.iter().zip(keys) {
-        let (Ok(limiter), Some(key)) = (env.rate_limiter(binding), key) else {
-            continue;
-        };
-        if !limiter.limit(key).await?.success {
+    // the limiters are asked side by side: one wait instead of three
+    let checks = RATE_LIMITS
+        .iter()
+        .zip(keys)
+        .filter_map(|(binding, key)| Some((env.rate_limiter(binding).ok()?, key?)))
+        .map(|(limiter, key)| async move { limiter.limit(key).await });
+    for outcome in futures_util::future::join_all(checks).await {
+        if !outcome?.success {
             let mut e = ApiError::new(
                 429,
                 "rate_limited",

@@ -675,20 +675,6 @@ impl Store {
                 &[s(site_id), s(visitor_id), s(&l.email), n(l.at)],
             )?);
         }
-        // Which of the events are there after the writes: an event not inserted and not
-        // there was refused by the visitor quota (read in the same transaction).
-        let first_check = stmts.len();
-        for chunk in rows.chunks(90) {
-            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("?{}", i + 2)).collect();
-            let sql = format!(
-                "SELECT event_id FROM events WHERE site_id = ?1 AND event_id IN ({})",
-                marks.join(", ")
-            );
-            let mut args = vec![s(site_id)];
-            args.extend(chunk.iter().map(|r| s(&r.event_id)));
-            stmts.push(self.stmt(&sql, &args)?);
-        }
-        let checks_end = stmts.len();
         if queue {
             stmts.push(self.stmt(
                 "INSERT INTO session_queue (site_id, visitor_id, from_ts, version) \
@@ -696,42 +682,53 @@ impl Store {
                  from_ts = min(from_ts, excluded.from_ts), version = excluded.version",
                 &[s(site_id), s(visitor_id), n(first)],
             )?);
-            stmts.push(self.stmt(
-                "SELECT max(derived_ts) AS ts FROM events \
-                 WHERE site_id = ?1 AND visitor_id = ?2 AND derived_ts < ?3",
-                &[s(site_id), s(visitor_id), n(first)],
-            )?);
         }
+        // After the writes, in the same transaction: whether the visitor is at its quota
+        // now (if not, no insert was refused by it, so every event that changed nothing
+        // was already there), and the time of its latest event before the batch.
+        stmts.push(self.stmt(
+            "SELECT (SELECT count(*) FROM events WHERE site_id = ?1 AND visitor_id = ?2 \
+               AND derived_ts >= ?4) >= ?5 AS full, \
+             (SELECT max(derived_ts) FROM events WHERE site_id = ?1 AND visitor_id = ?2 \
+               AND derived_ts < ?3) AS ts",
+            &[
+                s(site_id),
+                s(visitor_id),
+                n(first),
+                n(quota.since),
+                n(quota.max_events),
+            ],
+        )?);
+        let writes = rows.len();
         let results = self.db.batch(stmts).await?;
-        if results.len() < checks_end {
-            return Err(ApiError::internal(
-                "D1 batch returned fewer results than statements",
-            ));
-        }
         #[derive(Deserialize)]
-        struct Anchor {
+        struct After {
+            full: i64,
             ts: Option<i64>,
         }
-        let anchor = match (queue, results.last()) {
-            (true, Some(r)) => r.results::<Anchor>()?.first().and_then(|a| a.ts),
-            _ => None,
+        let after = match results.last() {
+            Some(r) => r.results::<After>()?.into_iter().next(),
+            None => None,
+        }
+        .ok_or_else(|| ApiError::internal("D1 batch returned fewer results than statements"))?;
+        let anchor = if queue { after.ts } else { None };
+        let changed: Vec<bool> = results
+            .iter()
+            .take(writes)
+            .map(|r| Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0) > 0))
+            .collect::<ApiResult<_>>()?;
+        // At the quota (rare): which of the unchanged events are there tells "already
+        // there" from "refused by the quota"; one more read.
+        let present = if after.full != 0 && changed.iter().any(|c| !c) {
+            self.present_events(site_id, rows).await?
+        } else {
+            std::collections::HashSet::new()
         };
-        #[derive(Deserialize)]
-        struct Present {
-            event_id: String,
-        }
-        let mut present = std::collections::HashSet::new();
-        for r in results.iter().take(checks_end).skip(first_check) {
-            for p in r.results::<Present>()? {
-                present.insert(p.event_id);
-            }
-        }
         let mut out = Vec::with_capacity(rows.len());
-        for (r, row) in results.iter().zip(rows) {
-            let changes = r.meta()?.and_then(|m| m.changes).unwrap_or(0);
-            out.push(if changes > 0 {
+        for (changed, row) in changed.iter().zip(rows) {
+            out.push(if *changed {
                 Stored::New
-            } else if present.contains(&row.event_id) {
+            } else if after.full == 0 || present.contains(&row.event_id) {
                 Stored::AlreadyThere
             } else {
                 Stored::OverQuota
@@ -743,6 +740,33 @@ impl Store {
             ));
         }
         Ok((out, anchor))
+    }
+
+    /// Which of the rows' events are stored.
+    async fn present_events(
+        &self,
+        site_id: &str,
+        rows: &[EventRow],
+    ) -> ApiResult<std::collections::HashSet<String>> {
+        #[derive(Deserialize)]
+        struct Present {
+            event_id: String,
+        }
+        let mut present = std::collections::HashSet::new();
+        // D1 allows 100 bound parameters per statement
+        for chunk in rows.chunks(90) {
+            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("?{}", i + 2)).collect();
+            let sql = format!(
+                "SELECT event_id FROM events WHERE site_id = ?1 AND event_id IN ({})",
+                marks.join(", ")
+            );
+            let mut args = vec![s(site_id)];
+            args.extend(chunk.iter().map(|r| s(&r.event_id)));
+            for p in self.stmt(&sql, &args)?.all().await?.results::<Present>()? {
+                present.insert(p.event_id);
+            }
+        }
+        Ok(present)
     }
 
     /// The visitor's events from the start of its latest session that began at or
