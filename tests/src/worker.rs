@@ -45,8 +45,31 @@ pub const ENV_PERSIST: &str = "CLOSELOOP_E2E_PERSIST";
 /// See [`ENV_BASE`].
 pub const ENV_ADMIN: &str = "CLOSELOOP_E2E_ADMIN_TOKEN";
 
-fn wrangler() -> PathBuf {
+/// The project's wrangler (`node_modules/.bin/wrangler`).
+pub fn wrangler() -> PathBuf {
     root().join("node_modules").join(".bin").join("wrangler")
+}
+
+/// A command that runs wrangler (arguments to add) under a watchdog shell: when this
+/// process goes away (even killed), the shell stops wrangler and workerd, so no server
+/// outlives the tests or the bench. With [`wrangler_env`], in its own process group and
+/// with stdin closed; the caller adds the arguments and the output.
+pub fn watched_wrangler() -> Command {
+    let script = format!(
+        r#""$@" & child=$!
+while kill -0 {parent} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 1; done
+kill -TERM $child 2>/dev/null; sleep 2; pkill -KILL -P $child 2>/dev/null; kill -KILL $child 2>/dev/null; wait"#,
+        parent = std::process::id()
+    );
+    let mut cmd = Command::new("bash");
+    cmd.arg("-c")
+        .arg(script)
+        .arg("wrangler-watchdog")
+        .arg(wrangler());
+    wrangler_env(&mut cmd);
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0).stdin(Stdio::null());
+    cmd
 }
 
 /// Applies the environment every wrangler call needs: no telemetry, no remote `cf`.
@@ -171,19 +194,7 @@ impl Worker {
         let inspector = free_port()?;
         let log = std::fs::File::create(&self.log).map_err(|e| e.to_string())?;
         let log2 = log.try_clone().map_err(|e| e.to_string())?;
-        // A watchdog shell owns wrangler: when this test process goes away (even killed),
-        // it stops wrangler and workerd, so no server outlives the tests.
-        let script = format!(
-            r#""$@" & child=$!
-while kill -0 {parent} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 1; done
-kill -TERM $child 2>/dev/null; sleep 2; pkill -KILL -P $child 2>/dev/null; kill -KILL $child 2>/dev/null; wait"#,
-            parent = std::process::id()
-        );
-        let mut cmd = Command::new("bash");
-        cmd.arg("-c")
-            .arg(script)
-            .arg("wrangler-watchdog")
-            .arg(wrangler());
+        let mut cmd = watched_wrangler();
         cmd.args(["dev", "--ip", "127.0.0.1", "--port"])
             .arg(self.port.to_string())
             .arg("--inspector-port")
@@ -196,11 +207,7 @@ kill -TERM $child 2>/dev/null; sleep 2; pkill -KILL -P $child 2>/dev/null; kill 
                 "--log-level",
                 "warn",
                 "--show-interactive-dev-session=false",
-            ]);
-        wrangler_env(&mut cmd);
-        use std::os::unix::process::CommandExt;
-        cmd.process_group(0)
-            .stdin(Stdio::null())
+            ])
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log2));
         let child = cmd

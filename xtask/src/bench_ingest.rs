@@ -18,7 +18,7 @@
 
 use crate::util::{note, root, say, Result};
 use closeloop_e2e::http::{self, Answer};
-use closeloop_e2e::worker::{wrangler_env, Worker};
+use closeloop_e2e::worker::{watched_wrangler, wrangler, wrangler_env, Worker};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -511,10 +511,6 @@ struct Dev {
     child: Option<Child>,
 }
 
-fn wrangler() -> PathBuf {
-    root().join("node_modules").join(".bin").join("wrangler")
-}
-
 fn bare_config() -> PathBuf {
     root().join("edge-bare").join("wrangler.toml")
 }
@@ -534,19 +530,8 @@ impl Dev {
         let log_path = persist.join("wrangler.log");
         let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
         let log2 = log.try_clone().map_err(|e| e.to_string())?;
-        // A watchdog shell owns wrangler: if this process goes away, wrangler stops too.
-        let script = format!(
-            r#""$@" & child=$!
-while kill -0 {parent} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 1; done
-kill -TERM $child 2>/dev/null; sleep 2; pkill -KILL -P $child 2>/dev/null; kill -KILL $child 2>/dev/null; wait"#,
-            parent = std::process::id()
-        );
-        let mut cmd = Command::new("bash");
-        cmd.arg("-c")
-            .arg(script)
-            .arg("wrangler-watchdog")
-            .arg(wrangler())
-            .arg("dev")
+        let mut cmd = watched_wrangler();
+        cmd.arg("dev")
             .arg("-c")
             .arg(config)
             .args(["--ip", "127.0.0.1", "--port"])
@@ -563,12 +548,7 @@ kill -TERM $child 2>/dev/null; sleep 2; pkill -KILL -P $child 2>/dev/null; kill 
         for v in vars {
             cmd.arg("--var").arg(v);
         }
-        wrangler_env(&mut cmd);
-        use std::os::unix::process::CommandExt;
-        cmd.process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log2));
+        cmd.stdout(Stdio::from(log)).stderr(Stdio::from(log2));
         let child = cmd
             .spawn()
             .map_err(|e| format!("starting wrangler dev -c {}: {e}", config.display()))?;
