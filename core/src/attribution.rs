@@ -524,6 +524,39 @@ impl MarkovModel {
         I: IntoIterator<Item = (J, bool, u64)>,
         J: IntoIterator<Item = &'a str>,
     {
+        MarkovModel::fit_with_steps(journeys, std::iter::empty())
+    }
+
+    /// [`MarkovModel::fit_counted`] plus non-converting journeys given by their steps
+    /// instead of one by one: each step is a session of such a journey with the channel of
+    /// the journey's previous session (`None` for its first session) and how many sessions
+    /// made that step. The chain only depends on transition counts, and the steps hold them
+    /// all: `start → c` for each journey's first session, `b → c` for consecutive sessions
+    /// of different channels (repeats collapse, as in a journey), and `c → null` as often as
+    /// `c` was entered minus left for another channel (the journeys' last states). So the
+    /// steps of a set of journeys give the same chain as the journeys; a database can count
+    /// them per (previous channel, channel) without building a journey.
+    ///
+    /// ```
+    /// use closeloop_core::attribution::MarkovModel;
+    /// // two anonymous journeys: Email → Direct, and Direct
+    /// let journeys = MarkovModel::fit_counted([
+    ///     (vec!["Email", "Direct"], false, 1),
+    ///     (vec!["Direct"], false, 1),
+    ///     (vec!["Paid Search", "Direct"], true, 1),
+    /// ]);
+    /// let steps = MarkovModel::fit_with_steps(
+    ///     [(vec!["Paid Search", "Direct"], true, 1)],
+    ///     [(None, "Email", 1), (Some("Email"), "Direct", 1), (None, "Direct", 1)],
+    /// );
+    /// assert_eq!(journeys, steps);
+    /// ```
+    pub fn fit_with_steps<'a, I, J, S>(journeys: I, steps: S) -> MarkovModel
+    where
+        I: IntoIterator<Item = (J, bool, u64)>,
+        J: IntoIterator<Item = &'a str>,
+        S: IntoIterator<Item = (Option<&'a str>, &'a str, u64)>,
+    {
         let mut ids: BTreeMap<&'a str, usize> = BTreeMap::new();
         let mut paths: Vec<(Vec<usize>, bool, u64)> = Vec::new();
         for (channels, converted, count) in journeys {
@@ -542,6 +575,19 @@ impl MarkovModel {
                 paths.push((path, converted, count));
             }
         }
+        // (previous channel id or None, channel id, sessions), repeats dropped
+        let mut step_ids: Vec<(Option<usize>, usize, u64)> = Vec::new();
+        for (prev, ch, n) in steps {
+            if n == 0 || prev == Some(ch) {
+                continue;
+            }
+            let mut id_of = |c: &'a str| {
+                let next = ids.len();
+                *ids.entry(c).or_insert(next)
+            };
+            let prev = prev.map(&mut id_of);
+            step_ids.push((prev, id_of(ch), n));
+        }
         // Renumber channels in name order so the model does not depend on journey order.
         let channels: Vec<String> = ids.keys().map(|c| (*c).to_owned()).collect();
         let mut rank = vec![0usize; ids.len()];
@@ -554,20 +600,44 @@ impl MarkovModel {
         let (conv, null) = (k + 1, k + 2);
         let mut counts: BTreeMap<(usize, usize), u64> = BTreeMap::new();
         let mut out_totals = vec![0u64; k + 3];
+        let mut add = |from: usize, to: usize, n: u64| {
+            *counts.entry((from, to)).or_default() += n;
+            if let Some(t) = out_totals.get_mut(from) {
+                *t += n;
+            }
+        };
         for (path, converted, n) in &paths {
             let mut from = 0usize;
             for id in path {
                 let to = 1 + rank.get(*id).copied().unwrap_or(0);
-                *counts.entry((from, to)).or_default() += n;
-                if let Some(t) = out_totals.get_mut(from) {
-                    *t += n;
-                }
+                add(from, to, *n);
                 from = to;
             }
-            let end = if *converted { conv } else { null };
-            *counts.entry((from, end)).or_default() += n;
-            if let Some(t) = out_totals.get_mut(from) {
-                *t += n;
+            add(from, if *converted { conv } else { null }, *n);
+        }
+        // steps: entries and exits per channel state; what is entered and not left for
+        // another channel ends there (null)
+        let mut entered = vec![0u64; k + 3];
+        let mut left = vec![0u64; k + 3];
+        for (prev, id, n) in step_ids {
+            let from = prev.map_or(0, |p| 1 + rank.get(p).copied().unwrap_or(0));
+            let to = 1 + rank.get(id).copied().unwrap_or(0);
+            add(from, to, n);
+            if let Some(e) = entered.get_mut(to) {
+                *e += n;
+            }
+            if let Some(l) = left.get_mut(from) {
+                *l += n;
+            }
+        }
+        for state in 1..=k {
+            let ends = entered
+                .get(state)
+                .copied()
+                .unwrap_or(0)
+                .saturating_sub(left.get(state).copied().unwrap_or(0));
+            if ends > 0 {
+                add(state, null, ends);
             }
         }
         let mut model = MarkovModel {

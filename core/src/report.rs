@@ -297,14 +297,19 @@ pub struct TrafficRow {
     pub pageviews: u64,
 }
 
-/// Anonymous visitors (no lead) whose sessions in the range have the same channels in
-/// time order (start, then session id): one non-converting journey of `data_driven` each.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JourneyCount {
-    /// The channels of the sessions, in time order.
-    pub channels: Vec<String>,
-    /// How many visitors had this journey.
-    pub visitors: u64,
+/// One step of the visitors' journeys in a range, counted: sessions of channel `channel`
+/// whose visitor's previous counting session in the range had channel `previous` (`None`:
+/// the visitor's first counting session in the range). A visitor's sessions are in time
+/// order (start, then session id). The steps of every visitor are what `data_driven`'s chain
+/// needs from the anonymous traffic ([`MarkovModel::fit_with_steps`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct StepCount {
+    /// The channel of the visitor's previous session in the range.
+    pub previous: Option<String>,
+    /// The session's channel.
+    pub channel: String,
+    /// How many sessions.
+    pub sessions: u64,
 }
 
 /// What the store counts for one sources report, so that only the sessions of leads (the
@@ -316,9 +321,11 @@ pub struct Counted {
     pub rows: Vec<TrafficRow>,
     /// Distinct visitors over all rows (the totals row's visitors).
     pub visitors: u64,
-    /// For `data_driven`: the journeys of anonymous visitors with a counting session in the
-    /// range (filters do not apply, as the chains never depend on a segment).
-    pub anonymous_journeys: Vec<JourneyCount>,
+    /// For `data_driven`: the steps of every visitor's journey in the range (the counting
+    /// sessions, filters do not apply, as the chains never depend on a segment), anonymous
+    /// visitors and leads' visitors alike: the leads' own steps are taken out again from
+    /// their sessions, which the report reads anyway.
+    pub steps: Vec<StepCount>,
 }
 
 impl Counted {
@@ -353,22 +360,14 @@ impl Counted {
             seen.insert(&s.visitor);
             visitors.insert(&s.visitor);
         }
-        let mut anonymous: BTreeMap<&str, Vec<&SessionRow>> = BTreeMap::new();
-        for s in data
-            .sessions
-            .iter()
-            .filter(counts)
-            .filter(|s| s.lead.is_none())
-        {
-            anonymous.entry(&s.visitor).or_default().push(s);
-        }
-        let mut journeys: BTreeMap<Vec<String>, u64> = BTreeMap::new();
-        for mut list in anonymous.into_values() {
-            list.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
-            *journeys
-                .entry(list.iter().map(|s| s.channel.clone()).collect())
-                .or_default() += 1;
-        }
+        let steps = visitor_steps(data.sessions.iter().filter(counts))
+            .into_iter()
+            .map(|((previous, channel), sessions)| StepCount {
+                previous: previous.map(str::to_owned),
+                channel: channel.to_owned(),
+                sessions,
+            })
+            .collect();
         Counted {
             rows: rows
                 .into_values()
@@ -378,12 +377,30 @@ impl Counted {
                 })
                 .collect(),
             visitors: visitors.len() as u64,
-            anonymous_journeys: journeys
-                .into_iter()
-                .map(|(channels, visitors)| JourneyCount { channels, visitors })
-                .collect(),
+            steps,
         }
     }
+}
+
+/// The steps ([`StepCount`]) of the visitors' journeys made of `sessions` (each visitor's
+/// sessions in time order: start, then session id), per (previous channel, channel).
+fn visitor_steps<'s>(
+    sessions: impl Iterator<Item = &'s SessionRow>,
+) -> BTreeMap<(Option<&'s str>, &'s str), u64> {
+    let mut by_visitor: BTreeMap<&str, Vec<&SessionRow>> = BTreeMap::new();
+    for s in sessions {
+        by_visitor.entry(&s.visitor).or_default().push(s);
+    }
+    let mut steps: BTreeMap<(Option<&str>, &str), u64> = BTreeMap::new();
+    for mut list in by_visitor.into_values() {
+        list.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
+        let mut previous: Option<&str> = None;
+        for s in list {
+            *steps.entry((previous, s.channel.as_str())).or_default() += 1;
+            previous = Some(&s.channel);
+        }
+    }
+    steps
 }
 
 /// Views and entrances of one page: what [`pages`] counts from the page views in the range
@@ -858,13 +875,14 @@ impl Chains {
         Chains::fit_with(&idx, data, query, None)
     }
 
-    /// `anonymous`: when the data holds only the sessions of leads, the non-converting
-    /// journeys of the anonymous visitors, counted ([`Counted::anonymous_journeys`]).
+    /// `steps`: when the data holds only the sessions of leads, the steps of every
+    /// visitor's journey in the range ([`Counted::steps`]); the leads' visitors' own steps
+    /// are taken out, and what remains is the anonymous visitors' non-converting journeys.
     fn fit_with(
         idx: &Index<'_>,
         data: &ReportData,
         query: &Query,
-        anonymous: Option<&[JourneyCount]>,
+        steps: Option<&[StepCount]>,
     ) -> Chains {
         let mut kinds: BTreeSet<String> = data
             .conversions
@@ -876,6 +894,30 @@ impl Chains {
         kinds.insert(query.conversion.clone());
         let params = query.params();
         let in_range = |t: i64| t >= query.from && t < query.to;
+        let anonymous: Vec<(Option<&str>, &str, u64)> = match steps {
+            None => Vec::new(),
+            Some(all) => {
+                // the leads' visitors' own steps (a session shared by two leads once)
+                let mut seen: BTreeSet<&str> = BTreeSet::new();
+                let own = visitor_steps(
+                    idx.sessions
+                        .iter()
+                        .filter(|s| {
+                            in_range(s.started_at) && s.lead.is_some() && seen.insert(&s.id)
+                        })
+                        .copied(),
+                );
+                all.iter()
+                    .filter_map(|st| {
+                        let key = (st.previous.as_deref(), st.channel.as_str());
+                        let n = st
+                            .sessions
+                            .saturating_sub(own.get(&key).copied().unwrap_or(0));
+                        (n > 0).then_some((key.0, key.1, n))
+                    })
+                    .collect()
+            }
+        };
         let mut by_kind = BTreeMap::new();
         for kind in kinds {
             let mut journeys: Vec<(Vec<&str>, bool, u64)> = Vec::new();
@@ -909,17 +951,11 @@ impl Chains {
                     1,
                 ));
             }
-            for j in anonymous.into_iter().flatten() {
-                journeys.push((
-                    j.channels.iter().map(String::as_str).collect(),
-                    false,
-                    j.visitors,
-                ));
-            }
-            let model = MarkovModel::fit_counted(
+            let model = MarkovModel::fit_with_steps(
                 journeys
                     .iter()
                     .map(|(c, conv, n)| (c.iter().copied(), *conv, *n)),
+                anonymous.iter().copied(),
             );
             by_kind.insert(kind, model);
         }
@@ -1057,11 +1093,12 @@ pub fn sources_with(data: &ReportData, query: &Query, chains: &Chains) -> Source
 /// attribution needs: the sessions of leads that started in `[from - lookback, to)`
 /// (anonymous sessions are ignored), the conversions and the spend, as for [`sources`];
 /// `counted` is [`Counted::of`] the full data for this very query (same range, grouping,
-/// filters and `include_bots`; `anonymous_journeys` only needed for `data_driven`).
+/// filters and `include_bots`; `steps` only needed for `data_driven`, which then also
+/// reads the leads' sessions' visitors).
 pub fn sources_counted(leads: &ReportData, counted: &Counted, query: &Query) -> SourcesReport {
     let idx = Index::leads_only(leads, query.include_bots);
     let chains = if query.model == Model::DataDriven {
-        Chains::fit_with(&idx, leads, query, Some(&counted.anonymous_journeys))
+        Chains::fit_with(&idx, leads, query, Some(&counted.steps))
     } else {
         Chains::default()
     };

@@ -197,4 +197,30 @@ proptest! {
         let total: usize = a.iter().map(|s| s.4.len()).sum();
         prop_assert_eq!(total, events.len());
     }
+
+    /// The steps of the non-converting journeys (previous channel, channel) fit the same
+    /// chain as the journeys themselves.
+    #[test]
+    fn markov_steps_fit_the_same_chain_as_journeys(
+        journeys in proptest::collection::vec(
+            (proptest::collection::vec(0usize..CHANNELS.len(), 0..6), any::<bool>()),
+            0..40,
+        ),
+    ) {
+        let names = |path: &Vec<usize>| path.iter().map(|&c| CHANNELS[c]).collect::<Vec<_>>();
+        let whole = MarkovModel::fit(journeys.iter().map(|(p, conv)| (names(p), *conv)));
+        let mut steps: std::collections::BTreeMap<(Option<&str>, &str), u64> = Default::default();
+        for (path, _) in journeys.iter().filter(|(_, conv)| !conv) {
+            let mut previous = None;
+            for c in names(path) {
+                *steps.entry((previous, c)).or_default() += 1;
+                previous = Some(c);
+            }
+        }
+        let stepped = MarkovModel::fit_with_steps(
+            journeys.iter().filter(|(_, conv)| *conv).map(|(p, _)| (names(p), true, 1)),
+            steps.iter().map(|(&(p, c), &n)| (p, c, n)),
+        );
+        prop_assert_eq!(whole, stepped);
+    }
 }

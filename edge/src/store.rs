@@ -297,6 +297,38 @@ pub struct Store {
     cache_ttl: u64,
 }
 
+/// Points each non-bot session of `site_id = ?1` (and what the caller adds to the
+/// `WHERE`) back to its visitor's previous non-bot session, overall and per row key of the
+/// sources report (migration 0007 says what the reports read from them). The flush runs it
+/// over the sessions it rebuilt; they are all of the visitor's sessions from some time on,
+/// and the markers only look back.
+const SESSION_MARKERS: &str = "UPDATE sessions AS s SET \
+     (prev_at, prev_channel) = (SELECT p.started_at, p.channel FROM sessions p \
+       WHERE p.site_id = s.site_id AND p.visitor_id = s.visitor_id AND p.is_bot = 0 \
+       AND (p.started_at, p.session_id) < (s.started_at, s.session_id) \
+       ORDER BY p.started_at DESC, p.session_id DESC LIMIT 1), \
+     prev_channel_at = (SELECT max(p.started_at) FROM sessions p \
+       WHERE p.site_id = s.site_id AND p.visitor_id = s.visitor_id AND p.is_bot = 0 \
+       AND (p.started_at, p.session_id) < (s.started_at, s.session_id) \
+       AND p.channel = s.channel), \
+     prev_source_at = (SELECT max(p.started_at) FROM sessions p \
+       WHERE p.site_id = s.site_id AND p.visitor_id = s.visitor_id AND p.is_bot = 0 \
+       AND (p.started_at, p.session_id) < (s.started_at, s.session_id) \
+       AND p.source = s.source), \
+     prev_medium_at = (SELECT max(p.started_at) FROM sessions p \
+       WHERE p.site_id = s.site_id AND p.visitor_id = s.visitor_id AND p.is_bot = 0 \
+       AND (p.started_at, p.session_id) < (s.started_at, s.session_id) \
+       AND p.medium = s.medium), \
+     prev_campaign_at = (SELECT max(p.started_at) FROM sessions p \
+       WHERE p.site_id = s.site_id AND p.visitor_id = s.visitor_id AND p.is_bot = 0 \
+       AND (p.started_at, p.session_id) < (s.started_at, s.session_id) \
+       AND coalesce(p.campaign, '(not set)') = coalesce(s.campaign, '(not set)')), \
+     prev_landing_at = (SELECT max(p.started_at) FROM sessions p \
+       WHERE p.site_id = s.site_id AND p.visitor_id = s.visitor_id AND p.is_bot = 0 \
+       AND (p.started_at, p.session_id) < (s.started_at, s.session_id) \
+       AND coalesce(p.landing_path, '/') = coalesce(s.landing_path, '/')) \
+     WHERE s.site_id = ?1 AND s.is_bot = 0";
+
 impl Store {
     /// Opens the `DB` and `CONFIG` bindings.
     pub fn from_env(env: &Env) -> ApiResult<Self> {
@@ -860,6 +892,10 @@ impl Store {
                 stmts.push(self.stmt(&sql, &args)?);
             }
         }
+        stmts.push(self.stmt(
+            &format!("{SESSION_MARKERS} AND s.visitor_id = ?2 AND s.started_at >= ?3"),
+            &[s(site_id), s(visitor_id), n(from)],
+        )?);
         Ok(stmts)
     }
 

@@ -344,8 +344,10 @@ fn generate(db: &Path, site: &str, events: usize) -> Result<Counts> {
             .prepare(
                 "INSERT INTO sessions (site_id, session_id, visitor_id, started_at, ended_at, \
                  channel, source, medium, campaign, term, content, referrer_host, landing_path, \
-                 click_id, pageviews, is_bot, country, device_type) VALUES (?1, ?2, ?3, ?4, ?5, \
-                 ?6, ?7, ?8, ?9, NULL, NULL, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                 click_id, pageviews, is_bot, country, device_type, prev_at, prev_channel, \
+                 prev_channel_at, prev_source_at, prev_medium_at, prev_campaign_at, \
+                 prev_landing_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL, NULL, ?10, \
+                 ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
             )
             .map_err(e)?;
         let mut ins_visitor = tx
@@ -393,6 +395,10 @@ fn generate(db: &Path, site: &str, events: usize) -> Result<Counts> {
                 _ => 5,
             };
             let is_lead = !bot && c.leads < target_leads && r.unit() < p_lead;
+            // the session markers (migration 0007): the visitor's previous non-bot session,
+            // overall and per row key (its sessions come in time order; bots have none)
+            let mut previous: Option<(i64, &str)> = None;
+            let mut previous_by_key: [BTreeMap<String, i64>; 5] = Default::default();
             let mut t = r.range(YEAR_FROM, YEAR_TO - 2 * DAY);
             let (mut first_seen, mut last_seen) = (i64::MAX, 0);
             for k in 0..n_sessions {
@@ -543,6 +549,22 @@ fn generate(db: &Path, site: &str, events: usize) -> Result<Counts> {
                     prev_url = Some(url);
                     at += r.range(10_000, 180_000);
                 }
+                let keys = [
+                    tc.channel.to_string(),
+                    tc.source.to_string(),
+                    tc.medium.to_string(),
+                    tc.campaign.unwrap_or("(not set)").to_string(),
+                    landing.0.to_string(),
+                ];
+                let mut marks: [Option<i64>; 5] = [None; 5];
+                let mut prev_mark = (None, None);
+                if !bot {
+                    for ((mark, seen), key) in marks.iter_mut().zip(&mut previous_by_key).zip(keys) {
+                        *mark = seen.insert(key, started);
+                    }
+                    prev_mark = (previous.map(|p| p.0), previous.map(|p| p.1));
+                    previous = Some((started, tc.channel));
+                }
                 ins_session
                     .execute(params![
                         site,
@@ -561,6 +583,13 @@ fn generate(db: &Path, site: &str, events: usize) -> Result<Counts> {
                         i64::from(bot),
                         geo.0,
                         device,
+                        prev_mark.0,
+                        prev_mark.1,
+                        marks[0],
+                        marks[1],
+                        marks[2],
+                        marks[3],
+                        marks[4],
                     ])
                     .map_err(e)?;
                 c.sessions += 1;
@@ -757,32 +786,23 @@ fn check_same(sql_rows: &[Value], report: &Value) -> Result {
 /// The worker's own reads for a sources report (`Store::sources_data`'s statements), run in the same `sqlite3` CLI over the same file with every row
 /// formatted (to /dev/null): their summed run time, ms.
 fn worker_sql_ms(db: &Path, site: &str) -> Result<f64> {
-    // `Store::sources_data`'s statements for group_by=channel, no filters, no bots
-    // (its SEGMENT with ?5 = 0 and ?6..?11 NULL)
-    let segment = "(?5 = 1 OR s.is_bot = 0) \
-     AND (?6 IS NULL OR s.country = ?6 COLLATE NOCASE) \
-     AND (?7 IS NULL OR s.device_type = ?7 COLLATE NOCASE) \
-     AND (?8 IS NULL OR s.channel = ?8 COLLATE NOCASE) \
-     AND (?9 IS NULL OR s.source = ?9 COLLATE NOCASE) \
-     AND (?10 IS NULL OR coalesce(s.campaign, '(not set)') = ?10 COLLATE NOCASE) \
-     AND (?11 IS NULL OR coalesce(s.landing_path, '/') = ?11)";
+    // `Store::sources_data`'s statements for group_by=channel, no filters, no bots: the
+    // one pass over the range's sessions that counts from their markers (migration 0007)
     let in_range = "s.site_id = ?1 AND s.started_at >= ?2 AND s.started_at < ?3";
     let traffic_sql = format!(
-        "SELECT s.channel AS key, count(DISTINCT s.visitor_id) AS visitors, \
-         count(*) AS sessions, coalesce(sum(s.pageviews), 0) AS pageviews, \
+        "SELECT s.channel AS key, \
+         sum(s.prev_channel_at IS NULL OR s.prev_channel_at < ?2) AS visitors, \
+         sum(s.prev_at IS NULL OR s.prev_at < ?2) AS firsts, count(*) AS sessions, \
+         coalesce(sum(s.pageviews), 0) AS pageviews, \
          s.channel AS channel_min, s.channel AS channel_max, \
          min(s.source) AS source_min, max(s.source) AS source_max, \
          min(s.medium) AS medium_min, max(s.medium) AS medium_max, \
          min(s.campaign) AS campaign_min, max(s.campaign) AS campaign_max, \
-         count(s.campaign) AS campaigns \
-         FROM sessions s WHERE {in_range} AND {segment} GROUP BY 1"
-    );
-    let visitors_sql = format!(
-        "SELECT count(*) AS n FROM (SELECT 1 FROM sessions s INDEXED BY sessions_visitor \
-         WHERE {in_range} AND {segment} GROUP BY s.visitor_id)"
+         count(s.campaign) AS campaigns FROM sessions s INDEXED BY sessions_site_time \
+         WHERE {in_range} AND s.is_bot = 0 GROUP BY key"
     );
     // (group_by=channel, no filter: the touch fields the report does not read are NULL)
-    let touches_sql = "SELECT s.session_id AS id, lv.lead_id AS lead, \
+    let touches_sql = "SELECT s.session_id AS id, NULL AS visitor, lv.lead_id AS lead, \
      s.started_at AS started_at, s.channel AS channel, NULL AS source, NULL AS medium, \
      NULL AS campaign, NULL AS landing_page, NULL AS country, NULL AS device \
      FROM lead_visitors lv CROSS JOIN sessions s \
@@ -818,13 +838,12 @@ fn worker_sql_ms(db: &Path, site: &str) -> Result<f64> {
             fill(sql)
         )
     };
-    let session_fields =
-        "id, lead, started_at, channel, source, medium, campaign, landing_page, country, device";
+    let session_fields = "id, visitor, lead, started_at, channel, source, medium, campaign, \
+         landing_page, country, device";
     let conversion_fields = "id, lead, kind, at, revenue, lead_at, opportunity_at, page, session";
     let script = format!(
-        ".timer on\n.output /dev/null\n{};\n{};\n{};\n{};\n{};",
+        ".timer on\n.output /dev/null\n{};\n{};\n{};\n{};",
         fill(&traffic_sql),
-        fill(&visitors_sql),
         packed(touches_sql, session_fields),
         packed(leads_sql, "lead, at"),
         packed(deals_sql, conversion_fields)

@@ -25,8 +25,8 @@ use super::{n, opt, s, Store};
 use crate::error::{ApiError, ApiResult};
 use closeloop_core::costs::allocate_days;
 use closeloop_core::report::{
-    ConversionRow, Counted, GroupBy, JourneyCount, PageCount, PageViewRow, Query, ReportData,
-    SessionRow, SpendRow, TrafficRow,
+    ConversionRow, Counted, GroupBy, PageCount, PageViewRow, Query, ReportData, SessionRow,
+    SpendRow, StepCount, TrafficRow,
 };
 use closeloop_core::time::MS_PER_DAY;
 use serde::{Deserialize, Serialize};
@@ -276,8 +276,9 @@ fn packed(select: &str, columns: &[&str]) -> String {
 }
 
 /// The fields of [`DbTouch`], in order (names that [`SESSION_COLUMNS`] gives them).
-const TOUCH_FIELDS: [&str; 10] = [
+const TOUCH_FIELDS: [&str; 11] = [
     "id",
+    "visitor",
     "lead",
     "started_at",
     "channel",
@@ -297,6 +298,7 @@ const TOUCH_FIELDS: [&str; 10] = [
 #[derive(Deserialize)]
 struct DbTouch {
     id: String,
+    visitor: Option<String>,
     lead: Option<String>,
     started_at: i64,
     channel: String,
@@ -310,8 +312,9 @@ struct DbTouch {
 
 /// The leads' sessions in `[from - lookback, to)` (bots only when asked) as [`DbTouch`]
 /// rows, with only the columns `query` reads: the id, lead, start and channel always (order,
-/// attribution, `data_driven`), the grouping's column and the filtered ones; the others are
-/// NULL (a session row the query never looks at them in).
+/// attribution, `data_driven`), the grouping's column and the filtered ones, the visitor for
+/// `data_driven` (its chain takes the leads' visitors' steps out of every visitor's); the
+/// others are NULL (a session row the query never looks at them in).
 fn touches_sql(query: &Query) -> String {
     let f = &query.filters;
     let g = query.group_by;
@@ -342,8 +345,13 @@ fn touches_sql(query: &Query) -> String {
         column(f.country.is_some(), "s.country", "country"),
         column(f.device.is_some(), "s.device_type", "device"),
     ];
+    let visitor = column(
+        query.model == closeloop_core::attribution::Model::DataDriven,
+        "s.visitor_id",
+        "visitor",
+    );
     format!(
-        "SELECT s.session_id AS id, lv.lead_id AS lead, s.started_at AS started_at, \
+        "SELECT s.session_id AS id, {visitor}, lv.lead_id AS lead, s.started_at AS started_at, \
          s.channel AS channel, {} FROM lead_visitors lv CROSS JOIN sessions s \
          ON s.site_id = lv.site_id AND s.visitor_id = lv.visitor_id \
          AND s.started_at >= ?4 AND s.started_at < ?3 \
@@ -356,7 +364,7 @@ impl From<DbTouch> for SessionRow {
     fn from(d: DbTouch) -> Self {
         SessionRow {
             id: d.id,
-            visitor: String::new(),
+            visitor: d.visitor.unwrap_or_default(),
             lead: d.lead,
             started_at: d.started_at,
             channel: d.channel,
@@ -483,6 +491,15 @@ pub struct PagesData {
 #[derive(Deserialize)]
 struct DbTraffic {
     key: String,
+    /// The sessions' channel and their step's previous channel (`data_driven`, counted
+    /// from the markers: the rows come per key, channel and previous channel).
+    #[serde(default)]
+    channel: Option<String>,
+    #[serde(default)]
+    previous: Option<String>,
+    /// Sessions that are their visitor's first in the range (counted from the markers).
+    #[serde(default)]
+    firsts: i64,
     visitors: i64,
     sessions: i64,
     pageviews: i64,
@@ -523,14 +540,86 @@ struct DbCount {
 }
 
 #[derive(Deserialize)]
-struct DbJourney {
-    path: String,
-    visitors: i64,
+struct DbStep {
+    previous: Option<String>,
+    channel: String,
+    sessions: i64,
 }
 
-/// The separator of the channels of an anonymous journey (`char(31)`, the unit separator;
-/// never in a channel group's name).
-const JOURNEY_SEP: char = '\u{1f}';
+/// The marker (migration 0007) of a session's previous session with the same row key.
+fn marker_sql(group_by: GroupBy) -> &'static str {
+    match group_by {
+        GroupBy::Channel => "s.prev_channel_at",
+        GroupBy::Source => "s.prev_source_at",
+        GroupBy::Medium => "s.prev_medium_at",
+        GroupBy::Campaign => "s.prev_campaign_at",
+        GroupBy::LandingPage => "s.prev_landing_at",
+    }
+}
+
+/// The traffic rows of the one-pass count (per key, or per key, channel and previous
+/// channel for `data_driven`) folded per key, the range's distinct visitors (the sessions
+/// that are their visitor's first in it) and the steps.
+fn counted_from_markers(parts: Vec<DbTraffic>) -> (Vec<DbTraffic>, u64, Vec<StepCount>) {
+    fn lesser(a: Option<String>, b: Option<String>, less: bool) -> Option<String> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(if (a < b) == less { a } else { b }),
+            (a, b) => a.or(b),
+        }
+    }
+    let mut rows: BTreeMap<String, DbTraffic> = BTreeMap::new();
+    let mut steps: BTreeMap<(Option<String>, String), i64> = BTreeMap::new();
+    let mut visitors = 0u64;
+    for t in parts {
+        visitors = visitors.saturating_add(count(t.firsts));
+        if let Some(channel) = &t.channel {
+            *steps
+                .entry((t.previous.clone(), channel.clone()))
+                .or_default() += t.sessions;
+        }
+        match rows.get_mut(&t.key) {
+            None => {
+                rows.insert(t.key.clone(), t);
+            }
+            Some(r) => {
+                r.visitors += t.visitors;
+                r.sessions += t.sessions;
+                r.pageviews += t.pageviews;
+                r.campaigns += t.campaigns;
+                let min = |a: &mut String, b: String| {
+                    if b < *a {
+                        *a = b;
+                    }
+                };
+                let max = |a: &mut String, b: String| {
+                    if b > *a {
+                        *a = b;
+                    }
+                };
+                min(&mut r.channel_min, t.channel_min);
+                max(&mut r.channel_max, t.channel_max);
+                min(&mut r.source_min, t.source_min);
+                max(&mut r.source_max, t.source_max);
+                min(&mut r.medium_min, t.medium_min);
+                max(&mut r.medium_max, t.medium_max);
+                r.campaign_min = lesser(r.campaign_min.take(), t.campaign_min, true);
+                r.campaign_max = lesser(r.campaign_max.take(), t.campaign_max, false);
+            }
+        }
+    }
+    (
+        rows.into_values().collect(),
+        visitors,
+        steps
+            .into_iter()
+            .map(|((previous, channel), sessions)| StepCount {
+                previous,
+                channel,
+                sessions: count(sessions),
+            })
+            .collect(),
+    )
+}
 
 fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
@@ -771,14 +860,22 @@ impl Store {
     /// What the sources report of `query` reads, in one batch: the traffic counted per
     /// row in SQL (core's `Counted::of`), only the sessions of leads (the touches any
     /// conversion in range can be credited to, and the leads' journeys), the conversions in
-    /// range (without page and session) and the spend. For `data_driven`, the journeys of
-    /// anonymous visitors counted per distinct path.
+    /// range (without page and session) and the spend; for `data_driven`, the steps of every
+    /// visitor's journey in the range.
+    ///
+    /// Without bots and segment filters (the common report) one pass over the range's
+    /// sessions in `sessions_site_time` counts everything, distinct visitors and the steps
+    /// included, from the sessions' markers (migration 0007). Otherwise the distinct visitors
+    /// are counted per row and overall (in visitor order), and the steps from the markers
+    /// (bots left out: a segment never applies to chains) or in visitor order (bots in).
     pub async fn sources_data(&self, site_id: &str, query: &Query) -> ApiResult<SourcesData> {
         let args = self.report_args(site_id, query);
         let (from, to) = (query.from, query.to);
         let first_day = from.div_euclid(MS_PER_DAY);
         let last_day = to.saturating_sub(1).div_euclid(MS_PER_DAY);
         let key = key_sql(query.group_by);
+        let data_driven = query.model == closeloop_core::attribution::Model::DataDriven;
+        let marked = !query.include_bots && query.filters.is_empty();
         let in_range = "s.site_id = ?1 AND s.started_at >= ?2 AND s.started_at < ?3";
         // the shared touch fields: min = max when all of a row's sessions have the same
         // value (the key's own column is the key: no need to compare)
@@ -789,22 +886,79 @@ impl Store {
                 format!("min(s.{column}) AS {column}_min, max(s.{column}) AS {column}_max")
             }
         };
-        let traffic_sql = format!(
-            "SELECT {key} AS key, count(DISTINCT s.visitor_id) AS visitors, \
-             count(*) AS sessions, coalesce(sum(s.pageviews), 0) AS pageviews, {}, {}, {}, \
+        let dims = format!(
+            "coalesce(sum(s.pageviews), 0) AS pageviews, {}, {}, {}, \
              min(s.campaign) AS campaign_min, max(s.campaign) AS campaign_max, \
-             count(s.campaign) AS campaigns \
-             FROM sessions s WHERE {in_range} AND {SEGMENT} GROUP BY 1",
+             count(s.campaign) AS campaigns",
             shared("channel", query.group_by == GroupBy::Channel),
             shared("source", query.group_by == GroupBy::Source),
             shared("medium", query.group_by == GroupBy::Medium),
         );
-        // distinct visitors, counted in the order of the covering visitor index: no
-        // temporary b-tree of visitor ids (scans the site's sessions in that index)
-        let visitors_sql = format!(
-            "SELECT count(*) AS n FROM (SELECT 1 FROM sessions s INDEXED BY sessions_visitor \
-             WHERE {in_range} AND {SEGMENT} GROUP BY s.visitor_id)"
-        );
+        // a step's previous channel: the visitor's previous session's, when in the range
+        let previous = "CASE WHEN s.prev_at >= ?2 THEN s.prev_channel END";
+        let mut stmts = Vec::new();
+        if marked {
+            let marker = marker_sql(query.group_by);
+            let (step_columns, step_groups) = if data_driven {
+                (
+                    format!("s.channel AS channel, {previous} AS previous, "),
+                    ", s.channel, previous",
+                )
+            } else {
+                (String::new(), "")
+            };
+            stmts.push(self.stmt(
+                &format!(
+                    "SELECT {key} AS key, {step_columns}\
+                     sum({marker} IS NULL OR {marker} < ?2) AS visitors, \
+                     sum(s.prev_at IS NULL OR s.prev_at < ?2) AS firsts, \
+                     count(*) AS sessions, {dims} FROM sessions s INDEXED BY sessions_site_time \
+                     WHERE {in_range} AND s.is_bot = 0 GROUP BY key{step_groups}"
+                ),
+                &args[..3],
+            )?);
+        } else {
+            stmts.push(self.stmt(
+                &format!(
+                    "SELECT {key} AS key, count(DISTINCT s.visitor_id) AS visitors, \
+                     count(*) AS sessions, {dims} FROM sessions s \
+                     WHERE {in_range} AND {SEGMENT} GROUP BY 1"
+                ),
+                &args,
+            )?);
+            // distinct visitors, counted in the order of the covering visitor index: no
+            // temporary b-tree of visitor ids (scans the site's sessions in that index)
+            stmts.push(self.stmt(
+                &format!(
+                    "SELECT count(*) AS n FROM (SELECT 1 FROM sessions s \
+                     INDEXED BY sessions_visitor WHERE {in_range} AND {SEGMENT} \
+                     GROUP BY s.visitor_id)"
+                ),
+                &args,
+            )?);
+            if data_driven && !query.include_bots {
+                stmts.push(self.stmt(
+                    &format!(
+                        "SELECT {previous} AS previous, s.channel AS channel, \
+                         count(*) AS sessions FROM sessions s INDEXED BY sessions_site_time \
+                         WHERE {in_range} AND s.is_bot = 0 GROUP BY 1, 2"
+                    ),
+                    &args[..3],
+                )?);
+            } else if data_driven {
+                // bots too (they have no markers): each visitor's sessions in order
+                stmts.push(self.stmt(
+                    &format!(
+                        "SELECT previous, channel, count(*) AS sessions FROM (SELECT \
+                         s.channel AS channel, lag(s.channel) OVER (PARTITION BY s.visitor_id \
+                         ORDER BY s.started_at, s.session_id) AS previous FROM sessions s \
+                         INDEXED BY sessions_visitor WHERE {in_range}) GROUP BY 1, 2"
+                    ),
+                    &args[..3],
+                )?);
+            }
+        }
+        let counting = stmts.len();
         // the leads' visitors first (CROSS JOIN fixes the order): index seeks per visitor
         let touches_sql = touches_sql(query);
         let leads_sql = "SELECT l.lead_id AS lead, l.first_seen AS at FROM leads l \
@@ -815,9 +969,7 @@ impl Store {
              WHERE c.site_id = ?1 AND c.closed_at >= ?2 AND c.closed_at < ?3"
         );
         let args3 = [s(site_id), n(from), n(to)];
-        let mut stmts = vec![
-            self.stmt(&traffic_sql, &args)?,
-            self.stmt(&visitors_sql, &args)?,
+        stmts.extend([
             self.stmt(&packed(&touches_sql, &TOUCH_FIELDS), &args[..5])?,
             self.stmt(&packed(leads_sql, &["lead", "at"]), &args3)?,
             self.stmt(&packed(&deals_sql, &CONVERSION_FIELDS), &args3)?,
@@ -826,43 +978,46 @@ impl Store {
                  WHERE site_id = ?1 AND last_day >= ?2 AND first_day <= ?3",
                 &[s(site_id), n(first_day), n(last_day)],
             )?,
-        ];
-        let data_driven = query.model == closeloop_core::attribution::Model::DataDriven;
-        if data_driven {
-            stmts.push(self.stmt(
-                // in the order of the covering visitor index: one visitor after the other
-                "SELECT path, count(*) AS visitors FROM (SELECT \
-                 group_concat(s.channel, char(31) ORDER BY s.started_at, s.session_id) AS path \
-                 FROM sessions s INDEXED BY sessions_visitor WHERE s.site_id = ?1 AND s.started_at >= ?2 \
-                 AND s.started_at < ?3 AND (?5 = 1 OR s.is_bot = 0) \
-                 AND NOT EXISTS (SELECT 1 FROM lead_visitors lv WHERE lv.site_id = ?1 \
-                 AND lv.visitor_id = s.visitor_id) GROUP BY s.visitor_id) GROUP BY path",
-                &args[..5],
-            )?);
-        }
+        ]);
         let results = self.db.batch(stmts).await?;
         let traffic: Vec<DbTraffic> = Self::all(results.first())?;
-        let visitors: Vec<DbCount> = Self::all(results.get(1))?;
-        let sessions: Vec<DbTouch> = Self::unpack(results.get(2))?;
-        let mut conversions: Vec<ConversionRow> = Self::unpack(results.get(3))?
+        let (rows, visitors, steps) = if marked {
+            counted_from_markers(traffic)
+        } else {
+            let visitors: Vec<DbCount> = Self::all(results.get(1))?;
+            let steps: Vec<DbStep> = if data_driven {
+                Self::all(results.get(2))?
+            } else {
+                Vec::new()
+            };
+            (
+                traffic,
+                visitors.first().map_or(0, |v| count(v.n)),
+                steps
+                    .into_iter()
+                    .map(|st| StepCount {
+                        previous: st.previous,
+                        channel: st.channel,
+                        sessions: count(st.sessions),
+                    })
+                    .collect(),
+            )
+        };
+        let sessions: Vec<DbTouch> = Self::unpack(results.get(counting))?;
+        let mut conversions: Vec<ConversionRow> = Self::unpack(results.get(counting + 1))?
             .into_iter()
             .map(lead_conversion)
             .collect();
         conversions.extend(
-            Self::unpack::<DbConversion>(results.get(4))?
+            Self::unpack::<DbConversion>(results.get(counting + 2))?
                 .into_iter()
                 .map(ConversionRow::from),
         );
-        let spend: Vec<DbSpend> = Self::all(results.get(5))?;
-        let journeys: Vec<DbJourney> = if data_driven {
-            Self::all(results.get(6))?
-        } else {
-            Vec::new()
-        };
+        let spend: Vec<DbSpend> = Self::all(results.get(counting + 3))?;
         Ok(SourcesData {
-            dims: traffic.iter().map(DbTraffic::dims).collect(),
+            dims: rows.iter().map(DbTraffic::dims).collect(),
             counted: Counted {
-                rows: traffic
+                rows: rows
                     .into_iter()
                     .map(|t| TrafficRow {
                         key: t.key,
@@ -871,14 +1026,8 @@ impl Store {
                         pageviews: count(t.pageviews),
                     })
                     .collect(),
-                visitors: visitors.first().map_or(0, |v| count(v.n)),
-                anonymous_journeys: journeys
-                    .into_iter()
-                    .map(|j| JourneyCount {
-                        channels: j.path.split(JOURNEY_SEP).map(String::from).collect(),
-                        visitors: count(j.visitors),
-                    })
-                    .collect(),
+                visitors,
+                steps,
             },
             leads: ReportData {
                 sessions: sessions.into_iter().map(SessionRow::from).collect(),
