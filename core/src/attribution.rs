@@ -558,88 +558,115 @@ impl MarkovModel {
         S: IntoIterator<Item = (Option<&'a str>, &'a str, u64)>,
     {
         let mut ids: BTreeMap<&'a str, usize> = BTreeMap::new();
-        let mut paths: Vec<(Vec<usize>, bool, u64)> = Vec::new();
-        for (channels, converted, count) in journeys {
-            if count == 0 {
+        let mut names: Vec<&'a str> = Vec::new();
+        let mut id_of = |c: &'a str| {
+            *ids.entry(c).or_insert_with(|| {
+                names.push(c);
+                names.len() - 1
+            })
+        };
+        let paths: Vec<(Vec<usize>, bool, u64)> = journeys
+            .into_iter()
+            .map(|(channels, converted, n)| {
+                (channels.into_iter().map(&mut id_of).collect(), converted, n)
+            })
+            .collect();
+        let steps: Vec<(Option<usize>, usize, u64)> = steps
+            .into_iter()
+            .map(|(prev, ch, n)| (prev.map(&mut id_of), id_of(ch), n))
+            .collect();
+        MarkovModel::fit_ids(
+            &names,
+            paths.iter().map(|(p, c, n)| (p.as_slice(), *c, *n)),
+            steps,
+        )
+    }
+
+    /// [`MarkovModel::fit_with_steps`] over channels given as indexes into `names` (so that
+    /// a caller fitting several chains over the same journeys names each channel once). The
+    /// chain holds the channels that its journeys and steps use, in name order; an index
+    /// outside `names` is skipped.
+    pub fn fit_ids<'p>(
+        names: &[&str],
+        journeys: impl IntoIterator<Item = (&'p [usize], bool, u64)>,
+        steps: impl IntoIterator<Item = (Option<usize>, usize, u64)>,
+    ) -> MarkovModel {
+        // transition counts between raw states: 0 = start, 1 + id = a channel, then the
+        // two absorbing states; renumbered below once the channels are known
+        const CONV: usize = usize::MAX - 1;
+        const NULL: usize = usize::MAX;
+        let valid = |id: usize| id < names.len();
+        let mut raw: BTreeMap<(usize, usize), u64> = BTreeMap::new();
+        let mut add = |from: usize, to: usize, n: u64| *raw.entry((from, to)).or_default() += n;
+        for (path, converted, n) in journeys {
+            if n == 0 {
                 continue;
             }
-            let mut path: Vec<usize> = Vec::new();
-            for ch in channels {
-                let next = ids.len();
-                let id = *ids.entry(ch).or_insert(next);
-                if path.last() != Some(&id) {
-                    path.push(id);
+            let mut from = 0usize;
+            for &id in path.iter().filter(|&&id| valid(id)) {
+                if from != 1 + id {
+                    add(from, 1 + id, n);
+                    from = 1 + id;
                 }
             }
-            if !path.is_empty() {
-                paths.push((path, converted, count));
+            // journeys with no channel say nothing about any channel
+            if from != 0 {
+                add(from, if converted { CONV } else { NULL }, n);
             }
         }
-        // (previous channel id or None, channel id, sessions), repeats dropped
-        let mut step_ids: Vec<(Option<usize>, usize, u64)> = Vec::new();
-        for (prev, ch, n) in steps {
-            if n == 0 || prev == Some(ch) {
+        // steps: entries and exits per channel; what is entered and not left for another
+        // channel ends there (null)
+        let mut entered: BTreeMap<usize, u64> = BTreeMap::new();
+        let mut left: BTreeMap<usize, u64> = BTreeMap::new();
+        for (prev, id, n) in steps {
+            if n == 0 || prev == Some(id) || !valid(id) || prev.is_some_and(|p| !valid(p)) {
                 continue;
             }
-            let mut id_of = |c: &'a str| {
-                let next = ids.len();
-                *ids.entry(c).or_insert(next)
-            };
-            let prev = prev.map(&mut id_of);
-            step_ids.push((prev, id_of(ch), n));
+            let from = prev.map_or(0, |p| 1 + p);
+            add(from, 1 + id, n);
+            *entered.entry(1 + id).or_default() += n;
+            *left.entry(from).or_default() += n;
         }
-        // Renumber channels in name order so the model does not depend on journey order.
-        let channels: Vec<String> = ids.keys().map(|c| (*c).to_owned()).collect();
-        let mut rank = vec![0usize; ids.len()];
-        for (sorted_pos, first_seen) in ids.values().enumerate() {
-            if let Some(r) = rank.get_mut(*first_seen) {
-                *r = sorted_pos;
+        for (&state, &n) in &entered {
+            let ends = n.saturating_sub(left.get(&state).copied().unwrap_or(0));
+            if ends > 0 {
+                add(state, NULL, ends);
             }
         }
-        let k = channels.len();
-        let (conv, null) = (k + 1, k + 2);
+        // the channels used, in name order
+        let mut used: Vec<usize> = raw
+            .keys()
+            .flat_map(|&(a, b)| [a, b])
+            .filter(|&s| s != 0 && s != CONV && s != NULL)
+            .map(|s| s - 1)
+            .collect();
+        used.sort_unstable();
+        used.dedup();
+        used.sort_by(|&a, &b| names.get(a).cmp(&names.get(b)));
+        let k = used.len();
+        let mut rank: BTreeMap<usize, usize> = BTreeMap::new();
+        for (pos, &id) in used.iter().enumerate() {
+            rank.insert(1 + id, 1 + pos);
+        }
+        let state = |s: usize| match s {
+            0 => 0,
+            CONV => k + 1,
+            NULL => k + 2,
+            s => rank.get(&s).copied().unwrap_or(0),
+        };
         let mut counts: BTreeMap<(usize, usize), u64> = BTreeMap::new();
         let mut out_totals = vec![0u64; k + 3];
-        let mut add = |from: usize, to: usize, n: u64| {
+        for ((from, to), n) in raw {
+            let (from, to) = (state(from), state(to));
             *counts.entry((from, to)).or_default() += n;
             if let Some(t) = out_totals.get_mut(from) {
                 *t += n;
             }
-        };
-        for (path, converted, n) in &paths {
-            let mut from = 0usize;
-            for id in path {
-                let to = 1 + rank.get(*id).copied().unwrap_or(0);
-                add(from, to, *n);
-                from = to;
-            }
-            add(from, if *converted { conv } else { null }, *n);
         }
-        // steps: entries and exits per channel state; what is entered and not left for
-        // another channel ends there (null)
-        let mut entered = vec![0u64; k + 3];
-        let mut left = vec![0u64; k + 3];
-        for (prev, id, n) in step_ids {
-            let from = prev.map_or(0, |p| 1 + rank.get(p).copied().unwrap_or(0));
-            let to = 1 + rank.get(id).copied().unwrap_or(0);
-            add(from, to, n);
-            if let Some(e) = entered.get_mut(to) {
-                *e += n;
-            }
-            if let Some(l) = left.get_mut(from) {
-                *l += n;
-            }
-        }
-        for state in 1..=k {
-            let ends = entered
-                .get(state)
-                .copied()
-                .unwrap_or(0)
-                .saturating_sub(left.get(state).copied().unwrap_or(0));
-            if ends > 0 {
-                add(state, null, ends);
-            }
-        }
+        let channels: Vec<String> = used
+            .iter()
+            .filter_map(|&id| names.get(id).map(|c| (*c).to_owned()))
+            .collect();
         let mut model = MarkovModel {
             channels,
             counts,

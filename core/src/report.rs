@@ -120,7 +120,7 @@
 //! report over that bucket (so visitors are distinct per bucket). The `data_driven` chains are
 //! fitted once over the whole range.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::str::FromStr;
 
@@ -878,11 +878,11 @@ impl Chains {
     /// `steps`: when the data holds only the sessions of leads, the steps of every
     /// visitor's journey in the range ([`Counted::steps`]); the leads' visitors' own steps
     /// are taken out, and what remains is the anonymous visitors' non-converting journeys.
-    fn fit_with(
-        idx: &Index<'_>,
-        data: &ReportData,
+    fn fit_with<'a>(
+        idx: &Index<'a>,
+        data: &'a ReportData,
         query: &Query,
-        steps: Option<&[StepCount]>,
+        steps: Option<&'a [StepCount]>,
     ) -> Chains {
         let mut kinds: BTreeSet<String> = data
             .conversions
@@ -918,46 +918,80 @@ impl Chains {
                     .collect()
             }
         };
-        let mut by_kind = BTreeMap::new();
-        for kind in kinds {
-            let mut journeys: Vec<(Vec<&str>, bool, u64)> = Vec::new();
-            let mut converted_units: BTreeSet<(bool, &str)> = BTreeSet::new();
-            for c in data
-                .conversions
+        let kinds: Vec<String> = kinds.into_iter().collect();
+        // every channel named once (the chains of all kinds index into `names`)
+        let mut ids: HashMap<&str, usize> = HashMap::new();
+        let mut names: Vec<&str> = Vec::new();
+        let mut id_of = |c: &'a str| {
+            *ids.entry(c).or_insert_with(|| {
+                names.push(c);
+                names.len() - 1
+            })
+        };
+        // per kind, the converting journeys; per lead, the kinds it converts for
+        let mut converting: Vec<Vec<Vec<usize>>> = vec![Vec::new(); kinds.len()];
+        let mut converted: HashMap<&str, Vec<usize>> = HashMap::new();
+        for c in data.conversions.iter().filter(|c| in_range(c.at)) {
+            let Some(k) = kinds.iter().position(|k| c.kind.eq_ignore_ascii_case(k)) else {
+                continue;
+            };
+            converted.entry(&c.lead).or_default().push(k);
+            let touches = idx.touches_of(&c.lead);
+            let refs = touch_refs(touches);
+            let path: Vec<usize> = window(&refs, c.at, params.lookback_ms)
+                .into_iter()
+                .filter_map(|i| touches.get(i).map(|s| id_of(&s.channel)))
+                .collect();
+            if let Some(list) = converting.get_mut(k) {
+                list.push(path);
+            }
+        }
+        // each unit's journey in the range, the same for every kind: a lead's sessions
+        // (already in time order), an anonymous visitor's
+        let mut units: Vec<(Option<&[usize]>, Vec<usize>)> = Vec::new();
+        for (lead, sessions) in &idx.by_lead {
+            let path: Vec<usize> = sessions
                 .iter()
-                .filter(|c| in_range(c.at) && c.kind.eq_ignore_ascii_case(&kind))
-            {
-                converted_units.insert((true, &c.lead));
-                let touches = idx.touches_of(&c.lead);
-                let refs = touch_refs(touches);
-                let channels = window(&refs, c.at, params.lookback_ms)
+                .filter(|s| in_range(s.started_at))
+                .map(|s| id_of(&s.channel))
+                .collect();
+            if !path.is_empty() {
+                units.push((Some(converted.get(lead).map_or(&[], Vec::as_slice)), path));
+            }
+        }
+        let mut anonymous_units: HashMap<&str, Vec<&SessionRow>> = HashMap::new();
+        for s in idx
+            .sessions
+            .iter()
+            .filter(|s| s.lead.is_none() && in_range(s.started_at))
+        {
+            anonymous_units.entry(&s.visitor).or_default().push(s);
+        }
+        for mut sessions in anonymous_units.into_values() {
+            sessions.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
+            units.push((None, sessions.iter().map(|s| id_of(&s.channel)).collect()));
+        }
+        let steps: Vec<(Option<usize>, usize, u64)> = anonymous
+            .iter()
+            .map(|&(prev, ch, n)| (prev.map(&mut id_of), id_of(ch), n))
+            .collect();
+        let mut by_kind = BTreeMap::new();
+        for (k, kind) in kinds.iter().enumerate() {
+            let not_converting = units
+                .iter()
+                .filter(|(kinds, _)| !kinds.is_some_and(|ks| ks.contains(&k)))
+                .map(|(_, path)| (path.as_slice(), false, 1));
+            let model = MarkovModel::fit_ids(
+                &names,
+                converting
+                    .get(k)
                     .into_iter()
-                    .filter_map(|i| touches.get(i).map(|s| s.channel.as_str()))
-                    .collect();
-                journeys.push((channels, true, 1));
-            }
-            let mut units: BTreeMap<(bool, &str), Vec<&SessionRow>> = BTreeMap::new();
-            for s in idx.sessions.iter().filter(|s| in_range(s.started_at)) {
-                units.entry(unit_of(s)).or_default().push(s);
-            }
-            for (unit, mut sessions) in units {
-                if converted_units.contains(&unit) {
-                    continue;
-                }
-                sessions.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
-                journeys.push((
-                    sessions.iter().map(|s| s.channel.as_str()).collect(),
-                    false,
-                    1,
-                ));
-            }
-            let model = MarkovModel::fit_with_steps(
-                journeys
-                    .iter()
-                    .map(|(c, conv, n)| (c.iter().copied(), *conv, *n)),
-                anonymous.iter().copied(),
+                    .flatten()
+                    .map(|path| (path.as_slice(), true, 1))
+                    .chain(not_converting),
+                steps.iter().copied(),
             );
-            by_kind.insert(kind, model);
+            by_kind.insert(kind.clone(), model);
         }
         Chains { by_kind }
     }
@@ -965,16 +999,6 @@ impl Chains {
     /// The chain of a conversion kind (case-insensitive), if fitted.
     pub fn get(&self, kind: &str) -> Option<&MarkovModel> {
         self.by_kind.get(&kind.to_ascii_lowercase())
-    }
-}
-
-/// The journey unit of a session: its lead, or its visitor when anonymous. Lead ids and
-/// visitor ids live in different namespaces in the store but could collide as text, so the
-/// unit says which it is (`true` = a lead).
-fn unit_of(s: &SessionRow) -> (bool, &str) {
-    match &s.lead {
-        Some(l) => (true, l),
-        None => (false, &s.visitor),
     }
 }
 

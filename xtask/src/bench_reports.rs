@@ -559,7 +559,8 @@ fn generate(db: &Path, site: &str, events: usize) -> Result<Counts> {
                 let mut marks: [Option<i64>; 5] = [None; 5];
                 let mut prev_mark = (None, None);
                 if !bot {
-                    for ((mark, seen), key) in marks.iter_mut().zip(&mut previous_by_key).zip(keys) {
+                    for ((mark, seen), key) in marks.iter_mut().zip(&mut previous_by_key).zip(keys)
+                    {
                         *mark = seen.insert(key, started);
                     }
                     prev_mark = (previous.map(|p| p.0), previous.map(|p| p.1));

@@ -902,7 +902,12 @@ impl Store {
             let (step_columns, step_groups) = if data_driven {
                 (
                     format!("s.channel AS channel, {previous} AS previous, "),
-                    ", s.channel, previous",
+                    // (the key is the channel already: one column less to sort)
+                    if query.group_by == GroupBy::Channel {
+                        ", previous"
+                    } else {
+                        ", s.channel, previous"
+                    },
                 )
             } else {
                 (String::new(), "")
