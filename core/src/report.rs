@@ -387,20 +387,22 @@ impl Counted {
 fn visitor_steps<'s>(
     sessions: impl Iterator<Item = &'s SessionRow>,
 ) -> BTreeMap<(Option<&'s str>, &'s str), u64> {
-    let mut by_visitor: BTreeMap<&str, Vec<&SessionRow>> = BTreeMap::new();
+    let mut by_visitor: HashMap<&str, Vec<&SessionRow>> = HashMap::new();
     for s in sessions {
         by_visitor.entry(&s.visitor).or_default().push(s);
     }
-    let mut steps: BTreeMap<(Option<&str>, &str), u64> = BTreeMap::new();
+    let mut steps: HashMap<(Option<&str>, &str), u64> = HashMap::new();
     for mut list in by_visitor.into_values() {
         list.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
+        // a session read twice (its visitor linked to two leads) is one step
+        list.dedup_by(|a, b| a.id == b.id);
         let mut previous: Option<&str> = None;
         for s in list {
             *steps.entry((previous, s.channel.as_str())).or_default() += 1;
             previous = Some(&s.channel);
         }
     }
-    steps
+    steps.into_iter().collect()
 }
 
 /// Views and entrances of one page: what [`pages`] counts from the page views in the range
@@ -897,14 +899,11 @@ impl Chains {
         let anonymous: Vec<(Option<&str>, &str, u64)> = match steps {
             None => Vec::new(),
             Some(all) => {
-                // the leads' visitors' own steps (a session shared by two leads once)
-                let mut seen: BTreeSet<&str> = BTreeSet::new();
+                // the leads' visitors' own steps
                 let own = visitor_steps(
                     idx.sessions
                         .iter()
-                        .filter(|s| {
-                            in_range(s.started_at) && s.lead.is_some() && seen.insert(&s.id)
-                        })
+                        .filter(|s| in_range(s.started_at) && s.lead.is_some())
                         .copied(),
                 );
                 all.iter()

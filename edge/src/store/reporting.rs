@@ -18,7 +18,10 @@
 //!
 //! Segments are read from the session row itself (its `country` and `device_type` are those
 //! of its first event, migration 0006), and the counting queries read the covering
-//! session indexes of that migration only. Long answers (the leads' sessions, page views and
+//! session indexes only. Distinct visitors and `data_driven`'s journey steps come from the
+//! sessions' markers (migration 0007: each non-bot session's previous session of its
+//! visitor, overall and with the same row key) when bots are left out and no segment filter
+//! applies: then one pass over the range's sessions counts the whole sources traffic. Long answers (the leads' sessions, page views and
 //! lead creations) come packed as JSON text, 1000 rows per string.
 
 use super::{n, opt, s, Store};
