@@ -120,7 +120,48 @@
 //! report over that bucket (so visitors are distinct per bucket). The `data_driven` chains are
 //! fitted once over the whole range.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A hash map keyed by ids and channel names that the report builds and drops within one
+/// call: a fast non-cryptographic hash (the keys are the site's own data, the map lives
+/// for one report, so flooding it only slows that report down).
+type HashMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<FastHasher>>;
+
+/// FxHash's word-at-a-time multiply-rotate (as in rustc): a few cycles per 8 bytes.
+#[derive(Default, Clone, Copy)]
+struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 use std::fmt;
 use std::str::FromStr;
 
@@ -387,11 +428,11 @@ impl Counted {
 fn visitor_steps<'s>(
     sessions: impl Iterator<Item = &'s SessionRow>,
 ) -> BTreeMap<(Option<&'s str>, &'s str), u64> {
-    let mut by_visitor: HashMap<&str, Vec<&SessionRow>> = HashMap::new();
+    let mut by_visitor: HashMap<&str, Vec<&SessionRow>> = HashMap::default();
     for s in sessions {
         by_visitor.entry(&s.visitor).or_default().push(s);
     }
-    let mut steps: HashMap<(Option<&str>, &str), u64> = HashMap::new();
+    let mut steps: HashMap<(Option<&str>, &str), u64> = HashMap::default();
     for mut list in by_visitor.into_values() {
         list.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
         // a session read twice (its visitor linked to two leads) is one step
@@ -919,7 +960,7 @@ impl Chains {
         };
         let kinds: Vec<String> = kinds.into_iter().collect();
         // every channel named once (the chains of all kinds index into `names`)
-        let mut ids: HashMap<&str, usize> = HashMap::new();
+        let mut ids: HashMap<&str, usize> = HashMap::default();
         let mut names: Vec<&str> = Vec::new();
         let mut id_of = |c: &'a str| {
             *ids.entry(c).or_insert_with(|| {
@@ -929,7 +970,7 @@ impl Chains {
         };
         // per kind, the converting journeys; per lead, the kinds it converts for
         let mut converting: Vec<Vec<Vec<usize>>> = vec![Vec::new(); kinds.len()];
-        let mut converted: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut converted: HashMap<&str, Vec<usize>> = HashMap::default();
         for c in data.conversions.iter().filter(|c| in_range(c.at)) {
             let Some(k) = kinds.iter().position(|k| c.kind.eq_ignore_ascii_case(k)) else {
                 continue;
@@ -958,7 +999,7 @@ impl Chains {
                 units.push((Some(converted.get(lead).map_or(&[], Vec::as_slice)), path));
             }
         }
-        let mut anonymous_units: HashMap<&str, Vec<&SessionRow>> = HashMap::new();
+        let mut anonymous_units: HashMap<&str, Vec<&SessionRow>> = HashMap::default();
         for s in idx
             .sessions
             .iter()
@@ -1009,7 +1050,7 @@ struct Index<'a> {
     /// Sessions that count (bots left out unless asked).
     sessions: Vec<&'a SessionRow>,
     /// The lead's counting sessions, sorted by (start, id).
-    by_lead: BTreeMap<&'a str, Vec<&'a SessionRow>>,
+    by_lead: HashMap<&'a str, Vec<&'a SessionRow>>,
 }
 
 impl<'a> Index<'a> {
@@ -1019,7 +1060,7 @@ impl<'a> Index<'a> {
             .iter()
             .filter(|s| include_bots || !s.is_bot)
             .collect();
-        let mut by_lead: BTreeMap<&str, Vec<&SessionRow>> = BTreeMap::new();
+        let mut by_lead: HashMap<&str, Vec<&SessionRow>> = HashMap::default();
         for s in &sessions {
             if let Some(lead) = &s.lead {
                 by_lead.entry(lead.as_str()).or_default().push(s);
