@@ -778,7 +778,8 @@ impl Store {
         from: i64,
         sessions: &[SessionRow],
     ) -> ApiResult<()> {
-        let stmts = self.replace_sessions_stmts(site_id, visitor_id, from, sessions)?;
+        let mut stmts = self.replace_sessions_stmts(site_id, visitor_id, from, sessions)?;
+        stmts.extend(self.markers_stmt(site_id, sessions.iter().map(|x| x.session_id.as_str()))?);
         self.db.batch(stmts).await?;
         Ok(())
     }
@@ -842,11 +843,26 @@ impl Store {
                 stmts.push(self.stmt(&sql, &args)?);
             }
         }
-        stmts.push(self.stmt(
-            &format!("{SESSION_MARKERS} AND s.visitor_id = ?2 AND s.started_at >= ?3"),
-            &[s(site_id), s(visitor_id), n(from)],
-        )?);
         Ok(stmts)
+    }
+
+    /// The statement that writes the markers of the sessions `ids` of a site, once they
+    /// are all written (one statement for a whole flush chunk: the long statement's
+    /// preparation is most of its cost); `None` when there are none.
+    fn markers_stmt<'i>(
+        &self,
+        site_id: &str,
+        ids: impl IntoIterator<Item = &'i str>,
+    ) -> ApiResult<Option<D1PreparedStatement>> {
+        let ids: Vec<&str> = ids.into_iter().collect();
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let list = serde_json::to_string(&ids).map_err(ApiError::internal)?;
+        Ok(Some(self.stmt(
+            &format!("{SESSION_MARKERS} AND s.session_id IN (SELECT value FROM json_each(?2))"),
+            &[s(site_id), s(&list)],
+        )?))
     }
 
     // ---- the session queue ----------------------------------------------------
@@ -931,6 +947,18 @@ impl Store {
                 "DELETE FROM session_queue WHERE site_id = ?1 AND visitor_id = ?2 AND version = ?3",
                 &[s(&q.site_id), s(&q.visitor_id), n(q.version)],
             )?);
+        }
+        // the markers once every session of the chunk is written, one statement per site
+        let mut by_site: std::collections::BTreeMap<&str, Vec<&str>> =
+            std::collections::BTreeMap::new();
+        for (q, _, sessions) in done {
+            by_site
+                .entry(q.site_id.as_str())
+                .or_default()
+                .extend(sessions.iter().map(|x| x.session_id.as_str()));
+        }
+        for (site_id, ids) in by_site {
+            stmts.extend(self.markers_stmt(site_id, ids)?);
         }
         if !stmts.is_empty() {
             self.db.batch(stmts).await?;
