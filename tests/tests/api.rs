@@ -580,6 +580,112 @@ fn events_import_answers_per_event_and_takes_times_as_given() {
     assert_eq!(n, 2);
 }
 
+/// Scenario (distinct visitors from the session markers, after a rebuild): one visitor
+/// comes from the newsletter (Email) on 2019-06-01 and 2019-06-03, 10:00 UTC; a second one
+/// from the newsletter on 2019-06-03 only. Then an event of the first visitor's that was
+/// sent late arrives: a direct visit on 2019-06-02 10:00, which puts a Direct session between
+/// its two Email sessions (the flush rebuilds both). By hand, channel rows
+/// (visitors / sessions):
+/// - 06-01 to 06-04: Email 2 / 3 (first visitor twice), Direct 1 / 1; 2 visitors in all.
+/// - 06-02 to 06-04: Email 2 / 2 (the first visitor's Email session of 06-01 is before the
+///   range), Direct 1 / 1; 2 visitors.
+/// - 06-03 to 06-04: Email 2 / 2, no Direct row; 2 visitors.
+/// - 06-02 to 06-03: Direct 1 / 1 only; 1 visitor.
+#[test]
+fn distinct_visitors_per_row_survive_a_rebuild() {
+    let (w, site) = new_site();
+    let day = 86_400_000_i64;
+    let t = 1_559_383_200_000_i64; // 2019-06-01T10:00:00Z
+    let ua = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+    let email = "https://api-test.example/?utm_source=newsletter&utm_medium=email";
+    let visit = |visitor: &str, id: &str, at: i64, url: &str| {
+        json!({"visitor_id": visitor, "context": {"country": "fr", "user_agent": ua},
+            "events": [{"id": id, "type": "pageview", "created_at": at, "url": url}]})
+    };
+    let a = post_json(
+        w,
+        &site,
+        "events:import",
+        &json!([
+            visit("mk-visitor-1", "mk-event-1", t, email),
+            visit("mk-visitor-1", "mk-event-3", t + 2 * day, email),
+            visit("mk-visitor-2", "mk-event-4", t + 2 * day, email),
+        ]),
+    );
+    assert_eq!(a.json["accepted"].as_u64(), Some(3), "{}", a.text);
+    // the first report builds the sessions; the late event comes after
+    let before = read(w, &site, "reports/sources?from=2019-06-01&to=2019-06-04");
+    assert_eq!(before.status, 200, "{}", before.text);
+    let a = post_json(
+        w,
+        &site,
+        "events:import",
+        &json!([visit(
+            "mk-visitor-1",
+            "mk-event-2",
+            t + day,
+            "https://api-test.example/"
+        )]),
+    );
+    assert_eq!(a.json["accepted"].as_u64(), Some(1), "{}", a.text);
+    let rows_of = |from: &str, to: &str| {
+        let a = read(
+            w,
+            &site,
+            &format!("reports/sources?group_by=channel&from={from}&to={to}"),
+        );
+        assert_eq!(a.status, 200, "{}", a.text);
+        let mut rows: Vec<(String, u64, u64)> = a.json["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .filter(|r| r["sessions"].as_u64().unwrap_or(0) > 0)
+            .map(|r| {
+                (
+                    r["key"].as_str().unwrap_or_default().to_string(),
+                    r["visitors"].as_u64().unwrap_or(0),
+                    r["sessions"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect();
+        rows.sort();
+        (rows, a.json["totals"]["visitors"].as_u64())
+    };
+    let row = |k: &str, v: u64, s: u64| (k.to_string(), v, s);
+    assert_eq!(
+        rows_of("2019-06-01", "2019-06-04"),
+        (vec![row("Direct", 1, 1), row("Email", 2, 3)], Some(2))
+    );
+    assert_eq!(
+        rows_of("2019-06-02", "2019-06-04"),
+        (vec![row("Direct", 1, 1), row("Email", 2, 2)], Some(2))
+    );
+    assert_eq!(
+        rows_of("2019-06-03", "2019-06-04"),
+        (vec![row("Email", 2, 2)], Some(2))
+    );
+    assert_eq!(
+        rows_of("2019-06-02", "2019-06-03"),
+        (vec![row("Direct", 1, 1)], Some(1))
+    );
+    // the markers themselves: the first visitor's sessions point back as written above
+    let marks = w
+        .query(&format!(
+            "SELECT channel, started_at, prev_at, prev_channel, prev_channel_at FROM sessions \
+             WHERE site_id = '{}' AND visitor_id = 'mk-visitor-1' ORDER BY started_at",
+            site.id
+        ))
+        .expect("sessions");
+    assert_eq!(
+        marks,
+        vec![
+            json!({"channel": "Email", "started_at": t, "prev_at": null, "prev_channel": null, "prev_channel_at": null}),
+            json!({"channel": "Direct", "started_at": t + day, "prev_at": t, "prev_channel": "Email", "prev_channel_at": null}),
+            json!({"channel": "Email", "started_at": t + 2 * day, "prev_at": t + day, "prev_channel": "Direct", "prev_channel_at": t}),
+        ]
+    );
+}
+
 /// Scenario: a deal for late@example.com (30.00 USD, closed 2026-03-10) arrives before any
 /// visitor gave that email. Then a visitor's history is imported: an email-campaign visit
 /// on 2026-03-01 10:00 and the form with that email a minute later. The deal is kept and,
