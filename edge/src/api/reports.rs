@@ -107,8 +107,8 @@ pub async fn pages(
             ))
         }
     };
-    let data = store.pages_data(&site.id, &query).await?;
-    let rows = report::pages_counted(&data.leads, &data.counted, &query, sort, descending);
+    let counted = store.pages_data(&site.id, &query).await?;
+    let rows = report::pages_counted(&counted, sort, descending);
     Ok(Response::from_json(&json!({
         "site": site.id,
         "currency": site.currency,
