@@ -6,20 +6,26 @@
 //! - the timeseries ([`Store::report_data`]): sessions that started in `[from, to)`, and the
 //!   sessions of *leads* that started in `[from - L, from)` (the only older sessions a
 //!   conversion in range can be credited to);
-//! - the sources and pages reports ([`Store::sources_data`], [`Store::pages_data`]): the
-//!   traffic (visitors, sessions, page views per row; views and entrances per page) counted
-//!   in SQL as core's `Counted::of` and `PageCount::of` define it, and only the sessions of
-//!   leads that started in `[from - L, to)` (the touches, and the leads' journeys) with, for
-//!   the pages report, their page views in that span (the assists). SQL counts; it never
-//!   credits: attribution and assists stay in `closeloop_core::report`;
+//! - the sources report ([`Store::sources_data`]): the traffic (visitors, sessions, page
+//!   views per row) counted in SQL as core's `Counted::of` defines it, and only the sessions
+//!   of leads that started in `[from - L, to)` (the touches, and the leads' journeys). SQL
+//!   counts; it never credits: attribution stays in `closeloop_core::report`;
+//! - the pages report ([`Store::pages_data`]): nothing in it is credited (an assist is a
+//!   count), so SQL counts every figure per page as core's `PageCount::of` defines it, from
+//!   the page views' own flags (`session_bot`, `entrance`) and the leads' identifying page
+//!   (migration 0008): views and entrances in `[from, to)`, the assists of the conversions
+//!   in range (their leads' page views in `[T - L, T)`), direct conversions. Only one row
+//!   per page travels;
 //! - lead conversions (a lead's first identification) and deal conversions with `T` in
 //!   `[from, to)`;
 //! - spend periods that overlap the range's days.
 //!
 //! Segments are read from the session row itself (its `country` and `device_type` are those
-//! of its first event, migration 0006), and the counting queries read the covering
-//! session indexes of that migration only. Long answers (the leads' sessions, page views and
-//! lead creations) come packed as JSON text, 1000 rows per string.
+//! of its first event, migration 0006), and the sources report's counting queries read the
+//! covering session indexes of that migration only; the pages report without a segment
+//! reads covering event and lead indexes only (migration 0008), with one it joins the
+//! segment's sessions. Long answers (the leads' sessions and lead creations) come packed as
+//! JSON text, 1000 rows per string.
 
 use super::{n, opt, s, Store};
 use crate::error::{ApiError, ApiResult};
