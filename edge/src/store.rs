@@ -882,12 +882,15 @@ impl Store {
             )?);
             // D1 allows 100 bound parameters per statement: ids go in chunks. Each event
             // also gets its session's bot flag and whether it is the session's entrance (the
-            // pages report counts from these; migration 0008).
+            // pages report counts from these; migration 0008). Rows that already say all
+            // of it are left alone: a session rebuilt for a new event rewrites only what
+            // changed (each written row costs the index entries of these columns).
             for chunk in x.event_ids.chunks(90) {
                 let marks: Vec<String> = (0..chunk.len()).map(|i| format!("?{}", i + 5)).collect();
                 let sql = format!(
                     "UPDATE events SET session_id = ?1, session_bot = ?3, entrance = (event_id IS ?4) \
-                     WHERE site_id = ?2 AND event_id IN ({})",
+                     WHERE site_id = ?2 AND event_id IN ({}) AND (session_id IS NOT ?1 \
+                     OR session_bot IS NOT ?3 OR entrance IS NOT (event_id IS ?4))",
                     marks.join(", ")
                 );
                 let mut args = vec![
