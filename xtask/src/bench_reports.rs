@@ -429,7 +429,9 @@ fn generate(db: &Path, site: &str, events: usize) -> Result<Counts> {
                 let mut session_id = String::new();
                 let mut prev_url: Option<String> = tc.referrer.map(str::to_string);
                 let mut at = t;
-                let started = t;
+                // the session's first and last event times (derived_ts), as sessionisation
+                // writes them
+                let (mut started, mut ended) = (i64::MAX, 0);
                 let last_form = is_lead && k + 1 == n_sessions;
                 let n_events = pageviews + i64::from(last_form);
                 for i in 0..n_events {
@@ -506,6 +508,8 @@ fn generate(db: &Path, site: &str, events: usize) -> Result<Counts> {
                         .map_err(e)?;
                     c.events += 1;
                     first_seen = first_seen.min(derived);
+                    started = started.min(derived);
+                    ended = ended.max(derived);
                     last_seen = last_seen.max(derived);
                     if form {
                         let n = c.leads;
@@ -558,7 +562,7 @@ fn generate(db: &Path, site: &str, events: usize) -> Result<Counts> {
                         session_id,
                         visitor,
                         started,
-                        at - 10_000,
+                        ended,
                         tc.channel,
                         tc.source,
                         tc.medium,
