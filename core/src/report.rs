@@ -107,11 +107,12 @@
 //! # Counted reports
 //!
 //! Over a long range most sessions are anonymous traffic that only needs counting. So the
-//! edge can let its database count it: [`Counted::of`] (sources) and [`PageCount::of`]
-//! (pages) define exactly what is counted, and [`sources_counted`] / [`pages_counted`] give
-//! the same answers as [`sources`] / [`pages`] from those counts plus only the sessions of
-//! leads (and, for the pages report, their page views): everything that is credited still
-//! happens here.
+//! edge can let its database count it: [`Counted::of`] (sources) defines exactly what is
+//! counted, and [`sources_counted`] gives the same answer as [`sources`] from those counts
+//! plus only the sessions of leads: everything that is credited still happens here. The
+//! pages report credits nothing (an assist is a count, not a share), so the database counts
+//! all of it: [`PageCount::of`] defines every figure per page, and [`pages_counted`] only
+//! leaves out empty rows and sorts, as [`pages`] does.
 //!
 //! # Timeseries
 //!
@@ -446,31 +447,54 @@ fn visitor_steps<'s>(
     steps.into_iter().collect()
 }
 
-/// Views and entrances of one page: what [`pages`] counts from the page views in the range
-/// of the sessions that count and are in the segment.
+/// Every figure of one page of the pages report, as the store counts it: what [`pages`]
+/// gives for the page before sorting (see [`PageCount::of`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PageCount {
     /// The page path.
     pub path: String,
-    /// Page views.
+    /// Page views in the range.
     pub views: u64,
     /// Of those, the first page views of their sessions.
     pub entrances: u64,
+    /// Lead conversions in the range it assisted.
+    pub assisted_leads: u64,
+    /// Customer conversions in the range it assisted.
+    pub assisted_customers: u64,
+    /// Their revenue, in integer minor units.
+    pub assisted_revenue: i64,
+    /// Conversions in the range that happened on it.
+    pub direct_conversions: u64,
 }
 
 impl PageCount {
-    /// Views and entrances per page, as [`pages`] counts them over the full data (the
-    /// definition the store's SQL follows): page views in `[from, to)` whose session is in
-    /// the data (see [`ReportData::sessions`]), counts and is in the segment; an entrance is
-    /// the earliest page view of its session among the data's page views (ties: the first
-    /// in the data).
+    /// The pages report's figures per page for `query`, counted the way the store's SQL
+    /// counts them (the definition that SQL follows; [`pages`] gives the same figures through
+    /// [`crate::assists::pages_report`]). `data` is the full data: every session and page
+    /// view of the site. Only sessions that count (bots only with `include_bots`) and are
+    /// in the segment take part; their page views carry the lead of their session.
+    ///
+    /// - **views**: page views with a time in `[from, to)` (whenever their session started);
+    /// - **entrances**: those that are the first page view of their session (earliest time;
+    ///   ties: the first in the data, as the edge's sessionisation orders them by event id);
+    /// - **direct conversions**: `lead` and `customer` conversions with `T` in `[from, to)`
+    ///   per page they happened on; with filters, only those whose session is in the
+    ///   segment;
+    /// - **assists**: for each such conversion, the distinct paths its lead's page views
+    ///   had at a time `t` with `T - lookback <= t < T`, its own page left out: one assisted
+    ///   lead or customer each (and the customer's revenue). Other conversion kinds (CRM
+    ///   stages) are not in the pages report.
+    ///
+    /// Pages with none of these are absent; rows are sorted by path.
     pub fn of(data: &ReportData, query: &Query) -> Vec<PageCount> {
+        let in_range = |t: i64| t >= query.from && t < query.to;
         let sessions: BTreeMap<&str, &SessionRow> = data
             .sessions
             .iter()
-            .filter(|s| query.include_bots || !s.is_bot)
+            .filter(|s| (query.include_bots || !s.is_bot) && query.filters.matches(s))
             .map(|s| (s.id.as_str(), s))
             .collect();
+        // the first page view of every session (whether it counts or not)
         let mut first: BTreeMap<&str, (i64, usize)> = BTreeMap::new();
         for (i, v) in data.pageviews.iter().enumerate() {
             let e = first.entry(v.session.as_str()).or_insert((v.at, i));
@@ -479,27 +503,69 @@ impl PageCount {
             }
         }
         let mut rows: BTreeMap<&str, PageCount> = BTreeMap::new();
+        let mut by_lead: BTreeMap<&str, Vec<&PageViewRow>> = BTreeMap::new();
         for (i, v) in data.pageviews.iter().enumerate() {
-            if v.at < query.from || v.at >= query.to {
+            let Some(s) = sessions.get(v.session.as_str()) else {
+                continue;
+            };
+            if let Some(lead) = s.lead.as_deref() {
+                by_lead.entry(lead).or_default().push(v);
+            }
+            if in_range(v.at) {
+                let r = page_count(&mut rows, &v.path);
+                r.views += 1;
+                if first.get(v.session.as_str()).is_some_and(|f| f.1 == i) {
+                    r.entrances += 1;
+                }
+            }
+        }
+        let lookback_ms = query.params().lookback_ms.max(0);
+        for c in data.conversions.iter().filter(|c| in_range(c.at)) {
+            let is_lead = c.kind.eq_ignore_ascii_case(KIND_LEAD);
+            if !is_lead && !c.kind.eq_ignore_ascii_case(KIND_CUSTOMER) {
                 continue;
             }
-            if !sessions
-                .get(v.session.as_str())
-                .is_some_and(|s| query.filters.matches(s))
-            {
-                continue;
+            if let Some(page) = c.page.as_deref() {
+                let in_segment = query.filters.is_empty()
+                    || c.session
+                        .as_deref()
+                        .is_some_and(|id| sessions.contains_key(id));
+                if in_segment {
+                    page_count(&mut rows, page).direct_conversions += 1;
+                }
             }
-            let r = rows.entry(&v.path).or_insert_with(|| PageCount {
-                path: v.path.clone(),
-                ..PageCount::default()
-            });
-            r.views += 1;
-            if first.get(v.session.as_str()).is_some_and(|f| f.1 == i) {
-                r.entrances += 1;
+            let start = c.at.saturating_sub(lookback_ms);
+            let paths: BTreeSet<&str> = by_lead
+                .get(c.lead.as_str())
+                .into_iter()
+                .flatten()
+                .filter(|v| {
+                    v.at >= start && v.at < c.at && Some(v.path.as_str()) != c.page.as_deref()
+                })
+                .map(|v| v.path.as_str())
+                .collect();
+            for path in paths {
+                let r = page_count(&mut rows, path);
+                if is_lead {
+                    r.assisted_leads += 1;
+                } else {
+                    r.assisted_customers += 1;
+                    r.assisted_revenue = r.assisted_revenue.saturating_add(c.revenue);
+                }
             }
         }
         rows.into_values().collect()
     }
+}
+
+fn page_count<'m, 'p>(
+    rows: &'m mut BTreeMap<&'p str, PageCount>,
+    path: &'p str,
+) -> &'m mut PageCount {
+    rows.entry(path).or_insert_with(|| PageCount {
+        path: path.to_owned(),
+        ..PageCount::default()
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1418,36 +1484,18 @@ impl FromStr for PageSort {
 ///
 /// Counted as [`crate::assists`] defines, with `lead` conversions as leads and `customer`
 /// conversions as customers (revenue in minor units; stage conversions are not in this
-/// report). An entrance is the first page view of its session. Filters select sessions:
-/// only page views of sessions in the segment are views, entrances and assists; a direct
-/// conversion counts when the session in which it happened ([`ConversionRow::session`]) is in
-/// the segment (without filters, every conversion with a page counts). Rows with nothing in
+/// report). A view is a page view whose time is in the range, whenever its session started;
+/// an entrance is the first page view of its session. Filters select sessions: only page
+/// views of sessions in the segment are views, entrances and assists; a direct conversion
+/// counts when the session in which it happened ([`ConversionRow::session`]) is in the
+/// segment (without filters, every conversion with a page counts). Rows with nothing in
 /// them are left out.
+///
+/// `data` must hold every session with a page view that can count (those with a page view
+/// in the range, and the converting leads' sessions with a page view in a lookback window)
+/// and all of those sessions' page views; [`pages_counted`] gives the same answer from the
+/// store's counts.
 pub fn pages(data: &ReportData, query: &Query, sort: PageSort, descending: bool) -> Vec<PageRow> {
-    pages_impl(data, query, sort, descending, None)
-}
-
-/// The pages report from the store's counts: the same answer as [`pages`] over the full
-/// data. `leads` holds the sessions of leads that started in `[from - lookback, to)` and
-/// their page views in that span (for the assists), the conversions as for [`pages`];
-/// `counted` is [`PageCount::of`] the full data for this query (views and entrances).
-pub fn pages_counted(
-    leads: &ReportData,
-    counted: &[PageCount],
-    query: &Query,
-    sort: PageSort,
-    descending: bool,
-) -> Vec<PageRow> {
-    pages_impl(leads, query, sort, descending, Some(counted))
-}
-
-fn pages_impl(
-    data: &ReportData,
-    query: &Query,
-    sort: PageSort,
-    descending: bool,
-    counted: Option<&[PageCount]>,
-) -> Vec<PageRow> {
     let idx = Index::new(data, query.include_bots);
     let sessions: BTreeMap<&str, &SessionRow> =
         idx.sessions.iter().map(|s| (s.id.as_str(), *s)).collect();
@@ -1507,21 +1555,6 @@ fn pages_impl(
         .collect();
     let lookback_ms = query.params().lookback_ms;
     let mut rows = pages_report(&views, &convs, query.from, query.to, lookback_ms);
-    if let Some(counted) = counted {
-        let mut by_path: BTreeMap<&str, &PageCount> =
-            counted.iter().map(|c| (c.path.as_str(), c)).collect();
-        for r in &mut rows {
-            let c = by_path.remove(r.path.as_str());
-            r.views = c.map_or(0, |c| c.views);
-            r.entrances = c.map_or(0, |c| c.entrances);
-        }
-        rows.extend(by_path.into_values().map(|c| PageRow {
-            path: c.path.clone(),
-            views: c.views,
-            entrances: c.entrances,
-            ..PageRow::default()
-        }));
-    }
     if !query.filters.is_empty() {
         let mut direct: BTreeMap<&str, u64> = BTreeMap::new();
         for c in data.conversions.iter().filter(|c| {
@@ -1542,14 +1575,50 @@ fn pages_impl(
         for r in &mut rows {
             r.direct_conversions = direct.get(r.path.as_str()).copied().unwrap_or(0);
         }
-        rows.retain(|r| {
-            r.views > 0
-                || r.entrances > 0
-                || r.assisted_leads > 0
-                || r.assisted_customers > 0
-                || r.direct_conversions > 0
-        });
     }
+    sort_pages(rows, sort, descending)
+}
+
+/// The pages report from the store's counts: every figure of every page comes counted
+/// ([`PageCount::of`] of the full data for this very query: same range, lookback, filters
+/// and `include_bots`), so that this only leaves out empty rows and sorts, as [`pages`] does.
+///
+/// ```
+/// use closeloop_core::report::{pages_counted, PageCount, PageSort};
+/// let counted = [
+///     PageCount { path: "/pricing".into(), views: 40, entrances: 10, ..Default::default() },
+///     PageCount { path: "/demo".into(), views: 12, direct_conversions: 3, ..Default::default() },
+///     PageCount { path: "/old".into(), ..Default::default() },
+/// ];
+/// let rows = pages_counted(&counted, PageSort::DirectConversions, true);
+/// let paths: Vec<&str> = rows.iter().map(|r| r.path.as_str()).collect();
+/// assert_eq!(paths, ["/demo", "/pricing"]);
+/// ```
+pub fn pages_counted(counted: &[PageCount], sort: PageSort, descending: bool) -> Vec<PageRow> {
+    let rows = counted
+        .iter()
+        .map(|c| PageRow {
+            path: c.path.clone(),
+            views: c.views,
+            entrances: c.entrances,
+            assisted_leads: c.assisted_leads,
+            assisted_customers: c.assisted_customers,
+            assisted_revenue: c.assisted_revenue as f64,
+            direct_conversions: c.direct_conversions,
+        })
+        .collect();
+    sort_pages(rows, sort, descending)
+}
+
+/// Leaves out the rows with nothing in them and sorts by `sort` (ties by path ascending).
+fn sort_pages(mut rows: Vec<PageRow>, sort: PageSort, descending: bool) -> Vec<PageRow> {
+    rows.retain(|r| {
+        r.views > 0
+            || r.entrances > 0
+            || r.assisted_leads > 0
+            || r.assisted_customers > 0
+            || r.direct_conversions > 0
+    });
     rows.sort_by(|a, b| {
         let ord = match sort {
             PageSort::Path => a.path.cmp(&b.path),

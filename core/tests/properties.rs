@@ -224,3 +224,120 @@ proptest! {
         prop_assert_eq!(whole, stepped);
     }
 }
+
+/// Random report data for the pages report: sessions of 6 visitors (visitors 0 and 3 are
+/// one lead's two devices, 1 and 2 are leads too, 5 is a bot), page views on 4 paths, and
+/// lead / customer / stage conversions a few hours after one of the sessions starts, with
+/// or without a page and session. Times are whole hours, so that a view often falls exactly
+/// at a conversion or at the start of its window.
+fn pages_data_strategy() -> impl Strategy<Value = closeloop_core::report::ReportData> {
+    use closeloop_core::report::{ConversionRow, PageViewRow, ReportData, SessionRow};
+    const HOUR: i64 = 3_600_000;
+    const PATHS: [&str; 4] = ["/", "/pricing", "/demo", "/blog"];
+    let session = (0usize..6, 0i64..20, 0u8..4);
+    let view = (0usize..12, 0i64..48, 0usize..4);
+    let conversion = (
+        0usize..12,
+        0i64..72,
+        0u8..3,
+        0usize..5,
+        0usize..13,
+        1i64..100_000,
+    );
+    (
+        proptest::collection::vec(session, 1..12),
+        proptest::collection::vec(view, 0..40),
+        proptest::collection::vec(conversion, 0..8),
+    )
+        .prop_map(|(sessions, views, conversions)| {
+            let lead_of = |visitor: usize| match visitor {
+                0 | 3 => Some("lead0".to_owned()),
+                1 | 2 => Some(format!("lead{visitor}")),
+                _ => None,
+            };
+            let sessions: Vec<SessionRow> = sessions
+                .iter()
+                .enumerate()
+                .map(|(i, &(visitor, day, attrs))| SessionRow {
+                    id: format!("s{i:02}"),
+                    visitor: format!("v{visitor}"),
+                    lead: lead_of(visitor),
+                    started_at: day * DAY,
+                    channel: CHANNELS[usize::from(attrs) % CHANNELS.len()].to_owned(),
+                    source: "google".into(),
+                    medium: "organic".into(),
+                    landing_page: "/".into(),
+                    is_bot: visitor == 5,
+                    country: Some(if attrs % 2 == 0 { "DE" } else { "US" }.to_owned()),
+                    device: Some("desktop".into()),
+                    ..SessionRow::default()
+                })
+                .collect();
+            let pageviews: Vec<PageViewRow> = views
+                .iter()
+                .filter_map(|&(s, offset, path)| {
+                    let s = sessions.get(s % sessions.len())?;
+                    Some(PageViewRow {
+                        session: s.id.clone(),
+                        path: PATHS[path].to_owned(),
+                        at: s.started_at + offset * HOUR,
+                    })
+                })
+                .collect();
+            let conversions = conversions
+                .iter()
+                .enumerate()
+                .filter_map(|(i, &(after, hours, kind, page, session, revenue))| {
+                    let s = sessions.get(after % sessions.len())?;
+                    Some(ConversionRow {
+                        id: format!("c{i}"),
+                        lead: s.lead.clone().unwrap_or_else(|| "lead1".to_owned()),
+                        kind: ["lead", "Customer", "opportunity"][usize::from(kind)].to_owned(),
+                        at: s.started_at + hours * HOUR,
+                        revenue,
+                        page: PATHS.get(page).map(|p| (*p).to_owned()),
+                        session: sessions.get(session).map(|s| s.id.clone()),
+                        ..ConversionRow::default()
+                    })
+                })
+                .collect();
+            ReportData {
+                sessions,
+                conversions,
+                pageviews,
+                spend: Vec::new(),
+            }
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The store's counts (`PageCount::of`, the SQL's definition) give the pages report that
+    /// `pages` computes through `assists::pages_report`, for any range, lookback, segment
+    /// and bot setting.
+    #[test]
+    fn pages_from_counts_equal_pages(
+        data in pages_data_strategy(),
+        from_day in 0i64..15,
+        days in 1i64..25,
+        lookback_days in 1i64..4,
+        include_bots in any::<bool>(),
+        country in proptest::option::of(prop_oneof![Just("de"), Just("US")]),
+        channel in proptest::option::of(Just("email")),
+    ) {
+        use closeloop_core::report::{pages, pages_counted, Filters, PageCount, PageSort, Query};
+        let mut q = Query::new(from_day * DAY, (from_day + days) * DAY);
+        q.lookback_days = lookback_days;
+        q.include_bots = include_bots;
+        q.filters = Filters {
+            country: country.map(str::to_owned),
+            channel: channel.map(str::to_owned),
+            ..Filters::default()
+        };
+        let counted = PageCount::of(&data, &q);
+        for (sort, descending) in [(PageSort::Views, true), (PageSort::AssistedRevenue, false)] {
+            prop_assert_eq!(pages(&data, &q, sort, descending), pages_counted(&counted, sort, descending));
+        }
+    }
+}

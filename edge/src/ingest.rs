@@ -142,7 +142,11 @@ pub fn leads_from(site_id: &str, v: &Validated) -> Vec<LeadRow> {
             l.name = name.or(l.name.take());
             l.company = company.or(l.company.take());
             l.phone = phone.or(l.phone.take());
-            l.at = l.at.min(ve.derived_ts);
+            // the identifying event: the earliest, ties to the smallest id
+            if (ve.derived_ts, ve.event.id.as_str()) < (l.at, l.event_id.as_str()) {
+                l.at = ve.derived_ts;
+                l.event_id = ve.event.id.clone();
+            }
             continue;
         }
         out.push(LeadRow {
@@ -152,6 +156,7 @@ pub fn leads_from(site_id: &str, v: &Validated) -> Vec<LeadRow> {
             company,
             phone,
             at: ve.derived_ts,
+            event_id: ve.event.id.clone(),
         });
     }
     out
@@ -194,6 +199,10 @@ pub fn sessions_from(events: &[StoredEvent], site: &SiteConfig) -> Vec<SessionRo
             pageviews: members.iter().filter(|e| e.kind == "pageview").count() as i64,
             is_bot: first.is_bot != 0,
             event_ids: members.iter().map(|e| e.event_id.clone()).collect(),
+            entrance: members
+                .iter()
+                .find(|e| e.kind == "pageview")
+                .map(|e| e.event_id.clone()),
         })
     })
     .collect()
@@ -688,6 +697,24 @@ mod tests {
             s[0].event_ids,
             vec!["ev-00000001".to_string(), "ev-00000002".to_string()]
         );
+        assert_eq!(s[0].entrance.as_deref(), Some("ev-00000001"));
+    }
+
+    #[test]
+    fn the_entrance_is_the_first_page_view_in_time_then_id_order() {
+        // a session that begins with a custom event; two page views at the same time later:
+        // the smaller id is the entrance, whatever order they were read in
+        let events = vec![
+            ev("ev-3", "track", "https://example.com/a", None, 1_000),
+            ev("ev-9", "pageview", "https://example.com/b", None, 2_000),
+            ev("ev-5", "pageview", "https://example.com/c", None, 2_000),
+        ];
+        let s = sessions_from(&events, &site());
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].entrance.as_deref(), Some("ev-5"));
+        // no page view at all: no entrance
+        let s = sessions_from(&events[..1], &site());
+        assert_eq!(s[0].entrance, None);
     }
 
     #[test]
@@ -730,6 +757,8 @@ mod tests {
         assert_eq!(leads[0].at, 1_764_000_000_500);
         assert_eq!(leads[1].email, "bob@example.com");
         assert_eq!(leads[1].company.as_deref(), Some("Acme"));
+        assert_eq!(leads[0].event_id, "ev-00000001");
+        assert_eq!(leads[1].event_id, "ev-00000002");
         assert_eq!(leads[0].lead_id, lead_id("demo", "ann@example.com"));
         assert_ne!(leads[0].lead_id, leads[1].lead_id);
         let rows = rows_from(&v);

@@ -146,6 +146,8 @@ pub struct LeadRow {
     pub phone: Option<String>,
     /// When the visitor identified (derived_ts).
     pub at: i64,
+    /// The identifying event: the batch's earliest for this email (ties: smallest id).
+    pub event_id: String,
 }
 
 /// An event as sessionisation reads it back.
@@ -200,6 +202,9 @@ pub struct SessionRow {
     pub is_bot: bool,
     /// Its events' ids.
     pub event_ids: Vec<String>,
+    /// The id of its first page view (in `event_ids`' order), if it has one: the page view
+    /// flagged as its entrance.
+    pub entrance: Option<String>,
 }
 
 fn s(v: &str) -> JsValue {
@@ -568,7 +573,7 @@ impl Store {
         if rows.is_empty() {
             return Ok((Vec::new(), None));
         }
-        let mut stmts = Vec::with_capacity(rows.len() + 4 + 2 * leads.len());
+        let mut stmts = Vec::with_capacity(rows.len() + 4 + 3 * leads.len());
         for r in rows {
             stmts.push(self.stmt(
                 "INSERT INTO events (site_id, event_id, visitor_id, type, url, path, referrer, title, \
@@ -638,6 +643,10 @@ impl Store {
                  name = coalesce(excluded.name, leads.name), \
                  company = coalesce(excluded.company, leads.company), \
                  phone = coalesce(excluded.phone, leads.phone), \
+                 first_event_id = CASE WHEN excluded.first_seen < leads.first_seen THEN NULL \
+                   ELSE leads.first_event_id END, \
+                 first_path = CASE WHEN excluded.first_seen < leads.first_seen THEN NULL \
+                   ELSE leads.first_path END, \
                  first_seen = min(leads.first_seen, excluded.first_seen)",
                 &[
                     s(site_id),
@@ -655,6 +664,29 @@ impl Store {
                  SELECT ?1, ?2, lead_id, ?4 FROM leads WHERE site_id = ?1 AND email = ?3 \
                  ON CONFLICT (site_id, visitor_id) DO NOTHING",
                 &[s(site_id), s(visitor_id), s(&l.email), n(l.at)],
+            )?);
+            // The identifying event's id and page (the pages report's direct conversions,
+            // migration 0008): this batch's event when it is stored, is this visitor's, is at
+            // the lead's `first_seen`, the visitor is the lead's, and no stored identifying
+            // event with a smaller id is there (the upsert above cleared them when it moved
+            // `first_seen` earlier).
+            stmts.push(self.stmt(
+                "UPDATE leads SET first_event_id = ?4, first_path = (SELECT e.path FROM events e \
+                 WHERE e.site_id = ?1 AND e.event_id = ?4) \
+                 WHERE site_id = ?1 AND email = ?3 AND first_seen = ?5 \
+                 AND (first_event_id IS NULL OR first_event_id > ?4) \
+                 AND EXISTS (SELECT 1 FROM events e WHERE e.site_id = ?1 AND e.event_id = ?4 \
+                   AND e.visitor_id = ?2 AND e.derived_ts = ?5 \
+                   AND e.type IN ('form_submit', 'identify')) \
+                 AND EXISTS (SELECT 1 FROM lead_visitors v WHERE v.site_id = ?1 \
+                   AND v.visitor_id = ?2 AND v.lead_id = leads.lead_id)",
+                &[
+                    s(site_id),
+                    s(visitor_id),
+                    s(&l.email),
+                    s(&l.event_id),
+                    n(l.at),
+                ],
             )?);
         }
         if queue {
@@ -831,14 +863,25 @@ impl Store {
                     b(x.is_bot),
                 ],
             )?);
-            // D1 allows 100 bound parameters per statement: ids go in chunks
+            // D1 allows 100 bound parameters per statement: ids go in chunks. Each event
+            // also gets its session's bot flag and whether it is the session's entrance (the
+            // pages report counts from these; migration 0008). Rows that already say all
+            // of it are left alone: a session rebuilt for a new event rewrites only what
+            // changed (each written row costs the index entries of these columns).
             for chunk in x.event_ids.chunks(90) {
-                let marks: Vec<String> = (0..chunk.len()).map(|i| format!("?{}", i + 3)).collect();
+                let marks: Vec<String> = (0..chunk.len()).map(|i| format!("?{}", i + 5)).collect();
                 let sql = format!(
-                    "UPDATE events SET session_id = ?1 WHERE site_id = ?2 AND event_id IN ({})",
+                    "UPDATE events SET session_id = ?1, session_bot = ?3, entrance = (event_id IS ?4) \
+                     WHERE site_id = ?2 AND event_id IN ({}) AND (session_id IS NOT ?1 \
+                     OR session_bot IS NOT ?3 OR entrance IS NOT (event_id IS ?4))",
                     marks.join(", ")
                 );
-                let mut args = vec![s(&x.session_id), s(site_id)];
+                let mut args = vec![
+                    s(&x.session_id),
+                    s(site_id),
+                    b(x.is_bot),
+                    opt(x.entrance.as_deref()),
+                ];
                 args.extend(chunk.iter().map(|id| s(id)));
                 stmts.push(self.stmt(&sql, &args)?);
             }

@@ -765,6 +765,77 @@ fn a_deal_before_its_visitor_identifies_is_attributed_later() {
     );
 }
 
+/// One page's figures in a pages report answer: views, entrances, assisted leads, assisted
+/// customers, direct conversions (`None` when the page has no row).
+fn page_figures(answer: &Answer, path: &str) -> Option<[u64; 5]> {
+    let row = answer.json["rows"]
+        .as_array()?
+        .iter()
+        .find(|r| r["path"] == path)?;
+    let n = |k: &str| row[k].as_u64().unwrap_or(u64::MAX);
+    Some([
+        n("views"),
+        n("entrances"),
+        n("assisted_leads"),
+        n("assisted_customers"),
+        n("direct_conversions"),
+    ])
+}
+
+/// Scenario: the pages report follows a session that a late batch rebuilds. Visitor
+/// pg-visitor-1's first batch: a page view of /b at 2026-04-01 10:05 and the form with
+/// pages@example.com on /b at 10:06. April's pages report: /b 1 view, 1 entrance, 1 direct
+/// conversion (the lead was created on /b). A second batch, sent later, holds the visitor's
+/// earlier events: a page view of /a at 10:00 and the same form on /a at 10:01. The session
+/// now starts at /a (10:00) and the lead at 10:01 on /a: /a 1 view, 1 entrance, 1 direct
+/// conversion and no assist (its own page); /b 1 view, no entrance, no direct conversion,
+/// no assist (viewed after the lead's creation). A crawler (Googlebot's user agent) views
+/// /a at 10:30: left out, and with `include_bots=true` /a has 2 views and 2 entrances.
+#[test]
+fn the_pages_report_follows_a_session_rebuilt_by_a_late_batch() {
+    let (w, site) = new_site();
+    let t = 1_775_037_600_000_i64; // 2026-04-01T10:00:00Z
+    let min = 60_000;
+    let form = |id: &str, at: i64, path: &str| {
+        json!({"id": id, "type": "form_submit", "created_at": at,
+               "url": format!("https://api-test.example{path}"),
+               "form": {"fields": ["email"], "values": {"email": "pages@example.com"}}})
+    };
+    let view = |id: &str, at: i64, path: &str| {
+        json!({"id": id, "type": "pageview", "created_at": at,
+               "url": format!("https://api-test.example{path}")})
+    };
+    let april = "reports/pages?from=2026-04-01&to=2026-05-01";
+    let first = json!({"visitor_id": "pg-visitor-1", "events": [
+        view("pg-ev-03", t + 5 * min, "/b"), form("pg-ev-04", t + 6 * min, "/b")]});
+    assert_eq!(
+        post_json(w, &site, "events:import", &first).json["accepted"],
+        2
+    );
+    let r = read(w, &site, april);
+    assert_eq!(page_figures(&r, "/b"), Some([1, 1, 0, 0, 1]), "{}", r.text);
+
+    let late = json!({"visitor_id": "pg-visitor-1", "events": [
+        view("pg-ev-01", t, "/a"), form("pg-ev-02", t + min, "/a")]});
+    assert_eq!(
+        post_json(w, &site, "events:import", &late).json["accepted"],
+        2
+    );
+    let crawler = json!({"visitor_id": "pg-crawler-1",
+        "context": {"user_agent": "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"},
+        "events": [view("pg-ev-09", t + 30 * min, "/a")]});
+    assert_eq!(
+        post_json(w, &site, "events:import", &crawler).json["accepted"],
+        1
+    );
+    let r = read(w, &site, april);
+    conforms(&r, "PagesReport");
+    assert_eq!(page_figures(&r, "/a"), Some([1, 1, 0, 0, 1]), "{}", r.text);
+    assert_eq!(page_figures(&r, "/b"), Some([1, 0, 0, 0, 0]), "{}", r.text);
+    let r = read(w, &site, &format!("{april}&include_bots=true"));
+    assert_eq!(page_figures(&r, "/a"), Some([2, 2, 0, 0, 1]), "{}", r.text);
+}
+
 /// Scenario: bad report parameters are 400 `invalid_parameter`; an unknown lead is 404;
 /// `GET /v1/openapi.json` serves the document of `docs/openapi.json` itself.
 #[test]

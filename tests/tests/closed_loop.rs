@@ -371,13 +371,18 @@ fn every_sources_report_of_the_scenario() {
 }
 
 /// Scenario: the pages report (all sessions, sorted by views) and the country=DE segment
-/// (sorted by path): every page's views, entrances, assists and direct conversions, and
-/// the order.
+/// (sorted by path), and both again from inside a session (d2 12:02): every page's views,
+/// entrances, assists and direct conversions, and the order.
 #[test]
 fn pages_reports_of_the_scenario() {
     let l = loaded();
     let mut errors = Vec::new();
-    for name in ["pages", "pages_country_de"] {
+    for name in [
+        "pages",
+        "pages_country_de",
+        "pages_from_mid_session",
+        "pages_from_mid_session_de",
+    ] {
         let e = &l.scenario["expected"][name];
         let a = l.get("reports/pages", &params_of(&e["query"]));
         let rows = a.json["rows"].as_array().cloned().unwrap_or_default();

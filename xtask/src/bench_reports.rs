@@ -6,10 +6,11 @@
 //! The data set (a year, 2025, of one site) is generated deterministically (xorshift,
 //! fixed seed) straight into the worker's local D1 file with rusqlite, in the rows and
 //! value formats the worker itself writes (`edge/src/store.rs`,
-//! `edge/src/store/reporting.rs`): events with paths, referrers, UTMs and click ids,
-//! sessions over the GA4 channels with a realistic mix (2 % bots), visitors, leads from
-//! form submits with their `lead_visitors` links, won deals (with an opportunity stage
-//! before) and a daily spend for Paid Search and Paid Social. The site is created through
+//! `edge/src/store/reporting.rs`): events with paths, referrers, UTMs and click ids (each
+//! with its session's bot flag and entrance flag), sessions over the GA4 channels with a
+//! realistic mix (2 % bots), visitors, leads from form submits (with the form event and its
+//! page) and their `lead_visitors` links, won deals (with an opportunity stage before) and a
+//! daily spend for Paid Search and Paid Social. The site is created through
 //! the admin API first, so its keys and configuration are real; the worker is stopped
 //! while the rows go in (one transaction) and started again on that state.
 //!
@@ -19,8 +20,10 @@
 //! figures are checked against the worker's `first_touch` report, row by row, so both
 //! compute the same thing; `first_touch` and the baseline run in alternation so the
 //! machine's noise falls on both. The SQL part of the worker's own reads
-//! (`Store::sources_data`'s statements, in the same sqlite3 CLI on the same file) is timed
-//! too, to show where the worker's time goes.
+//! (`Store::sources_data`'s and `Store::pages_data`'s statements, in the same sqlite3 CLI
+//! on the same file) is timed too, to show where the worker's time goes. The pages report
+//! (and its segment `country=DE`) is checked figure by figure against core's reference
+//! `report::pages` over every session, page view and conversion read back from the file.
 
 use crate::util::{note, say, Result};
 use closeloop_e2e::http;
@@ -337,10 +340,11 @@ fn generate(db: &Path, site: &str, events: usize) -> Result<Counts> {
                  title, name, props, form_fields, form_values, form_id, created_at, sent_at, \
                  received_at, derived_ts, country, region, region_code, city, continent, \
                  postal_code, timezone, latitude, longitude, asn, as_org, colo, is_eu, \
-                 device_type, browser, browser_version, os, os_version, is_bot, session_id) \
+                 device_type, browser, browser_version, os, os_version, is_bot, session_id, \
+                 session_bot, entrance) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, NULL, ?9, ?10, ?11, ?12, ?13, \
                  ?14, ?15, ?16, NULL, NULL, ?17, ?18, NULL, ?19, NULL, NULL, ?20, ?21, ?22, \
-                 ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)",
+                 ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)",
             )
             .map_err(e)?;
         let mut ins_session = tx
@@ -361,8 +365,8 @@ fn generate(db: &Path, site: &str, events: usize) -> Result<Counts> {
             .map_err(e)?;
         let mut ins_lead = tx
             .prepare(
-                "INSERT INTO leads (site_id, lead_id, email, name, company, phone, first_seen) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)",
+                "INSERT INTO leads (site_id, lead_id, email, name, company, phone, first_seen, \
+                 first_event_id, first_path) VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, ?7, ?8)",
             )
             .map_err(e)?;
         let mut ins_link = tx
@@ -434,7 +438,9 @@ fn generate(db: &Path, site: &str, events: usize) -> Result<Counts> {
                 let mut session_id = String::new();
                 let mut prev_url: Option<String> = tc.referrer.map(str::to_string);
                 let mut at = t;
-                let started = t;
+                // the session's first and last event times (derived_ts), as sessionisation
+                // writes them
+                let (mut started, mut ended) = (i64::MAX, 0);
                 let last_form = is_lead && k + 1 == n_sessions;
                 let n_events = pageviews + i64::from(last_form);
                 for i in 0..n_events {
@@ -504,10 +510,15 @@ fn generate(db: &Path, site: &str, events: usize) -> Result<Counts> {
                             "10",
                             i64::from(bot),
                             session_id,
+                            // the session's bot flag; its first event is its first page view
+                            i64::from(bot),
+                            i64::from(i == 0),
                         ])
                         .map_err(e)?;
                     c.events += 1;
                     first_seen = first_seen.min(derived);
+                    started = started.min(derived);
+                    ended = ended.max(derived);
                     last_seen = last_seen.max(derived);
                     if form {
                         let n = c.leads;
@@ -520,7 +531,9 @@ fn generate(db: &Path, site: &str, events: usize) -> Result<Counts> {
                                 email,
                                 format!("Lead {n}"),
                                 format!("Company {}", n % 997),
-                                derived
+                                derived,
+                                event_id,
+                                path
                             ])
                             .map_err(e)?;
                         ins_link
@@ -575,7 +588,7 @@ fn generate(db: &Path, site: &str, events: usize) -> Result<Counts> {
                         session_id,
                         visitor,
                         started,
-                        at - 10_000,
+                        ended,
                         tc.channel,
                         tc.source,
                         tc.medium,
@@ -856,6 +869,173 @@ fn worker_sql_ms(db: &Path, site: &str) -> Result<f64> {
     Ok(times.iter().sum())
 }
 
+/// What [`pages_sql_ms`] times, in `Store::pages_data`'s order.
+const PAGES_STATEMENTS: [&str; 3] = ["views and entrances", "assists", "direct conversions"];
+
+/// `Store::pages_data`'s statements without a segment (keep in step with
+/// `edge/src/store/reporting.rs`: `page_views_sql`, `page_assists_sql`, `page_direct_sql`),
+/// binds filled in for the whole year, the default lookback and no bots.
+fn pages_statements(site: &str) -> [String; 3] {
+    let views = "WITH RECURSIVE p(path) AS ( \
+         SELECT (SELECT min(e.path) FROM events e INDEXED BY events_pages \
+           WHERE e.site_id = ?1 AND e.type = 'pageview') \
+         UNION ALL \
+         SELECT (SELECT min(e.path) FROM events e INDEXED BY events_pages \
+           WHERE e.site_id = ?1 AND e.type = 'pageview' AND e.path > p.path) \
+         FROM p WHERE p.path IS NOT NULL), \
+       counted AS MATERIALIZED (SELECT p.path AS path, \
+         (SELECT json_array(count(*), coalesce(sum(e.entrance), 0)) \
+           FROM events e INDEXED BY events_pages WHERE e.site_id = ?1 \
+           AND e.type = 'pageview' AND e.path = p.path AND e.derived_ts >= ?2 \
+           AND e.derived_ts < ?3 AND e.session_bot <= ?5) AS c \
+         FROM p WHERE p.path IS NOT NULL) \
+       SELECT path, json_extract(c, '$[0]') AS views, json_extract(c, '$[1]') AS entrances \
+       FROM counted WHERE json_extract(c, '$[0]') > 0";
+    let assists = "WITH conv(k, lead, at, page) AS ( \
+         SELECT l.rowid, l.lead_id, l.first_seen, l.first_path FROM leads l \
+           WHERE l.site_id = ?1 AND l.first_seen >= ?2 AND l.first_seen < ?3 \
+         UNION ALL \
+         SELECT -c.rowid, c.lead_id, c.closed_at, NULL FROM conversions c \
+           WHERE c.site_id = ?1 AND c.closed_at >= ?2 AND c.closed_at < ?3 \
+           AND (c.kind = 'customer' COLLATE NOCASE OR c.kind = 'lead' COLLATE NOCASE)), \
+       cv AS MATERIALIZED (SELECT conv.k AS k, conv.at AS at, conv.page AS page, \
+         v.visitor_id AS visitor FROM conv CROSS JOIN lead_visitors v \
+         ON v.site_id = ?1 AND v.lead_id = conv.lead ORDER BY v.visitor_id LIMIT -1), \
+       a(k, path) AS (SELECT DISTINCT cv.k, e.path FROM cv \
+         CROSS JOIN events e INDEXED BY events_visitor_time ON e.site_id = ?1 \
+           AND e.visitor_id = cv.visitor AND e.derived_ts >= cv.at - ?4 \
+           AND e.derived_ts < cv.at \
+         WHERE e.type = 'pageview' AND e.session_bot <= ?5 AND e.path IS NOT cv.page) \
+       SELECT a.path AS path, \
+         count(*) FILTER (WHERE a.k > 0 OR c.kind = 'lead' COLLATE NOCASE) AS leads, \
+         count(*) FILTER (WHERE c.kind = 'customer' COLLATE NOCASE) AS customers, \
+         coalesce(sum(c.revenue) FILTER (WHERE c.kind = 'customer' COLLATE NOCASE), 0) \
+           AS revenue \
+       FROM a LEFT JOIN conversions c ON a.k < 0 AND c.rowid = -a.k GROUP BY a.path";
+    let direct = "SELECT l.first_path AS path, count(*) AS n FROM leads l \
+         WHERE l.site_id = ?1 AND l.first_seen >= ?2 AND l.first_seen < ?3 \
+         AND l.first_path IS NOT NULL GROUP BY l.first_path";
+    let fill = |sql: &str| {
+        sql.replace("?5", "0")
+            .replace("?1", &format!("'{site}'"))
+            .replace("?2", &YEAR_FROM.to_string())
+            .replace("?3", &YEAR_TO.to_string())
+            .replace("?4", &LOOKBACK_MS.to_string())
+    };
+    [fill(views), fill(assists), fill(direct)]
+}
+
+/// Runs `Store::pages_data`'s statements (no segment) in one sqlite3 process over `db`,
+/// every row formatted (to /dev/null): each statement's run time, ms.
+fn pages_sql_ms(db: &Path, site: &str) -> Result<Vec<f64>> {
+    let [views, assists, direct] = pages_statements(site);
+    let script = format!(".timer on\n.output /dev/null\n{views};\n{assists};\n{direct};");
+    let (_, times) = sqlite3_script(db, &script)?;
+    if times.len() != PAGES_STATEMENTS.len() {
+        return Err(format!("sqlite3 timed {} statements, not 3", times.len()));
+    }
+    Ok(times)
+}
+
+/// Checks the worker's pages report (every figure of every row, and the order) against
+/// core's reference `report::pages` over every session, page view and conversion of the
+/// site read from `db`, for the year and `filters` (query parameters).
+fn check_pages(db: &Path, site: &str, filters: &[(&str, &str)], answer: &Value) -> Result {
+    use closeloop_core::assists::PageRow;
+    use closeloop_core::report::{
+        pages, ConversionRow, PageSort, PageViewRow, Query, ReportData, SessionRow,
+    };
+    let e = |e: rusqlite::Error| format!("reading the data set back: {e}");
+    let conn =
+        Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(e)?;
+    let mut data = ReportData::default();
+    let mut stmt = conn
+        .prepare(
+            "SELECT s.session_id, s.visitor_id, lv.lead_id, s.started_at, s.channel, s.source, \
+             s.medium, s.campaign, s.landing_path, s.pageviews, s.is_bot, s.country, \
+             s.device_type FROM sessions s LEFT JOIN lead_visitors lv \
+             ON lv.site_id = s.site_id AND lv.visitor_id = s.visitor_id WHERE s.site_id = ?1",
+        )
+        .map_err(e)?;
+    data.sessions = stmt
+        .query_map([site], |r| {
+            Ok(SessionRow {
+                id: r.get(0)?,
+                visitor: r.get(1)?,
+                lead: r.get(2)?,
+                started_at: r.get(3)?,
+                channel: r.get(4)?,
+                source: r.get(5)?,
+                medium: r.get(6)?,
+                campaign: r.get(7)?,
+                landing_page: r.get::<_, Option<String>>(8)?.unwrap_or_else(|| "/".into()),
+                pageviews: r.get(9)?,
+                is_bot: r.get::<_, i64>(10)? != 0,
+                country: r.get(11)?,
+                device: r.get(12)?,
+            })
+        })
+        .map_err(e)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(e)?;
+    // in sessionisation's order (time, then id): the first of a session is its entrance
+    let mut stmt = conn
+        .prepare(
+            "SELECT session_id, path, derived_ts FROM events WHERE site_id = ?1 \
+             AND type = 'pageview' AND session_id IS NOT NULL ORDER BY derived_ts, event_id",
+        )
+        .map_err(e)?;
+    data.pageviews = stmt
+        .query_map([site], |r| {
+            Ok(PageViewRow {
+                session: r.get(0)?,
+                path: r.get(1)?,
+                at: r.get(2)?,
+            })
+        })
+        .map_err(e)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(e)?;
+    let mut stmt = conn
+        .prepare(
+            "SELECT 'lead:' || lead_id, lead_id, 'lead', first_seen, 0, first_path, \
+             (SELECT session_id FROM events WHERE site_id = ?1 AND event_id = first_event_id) \
+             FROM leads WHERE site_id = ?1 \
+             UNION ALL SELECT deal_id || ':' || kind, lead_id, kind, closed_at, revenue, NULL, \
+             NULL FROM conversions WHERE site_id = ?1",
+        )
+        .map_err(e)?;
+    data.conversions = stmt
+        .query_map([site], |r| {
+            Ok(ConversionRow {
+                id: r.get(0)?,
+                lead: r.get(1)?,
+                kind: r.get(2)?,
+                at: r.get(3)?,
+                revenue: r.get(4)?,
+                page: r.get(5)?,
+                session: r.get(6)?,
+                ..ConversionRow::default()
+            })
+        })
+        .map_err(e)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(e)?;
+    let mut pairs = vec![("from", FROM), ("to", TO)];
+    pairs.extend_from_slice(filters);
+    let query = Query::from_pairs(pairs, 0).map_err(|e| e.message)?;
+    let want = pages(&data, &query, PageSort::Views, true);
+    let got: Vec<PageRow> = serde_json::from_value(answer["rows"].clone())
+        .map_err(|e| format!("the worker's pages rows: {e}"))?;
+    if got != want {
+        return Err(format!(
+            "the worker's pages report differs from core's reference ({filters:?}):\n\
+             worker {got:?}\ncore   {want:?}"
+        ));
+    }
+    Ok(())
+}
+
 // ---- timing -----------------------------------------------------------------------
 
 /// Cold (first) and median (of `runs` more) times, ms.
@@ -904,6 +1084,10 @@ struct SizeResult {
     models: Vec<(&'static str, Timing)>,
     /// `None`: the first request did not answer within the HTTP client's 60 s.
     pages: Option<Timing>,
+    /// The pages report of the segment country=DE (`None`: as for `pages`).
+    pages_filtered: Option<Timing>,
+    /// The pages report's statements alone in sqlite3, each ([`PAGES_STATEMENTS`]), ms.
+    pages_sql_ms: Vec<f64>,
     sqlite: Timing,
     worker_sql_ms: f64,
 }
@@ -981,21 +1165,32 @@ fn measure_in(persist: &Path, events: usize, runs: usize) -> Result<SizeResult> 
         ));
         models.push((model, t));
     }
-    let url = format!("{base}/pages?from={FROM}&to={TO}");
-    let pages = match time_get(&url, &site.read_key, runs) {
-        Ok((t, _)) => {
-            note(format!(
-                "pages: cold {:.0} ms, median {:.0} ms",
-                t.cold, t.median
-            ));
-            Some(t)
-        }
-        Err(e) if e.contains("timeout") => {
-            note(format!("pages: no answer within 60 s ({e})"));
-            None
-        }
-        Err(e) => return Err(e),
-    };
+    let mut pages_timings = Vec::new();
+    let segment: &[(&str, &str)] = &[("country", "DE")];
+    for (what, filters) in [("pages", &[][..]), ("pages country=DE", segment)] {
+        let extra: String = filters.iter().map(|(k, v)| format!("&{k}={v}")).collect();
+        let url = format!("{base}/pages?from={FROM}&to={TO}{extra}");
+        pages_timings.push(match time_get(&url, &site.read_key, runs) {
+            Ok((t, answer)) => {
+                note(format!(
+                    "{what}: cold {:.0} ms, median {:.0} ms",
+                    t.cold, t.median
+                ));
+                check_pages(&db, &site.id, filters, &answer)?;
+                note(format!(
+                    "{what}: every figure equals core's pages() over every row"
+                ));
+                Some(t)
+            }
+            Err(e) if e.contains("timeout") => {
+                note(format!("{what}: no answer within 60 s ({e})"));
+                None
+            }
+            Err(e) => return Err(e),
+        });
+    }
+    let pages_filtered = pages_timings.pop().flatten();
+    let pages = pages_timings.pop().flatten();
     worker.stop();
     let worker_sql_ms = median(
         (0..runs.max(1))
@@ -1005,11 +1200,29 @@ fn measure_in(persist: &Path, events: usize, runs: usize) -> Result<SizeResult> 
     note(format!(
         "the worker's reports SQL alone in sqlite3: {worker_sql_ms:.0} ms"
     ));
+    let pages_sql: Vec<Vec<f64>> = (0..runs.max(1))
+        .map(|_| pages_sql_ms(&db, &site.id))
+        .collect::<Result<_>>()?;
+    let pages_sql_ms: Vec<f64> = (0..PAGES_STATEMENTS.len())
+        .map(|i| median(pages_sql.iter().filter_map(|t| t.get(i).copied()).collect()))
+        .collect();
+    note(format!(
+        "the pages report's SQL alone in sqlite3: {:.0} ms ({})",
+        pages_sql_ms.iter().sum::<f64>(),
+        PAGES_STATEMENTS
+            .iter()
+            .zip(&pages_sql_ms)
+            .map(|(what, ms)| format!("{what} {ms:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
     Ok(SizeResult {
         counts,
         generate_s,
         models,
         pages,
+        pages_filtered,
+        pages_sql_ms,
         sqlite,
         worker_sql_ms,
     })
@@ -1100,14 +1313,30 @@ fn render(results: &[SizeResult], runs: usize) -> String {
     md.push_str(
         "\nThe ratio of the other models is against the same first-touch query (they credit \
          differently, so sqlite3 computes none of them).\n\n### Pages report\n\n\
-         | events | worker ms (median) | worker ms (cold) |\n|---:|---:|---:|\n",
+         `GET .../reports/pages` over the year (default lookback, sorted by views), every \
+         figure checked equal to core's reference `report::pages` over every row of the data \
+         set; \"its SQL alone\": `Store::pages_data`'s three statements (views and entrances, \
+         assists, direct conversions) in one sqlite3 process over the same file, each \
+         statement's median. The segment `country=DE` reads each session (or event) it \
+         filters.\n\n\
+         | events | worker ms (median) | worker ms (cold) | ratio to sqlite3 | its SQL alone ms \
+         (views + assists + direct) | `country=DE` ms (median) |\n\
+         |---:|---:|---:|---:|---:|---:|\n",
     );
     for r in results {
+        let sql: Vec<String> = r.pages_sql_ms.iter().map(|ms| format!("{ms:.0}")).collect();
         md.push_str(&format!(
-            "| {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {:.0} ({}) | {} |\n",
             r.counts.events,
             pages_ms(r.pages.map(|t| t.median)),
-            pages_ms(r.pages.map(|t| t.cold))
+            pages_ms(r.pages.map(|t| t.cold)),
+            r.pages.map_or("".into(), |t| format!(
+                "{:.2}",
+                t.median / r.sqlite.median.max(0.001)
+            )),
+            r.pages_sql_ms.iter().sum::<f64>(),
+            sql.join(" + "),
+            pages_ms(r.pages_filtered.map(|t| t.median)),
         ));
     }
     md.push_str(

@@ -1,11 +1,13 @@
 //! `GET /v1/sites/{site}/reports/{sources,pages,timeseries}` (read key): the query string
 //! is read by `closeloop_core::report::Query::from_pairs`, the rows by the store (only the
-//! range and its lookback), and every figure comes from `closeloop_core::report`. The
-//! sources and pages reports have the store count traffic, views and entrances in SQL
-//! ([`Store::sources_data`], [`Store::pages_data`], as core's `Counted::of` and
-//! `PageCount::of` define them) and read only the leads' sessions, page views and the
-//! conversions, which core attributes (`sources_counted`, `pages_counted`); the timeseries
-//! reads every session of the range ([`Store::report_data`]).
+//! range and its lookback), and every figure comes from `closeloop_core::report`'s
+//! definitions. The sources report has the store count traffic in SQL
+//! ([`Store::sources_data`], as core's `Counted::of` defines it) and read only the leads'
+//! sessions and the conversions, which core attributes (`sources_counted`); the pages report
+//! has the store count every figure per page ([`Store::pages_data`], as core's
+//! `PageCount::of` defines them: views, entrances, assists, direct conversions), which core
+//! only sorts (`pages_counted`); the timeseries reads every session of the range
+//! ([`Store::report_data`]).
 
 use super::{param, query_pairs};
 use crate::error::{ApiError, ApiResult};
@@ -107,8 +109,8 @@ pub async fn pages(
             ))
         }
     };
-    let data = store.pages_data(&site.id, &query).await?;
-    let rows = report::pages_counted(&data.leads, &data.counted, &query, sort, descending);
+    let counted = store.pages_data(&site.id, &query).await?;
+    let rows = report::pages_counted(&counted, sort, descending);
     Ok(Response::from_json(&json!({
         "site": site.id,
         "currency": site.currency,

@@ -6,23 +6,29 @@
 //! - the timeseries ([`Store::report_data`]): sessions that started in `[from, to)`, and the
 //!   sessions of *leads* that started in `[from - L, from)` (the only older sessions a
 //!   conversion in range can be credited to);
-//! - the sources and pages reports ([`Store::sources_data`], [`Store::pages_data`]): the
-//!   traffic (visitors, sessions, page views per row; views and entrances per page) counted
-//!   in SQL as core's `Counted::of` and `PageCount::of` define it, and only the sessions of
-//!   leads that started in `[from - L, to)` (the touches, and the leads' journeys) with, for
-//!   the pages report, their page views in that span (the assists). SQL counts; it never
-//!   credits: attribution and assists stay in `closeloop_core::report`;
+//! - the sources report ([`Store::sources_data`]): the traffic (visitors, sessions, page
+//!   views per row) counted in SQL as core's `Counted::of` defines it, and only the sessions
+//!   of leads that started in `[from - L, to)` (the touches, and the leads' journeys). SQL
+//!   counts; it never credits: attribution stays in `closeloop_core::report`;
+//! - the pages report ([`Store::pages_data`]): nothing in it is credited (an assist is a
+//!   count), so SQL counts every figure per page as core's `PageCount::of` defines it, from
+//!   the page views' own flags (`session_bot`, `entrance`) and the leads' identifying page
+//!   (migration 0008): views and entrances in `[from, to)`, the assists of the conversions
+//!   in range (their leads' page views in `[T - L, T)`), direct conversions. Only one row
+//!   per page travels;
 //! - lead conversions (a lead's first identification) and deal conversions with `T` in
 //!   `[from, to)`;
 //! - spend periods that overlap the range's days.
 //!
 //! Segments are read from the session row itself (its `country` and `device_type` are those
-//! of its first event, migration 0006), and the counting queries read the covering
-//! session indexes only. Distinct visitors and `data_driven`'s journey steps come from the
-//! sessions' markers (migration 0007: each non-bot session's previous session of its
-//! visitor, overall and with the same row key) when bots are left out and no segment filter
-//! applies: then one pass over the range's sessions counts the whole sources traffic. Long answers (the leads' sessions, page views and
-//! lead creations) come packed as JSON text, 1000 rows per string.
+//! of its first event, migration 0006), and the sources report's counting queries read the
+//! covering session indexes only; distinct visitors and `data_driven`'s journey steps come
+//! from the sessions' markers (migration 0007: each non-bot session's previous session of
+//! its visitor, overall and with the same row key) when bots are left out and no segment
+//! filter applies: then one pass over the range's sessions counts the whole sources
+//! traffic. The pages report without a segment reads covering event and lead indexes only
+//! (migration 0008), with one it joins the segment's sessions. Long answers (the leads'
+//! sessions and lead creations) come packed as JSON text, 1000 rows per string.
 
 use super::{n, opt, s, Store};
 use crate::error::{ApiError, ApiResult};
@@ -408,18 +414,12 @@ fn key_sql(group_by: GroupBy) -> &'static str {
 }
 
 /// A lead conversion: the lead's first identification, with the page and session of the
-/// identifying event.
+/// identifying event (stored on the lead by ingest, migration 0008).
 const LEAD_CONVERSION_COLUMNS: &str = "'lead:' || l.lead_id AS id, l.lead_id AS lead, \
      'lead' AS kind, l.first_seen AS at, 0 AS revenue, l.first_seen AS lead_at, \
-     NULL AS opportunity_at, \
-     (SELECT e.path FROM lead_visitors v CROSS JOIN events e ON e.site_id = v.site_id \
-        AND e.visitor_id = v.visitor_id WHERE v.site_id = l.site_id AND v.lead_id = l.lead_id \
-        AND e.derived_ts = l.first_seen AND e.type IN ('form_submit', 'identify') \
-        ORDER BY e.event_id LIMIT 1) AS page, \
-     (SELECT e.session_id FROM lead_visitors v CROSS JOIN events e ON e.site_id = v.site_id \
-        AND e.visitor_id = v.visitor_id WHERE v.site_id = l.site_id AND v.lead_id = l.lead_id \
-        AND e.derived_ts = l.first_seen AND e.type IN ('form_submit', 'identify') \
-        ORDER BY e.event_id LIMIT 1) AS session";
+     NULL AS opportunity_at, l.first_path AS page, \
+     (SELECT e.session_id FROM events e WHERE e.site_id = l.site_id \
+        AND e.event_id = l.first_event_id) AS session";
 
 /// A lead conversion without its page and session (the sources report needs neither):
 /// only the lead and its creation time travel, [`lead_conversion`] makes the row.
@@ -427,17 +427,11 @@ const LEAD_CONVERSION_COLUMNS: &str = "'lead:' || l.lead_id AS id, l.lead_id AS 
 struct DbLeadCreated {
     lead: String,
     at: i64,
-    /// The identifying event's path and session (pages report only).
-    #[serde(default)]
-    form: Option<(String, Option<String>)>,
 }
 
-/// The conversion of a lead's creation, as [`LEAD_CONVERSION_COLUMNS`] writes it.
+/// The conversion of a lead's creation, as [`LEAD_CONVERSION_COLUMNS`] writes it (without
+/// page and session).
 fn lead_conversion(l: DbLeadCreated) -> ConversionRow {
-    let (page, session) = match l.form {
-        Some((page, session)) => (Some(page), session),
-        None => (None, None),
-    };
     ConversionRow {
         id: format!("lead:{}", l.lead),
         kind: "lead".into(),
@@ -445,8 +439,8 @@ fn lead_conversion(l: DbLeadCreated) -> ConversionRow {
         revenue: 0,
         lead_at: Some(l.at),
         opportunity_at: None,
-        page,
-        session,
+        page: None,
+        session: None,
         lead: l.lead,
     }
 }
@@ -480,15 +474,124 @@ pub struct SourcesData {
     pub dims: Vec<RowDims>,
 }
 
-/// What a pages report reads: the leads' sessions, page views and conversions (core's
-/// `pages_counted`) and the views and entrances counted in SQL.
-#[derive(Debug, Clone, Default)]
-pub struct PagesData {
-    /// Sessions of leads in `[from - lookback, to)` and their page views, conversions in
-    /// range with their page and session.
-    pub leads: ReportData,
-    /// Views and entrances per page.
-    pub counted: Vec<PageCount>,
+/// The pages report's views and entrances per path (?1 site, ?2 from, ?3 to, ?5
+/// include_bots; with `segment`, ?6–?11 the filters of [`SEGMENT`]): page views with a time
+/// in `[from, to)` whose session counts (and is in the segment), and those flagged as their
+/// session's entrance.
+///
+/// Without a segment, from the `events_pages` index alone: the site's distinct paths are
+/// walked in it (a loose index scan, one seek per path, whatever the range), and each path's
+/// range of `derived_ts` is counted there (no sort, no table row; a range of a few days on a
+/// long history reads only its own entries). `session_bot <= ?5`: page views of non-bot
+/// sessions, or of every session with `include_bots` (a page view in no session yet has a
+/// NULL flag and never counts). With a segment: the sessions in it that started in the
+/// range, and those that started before and ended in or after it (`sessions_site_end`),
+/// each joined to its page views in the range (`events_session`).
+fn page_views_sql(segment: bool) -> String {
+    if !segment {
+        return "WITH RECURSIVE p(path) AS ( \
+             SELECT (SELECT min(e.path) FROM events e INDEXED BY events_pages \
+               WHERE e.site_id = ?1 AND e.type = 'pageview') \
+             UNION ALL \
+             SELECT (SELECT min(e.path) FROM events e INDEXED BY events_pages \
+               WHERE e.site_id = ?1 AND e.type = 'pageview' AND e.path > p.path) \
+             FROM p WHERE p.path IS NOT NULL), \
+           counted AS MATERIALIZED (SELECT p.path AS path, \
+             (SELECT json_array(count(*), coalesce(sum(e.entrance), 0)) \
+               FROM events e INDEXED BY events_pages WHERE e.site_id = ?1 \
+               AND e.type = 'pageview' AND e.path = p.path AND e.derived_ts >= ?2 \
+               AND e.derived_ts < ?3 AND e.session_bot <= ?5) AS c \
+             FROM p WHERE p.path IS NOT NULL) \
+           SELECT path, json_extract(c, '$[0]') AS views, json_extract(c, '$[1]') AS entrances \
+           FROM counted WHERE json_extract(c, '$[0]') > 0"
+            .to_string();
+    }
+    format!(
+        "SELECT e.path AS path, count(*) AS views, sum(e.entrance) AS entrances FROM ( \
+           SELECT s.session_id FROM sessions s WHERE s.site_id = ?1 AND s.started_at >= ?2 \
+             AND s.started_at < ?3 AND {SEGMENT} \
+           UNION ALL \
+           SELECT s.session_id FROM sessions s INDEXED BY sessions_site_end \
+             WHERE s.site_id = ?1 AND s.ended_at >= ?2 AND s.started_at < ?2 AND {SEGMENT}) x \
+         CROSS JOIN events e INDEXED BY events_session ON e.site_id = ?1 \
+           AND e.session_id = x.session_id AND e.type = 'pageview' AND e.derived_ts >= ?2 \
+           AND e.derived_ts < ?3 \
+         GROUP BY e.path"
+    )
+}
+
+/// The pages report's assists per path (?1 site, ?2 from, ?3 to, ?4 the lookback in ms,
+/// ?5 include_bots; with `segment`, ?6–?11 the filters): for each conversion with `T` in
+/// `[from, to)` (a lead's creation, on its form page; a deal conversion of kind `customer`
+/// or `lead`, with no page; core's rule, kinds compared ASCII case-insensitively), the
+/// distinct paths of its lead's page views (any visitor linked to the lead) at a time in
+/// `[T - lookback, T)`, in counting sessions (of the segment), its own page left out: per
+/// path the assisted leads and customers and the customers' revenue.
+///
+/// The conversions' visitors are sorted by visitor id first (`LIMIT -1` keeps that order
+/// in the materialised list), so that the `events_visitor_time` index, which holds every
+/// column read, is walked in its own order; the distinct (conversion, path) pairs are keyed
+/// by the conversion's rowid (negative for a deal).
+fn page_assists_sql(segment: bool) -> String {
+    let (join, filter) = if segment {
+        (
+            "CROSS JOIN sessions s ON s.site_id = ?1 AND s.session_id = e.session_id",
+            format!("AND {SEGMENT}"),
+        )
+    } else {
+        ("", String::new())
+    };
+    format!(
+        "WITH conv(k, lead, at, page) AS ( \
+           SELECT l.rowid, l.lead_id, l.first_seen, l.first_path FROM leads l \
+             WHERE l.site_id = ?1 AND l.first_seen >= ?2 AND l.first_seen < ?3 \
+           UNION ALL \
+           SELECT -c.rowid, c.lead_id, c.closed_at, NULL FROM conversions c \
+             WHERE c.site_id = ?1 AND c.closed_at >= ?2 AND c.closed_at < ?3 \
+             AND (c.kind = 'customer' COLLATE NOCASE OR c.kind = 'lead' COLLATE NOCASE)), \
+         cv AS MATERIALIZED (SELECT conv.k AS k, conv.at AS at, conv.page AS page, \
+           v.visitor_id AS visitor FROM conv CROSS JOIN lead_visitors v \
+           ON v.site_id = ?1 AND v.lead_id = conv.lead ORDER BY v.visitor_id LIMIT -1), \
+         a(k, path) AS (SELECT DISTINCT cv.k, e.path FROM cv \
+           CROSS JOIN events e INDEXED BY events_visitor_time ON e.site_id = ?1 \
+             AND e.visitor_id = cv.visitor AND e.derived_ts >= cv.at - ?4 \
+             AND e.derived_ts < cv.at {join} \
+           WHERE e.type = 'pageview' AND e.session_bot <= ?5 AND e.path IS NOT cv.page \
+           {filter}) \
+         SELECT a.path AS path, \
+           count(*) FILTER (WHERE a.k > 0 OR c.kind = 'lead' COLLATE NOCASE) AS leads, \
+           count(*) FILTER (WHERE c.kind = 'customer' COLLATE NOCASE) AS customers, \
+           coalesce(sum(c.revenue) FILTER (WHERE c.kind = 'customer' COLLATE NOCASE), 0) \
+             AS revenue \
+         FROM a LEFT JOIN conversions c ON a.k < 0 AND c.rowid = -a.k GROUP BY a.path"
+    )
+}
+
+/// The pages report's direct conversions per path (?1 site, ?2 from, ?3 to; with
+/// `segment`, ?5 include_bots and ?6–?11 the filters): the leads created in `[from, to)`
+/// per page of their identifying event (deal conversions have no page); with a segment,
+/// only those whose identifying event's session is in it.
+fn page_direct_sql(segment: bool) -> String {
+    if !segment {
+        return "SELECT l.first_path AS path, count(*) AS n FROM leads l \
+             WHERE l.site_id = ?1 AND l.first_seen >= ?2 AND l.first_seen < ?3 \
+             AND l.first_path IS NOT NULL GROUP BY l.first_path"
+            .to_string();
+    }
+    format!(
+        "SELECT l.first_path AS path, count(*) AS n FROM leads l \
+         CROSS JOIN events e ON e.site_id = ?1 AND e.event_id = l.first_event_id \
+         CROSS JOIN sessions s ON s.site_id = ?1 AND s.session_id = e.session_id \
+         WHERE l.site_id = ?1 AND l.first_seen >= ?2 AND l.first_seen < ?3 \
+         AND l.first_path IS NOT NULL AND {SEGMENT} GROUP BY l.first_path"
+    )
+}
+
+fn page_entry(pages: &mut BTreeMap<String, PageCount>, path: String) -> &mut PageCount {
+    pages.entry(path.clone()).or_insert_with(|| PageCount {
+        path,
+        ..PageCount::default()
+    })
 }
 
 #[derive(Deserialize)]
@@ -1046,109 +1149,67 @@ impl Store {
         })
     }
 
-    /// What the pages report of `query` reads, in one batch: views and entrances counted
-    /// per page in SQL (core's `PageCount::of`), and for the assists only the leads'
-    /// sessions in `[from - lookback, to)` with their page views in that span, and the
-    /// conversions in range with their page and session.
-    pub async fn pages_data(&self, site_id: &str, query: &Query) -> ApiResult<PagesData> {
-        let args = self.report_args(site_id, query);
-        // The sessions whose page views count (core: the sessions the data holds: those
-        // started in range, and the leads' in the lookback before it), in the segment.
-        let counted_sessions = format!(
-            "WITH s AS (SELECT s.session_id FROM sessions s WHERE s.site_id = ?1 \
-             AND s.started_at >= ?4 AND s.started_at < ?3 AND {SEGMENT} \
-             AND (s.started_at >= ?2 OR EXISTS (SELECT 1 FROM lead_visitors lv \
-               WHERE lv.site_id = ?1 AND lv.visitor_id = s.visitor_id)))"
-        );
-        let views_sql = format!(
-            "{counted_sessions} SELECT e.path AS path, count(*) AS n FROM s CROSS JOIN events e \
-             ON e.site_id = ?1 AND e.session_id = s.session_id WHERE e.type = 'pageview' \
-             AND e.derived_ts >= ?2 AND e.derived_ts < ?3 GROUP BY e.path"
-        );
-        // a session's entrance: its earliest page view in [from - lookback, to) (SQLite
-        // gives the bare column of the row with the min; ties: the first stored)
-        let entrances_sql = format!(
-            "{counted_sessions} SELECT path, count(*) AS n FROM (SELECT e.path AS path, \
-             min(e.derived_ts) AS at FROM s CROSS JOIN events e ON e.site_id = ?1 \
-             AND e.session_id = s.session_id WHERE e.type = 'pageview' \
-             AND e.derived_ts >= ?4 AND e.derived_ts < ?3 GROUP BY s.session_id) \
-             WHERE at >= ?2 GROUP BY path"
-        );
-        let touches_sql = touches_sql(query);
-        let lead_views_sql = "SELECT e.session_id AS session, e.path AS path, \
-             e.derived_ts AS at FROM lead_visitors lv CROSS JOIN sessions s \
-             ON s.site_id = lv.site_id AND s.visitor_id = lv.visitor_id \
-             AND s.started_at >= ?4 AND s.started_at < ?3 \
-             CROSS JOIN events e ON e.site_id = s.site_id AND e.session_id = s.session_id \
-             WHERE lv.site_id = ?1 AND (?5 = 1 OR s.is_bot = 0) AND e.type = 'pageview' \
-             AND e.derived_ts >= ?4 AND e.derived_ts < ?3";
-        // the identifying event's page and session in one lookup (the two subqueries of
-        // LEAD_CONVERSION_COLUMNS pick the same event)
-        let leads_sql = "SELECT l.lead_id AS lead, l.first_seen AS at, \
-             (SELECT json_array(e.path, e.session_id) FROM lead_visitors v CROSS JOIN events e \
-               ON e.site_id = v.site_id AND e.visitor_id = v.visitor_id \
-               WHERE v.site_id = l.site_id AND v.lead_id = l.lead_id \
-               AND e.derived_ts = l.first_seen AND e.type IN ('form_submit', 'identify') \
-               ORDER BY e.event_id LIMIT 1) AS form FROM leads l \
-             WHERE l.site_id = ?1 AND l.first_seen >= ?2 AND l.first_seen < ?3";
-        let deals_sql = format!(
-            "SELECT {DEAL_CONVERSION_COLUMNS} FROM conversions c \
-             LEFT JOIN leads l ON l.site_id = c.site_id AND l.lead_id = c.lead_id \
-             WHERE c.site_id = ?1 AND c.closed_at >= ?2 AND c.closed_at < ?3"
-        );
-        let args3 = &args[..3];
+    /// Every figure of the pages report of `query`, counted per page in SQL as core's
+    /// `PageCount::of` defines them, in one batch of three statements: views and entrances,
+    /// assists, direct conversions (see [`page_views_sql`], [`page_assists_sql`],
+    /// [`page_direct_sql`]). Without filters they read covering indexes of the page views
+    /// and of the leads only; a segment joins each session (or event) to its session row.
+    pub async fn pages_data(&self, site_id: &str, query: &Query) -> ApiResult<Vec<PageCount>> {
+        // the binds of `report_args`, but ?4 is the lookback itself (nothing here reads
+        // `from - lookback`: a conversion's window starts at its own `T - lookback`)
+        let mut args = self.report_args(site_id, query);
+        if let Some(a) = args.get_mut(3) {
+            *a = n(query.params().lookback_ms);
+        }
+        // the statements bind as many values as the highest ?N they name
+        let (binds, binds_direct) = if query.filters.is_empty() {
+            (5, 3)
+        } else {
+            (args.len(), args.len())
+        };
+        let segment = !query.filters.is_empty();
         let results = self
             .db
             .batch(vec![
-                self.stmt(&views_sql, &args)?,
-                self.stmt(&entrances_sql, &args)?,
-                self.stmt(&packed(&touches_sql, &TOUCH_FIELDS), &args[..5])?,
-                self.stmt(
-                    &packed(lead_views_sql, &["session", "path", "at"]),
-                    &args[..5],
-                )?,
-                self.stmt(&packed(leads_sql, &["lead", "at", "json(form)"]), args3)?,
-                self.stmt(&packed(&deals_sql, &CONVERSION_FIELDS), args3)?,
+                self.stmt(&page_views_sql(segment), &args[..binds])?,
+                self.stmt(&page_assists_sql(segment), &args[..binds])?,
+                self.stmt(&page_direct_sql(segment), &args[..binds_direct])?,
             ])
             .await?;
         #[derive(Deserialize)]
-        struct PathCount {
+        struct Views {
+            path: String,
+            views: i64,
+            entrances: i64,
+        }
+        #[derive(Deserialize)]
+        struct Assists {
+            path: String,
+            leads: i64,
+            customers: i64,
+            revenue: i64,
+        }
+        #[derive(Deserialize)]
+        struct Direct {
             path: String,
             n: i64,
         }
-        let mut counted: BTreeMap<String, PageCount> = BTreeMap::new();
-        for (i, r) in [results.first(), results.get(1)].into_iter().enumerate() {
-            for pc in Self::all::<PathCount>(r)? {
-                let e = counted.entry(pc.path.clone()).or_insert_with(|| PageCount {
-                    path: pc.path,
-                    ..PageCount::default()
-                });
-                if i == 0 {
-                    e.views = count(pc.n);
-                } else {
-                    e.entrances = count(pc.n);
-                }
-            }
+        let mut pages: BTreeMap<String, PageCount> = BTreeMap::new();
+        for v in Self::all::<Views>(results.first())? {
+            let p = page_entry(&mut pages, v.path);
+            p.views = count(v.views);
+            p.entrances = count(v.entrances);
         }
-        let sessions: Vec<DbTouch> = Self::unpack(results.get(2))?;
-        let mut conversions: Vec<ConversionRow> = Self::unpack(results.get(4))?
-            .into_iter()
-            .map(lead_conversion)
-            .collect();
-        conversions.extend(
-            Self::unpack::<DbConversion>(results.get(5))?
-                .into_iter()
-                .map(ConversionRow::from),
-        );
-        Ok(PagesData {
-            counted: counted.into_values().collect(),
-            leads: ReportData {
-                sessions: sessions.into_iter().map(SessionRow::from).collect(),
-                conversions,
-                pageviews: Self::unpack(results.get(3))?,
-                spend: Vec::new(),
-            },
-        })
+        for a in Self::all::<Assists>(results.get(1))? {
+            let p = page_entry(&mut pages, a.path);
+            p.assisted_leads = count(a.leads);
+            p.assisted_customers = count(a.customers);
+            p.assisted_revenue = a.revenue;
+        }
+        for d in Self::all::<Direct>(results.get(2))? {
+            page_entry(&mut pages, d.path).direct_conversions = count(d.n);
+        }
+        Ok(pages.into_values().collect())
     }
 
     /// Everything of one lead: all its sessions, conversions (its creation and its deals)
