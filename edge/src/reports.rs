@@ -22,13 +22,29 @@ pub fn parse_time(name: &str, value: &str) -> ApiResult<i64> {
 /// Checks `Authorization: Bearer <key>` against the site's keys: 401 without one,
 /// 403 when it is not a read key of this site.
 pub async fn require_key(req: &Request, store: &Store, site: &str, kind: KeyKind) -> ApiResult<()> {
+    let hash = key_hash(req)?;
+    check_key(store.key(&hash).await?, &hash, site, kind)
+}
+
+/// The SHA-256 (hex) of the request's bearer key (401 without one).
+pub fn key_hash(req: &Request) -> ApiResult<String> {
     let token = auth::bearer(req.headers().get("Authorization")?)?;
-    let hash = auth::hash_key(&token);
-    match store.key(&hash).await? {
+    Ok(auth::hash_key(&token))
+}
+
+/// Whether the stored key `found` for `hash` (`Store::key`'s answer) may `kind` the site
+/// (403 when not).
+pub fn check_key(
+    found: Option<(String, KeyKind, String)>,
+    hash: &str,
+    site: &str,
+    kind: KeyKind,
+) -> ApiResult<()> {
+    match found {
         Some((key_site, key_kind, stored))
             if key_kind == kind
                 && auth::constant_time_eq(&key_site, site)
-                && auth::constant_time_eq(&stored, &hash) =>
+                && auth::constant_time_eq(&stored, hash) =>
         {
             Ok(())
         }

@@ -508,6 +508,53 @@ impl Store {
         Ok(row.and_then(|r| KeyKind::parse(&r.kind).map(|k| (r.site_id, k, r.hash))))
     }
 
+    /// [`Store::key`] and whether `site_id` has visitors waiting for sessionisation, in
+    /// one round trip (the reads that need sessions ask both before anything else).
+    pub async fn key_and_queue(
+        &self,
+        hash: &str,
+        site_id: &str,
+    ) -> ApiResult<(Option<(String, KeyKind, String)>, bool)> {
+        #[derive(Deserialize)]
+        struct Row {
+            hash: String,
+            site_id: String,
+            kind: String,
+        }
+        #[derive(Deserialize)]
+        struct Queued {
+            #[allow(dead_code)]
+            n: i64,
+        }
+        let results = self
+            .db
+            .batch(vec![
+                self.stmt(
+                    "SELECT hash, site_id, kind FROM keys WHERE hash = ?1",
+                    &[s(hash)],
+                )?,
+                self.stmt(
+                    "SELECT 1 AS n FROM session_queue WHERE site_id = ?1 LIMIT 1",
+                    &[s(site_id)],
+                )?,
+            ])
+            .await?;
+        let key: Vec<Row> = match results.first() {
+            Some(r) => r.results()?,
+            None => Vec::new(),
+        };
+        let queued: Vec<Queued> = match results.get(1) {
+            Some(r) => r.results()?,
+            None => Vec::new(),
+        };
+        Ok((
+            key.into_iter()
+                .next()
+                .and_then(|r| KeyKind::parse(&r.kind).map(|k| (r.site_id, k, r.hash))),
+            !queued.is_empty(),
+        ))
+    }
+
     /// Whether some site allows `origin` (for preflights, which carry no site id).
     /// Cached in KV under `origin:{origin}`.
     pub async fn some_site_allows(&self, origin: &str) -> ApiResult<bool> {

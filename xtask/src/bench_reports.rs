@@ -1269,7 +1269,8 @@ fn render(results: &[SizeResult], runs: usize) -> String {
          file computing the same first-touch figures per channel (visitors, sessions, leads, \
          customers, revenue; checked equal to the worker's `first_touch` answer at every size), \
          timed with `.timer on` (query time only, no process start-up), each run a fresh \
-         process. Budget: worker `first_touch` ≤ 1.5× the sqlite3 query.\n\n"
+         process. Budget, on the 1M-event data set: the sources report under every model and \
+         the pages report each ≤ 1.5× the sqlite3 query.\n\n"
     ));
     md.push_str(
         "| events | model | worker ms (median) | worker ms (cold) | sqlite3 ms (median) | ratio |\n\
@@ -1295,19 +1296,36 @@ fn render(results: &[SizeResult], runs: usize) -> String {
         }
     }
     for r in results {
-        let ft = r
+        let base = r.sqlite.median.max(0.001);
+        let (worst_model, worst) = r
             .models
             .iter()
-            .find(|(m, _)| *m == "first_touch")
-            .map(|(_, t)| t.median)
-            .unwrap_or(0.0);
-        let ratio = ft / r.sqlite.median.max(0.001);
-        md.push_str(&format!(
-            "\n**{} events: first_touch {ft:.0} ms vs sqlite3 {:.0} ms = {ratio:.2}× — budget (≤ 1.5×) {}.**",
-            r.counts.events,
-            r.sqlite.median,
-            if ratio <= 1.5 { "holds" } else { "NOT met" }
-        ));
+            .map(|(m, t)| (*m, t.median / base))
+            .fold(("", 0.0f64), |a, b| if b.1 > a.1 { b } else { a });
+        let pages = r.pages.map(|t| t.median / base);
+        let pages_text = pages.map_or("no answer".to_string(), |p| format!("{p:.2}×"));
+        let holds = worst <= 1.5 && pages.is_some_and(|p| p <= 1.5);
+        if r.counts.events >= 1_000_000 {
+            md.push_str(&format!(
+                "\n**{} events (the budget's data set): sources ≤ {worst:.2}× (`{worst_model}`), \
+                 pages {pages_text} the sqlite3 query — budget (≤ 1.5×) {}.**",
+                r.counts.events,
+                if holds { "holds" } else { "NOT met" }
+            ));
+        } else {
+            md.push_str(&format!(
+                "\n{} events: sources ≤ {worst:.2}× (`{worst_model}`), pages {pages_text} the \
+                 sqlite3 query ({}).",
+                r.counts.events,
+                if holds {
+                    "within 1.5× here too"
+                } else {
+                    "above 1.5× at this size: a request's fixed cost (two D1 round trips and \
+                     the answer) weighs more against a short query; the budget is set on the \
+                     1M data set"
+                }
+            ));
+        }
     }
     md.push('\n');
     md.push_str(

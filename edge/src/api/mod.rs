@@ -59,6 +59,23 @@ async fn fresh_sessions(store: &Store, cfg: &SiteConfig) -> ApiResult<()> {
     Ok(())
 }
 
+/// [`authorise`] for a read that needs sessions, then [`fresh_sessions`] when the site has
+/// visitors waiting: the key check and the queue check share one D1 round trip (a report
+/// of a site with nothing queued then costs two round trips in all).
+async fn authorise_fresh(req: &Request, store: &Store, site: &str) -> ApiResult<SiteConfig> {
+    let hash = crate::reports::key_hash(req)?;
+    let (found, queued) = store.key_and_queue(&hash, site).await?;
+    crate::reports::check_key(found, &hash, site, KeyKind::Read)?;
+    let cfg = store
+        .site(site)
+        .await?
+        .ok_or_else(|| ApiError::new(404, "unknown_site", format!("no site `{site}`")))?;
+    if queued {
+        fresh_sessions(store, &cfg).await?;
+    }
+    Ok(cfg)
+}
+
 /// Dispatches a request under `/v1/sites/{site}/` that [`handles`] accepts.
 pub async fn route(
     req: &mut Request,
@@ -91,23 +108,19 @@ pub async fn route(
             spend::import(req, &store, &cfg, now).await
         }
         (["reports", "sources"], Method::Get) => {
-            let cfg = authorise(req, &store, site, KeyKind::Read).await?;
-            fresh_sessions(&store, &cfg).await?;
+            let cfg = authorise_fresh(req, &store, site).await?;
             reports::sources(req, &store, &cfg, now).await
         }
         (["reports", "pages"], Method::Get) => {
-            let cfg = authorise(req, &store, site, KeyKind::Read).await?;
-            fresh_sessions(&store, &cfg).await?;
+            let cfg = authorise_fresh(req, &store, site).await?;
             reports::pages(req, &store, &cfg, now).await
         }
         (["reports", "timeseries"], Method::Get) => {
-            let cfg = authorise(req, &store, site, KeyKind::Read).await?;
-            fresh_sessions(&store, &cfg).await?;
+            let cfg = authorise_fresh(req, &store, site).await?;
             reports::timeseries(req, &store, &cfg, now).await
         }
         (["leads"], Method::Get) => {
-            let cfg = authorise(req, &store, site, KeyKind::Read).await?;
-            fresh_sessions(&store, &cfg).await?;
+            let cfg = authorise_fresh(req, &store, site).await?;
             leads::list(req, &store, &cfg).await
         }
         (["leads", lead], Method::Delete) => {
@@ -115,8 +128,7 @@ pub async fn route(
             leads::erase(&store, &cfg, lead).await
         }
         (["leads", lead], Method::Get) => {
-            let cfg = authorise(req, &store, site, KeyKind::Read).await?;
-            fresh_sessions(&store, &cfg).await?;
+            let cfg = authorise_fresh(req, &store, site).await?;
             leads::journey(req, &store, &cfg, lead, now).await
         }
         (["webhooks"], Method::Post) => {
