@@ -7,6 +7,7 @@
 //! timeseries and each lead's journey. Expected values are read from the file, never
 //! computed here.
 
+use closeloop_core::report::{self, ConversionRow, Query, ReportData, SessionRow};
 use closeloop_e2e::http::{self, Answer};
 use closeloop_e2e::root;
 use closeloop_e2e::worker::{Site, Worker};
@@ -367,6 +368,165 @@ fn every_sources_report_of_the_scenario() {
         timings.get(timings.len() / 2).copied().unwrap_or_default(),
         timings.last().copied().unwrap_or_default()
     );
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+}
+
+/// Every stored row of the site in the shape core's report engine reads (spend left out):
+/// the reference data of `report::sources`.
+fn stored_data(l: &Loaded) -> ReportData {
+    let site = &l.site.id;
+    let rows = |sql: String| l.worker.query(&sql).expect("stored rows");
+    let sessions = rows(format!(
+        "SELECT s.session_id AS id, s.visitor_id AS visitor, lv.lead_id AS lead, \
+         s.started_at AS started_at, s.channel AS channel, s.source AS source, \
+         s.medium AS medium, s.campaign AS campaign, coalesce(s.landing_path, '/') AS \
+         landing_page, s.pageviews AS pageviews, s.is_bot AS is_bot, s.country AS country, \
+         s.device_type AS device FROM sessions s LEFT JOIN lead_visitors lv \
+         ON lv.site_id = s.site_id AND lv.visitor_id = s.visitor_id WHERE s.site_id = '{site}'"
+    ))
+    .into_iter()
+    .map(|mut v| {
+        v["is_bot"] = json!(v["is_bot"].as_i64() == Some(1));
+        serde_json::from_value::<SessionRow>(v).expect("a session row")
+    })
+    .collect();
+    let mut conversions = rows(format!(
+        "SELECT 'lead:' || lead_id AS id, lead_id AS lead, 'lead' AS kind, first_seen AS at, \
+         0 AS revenue, first_seen AS lead_at FROM leads WHERE site_id = '{site}'"
+    ));
+    conversions.extend(rows(format!(
+        "SELECT c.deal_id || ':' || c.kind AS id, c.lead_id AS lead, c.kind AS kind, \
+         c.closed_at AS at, c.revenue AS revenue, l.first_seen AS lead_at, \
+         (SELECT min(c2.closed_at) FROM conversions c2 WHERE c2.site_id = c.site_id \
+           AND c2.deal_id = c.deal_id AND c2.kind <> 'customer') AS opportunity_at \
+         FROM conversions c LEFT JOIN leads l ON l.site_id = c.site_id AND l.lead_id = c.lead_id \
+         WHERE c.site_id = '{site}'"
+    )));
+    ReportData {
+        sessions,
+        conversions: conversions
+            .into_iter()
+            .map(|v| serde_json::from_value::<ConversionRow>(v).expect("a conversion row"))
+            .collect(),
+        pageviews: Vec::new(),
+        spend: Vec::new(),
+    }
+}
+
+/// The worker counts a sources report's traffic in SQL two ways: one pass over the
+/// session markers (bots left out, no segment) or distinct visitors per row and overall
+/// with `data_driven`'s steps from each visitor's sessions in order (bots in, or a
+/// segment). Every expected report's query, under every grouping, over the scenario's range
+/// and one that starts inside it, with and without bots:
+/// each row's visitors, sessions, page views, leads, customers and revenue equal core's
+/// reference `report::sources` over every stored row (an equivalence check; the hand-worked
+/// figures are `every_sources_report_of_the_scenario`'s).
+#[test]
+fn both_counting_paths_equal_the_reference_over_every_stored_row() {
+    let l = loaded();
+    // a report first: the sessions are flushed
+    l.get("reports/sources", &l.range());
+    let data = stored_data(l);
+    let mut errors = Vec::new();
+    let mut compared = 0;
+    for report in l.scenario["expected"]["reports"]
+        .as_array()
+        .expect("reports")
+    {
+        let name = report["name"].as_str().unwrap_or("?");
+        // the scenario's range, and one that starts inside it (sessions before `from`)
+        let ranges = [
+            l.range(),
+            vec![
+                ("from".to_string(), "2026-09-27T12:00:00Z".to_string()),
+                ("to".to_string(), "2026-10-19T00:00:00Z".to_string()),
+            ],
+        ];
+        for (group_by, range) in ["channel", "source", "medium", "campaign", "landing_page"]
+            .into_iter()
+            .flat_map(|g| ranges.iter().map(move |r| (g, r)))
+        {
+            for bots in [false, true] {
+                let mut params = range.clone();
+                params.extend(
+                    params_of(&report["query"])
+                        .into_iter()
+                        .filter(|(k, _)| k != "group_by"),
+                );
+                params.push(("group_by".into(), group_by.into()));
+                if bots {
+                    params.push(("include_bots".into(), "true".into()));
+                }
+                let got = l.get("reports/sources", &params);
+                let query =
+                    Query::from_pairs(params.iter().map(|(k, v)| (k.as_str(), v.as_str())), 0)
+                        .expect("the query");
+                let want = serde_json::to_value(report::sources(&data, &query)).expect("json");
+                let what = format!(
+                    "{name} by {group_by} from {}, include_bots={bots}",
+                    range[0].1
+                );
+                // (rows of spend alone are not the reference's: it has no spend)
+                let figures = |rows: &Value| -> BTreeMap<String, Value> {
+                    rows.as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter(|r| {
+                            ["visitors", "sessions", "leads", "customers", "revenue"]
+                                .iter()
+                                .any(|k| r[*k].as_f64().unwrap_or(0.0) != 0.0)
+                        })
+                        .map(|r| {
+                            let mut f = serde_json::Map::new();
+                            for k in [
+                                "visitors",
+                                "sessions",
+                                "pageviews",
+                                "leads",
+                                "customers",
+                                "revenue",
+                            ] {
+                                f.insert(k.into(), r[k].clone());
+                            }
+                            (
+                                r["key"].as_str().unwrap_or("?").to_string(),
+                                Value::Object(f),
+                            )
+                        })
+                        .collect()
+                };
+                let (w, g) = (figures(&want["rows"]), figures(&got.json["rows"]));
+                if w.keys().ne(g.keys()) || w.is_empty() {
+                    errors.push(format!(
+                        "{what}: rows {:?}, the worker's {:?}",
+                        w.keys(),
+                        g.keys()
+                    ));
+                    continue;
+                }
+                for (key, row) in &w {
+                    errors.extend(diff(&format!("{what} [{key}]"), row, &g[key]));
+                }
+                for k in [
+                    "visitors",
+                    "sessions",
+                    "pageviews",
+                    "leads",
+                    "customers",
+                    "revenue",
+                ] {
+                    if !same(&want["totals"][k], &got.json["totals"][k]) {
+                        errors.push(format!(
+                            "{what} [totals].{k}: expected {}, got {}",
+                            want["totals"][k], got.json["totals"][k]
+                        ));
+                    }
+                }
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared >= 400, "only {compared} reports compared");
     assert!(errors.is_empty(), "{}", errors.join("\n"));
 }
 
