@@ -254,35 +254,38 @@ pub struct Store {
 
 /// Points each non-bot session of `site_id = ?1` (and what the caller adds to the
 /// `WHERE`) back to its visitor's previous non-bot session, overall and per row key of the
-/// sources report (migration 0007 says what the reports read from them). The flush runs it
-/// over the sessions it rebuilt; they are all of the visitor's sessions from some time on,
-/// and the markers only look back.
-const SESSION_MARKERS: &str = "UPDATE sessions AS s SET \
-     (prev_at, prev_channel) = (SELECT p.started_at, p.channel FROM sessions p \
-       WHERE p.site_id = s.site_id AND p.visitor_id = s.visitor_id AND p.is_bot = 0 \
-       AND (p.started_at, p.session_id) < (s.started_at, s.session_id) \
-       ORDER BY p.started_at DESC, p.session_id DESC LIMIT 1), \
-     prev_channel_at = (SELECT max(p.started_at) FROM sessions p \
-       WHERE p.site_id = s.site_id AND p.visitor_id = s.visitor_id AND p.is_bot = 0 \
-       AND (p.started_at, p.session_id) < (s.started_at, s.session_id) \
-       AND p.channel = s.channel), \
-     prev_source_at = (SELECT max(p.started_at) FROM sessions p \
-       WHERE p.site_id = s.site_id AND p.visitor_id = s.visitor_id AND p.is_bot = 0 \
-       AND (p.started_at, p.session_id) < (s.started_at, s.session_id) \
-       AND p.source = s.source), \
-     prev_medium_at = (SELECT max(p.started_at) FROM sessions p \
-       WHERE p.site_id = s.site_id AND p.visitor_id = s.visitor_id AND p.is_bot = 0 \
-       AND (p.started_at, p.session_id) < (s.started_at, s.session_id) \
-       AND p.medium = s.medium), \
-     prev_campaign_at = (SELECT max(p.started_at) FROM sessions p \
-       WHERE p.site_id = s.site_id AND p.visitor_id = s.visitor_id AND p.is_bot = 0 \
-       AND (p.started_at, p.session_id) < (s.started_at, s.session_id) \
-       AND coalesce(p.campaign, '(not set)') = coalesce(s.campaign, '(not set)')), \
-     prev_landing_at = (SELECT max(p.started_at) FROM sessions p \
-       WHERE p.site_id = s.site_id AND p.visitor_id = s.visitor_id AND p.is_bot = 0 \
-       AND (p.started_at, p.session_id) < (s.started_at, s.session_id) \
-       AND coalesce(p.landing_path, '/') = coalesce(s.landing_path, '/')) \
-     WHERE s.site_id = ?1 AND s.is_bot = 0";
+/// sources report (migration 0007 says what the reports read from them, and writes the
+/// same statement out). The flush runs it over the sessions it rebuilt; they are all of the
+/// visitor's sessions from some time on, and the markers only look back.
+fn session_markers_sql() -> String {
+    let earlier = "FROM sessions p WHERE p.site_id = s.site_id \
+         AND p.visitor_id = s.visitor_id AND p.is_bot = 0 \
+         AND (p.started_at, p.session_id) < (s.started_at, s.session_id)";
+    // (marker column, the row key over a session `x`)
+    let keys = [
+        ("prev_channel_at", "x.channel"),
+        ("prev_source_at", "x.source"),
+        ("prev_medium_at", "x.medium"),
+        ("prev_campaign_at", "coalesce(x.campaign, '(not set)')"),
+        ("prev_landing_at", "coalesce(x.landing_path, '/')"),
+    ];
+    let per_key: Vec<String> = keys
+        .iter()
+        .map(|(column, key)| {
+            format!(
+                "{column} = (SELECT max(p.started_at) {earlier} AND {} = {})",
+                key.replace("x.", "p."),
+                key.replace("x.", "s.")
+            )
+        })
+        .collect();
+    format!(
+        "UPDATE sessions AS s SET (prev_at, prev_channel) = (SELECT p.started_at, p.channel \
+         {earlier} ORDER BY p.started_at DESC, p.session_id DESC LIMIT 1), {} \
+         WHERE s.site_id = ?1 AND s.is_bot = 0",
+        per_key.join(", ")
+    )
+}
 
 impl Store {
     /// Opens the `DB` and `CONFIG` bindings.
@@ -950,7 +953,10 @@ impl Store {
         }
         let list = serde_json::to_string(&ids).map_err(ApiError::internal)?;
         Ok(Some(self.stmt(
-            &format!("{SESSION_MARKERS} AND s.session_id IN (SELECT value FROM json_each(?2))"),
+            &format!(
+                "{} AND s.session_id IN (SELECT value FROM json_each(?2))",
+                session_markers_sql()
+            ),
             &[s(site_id), s(&list)],
         )?))
     }

@@ -423,6 +423,14 @@ fn stored_data(l: &Loaded) -> ReportData {
 /// figures are `every_sources_report_of_the_scenario`'s).
 #[test]
 fn both_counting_paths_equal_the_reference_over_every_stored_row() {
+    const FIGURES: [&str; 6] = [
+        "visitors",
+        "sessions",
+        "pageviews",
+        "leads",
+        "customers",
+        "revenue",
+    ];
     let l = loaded();
     // a report first: the sessions are flushed
     l.get("reports/sources", &l.range());
@@ -478,14 +486,7 @@ fn both_counting_paths_equal_the_reference_over_every_stored_row() {
                         })
                         .map(|r| {
                             let mut f = serde_json::Map::new();
-                            for k in [
-                                "visitors",
-                                "sessions",
-                                "pageviews",
-                                "leads",
-                                "customers",
-                                "revenue",
-                            ] {
+                            for k in FIGURES {
                                 f.insert(k.into(), r[k].clone());
                             }
                             (
@@ -507,14 +508,7 @@ fn both_counting_paths_equal_the_reference_over_every_stored_row() {
                 for (key, row) in &w {
                     errors.extend(diff(&format!("{what} [{key}]"), row, &g[key]));
                 }
-                for k in [
-                    "visitors",
-                    "sessions",
-                    "pageviews",
-                    "leads",
-                    "customers",
-                    "revenue",
-                ] {
+                for k in FIGURES {
                     if !same(&want["totals"][k], &got.json["totals"][k]) {
                         errors.push(format!(
                             "{what} [totals].{k}: expected {}, got {}",
