@@ -287,6 +287,23 @@ fn session_markers_sql() -> String {
     )
 }
 
+/// A stored key's row, by the SHA-256 (hex) of the key.
+const KEY_SQL: &str = "SELECT hash, site_id, kind FROM keys WHERE hash = ?1";
+
+#[derive(Deserialize)]
+struct KeyRow {
+    hash: String,
+    site_id: String,
+    kind: String,
+}
+
+impl KeyRow {
+    /// (site, kind, stored hash), when the kind is one this worker knows.
+    fn found(self) -> Option<(String, KeyKind, String)> {
+        KeyKind::parse(&self.kind).map(|k| (self.site_id, k, self.hash))
+    }
+}
+
 impl Store {
     /// Opens the `DB` and `CONFIG` bindings.
     pub fn from_env(env: &Env) -> ApiResult<Self> {
@@ -495,20 +512,8 @@ impl Store {
 
     /// The site and kind of the key with this hash.
     pub async fn key(&self, hash: &str) -> ApiResult<Option<(String, KeyKind, String)>> {
-        #[derive(Deserialize)]
-        struct Row {
-            hash: String,
-            site_id: String,
-            kind: String,
-        }
-        let row: Option<Row> = self
-            .stmt(
-                "SELECT hash, site_id, kind FROM keys WHERE hash = ?1",
-                &[s(hash)],
-            )?
-            .first(None)
-            .await?;
-        Ok(row.and_then(|r| KeyKind::parse(&r.kind).map(|k| (r.site_id, k, r.hash))))
+        let row: Option<KeyRow> = self.stmt(KEY_SQL, &[s(hash)])?.first(None).await?;
+        Ok(row.and_then(KeyRow::found))
     }
 
     /// [`Store::key`] and whether `site_id` has visitors waiting for sessionisation, in
@@ -519,12 +524,6 @@ impl Store {
         site_id: &str,
     ) -> ApiResult<(Option<(String, KeyKind, String)>, bool)> {
         #[derive(Deserialize)]
-        struct Row {
-            hash: String,
-            site_id: String,
-            kind: String,
-        }
-        #[derive(Deserialize)]
         struct Queued {
             #[allow(dead_code)]
             n: i64,
@@ -532,17 +531,14 @@ impl Store {
         let results = self
             .db
             .batch(vec![
-                self.stmt(
-                    "SELECT hash, site_id, kind FROM keys WHERE hash = ?1",
-                    &[s(hash)],
-                )?,
+                self.stmt(KEY_SQL, &[s(hash)])?,
                 self.stmt(
                     "SELECT 1 AS n FROM session_queue WHERE site_id = ?1 LIMIT 1",
                     &[s(site_id)],
                 )?,
             ])
             .await?;
-        let key: Vec<Row> = match results.first() {
+        let key: Vec<KeyRow> = match results.first() {
             Some(r) => r.results()?,
             None => Vec::new(),
         };
@@ -551,9 +547,7 @@ impl Store {
             None => Vec::new(),
         };
         Ok((
-            key.into_iter()
-                .next()
-                .and_then(|r| KeyKind::parse(&r.kind).map(|k| (r.site_id, k, r.hash))),
+            key.into_iter().next().and_then(KeyRow::found),
             !queued.is_empty(),
         ))
     }

@@ -66,10 +66,7 @@ async fn authorise_fresh(req: &Request, store: &Store, site: &str) -> ApiResult<
     let hash = crate::reports::key_hash(req)?;
     let (found, queued) = store.key_and_queue(&hash, site).await?;
     crate::reports::check_key(found, &hash, site, KeyKind::Read)?;
-    let cfg = store
-        .site(site)
-        .await?
-        .ok_or_else(|| ApiError::new(404, "unknown_site", format!("no site `{site}`")))?;
+    let cfg = site_config(store, site).await?;
     if queued {
         fresh_sessions(store, &cfg).await?;
     }
@@ -152,6 +149,11 @@ async fn authorise(
     kind: KeyKind,
 ) -> ApiResult<SiteConfig> {
     crate::reports::require_key(req, store, site, kind).await?;
+    site_config(store, site).await
+}
+
+/// The site's configuration (404 `unknown_site` when there is none).
+async fn site_config(store: &Store, site: &str) -> ApiResult<SiteConfig> {
     store
         .site(site)
         .await?

@@ -738,6 +738,19 @@ const DEAL_CONVERSION_COLUMNS: &str = "c.deal_id || ':' || c.kind AS id, c.lead_
         AND c2.deal_id = c.deal_id AND c2.kind <> 'customer') AS opportunity_at, \
      NULL AS page, NULL AS session";
 
+/// The deal conversions with `T` in `[?2, ?3)` of site `?1`.
+fn deals_in_range_sql() -> String {
+    format!(
+        "SELECT {DEAL_CONVERSION_COLUMNS} FROM conversions c \
+         LEFT JOIN leads l ON l.site_id = c.site_id AND l.lead_id = c.lead_id \
+         WHERE c.site_id = ?1 AND c.closed_at >= ?2 AND c.closed_at < ?3"
+    )
+}
+
+/// The spend periods of site `?1` that overlap the days `?2..=?3`.
+const SPEND_IN_DAYS: &str = "SELECT first_day, last_day, channel, source, campaign, amount \
+     FROM spend WHERE site_id = ?1 AND last_day >= ?2 AND first_day <= ?3";
+
 impl Store {
     fn all<T: for<'de> Deserialize<'de>>(r: Option<&worker::D1Result>) -> ApiResult<Vec<T>> {
         match r {
@@ -903,20 +916,12 @@ impl Store {
             "SELECT {LEAD_CONVERSION_COLUMNS} FROM leads l \
              WHERE l.site_id = ?1 AND l.first_seen >= ?2 AND l.first_seen < ?3"
         );
-        let deals_sql = format!(
-            "SELECT {DEAL_CONVERSION_COLUMNS} FROM conversions c \
-             LEFT JOIN leads l ON l.site_id = c.site_id AND l.lead_id = c.lead_id \
-             WHERE c.site_id = ?1 AND c.closed_at >= ?2 AND c.closed_at < ?3"
-        );
+        let deals_sql = deals_in_range_sql();
         let mut stmts = vec![
             self.stmt(&sessions_sql, &[s(site_id), n(from), n(to), n(since)])?,
             self.stmt(&leads_sql, &[s(site_id), n(from), n(to)])?,
             self.stmt(&deals_sql, &[s(site_id), n(from), n(to)])?,
-            self.stmt(
-                "SELECT first_day, last_day, channel, source, campaign, amount FROM spend \
-                 WHERE site_id = ?1 AND last_day >= ?2 AND first_day <= ?3",
-                &[s(site_id), n(first_day), n(last_day)],
-            )?,
+            self.stmt(SPEND_IN_DAYS, &[s(site_id), n(first_day), n(last_day)])?,
         ];
         if with_pageviews {
             stmts.push(self.stmt(
@@ -1074,21 +1079,13 @@ impl Store {
         let touches_sql = touches_sql(query);
         let leads_sql = "SELECT l.lead_id AS lead, l.first_seen AS at FROM leads l \
              WHERE l.site_id = ?1 AND l.first_seen >= ?2 AND l.first_seen < ?3";
-        let deals_sql = format!(
-            "SELECT {DEAL_CONVERSION_COLUMNS} FROM conversions c \
-             LEFT JOIN leads l ON l.site_id = c.site_id AND l.lead_id = c.lead_id \
-             WHERE c.site_id = ?1 AND c.closed_at >= ?2 AND c.closed_at < ?3"
-        );
+        let deals_sql = deals_in_range_sql();
         let args3 = [s(site_id), n(from), n(to)];
         stmts.extend([
             self.stmt(&packed(&touches_sql, &TOUCH_FIELDS), &args[..5])?,
             self.stmt(&packed(leads_sql, &["lead", "at"]), &args3)?,
             self.stmt(&packed(&deals_sql, &CONVERSION_FIELDS), &args3)?,
-            self.stmt(
-                "SELECT first_day, last_day, channel, source, campaign, amount FROM spend \
-                 WHERE site_id = ?1 AND last_day >= ?2 AND first_day <= ?3",
-                &[s(site_id), n(first_day), n(last_day)],
-            )?,
+            self.stmt(SPEND_IN_DAYS, &[s(site_id), n(first_day), n(last_day)])?,
         ]);
         let results = self.db.batch(stmts).await?;
         let traffic: Vec<DbTraffic> = Self::all(results.first())?;
