@@ -29,6 +29,10 @@ pub mod identity;
 #[cfg(feature = "full")]
 pub mod import;
 #[cfg(feature = "full")]
+pub mod netguard;
+#[cfg(feature = "full")]
+pub mod privacy;
+#[cfg(feature = "full")]
 pub mod report;
 #[cfg(feature = "full")]
 pub mod session;
