@@ -126,12 +126,7 @@ fn classify_v6(ip: Ipv6Addr) -> IpRange {
     let seg = ip.segments();
     let embedded = |hi: usize| {
         let s = &seg[hi..hi + 2];
-        Ipv4Addr::new(
-            (s[0] >> 8) as u8,
-            s[0] as u8,
-            (s[1] >> 8) as u8,
-            s[1] as u8,
-        )
+        Ipv4Addr::new((s[0] >> 8) as u8, s[0] as u8, (s[1] >> 8) as u8, s[1] as u8)
     };
     // ::ffff:a.b.c.d (mapped) and ::a.b.c.d (compatible, deprecated)
     if seg[..5] == [0; 5] && (seg[5] == 0xffff || seg[5] == 0) {
@@ -326,7 +321,10 @@ mod tests {
         ] {
             assert_eq!(code(u), "local_host", "{u}");
         }
-        assert_eq!(code("https://user:pw@hooks.example.com/"), "credentials_in_url");
+        assert_eq!(
+            code("https://user:pw@hooks.example.com/"),
+            "credentials_in_url"
+        );
         assert_eq!(code("ftp://hooks.example.com/"), "not_https");
         assert_eq!(code("not a url"), "invalid_url");
         assert_eq!(code("https:///nohost"), "local_host");

@@ -115,9 +115,7 @@ impl PrivacySettings {
 }
 
 /// Geo fields a site may opt in to keeping (see the module docs for why each is opt-in).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GeoField {
     /// Postal code.
@@ -385,7 +383,11 @@ pub fn refuse_all(v: &Validated, code: &str, message: &str) -> CollectResponse {
     let mut ids: Vec<(usize, String)> = Vec::with_capacity(v.event_count);
     ids.extend(v.events.iter().map(|e| (e.index, e.event.id.clone())));
     ids.extend(v.rejected.iter().map(|r| (r.index, r.id.clone())));
-    ids.extend(v.duplicates_in_batch.iter().map(|d| (d.index, d.id.clone())));
+    ids.extend(
+        v.duplicates_in_batch
+            .iter()
+            .map(|d| (d.index, d.id.clone())),
+    );
     ids.sort_by_key(|(i, _)| *i);
     let results: Vec<EventResult> = ids
         .into_iter()
@@ -429,7 +431,10 @@ mod tests {
             clean_url("https://example.com/reset?token=abc", &[]),
             "https://example.com/reset"
         );
-        assert_eq!(clean_url("https://example.com/?", &[]), "https://example.com/");
+        assert_eq!(
+            clean_url("https://example.com/?", &[]),
+            "https://example.com/"
+        );
         assert_eq!(clean_url("", &[]), "");
     }
 
@@ -486,11 +491,23 @@ mod tests {
         use crate::channel::classify;
         use crate::entry::parse_entry;
         let cases = [
-            ("https://example.com/?utm_source=google&utm_medium=cpc&utm_campaign=x&q=1#f", None),
+            (
+                "https://example.com/?utm_source=google&utm_medium=cpc&utm_campaign=x&q=1#f",
+                None,
+            ),
             ("https://example.com/p?gclid=abc&token=1", None),
-            ("https://example.com/p?fbclid=abc", Some("https://m.facebook.com/x?y=1")),
-            ("https://example.com/p?session=1", Some("https://www.google.com/search?q=ann%40example.com")),
-            ("https://example.com/p", Some("https://news.ycombinator.com/item?id=1#c")),
+            (
+                "https://example.com/p?fbclid=abc",
+                Some("https://m.facebook.com/x?y=1"),
+            ),
+            (
+                "https://example.com/p?session=1",
+                Some("https://www.google.com/search?q=ann%40example.com"),
+            ),
+            (
+                "https://example.com/p",
+                Some("https://news.ycombinator.com/item?id=1#c"),
+            ),
         ];
         for (url, referrer) in cases {
             let raw = classify(&parse_entry(url, referrer, &["example.com"]));
@@ -544,9 +561,21 @@ mod tests {
     fn tombstones_depend_on_salt_kind_and_site() {
         let a = tombstone_hash("s", TombstoneKind::Email, "site", "ann@example.com");
         assert_eq!(a.len(), 64);
-        assert_ne!(a, tombstone_hash("t", TombstoneKind::Email, "site", "ann@example.com"));
-        assert_ne!(a, tombstone_hash("s", TombstoneKind::Lead, "site", "ann@example.com"));
-        assert_ne!(a, tombstone_hash("s", TombstoneKind::Email, "other", "ann@example.com"));
-        assert_eq!(a, tombstone_hash("s", TombstoneKind::Email, "site", "ann@example.com"));
+        assert_ne!(
+            a,
+            tombstone_hash("t", TombstoneKind::Email, "site", "ann@example.com")
+        );
+        assert_ne!(
+            a,
+            tombstone_hash("s", TombstoneKind::Lead, "site", "ann@example.com")
+        );
+        assert_ne!(
+            a,
+            tombstone_hash("s", TombstoneKind::Email, "other", "ann@example.com")
+        );
+        assert_eq!(
+            a,
+            tombstone_hash("s", TombstoneKind::Email, "site", "ann@example.com")
+        );
     }
 }

@@ -1,12 +1,121 @@
-//! The admin endpoints (`Authorization: Bearer $ADMIN_TOKEN`): create and list sites,
-//! add keys, replace a site's allowed origins. Keys are shown once, stored hashed.
+//! The admin endpoints (`Authorization: Bearer $ADMIN_TOKEN`): create and list sites;
+//! list, add, revoke and rotate keys; replace a site's allowed origins and privacy
+//! settings; read the audit log; run the cron's work now. Keys are shown once, stored
+//! hashed. Every change is written with its audit entry in one transaction.
 
 use crate::auth::{self, KeyKind};
 use crate::error::{ApiError, ApiResult};
+use crate::store::audit::{Actor, AuditRecord};
+use crate::store::keys::{KeyRecord, NewKey};
 use crate::store::{SiteConfig, Store};
+use closeloop_core::privacy::PrivacySettings;
+use closeloop_core::time::format_rfc3339;
 use closeloop_core::validate::valid_site_id;
 use serde::{Deserialize, Serialize};
-use worker::{Request, Response};
+use serde_json::json;
+use worker::{Env, Method, Request, Response};
+
+/// Largest body an admin endpoint reads.
+pub const MAX_ADMIN_BODY_BYTES: usize = 64 * 1024;
+
+/// Dispatches `/v1/admin/{rest}` once the admin token was checked.
+pub async fn route(req: &mut Request, env: &Env, rest: &[&str], now: i64) -> ApiResult<Response> {
+    let store = Store::from_env(env)?;
+    let method = req.method();
+    match (rest, &method) {
+        (["sites"], Method::Post) => create_site(req, &store, now).await,
+        (["sites"], Method::Get) => list_sites(&store).await,
+        (["sites", site, "keys"], Method::Post) => add_key(req, &store, site, now).await,
+        (["sites", site, "keys"], Method::Get) => list_keys(&store, site).await,
+        (["sites", site, "keys", key], Method::Delete) => revoke_key(&store, site, key, now).await,
+        (["sites", site, "keys", key], Method::Post) if is_rotate(key) => {
+            rotate_key(&store, site, key.trim_end_matches(":rotate"), now).await
+        }
+        (["sites", site, "origins"], Method::Put) => set_origins(req, &store, site, now).await,
+        (["sites", site, "privacy"], Method::Put) => set_privacy(req, &store, site, now).await,
+        (["audit"], Method::Get) => {
+            let url = req.url()?;
+            let site = url
+                .query_pairs()
+                .find(|(k, v)| k == "site" && !v.is_empty())
+                .map(|(_, v)| v.into_owned());
+            crate::api::audit::page(req, &store, site.as_deref()).await
+        }
+        // what the cron trigger does first, now (operators, tests); `?site=`
+        // limits it to one site
+        (["sessions:flush"], Method::Post) => {
+            let url = req.url()?;
+            let site = match url.query_pairs().find(|(k, _)| k == "site") {
+                Some((_, id)) => Some(store.site(&id).await?.ok_or_else(|| site_not_found(&id))?),
+                None => None,
+            };
+            let done =
+                crate::ingest::flush_sessions(&store, site.as_ref(), crate::CRON_FLUSH_ROUNDS)
+                    .await?;
+            Ok(Response::from_json(&done)?)
+        }
+        // the whole of the cron trigger's work, now, with what it did and the D1 statements
+        // it used
+        (["cron:run"], Method::Post) => {
+            let summary = crate::cron::run(&store, env, now).await?;
+            Ok(Response::from_json(&summary)?)
+        }
+        (
+            ["sites"]
+            | ["sites", _, "keys"]
+            | ["sites", _, "keys", _]
+            | ["sites", _, "origins"]
+            | ["sites", _, "privacy"]
+            | ["audit"]
+            | ["sessions:flush"]
+            | ["cron:run"],
+            _,
+        ) => Err(ApiError::method_not_allowed()),
+        _ => Err(ApiError::no_route()),
+    }
+}
+
+fn is_rotate(segment: &str) -> bool {
+    segment.len() > ":rotate".len() && segment.ends_with(":rotate")
+}
+
+fn audit(site: &str, now: i64, action: &'static str, target: Option<String>) -> AuditRecord {
+    AuditRecord {
+        site_id: site.to_string(),
+        at: now,
+        actor: Actor::Admin,
+        action,
+        target,
+        detail: json!({}),
+    }
+}
+
+/// A new key of `kind`: the secret (shown once) and what is stored of it.
+fn make_key(kind: KeyKind) -> ApiResult<(String, NewKey)> {
+    let key = auth::new_key(kind)?;
+    let hash = auth::hash_key(&key);
+    let stored = NewKey {
+        id: auth::key_id(&hash),
+        prefix: auth::key_prefix(&key),
+        hash,
+        kind,
+    };
+    Ok((key, stored))
+}
+
+/// A key as the admin endpoints show it (never the key, never its hash).
+pub fn key_json(k: &KeyRecord) -> serde_json::Value {
+    json!({
+        "id": k.id,
+        "scope": k.kind.as_str(),
+        "prefix": k.prefix,
+        "status": if k.revoked_at.is_some() { "revoked" } else { "active" },
+        "created_at": format_rfc3339(k.created_at),
+        "last_used_at": k.last_used_at.map(format_rfc3339),
+        "revoked_at": k.revoked_at.map(format_rfc3339),
+        "replaced_by": k.replaced_by,
+    })
+}
 
 /// Body of `POST /v1/admin/sites`.
 #[derive(Debug, Deserialize)]
@@ -28,6 +137,9 @@ pub struct NewSite {
     /// Most events one visitor may send in 24 hours (default 5 000).
     #[serde(default)]
     pub max_events_per_visitor_day: Option<i64>,
+    /// What is kept of a visitor (query keys of URLs, geo fields).
+    #[serde(default)]
+    pub privacy: PrivacySettings,
 }
 
 /// A site as the admin endpoints show it.
@@ -47,6 +159,8 @@ pub struct SiteView {
     pub created_at: String,
     /// Most events one visitor may send in 24 hours.
     pub max_events_per_visitor_day: i64,
+    /// What is kept of a visitor.
+    pub privacy: PrivacySettings,
 }
 
 impl From<SiteConfig> for SiteView {
@@ -59,6 +173,7 @@ impl From<SiteConfig> for SiteView {
             excluded_referrers: s.excluded_referrers,
             created_at: closeloop_core::time::format_rfc3339(s.created_at),
             max_events_per_visitor_day: s.max_events_per_visitor_day,
+            privacy: s.privacy,
         }
     }
 }
@@ -93,7 +208,7 @@ fn origins(list: &[String]) -> ApiResult<Vec<String>> {
 }
 
 async fn json_body<T: for<'de> Deserialize<'de>>(req: &mut Request) -> ApiResult<T> {
-    let bytes = req.bytes().await?;
+    let bytes = crate::api::body(req, MAX_ADMIN_BODY_BYTES).await?;
     serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request("malformed_json", format!("the body is not valid: {e}")))
 }
@@ -139,6 +254,10 @@ pub async fn create_site(req: &mut Request, store: &Store, now: i64) -> ApiResul
         max_events_per_visitor_day: body
             .max_events_per_visitor_day
             .unwrap_or(crate::store::DEFAULT_VISITOR_QUOTA),
+        privacy: body
+            .privacy
+            .normalised()
+            .map_err(|m| ApiError::bad_request("invalid_privacy", m))?,
     };
     if site.max_events_per_visitor_day < 1 {
         return Err(ApiError::bad_request(
@@ -146,13 +265,14 @@ pub async fn create_site(req: &mut Request, store: &Store, now: i64) -> ApiResul
             "`max_events_per_visitor_day` must be at least 1",
         ));
     }
-    let read_key = auth::new_key(KeyKind::Read)?;
-    let write_key = auth::new_key(KeyKind::Write)?;
-    let keys = [
-        (auth::hash_key(&read_key), KeyKind::Read),
-        (auth::hash_key(&write_key), KeyKind::Write),
-    ];
-    if !store.create_site(&site, &keys).await? {
+    let (read_key, read) = make_key(KeyKind::Read)?;
+    let (write_key, write) = make_key(KeyKind::Write)?;
+    let (manage_key, manage) = make_key(KeyKind::Manage)?;
+    let record = audit(&site.id, now, "site.created", None);
+    if !store
+        .create_site(&site, &[read, write, manage], &record)
+        .await?
+    {
         return Err(ApiError::new(
             409,
             "site_exists",
@@ -163,6 +283,7 @@ pub async fn create_site(req: &mut Request, store: &Store, now: i64) -> ApiResul
         "site": SiteView::from(site),
         "read_key": read_key,
         "write_key": write_key,
+        "manage_key": manage_key,
     });
     Ok(Response::from_json(&answer)?.with_status(201))
 }
@@ -178,7 +299,8 @@ pub async fn list_sites(store: &Store) -> ApiResult<Response> {
     Ok(Response::from_json(&serde_json::json!({ "sites": sites }))?)
 }
 
-/// `POST /v1/admin/sites/{site}/keys` with `{"kind": "read" | "write"}` → 201 with the key.
+/// `POST /v1/admin/sites/{site}/keys` with `{"scope": "read" | "write" | "manage"}` (or
+/// the older `"kind"`) → 201 with the key, shown once.
 pub async fn add_key(
     req: &mut Request,
     store: &Store,
@@ -187,31 +309,136 @@ pub async fn add_key(
 ) -> ApiResult<Response> {
     #[derive(Deserialize)]
     struct Body {
-        kind: String,
+        scope: Option<String>,
+        kind: Option<String>,
     }
     let body: Body = json_body(req).await?;
-    let kind = KeyKind::parse(&body.kind)
-        .ok_or_else(|| ApiError::bad_request("invalid_key_kind", "`kind` must be read or write"))?;
-    let key = auth::new_key(kind)?;
-    if !store
-        .add_key(site, &auth::hash_key(&key), kind, now)
-        .await?
-    {
+    let kind = body
+        .scope
+        .or(body.kind)
+        .as_deref()
+        .and_then(KeyKind::parse)
+        .ok_or_else(|| {
+            ApiError::bad_request("invalid_scope", "`scope` must be read, write or manage")
+        })?;
+    let (key, stored) = make_key(kind)?;
+    let mut record = audit(site, now, "key.created", Some(stored.id.clone()));
+    record.detail = json!({ "scope": kind.as_str() });
+    if !store.add_key(site, &stored, now, &record).await? {
         return Err(site_not_found(site));
     }
-    let answer = serde_json::json!({ "site": site, "kind": kind.as_str(), "key": key });
+    let answer = json!({
+        "site": site, "id": stored.id, "scope": kind.as_str(), "kind": kind.as_str(),
+        "key": key, "prefix": stored.prefix, "created_at": format_rfc3339(now),
+    });
     Ok(Response::from_json(&answer)?.with_status(201))
 }
 
+/// `GET /v1/admin/sites/{site}/keys`: every key of the site, newest first, revoked ones
+/// included (never the keys themselves).
+pub async fn list_keys(store: &Store, site: &str) -> ApiResult<Response> {
+    if store.site(site).await?.is_none() {
+        return Err(site_not_found(site));
+    }
+    let keys = store.list_keys(site).await?;
+    Ok(Response::from_json(&json!({
+        "site": site,
+        "keys": keys.iter().map(key_json).collect::<Vec<_>>(),
+    }))?)
+}
+
+fn key_not_found(site: &str, id: &str) -> ApiError {
+    ApiError::new(
+        404,
+        "unknown_key",
+        format!("site `{site}` has no key `{id}`"),
+    )
+}
+
+/// `DELETE /v1/admin/sites/{site}/keys/{key}`: revokes the key from the next request on
+/// (keys are never cached). Revoking a revoked key changes nothing.
+pub async fn revoke_key(store: &Store, site: &str, id: &str, now: i64) -> ApiResult<Response> {
+    let record = audit(site, now, "key.revoked", Some(id.to_string()));
+    store.revoke_key(site, id, now, &record).await?;
+    let key = store
+        .key_by_id(site, id)
+        .await?
+        .ok_or_else(|| key_not_found(site, id))?;
+    Ok(Response::from_json(
+        &json!({ "site": site, "key": key_json(&key) }),
+    )?)
+}
+
+/// `POST /v1/admin/sites/{site}/keys/{key}:rotate`: a new key of the same scope (shown
+/// once), and the old one revoked from the next request on, in one transaction. 409
+/// `key_revoked` when the old key is no longer live.
+pub async fn rotate_key(store: &Store, site: &str, id: &str, now: i64) -> ApiResult<Response> {
+    let old = store
+        .key_by_id(site, id)
+        .await?
+        .ok_or_else(|| key_not_found(site, id))?;
+    let revoked = || {
+        ApiError::new(
+            409,
+            "key_revoked",
+            format!("key `{id}` is revoked: add a new key instead"),
+        )
+    };
+    if old.revoked_at.is_some() {
+        return Err(revoked());
+    }
+    let (key, stored) = make_key(old.kind)?;
+    let mut record = audit(site, now, "key.rotated", Some(id.to_string()));
+    record.detail = json!({ "scope": old.kind.as_str(), "replaced_by": stored.id });
+    if !store.rotate_key(site, id, &stored, now, &record).await? {
+        return Err(revoked());
+    }
+    let answer = json!({
+        "site": site, "id": stored.id, "scope": old.kind.as_str(), "kind": old.kind.as_str(),
+        "key": key, "prefix": stored.prefix, "created_at": format_rfc3339(now),
+        "replaces": id,
+    });
+    Ok(Response::from_json(&answer)?.with_status(201))
+}
+
+/// `PUT /v1/admin/sites/{site}/privacy` with `{"query_keys": [...], "geo": [...]}`: what
+/// is kept of a visitor from now on (see `closeloop_core::privacy`).
+pub async fn set_privacy(
+    req: &mut Request,
+    store: &Store,
+    site: &str,
+    now: i64,
+) -> ApiResult<Response> {
+    let body: PrivacySettings = json_body(req).await?;
+    let privacy = body
+        .normalised()
+        .map_err(|m| ApiError::bad_request("invalid_privacy", m))?;
+    let mut record = audit(site, now, "privacy.changed", None);
+    record.detail = serde_json::to_value(&privacy).map_err(ApiError::internal)?;
+    if !store.set_privacy(site, &privacy, &record).await? {
+        return Err(site_not_found(site));
+    }
+    Ok(Response::from_json(
+        &json!({ "site": site, "privacy": privacy }),
+    )?)
+}
+
 /// `PUT /v1/admin/sites/{site}/origins` with `{"allowed_origins": [...]}`.
-pub async fn set_origins(req: &mut Request, store: &Store, site: &str) -> ApiResult<Response> {
+pub async fn set_origins(
+    req: &mut Request,
+    store: &Store,
+    site: &str,
+    now: i64,
+) -> ApiResult<Response> {
     #[derive(Deserialize)]
     struct Body {
         allowed_origins: Vec<String>,
     }
     let body: Body = json_body(req).await?;
     let list = origins(&body.allowed_origins)?;
-    if !store.set_origins(site, &list).await? {
+    let mut record = audit(site, now, "origins.changed", None);
+    record.detail = json!({ "allowed_origins": list });
+    if !store.set_origins(site, &list, &record).await? {
         return Err(site_not_found(site));
     }
     Ok(Response::from_json(

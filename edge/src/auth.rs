@@ -1,5 +1,25 @@
 //! Keys: made from 24 random bytes, shown once, stored only as their SHA-256 (hex), and
 //! compared in constant time. The admin token comes from the `ADMIN_TOKEN` secret.
+//!
+//! # Scopes
+//! A key has exactly one scope, and scopes do not nest: `manage` does not imply `write`,
+//! nor `write` `read`. Each integration holds the one it needs — the dashboard a read key,
+//! the CRM a write key, the privacy or operations tool a manage key — so a leaked key
+//! gives only its own door: a leaked CRM key cannot erase leads or register a webhook
+//! that would receive every future lead, and a leaked manage key cannot forge conversions
+//! or read the reports. Keys themselves are managed only with the admin token (a manage
+//! key cannot mint keys).
+//!
+//! | scope | prefix | endpoints |
+//! | --- | --- | --- |
+//! | `read` | `clr_` | reports, leads and journeys |
+//! | `write` | `clw_` | events:import, conversions (+ import), spend (+ import) |
+//! | `manage` | `clm_` | erasure, tombstones, webhooks (list, create, delete, rotate, deliver), the site's audit log |
+//!
+//! A key's public id is `key_` + the first 16 hex digits of its hash (so keys made before
+//! ids existed have one too); its first 12 characters are kept as its `prefix` for people
+//! to recognise it. Keys are never cached: each API request reads its key row from D1, so
+//! a revoked or rotated key is refused from the very next request.
 
 use crate::error::ApiError;
 use sha2::{Digest, Sha256};
@@ -12,6 +32,8 @@ pub enum KeyKind {
     Read,
     /// Send conversions, spend and server-side events.
     Write,
+    /// Erase leads, manage webhooks and tombstones, read the site's audit log.
+    Manage,
 }
 
 impl KeyKind {
@@ -20,6 +42,7 @@ impl KeyKind {
         match self {
             KeyKind::Read => "read",
             KeyKind::Write => "write",
+            KeyKind::Manage => "manage",
         }
     }
 
@@ -28,6 +51,7 @@ impl KeyKind {
         match s {
             "read" => Some(KeyKind::Read),
             "write" => Some(KeyKind::Write),
+            "manage" => Some(KeyKind::Manage),
             _ => None,
         }
     }
@@ -50,13 +74,43 @@ pub fn random_hex(n: usize) -> Result<String, ApiError> {
     Ok(hex::encode(buf))
 }
 
-/// A new key of `kind`: `clr_` or `clw_` and 48 hex digits.
+impl KeyKind {
+    /// The first characters of every key of this scope.
+    pub fn key_prefix(self) -> &'static str {
+        match self {
+            KeyKind::Read => "clr_",
+            KeyKind::Write => "clw_",
+            KeyKind::Manage => "clm_",
+        }
+    }
+}
+
+/// A new key of `kind`: `clr_`, `clw_` or `clm_` and 48 hex digits.
 pub fn new_key(kind: KeyKind) -> Result<String, ApiError> {
-    let prefix = match kind {
-        KeyKind::Read => "clr_",
-        KeyKind::Write => "clw_",
-    };
-    Ok(format!("{prefix}{}", random_hex(24)?))
+    Ok(format!("{}{}", kind.key_prefix(), random_hex(24)?))
+}
+
+/// Whether a token has the shape of a key (`cl[rwm]_` and 48 lower-case hex digits):
+/// anything else is refused without a D1 read.
+pub fn looks_like_key(token: &str) -> bool {
+    token.len() == 52
+        && ["clr_", "clw_", "clm_"]
+            .iter()
+            .any(|p| token.starts_with(p))
+        && token
+            .bytes()
+            .skip(4)
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The public id of the key whose hash is `hash`.
+pub fn key_id(hash: &str) -> String {
+    format!("key_{}", hash.get(..16).unwrap_or(hash))
+}
+
+/// What is kept of a key for people to recognise it: its first 12 characters.
+pub fn key_prefix(key: &str) -> String {
+    key.chars().take(12).collect()
 }
 
 /// The token of an `Authorization: Bearer <token>` header: 401 `missing_key` when there
@@ -122,6 +176,25 @@ mod tests {
             bearer(Some("Bearer ".into())).map_err(|e| e.status),
             Err(401)
         );
+    }
+
+    #[test]
+    fn key_shapes() {
+        for kind in [KeyKind::Read, KeyKind::Write, KeyKind::Manage] {
+            let k = format!("{}{}", kind.key_prefix(), "0a".repeat(24));
+            assert!(looks_like_key(&k), "{k}");
+            assert_eq!(KeyKind::parse(kind.as_str()), Some(kind));
+        }
+        assert!(!looks_like_key(
+            "clx_000000000000000000000000000000000000000000000000"
+        ));
+        assert!(!looks_like_key(
+            "clr_00000000000000000000000000000000000000000000000G"
+        ));
+        assert!(!looks_like_key("clr_0000"));
+        assert!(!looks_like_key("no-such-key-0123456789"));
+        assert_eq!(key_id(&"ab".repeat(32)), "key_abababababababab");
+        assert_eq!(key_prefix("clw_0123456789abcdef"), "clw_01234567");
     }
 
     #[test]

@@ -139,6 +139,7 @@ pub fn leads_from(site_id: &str, v: &Validated) -> Vec<LeadRow> {
         let company = field(values, &["company", "organisation", "organization"]).cloned();
         let phone = field(values, &["phone", "tel"]).cloned();
         if let Some(l) = out.iter_mut().find(|l| l.email == email) {
+            l.event_ids.push(ve.event.id.clone());
             l.name = name.or(l.name.take());
             l.company = company.or(l.company.take());
             l.phone = phone.or(l.phone.take());
@@ -157,6 +158,7 @@ pub fn leads_from(site_id: &str, v: &Validated) -> Vec<LeadRow> {
             phone,
             at: ve.derived_ts,
             event_id: ve.event.id.clone(),
+            event_ids: vec![ve.event.id.clone()],
         });
     }
     out
@@ -276,9 +278,24 @@ pub async fn collect(
             }
             allowed_origin = Some(o.clone());
         }
-        rate_limit(env, &req, &site.id, &validated.visitor_id, received_at).await?;
+        if crate::privacy::gpc(&req) {
+            return Ok(Response::from_json(&crate::privacy::gpc_answer(
+                &validated,
+            ))?);
+        }
+        rate_limit(
+            env,
+            &store,
+            &req,
+            &site.id,
+            &validated.visitor_id,
+            received_at,
+        )
+        .await?;
         let (geo, agent) = enrich_request(&req);
-        let rows = rows_from(&validated);
+        let geo = crate::privacy::minimise_geo(geo, &site.privacy);
+        let mut rows = rows_from(&validated);
+        crate::privacy::clean_rows(&mut rows, &site);
         let leads = leads_from(&site.id, &validated);
         let quota = Quota {
             since: received_at - MS_PER_DAY,
@@ -304,13 +321,20 @@ pub async fn collect(
         };
         let already = ids_where(Stored::AlreadyThere);
         let over_quota = ids_where(Stored::OverQuota);
+        let erased = ids_where(Stored::Erased);
         let kept = rows
             .iter()
             .zip(&stored)
-            .filter(|(_, s)| **s != Stored::OverQuota)
+            .filter(|(_, s)| matches!(**s, Stored::New | Stored::AlreadyThere))
             .map(|(r, _)| r);
         let touch = ack_touch(kept, anchor, &site);
         let answer = refuse_over_quota(validated.response(&already, touch), &over_quota, &site);
+        let answer = crate::privacy::refuse(
+            answer,
+            &erased,
+            crate::privacy::ERASED_CODE,
+            crate::privacy::ERASED_MESSAGE,
+        );
         Ok(Response::from_json(&answer)?)
     }
     .await;
@@ -353,7 +377,8 @@ const RATE_LIMITS: [&str; 3] = ["RL_VISITOR", "RL_CLIENT", "RL_SITE"];
 
 /// The key a client is limited by: SHA-256 of a daily salt and its IP address, cut to
 /// 16 hex digits. Kept only in the rate limiter's memory, never stored; the salt (the
-/// `RATE_LIMIT_SALT` secret and the UTC day) rotates every day.
+/// `RATE_LIMIT_SALT` secret, or when none is set the deployment's random `ip_salt` made
+/// at first use and kept in D1 — never empty — and the UTC day) rotates every day.
 pub fn client_key(site_id: &str, ip: &str, salt: &str, now: i64) -> String {
     let day = now.div_euclid(MS_PER_DAY);
     let digest = hex::encode(Sha256::digest(format!("{salt}\n{day}\n{ip}").as_bytes()));
@@ -364,16 +389,22 @@ pub fn client_key(site_id: &str, ip: &str, salt: &str, now: i64) -> String {
 /// the site is over its limit.
 async fn rate_limit(
     env: &Env,
+    store: &Store,
     req: &Request,
     site_id: &str,
     visitor: &str,
     now: i64,
 ) -> ApiResult<()> {
     let ip = req.headers().get("CF-Connecting-IP").ok().flatten();
-    let salt = env
-        .var("RATE_LIMIT_SALT")
-        .map(|v| v.to_string())
-        .unwrap_or_default();
+    let salt = match (&ip, env.var("RATE_LIMIT_SALT").map(|v| v.to_string())) {
+        (None, _) => String::new(),
+        (Some(_), Ok(v)) if !v.trim().is_empty() => v,
+        (Some(_), _) => {
+            store
+                .deployment_secret(crate::store::tombstones::IP_SALT)
+                .await?
+        }
+    };
     let keys = [
         Some(format!("{site_id}|{visitor}")),
         ip.map(|ip| client_key(site_id, &ip, &salt, now)),
@@ -397,45 +428,6 @@ async fn rate_limit(
         }
     }
     Ok(())
-}
-
-/// Rebuilds the visitor's sessions from the one that holds `at` on; returns the
-/// latest session's touch.
-pub(crate) async fn resessionize(
-    store: &Store,
-    site: &SiteConfig,
-    visitor: &str,
-    at: i64,
-) -> ApiResult<Option<TouchAck>> {
-    let events = store
-        .visitor_events_since_session_of(&site.id, visitor, at, SESSION_WINDOW_LIMIT)
-        .await?;
-    resessionize_window(store, site, visitor, at, events).await
-}
-
-/// [`resessionize`] with the window's stored events already read (by
-/// [`Store::insert_batch_and_window`]).
-pub(crate) async fn resessionize_window(
-    store: &Store,
-    site: &SiteConfig,
-    visitor: &str,
-    at: i64,
-    events: Vec<StoredEvent>,
-) -> ApiResult<Option<TouchAck>> {
-    // `events` starts at the session holding the batch's earliest event (read with the
-    // writes); sessions start at an event, so none starts between that session's start
-    // and the window's first event: replacing from the first event on is exact.
-    let from = events.first().map_or(at, |e| e.derived_ts.min(at));
-    let sessions = sessions_from(&events, site);
-    store
-        .replace_sessions(&site.id, visitor, from, &sessions)
-        .await?;
-    Ok(sessions.last().map(|s| TouchAck {
-        channel: s.touch.channel.clone(),
-        source: s.touch.source.clone(),
-        medium: s.touch.medium.clone(),
-        campaign: s.touch.campaign.clone(),
-    }))
 }
 
 /// The touch the answer to a batch tells the tracker: the touch of the batch's last
@@ -495,9 +487,49 @@ pub struct Flushed {
     pub more: bool,
 }
 
+/// D1 statements one invocation's flush may use (of
+/// [`crate::store::D1_STATEMENTS_PER_INVOCATION`]): the rest is left to the read that
+/// follows it, or to the cron's webhook deliveries.
+pub const FLUSH_STATEMENTS: u32 = 600;
+/// A visitor whose sessions need more statements than the flush's share is written alone
+/// when the invocation stays under this many.
+const FLUSH_STATEMENTS_HARD: u32 = 950;
+
+/// The D1 statements writing one visitor's rebuilt sessions takes
+/// (`Store::write_queued_sessions`): the delete, one insert per session, its events'
+/// updates (90 ids each), and two for the queue.
+pub fn write_cost(sessions: &[SessionRow]) -> u32 {
+    let per_session: usize = sessions
+        .iter()
+        .map(|x| 1 + x.event_ids.len().div_ceil(90))
+        .sum();
+    (3 + per_session) as u32
+}
+
+/// How many of `costs` (in order) fit in `left` statements: the longest prefix, or the
+/// first alone when it fits in `hard` (so that no visitor is left queued for ever), or none.
+pub fn fitting(costs: &[u32], left: u32, hard: u32) -> usize {
+    let mut used = 0u32;
+    let mut n = 0;
+    for c in costs {
+        if used + c > left {
+            break;
+        }
+        used += c;
+        n += 1;
+    }
+    if n == 0 && costs.first().is_some_and(|c| *c <= hard) {
+        1
+    } else {
+        n
+    }
+}
+
 /// Runs the deferred sessionisation: takes queued visitors (of `site`, or of every site),
 /// [`FLUSH_CHUNK`] at a time, rebuilds their sessions from their stored events and writes
-/// them, for at most `rounds` chunks. Two D1 round trips per chunk.
+/// them, for at most `rounds` chunks and within [`FLUSH_STATEMENTS`] D1 statements of the
+/// invocation (counted by the store): a larger backlog stays queued for the next run.
+/// Two D1 round trips per chunk.
 pub async fn flush_sessions(
     store: &Store,
     site: Option<&SiteConfig>,
@@ -509,8 +541,15 @@ pub async fn flush_sessions(
         configs.insert(s.id.clone(), Some(s.clone()));
     }
     for _ in 0..rounds {
+        // reading k visitors' windows costs 1 + k statements; writing each at least 3
+        let left = FLUSH_STATEMENTS.saturating_sub(store.statements());
+        let chunk = FLUSH_CHUNK.min(i64::from(left.saturating_sub(2) / 4));
+        if chunk < 1 {
+            done.more = true;
+            return Ok(done);
+        }
         let queued = store
-            .queued_visitors(site.map(|s| s.id.as_str()), FLUSH_CHUNK)
+            .queued_visitors(site.map(|s| s.id.as_str()), chunk)
             .await?;
         if queued.is_empty() {
             return Ok(done);
@@ -533,11 +572,38 @@ pub async fn flush_sessions(
             let from = events
                 .first()
                 .map_or(q.from_ts, |e| e.derived_ts.min(q.from_ts));
-            done.visitors += 1;
-            done.sessions += sessions.len();
             writes.push((q, from, sessions));
         }
+        // what fits in the share (plus one markers statement per site); the others stay
+        // queued, untouched, for the next run
+        let sites = writes
+            .iter()
+            .map(|(q, _, _)| q.site_id.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len() as u32;
+        let costs: Vec<u32> = writes.iter().map(|(_, _, x)| write_cost(x)).collect();
+        let used = store.statements() + sites + 1;
+        let take = fitting(
+            &costs,
+            FLUSH_STATEMENTS.saturating_sub(used),
+            FLUSH_STATEMENTS_HARD.saturating_sub(used),
+        );
+        if take < writes.len() {
+            done.more = true;
+            writes.truncate(take);
+        }
+        if writes.is_empty() {
+            worker::console_warn!(
+                "a queued visitor's sessions need more D1 statements than one run may use"
+            );
+            return Ok(done);
+        }
+        done.visitors += writes.len();
+        done.sessions += writes.iter().map(|(_, _, x)| x.len()).sum::<usize>();
         store.write_queued_sessions(&writes).await?;
+        if done.more {
+            return Ok(done);
+        }
     }
     done.more = !store
         .queued_visitors(site.map(|s| s.id.as_str()), 1)
@@ -559,6 +625,7 @@ mod tests {
             excluded_referrers: vec![],
             created_at: 0,
             max_events_per_visitor_day: 5_000,
+            privacy: Default::default(),
         }
     }
 
@@ -781,6 +848,31 @@ mod tests {
         );
         assert_ne!(k1, client_key("demo", "203.0.113.7", "salt", 11 * day));
         assert_ne!(k1, client_key("demo", "203.0.113.8", "salt", 10 * day + 5));
+    }
+
+    #[test]
+    fn a_flush_writes_what_fits_its_statement_share() {
+        let session = |events: usize| SessionRow {
+            session_id: "s".into(),
+            started_at: 0,
+            ended_at: 0,
+            touch: Touch::direct(),
+            landing_path: "/".into(),
+            pageviews: 0,
+            is_bot: false,
+            event_ids: vec![String::new(); events],
+            entrance: None,
+        };
+        // delete + queue (3) + one insert and one update per 90 events per session
+        assert_eq!(write_cost(&[]), 3);
+        assert_eq!(write_cost(&[session(1)]), 5);
+        assert_eq!(write_cost(&[session(90), session(91)]), 3 + 2 + 3);
+        assert_eq!(fitting(&[5, 5, 5], 12, 100), 2);
+        assert_eq!(fitting(&[5, 5, 5], 15, 100), 3);
+        // a visitor bigger than the share goes alone when it fits the hard bound
+        assert_eq!(fitting(&[40, 5], 30, 50), 1);
+        assert_eq!(fitting(&[60, 5], 30, 50), 0);
+        assert_eq!(fitting(&[], 30, 50), 0);
     }
 
     #[test]

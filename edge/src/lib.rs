@@ -9,7 +9,9 @@
 //! - [`touch`] — a page load's entry source and channel.
 //! - [`store`] — the only module that knows SQL and KV keys.
 //! - [`auth`] — keys (SHA-256 hashed, constant-time compared) and the admin token.
-//! - [`admin`] — sites, origins and keys.
+//! - [`admin`] — sites, origins, privacy settings, keys, the audit log.
+//! - [`privacy`] — GPC, URL cleaning and geo minimisation before anything is stored.
+//! - [`delivery`], [`cron`] — webhook deliveries; the cron trigger's bounded work.
 //! - [`reports`] — the read API.
 //! - [`api`] — events:import, conversions, spend, reports, leads, openapi.json.
 //! - [`cors`], [`error`] — CORS headers; one JSON error type.
@@ -18,9 +20,12 @@ pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod cors;
+pub mod cron;
+pub mod delivery;
 pub mod enrich;
 pub mod error;
 pub mod ingest;
+pub mod privacy;
 pub mod reports;
 pub mod store;
 pub mod touch;
@@ -39,21 +44,22 @@ pub fn start() {
 
 /// Queued visitors the cron trigger sessionises per run, in chunks of
 /// [`ingest::FLUSH_CHUNK`].
-const CRON_FLUSH_ROUNDS: usize = 300;
+pub(crate) const CRON_FLUSH_ROUNDS: usize = 300;
 
 /// The cron trigger (`[triggers] crons` in wrangler.toml): the sessionisation that
-/// `POST /v1/collect` deferred, then webhook deliveries.
+/// `POST /v1/collect` deferred, then webhook deliveries, within D1's statements per
+/// invocation ([`cron::run`]).
 #[event(scheduled)]
 pub async fn scheduled(_event: worker::ScheduledEvent, env: Env, _ctx: worker::ScheduleContext) {
-    match Store::from_env(&env) {
-        Ok(store) => {
-            if let Err(e) = ingest::flush_sessions(&store, None, CRON_FLUSH_ROUNDS).await {
-                worker::console_error!("session flush failed: {}", e.message);
-            }
-        }
-        Err(e) => worker::console_error!("session flush failed: {}", e.message),
+    let result = match Store::from_env(&env) {
+        Ok(store) => cron::run(&store, &env, Date::now().as_millis() as i64)
+            .await
+            .map(|_| ()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        worker::console_error!("cron run failed: {}", e.message);
     }
-    api::webhooks::scheduled(&env, Date::now().as_millis() as i64).await;
 }
 
 /// The worker's entry point.
@@ -100,36 +106,7 @@ async fn route(mut req: Request, env: &Env, now: i64) -> ApiResult<Response> {
                 req.headers().get("Authorization")?,
                 env.var("ADMIN_TOKEN").ok().map(|s| s.to_string()),
             )?;
-            let store = Store::from_env(env)?;
-            match (rest, &method) {
-                (["sites"], Method::Post) => admin::create_site(&mut req, &store, now).await,
-                (["sites"], Method::Get) => admin::list_sites(&store).await,
-                (["sites", site, "keys"], Method::Post) => {
-                    admin::add_key(&mut req, &store, site, now).await
-                }
-                (["sites", site, "origins"], Method::Put) => {
-                    admin::set_origins(&mut req, &store, site).await
-                }
-                // what the cron trigger does first, now (operators, tests); `?site=`
-                // limits it to one site
-                (["sessions:flush"], Method::Post) => {
-                    let url = req.url()?;
-                    let site = match url.query_pairs().find(|(k, _)| k == "site") {
-                        Some((_, id)) => Some(store.site(&id).await?.ok_or_else(|| {
-                            ApiError::new(404, "unknown_site", format!("no site `{id}`"))
-                        })?),
-                        None => None,
-                    };
-                    let done =
-                        ingest::flush_sessions(&store, site.as_ref(), CRON_FLUSH_ROUNDS).await?;
-                    Ok(Response::from_json(&done)?)
-                }
-                (
-                    ["sites"] | ["sites", _, "keys"] | ["sites", _, "origins"] | ["sessions:flush"],
-                    _,
-                ) => Err(ApiError::method_not_allowed()),
-                _ => Err(ApiError::no_route()),
-            }
+            admin::route(&mut req, env, rest, now).await
         }
         (["v1", "openapi.json"], Method::Get) => api::openapi::serve(),
         (["v1", "sites", site, rest @ ..], _) if api::handles(rest) => {

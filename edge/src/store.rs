@@ -10,14 +10,20 @@
 //! transaction: stored whole or not at all), and each statement's `meta.changes` says
 //! whether that event was new (1) or already there (0).
 
-use crate::auth::KeyKind;
 use crate::enrich::{Agent, Geo};
 use crate::error::{ApiError, ApiResult};
+use audit::AuditRecord;
+use closeloop_core::privacy::{PrivacySettings, TombstoneKind};
+use keys::NewKey;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, Env};
 
+pub mod audit;
+pub mod erasure;
+pub mod keys;
 pub mod reporting;
+pub mod tombstones;
 pub mod webhooks;
 
 /// A site's configuration, as cached in KV.
@@ -38,6 +44,9 @@ pub struct SiteConfig {
     /// Most events one visitor may send in a rolling 24 hours.
     #[serde(default = "default_quota")]
     pub max_events_per_visitor_day: i64,
+    /// What is kept of a visitor: query keys of stored URLs, geo fields.
+    #[serde(default)]
+    pub privacy: PrivacySettings,
 }
 
 /// The default [`SiteConfig::max_events_per_visitor_day`].
@@ -101,7 +110,7 @@ pub struct Quota {
 }
 
 /// One request's accepted events with what the edge adds to them: what
-/// [`Store::insert_batch`] writes.
+/// [`Store::insert_batch_queued`] writes.
 #[derive(Debug, Clone, Copy)]
 pub struct NewEvents<'a> {
     /// The site.
@@ -129,6 +138,9 @@ pub enum Stored {
     AlreadyThere,
     /// Refused: the visitor is over its quota.
     OverQuota,
+    /// Refused: a tombstone (the visitor's events before its erasure, or an erased
+    /// email).
+    Erased,
 }
 
 /// A lead found in a batch (an identify event or a form submit with an email).
@@ -148,6 +160,8 @@ pub struct LeadRow {
     pub at: i64,
     /// The identifying event: the batch's earliest for this email (ties: smallest id).
     pub event_id: String,
+    /// Every event of the batch that carries this email.
+    pub event_ids: Vec<String>,
 }
 
 /// An event as sessionisation reads it back.
@@ -250,7 +264,14 @@ pub struct Store {
     db: D1Database,
     kv: worker::kv::KvStore,
     cache_ttl: u64,
+    /// D1 statements prepared by this invocation (see [`Store::statements`]).
+    statements: std::cell::Cell<u32>,
 }
+
+/// Statements D1 runs per Worker invocation, at most (Workers Paid; each statement of a
+/// `batch()` counts). Long-running work (the cron trigger, the flush before a read)
+/// checks [`Store::statements`] against its share of this.
+pub const D1_STATEMENTS_PER_INVOCATION: u32 = 1_000;
 
 /// Points each non-bot session of `site_id = ?1` (and what the caller adds to the
 /// `WHERE`) back to its visitor's previous non-bot session, overall and per row key of the
@@ -287,23 +308,6 @@ fn session_markers_sql() -> String {
     )
 }
 
-/// A stored key's row, by the SHA-256 (hex) of the key.
-const KEY_SQL: &str = "SELECT hash, site_id, kind FROM keys WHERE hash = ?1";
-
-#[derive(Deserialize)]
-struct KeyRow {
-    hash: String,
-    site_id: String,
-    kind: String,
-}
-
-impl KeyRow {
-    /// (site, kind, stored hash), when the kind is one this worker knows.
-    fn found(self) -> Option<(String, KeyKind, String)> {
-        KeyKind::parse(&self.kind).map(|k| (self.site_id, k, self.hash))
-    }
-}
-
 impl Store {
     /// Opens the `DB` and `CONFIG` bindings.
     pub fn from_env(env: &Env) -> ApiResult<Self> {
@@ -317,11 +321,20 @@ impl Store {
             db: env.d1("DB")?,
             kv: env.kv("CONFIG")?,
             cache_ttl,
+            statements: Default::default(),
         })
     }
 
+    /// Every statement goes through here, so that [`Store::statements`] counts them.
     fn stmt(&self, sql: &str, args: &[JsValue]) -> ApiResult<D1PreparedStatement> {
+        self.statements.set(self.statements.get().saturating_add(1));
         Ok(self.db.prepare(sql).bind(args)?)
+    }
+
+    /// D1 statements this invocation has prepared (each is run once): what counts against
+    /// [`D1_STATEMENTS_PER_INVOCATION`].
+    pub fn statements(&self) -> u32 {
+        self.statements.get()
     }
 
     // ---- sites and keys -------------------------------------------------------
@@ -378,11 +391,12 @@ impl Store {
             excluded_referrers: String,
             created_at: i64,
             max_events_per_visitor_day: i64,
+            privacy: String,
         }
         let row: Option<Row> = self
             .stmt(
                 "SELECT id, name, allowed_origins, currency, excluded_referrers, created_at, \
-                 max_events_per_visitor_day FROM sites WHERE id = ?1",
+                 max_events_per_visitor_day, privacy FROM sites WHERE id = ?1",
                 &[s(id)],
             )?
             .first(None)
@@ -395,6 +409,7 @@ impl Store {
             excluded_referrers: serde_json::from_str(&r.excluded_referrers).unwrap_or_default(),
             created_at: r.created_at,
             max_events_per_visitor_day: r.max_events_per_visitor_day,
+            privacy: serde_json::from_str(&r.privacy).unwrap_or_default(),
         }))
     }
 
@@ -418,16 +433,18 @@ impl Store {
         Ok(out)
     }
 
-    /// Creates a site with its first keys (hashes), in one transaction. `false` when
-    /// the id is taken.
+    /// Creates a site with its first keys (hashes) and privacy settings, with the audit
+    /// entry, in one transaction. `false` when the id is taken.
     pub async fn create_site(
         &self,
         site: &SiteConfig,
-        keys: &[(String, KeyKind)],
+        keys: &[NewKey],
+        audit: &AuditRecord,
     ) -> ApiResult<bool> {
         let origins = serde_json::to_string(&site.allowed_origins).map_err(ApiError::internal)?;
         let excluded =
             serde_json::to_string(&site.excluded_referrers).map_err(ApiError::internal)?;
+        let privacy = serde_json::to_string(&site.privacy).map_err(ApiError::internal)?;
         let mut stmts = vec![self.stmt(
             "INSERT INTO sites (id, name, allowed_origins, currency, excluded_referrers, created_at, \
              max_events_per_visitor_day) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING",
@@ -441,61 +458,82 @@ impl Store {
                 n(site.max_events_per_visitor_day),
             ],
         )?];
-        for (hash, kind) in keys {
-            // only when the site row is the one made here: a taken id gets no keys
+        // only when the site row is the one made here: a taken id gets nothing of this
+        let made_here = "EXISTS (SELECT 1 FROM sites WHERE id = ?1 AND created_at = ?7)";
+        stmts.push(self.stmt(
+            "UPDATE sites SET privacy = ?2 WHERE id = ?1 AND created_at = ?3",
+            &[s(&site.id), s(&privacy), n(site.created_at)],
+        )?);
+        for k in keys {
             stmts.push(self.stmt(
-                "INSERT INTO keys (hash, site_id, kind, created_at) \
-                 SELECT ?1, id, ?3, ?4 FROM sites WHERE id = ?2 AND created_at = ?4",
-                &[s(hash), s(&site.id), s(kind.as_str()), n(site.created_at)],
+                "INSERT INTO keys (hash, id, site_id, kind, prefix, created_at) \
+                 SELECT ?1, ?2, id, ?4, ?5, ?6 FROM sites WHERE id = ?3 AND created_at = ?6",
+                &[
+                    s(&k.hash),
+                    s(&k.id),
+                    s(&site.id),
+                    s(k.kind.as_str()),
+                    s(&k.prefix),
+                    n(site.created_at),
+                ],
             )?);
         }
+        stmts.push(self.audit_stmt_when(audit, made_here, &[n(site.created_at)])?);
         let results = self.db.batch(stmts).await?;
-        let created = results
-            .first()
-            .and_then(|r| r.meta().ok().flatten())
-            .and_then(|m| m.changes)
-            .unwrap_or(0)
-            == 1;
+        let created = Self::changes(results.first())? == 1;
         self.forget_site(&site.id, &site.allowed_origins).await;
         Ok(created)
     }
 
-    /// Adds a key (hash) to an existing site. `false` when there is no such site.
-    pub async fn add_key(
+    /// Replaces a site's privacy settings, with the audit entry. `false` when there is no
+    /// such site.
+    pub async fn set_privacy(
         &self,
         site_id: &str,
-        hash: &str,
-        kind: KeyKind,
-        now: i64,
+        privacy: &PrivacySettings,
+        audit: &AuditRecord,
     ) -> ApiResult<bool> {
-        let r = self
-            .stmt(
-                "INSERT INTO keys (hash, site_id, kind, created_at) \
-                 SELECT ?1, id, ?3, ?4 FROM sites WHERE id = ?2",
-                &[s(hash), s(site_id), s(kind.as_str()), n(now)],
-            )?
-            .run()
+        let json = serde_json::to_string(privacy).map_err(ApiError::internal)?;
+        let results = self
+            .db
+            .batch(vec![
+                self.stmt(
+                    "UPDATE sites SET privacy = ?2 WHERE id = ?1",
+                    &[s(site_id), s(&json)],
+                )?,
+                self.audit_stmt_when(audit, "EXISTS (SELECT 1 FROM sites WHERE id = ?1)", &[])?,
+            ])
             .await?;
-        Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0) == 1)
+        self.forget_site(site_id, &[]).await;
+        Ok(Self::changes(results.first())? == 1)
     }
 
-    /// Replaces a site's allowed origins. `false` when there is no such site.
-    pub async fn set_origins(&self, site_id: &str, origins: &[String]) -> ApiResult<bool> {
+    /// Replaces a site's allowed origins, with the audit entry. `false` when there is no
+    /// such site.
+    pub async fn set_origins(
+        &self,
+        site_id: &str,
+        origins: &[String],
+        audit: &AuditRecord,
+    ) -> ApiResult<bool> {
         let old = self.site_from_db(site_id).await?;
         let json = serde_json::to_string(origins).map_err(ApiError::internal)?;
-        let r = self
-            .stmt(
-                "UPDATE sites SET allowed_origins = ?2 WHERE id = ?1",
-                &[s(site_id), s(&json)],
-            )?
-            .run()
+        let results = self
+            .db
+            .batch(vec![
+                self.stmt(
+                    "UPDATE sites SET allowed_origins = ?2 WHERE id = ?1",
+                    &[s(site_id), s(&json)],
+                )?,
+                self.audit_stmt_when(audit, "EXISTS (SELECT 1 FROM sites WHERE id = ?1)", &[])?,
+            ])
             .await?;
         let mut touched: Vec<String> = origins.to_vec();
         if let Some(old) = old {
             touched.extend(old.allowed_origins);
         }
         self.forget_site(site_id, &touched).await;
-        Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0) == 1)
+        Ok(Self::changes(results.first())? == 1)
     }
 
     /// Drops the cached configuration of a site and the cached origin answers.
@@ -508,48 +546,6 @@ impl Store {
                 .delete(&format!("origin:{}", o.to_ascii_lowercase()))
                 .await;
         }
-    }
-
-    /// The site and kind of the key with this hash.
-    pub async fn key(&self, hash: &str) -> ApiResult<Option<(String, KeyKind, String)>> {
-        let row: Option<KeyRow> = self.stmt(KEY_SQL, &[s(hash)])?.first(None).await?;
-        Ok(row.and_then(KeyRow::found))
-    }
-
-    /// [`Store::key`] and whether `site_id` has visitors waiting for sessionisation, in
-    /// one round trip (the reads that need sessions ask both before anything else).
-    pub async fn key_and_queue(
-        &self,
-        hash: &str,
-        site_id: &str,
-    ) -> ApiResult<(Option<(String, KeyKind, String)>, bool)> {
-        #[derive(Deserialize)]
-        struct Queued {
-            #[allow(dead_code)]
-            n: i64,
-        }
-        let results = self
-            .db
-            .batch(vec![
-                self.stmt(KEY_SQL, &[s(hash)])?,
-                self.stmt(
-                    "SELECT 1 AS n FROM session_queue WHERE site_id = ?1 LIMIT 1",
-                    &[s(site_id)],
-                )?,
-            ])
-            .await?;
-        let key: Vec<KeyRow> = match results.first() {
-            Some(r) => r.results()?,
-            None => Vec::new(),
-        };
-        let queued: Vec<Queued> = match results.get(1) {
-            Some(r) => r.results()?,
-            None => Vec::new(),
-        };
-        Ok((
-            key.into_iter().next().and_then(KeyRow::found),
-            !queued.is_empty(),
-        ))
     }
 
     /// Whether some site allows `origin` (for preflights, which carry no site id).
@@ -582,17 +578,13 @@ impl Store {
 
     // ---- ingestion ------------------------------------------------------------
 
-    /// Stores a batch's events, the visitor and its leads in one transaction. Returns,
-    /// per event row, whether it was new, already stored, or refused by the quota.
-    pub async fn insert_batch(&self, batch: &NewEvents<'_>) -> ApiResult<Vec<Stored>> {
-        Ok(self.insert_batch_with(batch, false).await?.0)
-    }
-
-    /// [`Store::insert_batch`] for `POST /v1/collect`: in the same transaction it also
-    /// queues the visitor for sessionisation (`session_queue`, from the batch's earliest
-    /// event) and reads the time of the visitor's latest stored event before the batch
-    /// (the anchor [`crate::ingest::ack_touch`] needs), so the request makes one D1
-    /// round trip.
+    /// Stores a batch's events, the visitor and its leads in one transaction, and in the
+    /// same transaction queues the visitor for sessionisation (`session_queue`, from the
+    /// batch's earliest event: every stored event without a session has its visitor
+    /// queued) and reads the time of the visitor's latest stored event before the batch
+    /// (the anchor [`crate::ingest::ack_touch`] needs), so the request makes one D1 round
+    /// trip. Returns, per event row, whether it was new, already stored, or refused (by
+    /// the quota, by a tombstone).
     pub async fn insert_batch_queued(
         &self,
         batch: &NewEvents<'_>,
@@ -617,6 +609,26 @@ impl Store {
         if rows.is_empty() {
             return Ok((Vec::new(), None));
         }
+        // Tombstones (erasure): an event of an erased visitor made before the erasure, or
+        // one carrying an erased email, is refused; a lead whose email is erased is not
+        // made again (migration 0011).
+        let visitor_grave = self
+            .tombstone_of(site_id, TombstoneKind::Visitor, visitor_id)
+            .await?;
+        let mut lead_graves: Vec<String> = Vec::with_capacity(leads.len());
+        for l in leads {
+            lead_graves.push(
+                self.tombstone_of(site_id, TombstoneKind::Email, &l.email)
+                    .await?,
+            );
+        }
+        let grave_of_event = |id: &str| -> Option<&str> {
+            leads
+                .iter()
+                .zip(&lead_graves)
+                .find(|(l, _)| l.event_ids.iter().any(|e| e == id))
+                .map(|(_, g)| g.as_str())
+        };
         let mut stmts = Vec::with_capacity(rows.len() + 4 + 3 * leads.len());
         for r in rows {
             stmts.push(self.stmt(
@@ -629,6 +641,10 @@ impl Store {
                  ?30, ?31, ?32, ?33, ?34, ?35, ?36 \
                  WHERE (SELECT count(*) FROM events WHERE site_id = ?1 AND visitor_id = ?3 \
                         AND derived_ts >= ?37) < ?38 \
+                 AND NOT EXISTS (SELECT 1 FROM tombstones WHERE site_id = ?1 AND hash = ?39 \
+                        AND erased_at >= ?17) \
+                 AND (?40 IS NULL OR NOT EXISTS (SELECT 1 FROM tombstones \
+                        WHERE site_id = ?1 AND hash = ?40)) \
                  ON CONFLICT (site_id, event_id) DO NOTHING",
                 &[
                     s(site_id),
@@ -669,29 +685,48 @@ impl Store {
                     b(agent.is_bot),
                     n(quota.since),
                     n(quota.max_events),
+                    s(&visitor_grave),
+                    opt(grave_of_event(&r.event_id)),
                 ],
             )?);
         }
+        let batch_ids =
+            serde_json::to_string(&rows.iter().map(|r| &r.event_id).collect::<Vec<_>>())
+                .map_err(ApiError::internal)?;
         let first = rows.iter().map(|r| r.derived_ts).min().unwrap_or(0);
         let last = rows.iter().map(|r| r.derived_ts).max().unwrap_or(0);
+        // the visitor only when one of the batch's events is stored (a refused event
+        // stores nothing)
         stmts.push(self.stmt(
-            "INSERT INTO visitors (site_id, visitor_id, first_seen, last_seen) VALUES (?1, ?2, ?3, ?4) \
+            "INSERT INTO visitors (site_id, visitor_id, first_seen, last_seen) \
+             SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM events WHERE site_id = ?1 \
+               AND event_id IN (SELECT value FROM json_each(?5)) AND visitor_id = ?2) \
              ON CONFLICT (site_id, visitor_id) DO UPDATE SET \
              first_seen = min(first_seen, excluded.first_seen), last_seen = max(last_seen, excluded.last_seen)",
-            &[s(site_id), s(visitor_id), n(first), n(last)],
+            &[s(site_id), s(visitor_id), n(first), n(last), s(&batch_ids)],
         )?);
-        for l in leads {
+        for (l, grave) in leads.iter().zip(&lead_graves) {
+            // Only when one of the batch's events that carry this email is stored (an
+            // event refused — by the quota, a tombstone — makes no lead and no link), and
+            // never for an erased email.
+            let ids = serde_json::to_string(&l.event_ids).map_err(ApiError::internal)?;
+            let stored = "EXISTS (SELECT 1 FROM events WHERE site_id = ?1 AND visitor_id = ?8 \
+                 AND event_id IN (SELECT value FROM json_each(?9))) \
+                 AND NOT EXISTS (SELECT 1 FROM tombstones WHERE site_id = ?1 AND hash = ?10)";
             stmts.push(self.stmt(
-                "INSERT INTO leads (site_id, lead_id, email, name, company, phone, first_seen) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (site_id, email) DO UPDATE SET \
-                 name = coalesce(excluded.name, leads.name), \
-                 company = coalesce(excluded.company, leads.company), \
-                 phone = coalesce(excluded.phone, leads.phone), \
-                 first_event_id = CASE WHEN excluded.first_seen < leads.first_seen THEN NULL \
-                   ELSE leads.first_event_id END, \
-                 first_path = CASE WHEN excluded.first_seen < leads.first_seen THEN NULL \
-                   ELSE leads.first_path END, \
-                 first_seen = min(leads.first_seen, excluded.first_seen)",
+                &format!(
+                    "INSERT INTO leads (site_id, lead_id, email, name, company, phone, first_seen) \
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE {stored} \
+                     ON CONFLICT (site_id, email) DO UPDATE SET \
+                     name = coalesce(excluded.name, leads.name), \
+                     company = coalesce(excluded.company, leads.company), \
+                     phone = coalesce(excluded.phone, leads.phone), \
+                     first_event_id = CASE WHEN excluded.first_seen < leads.first_seen THEN NULL \
+                       ELSE leads.first_event_id END, \
+                     first_path = CASE WHEN excluded.first_seen < leads.first_seen THEN NULL \
+                       ELSE leads.first_path END, \
+                     first_seen = min(leads.first_seen, excluded.first_seen)"
+                ),
                 &[
                     s(site_id),
                     s(&l.lead_id),
@@ -700,14 +735,19 @@ impl Store {
                     opt(l.company.as_deref()),
                     opt(l.phone.as_deref()),
                     n(l.at),
+                    s(visitor_id),
+                    s(&ids),
+                    s(grave),
                 ],
             )?);
             // the first identity a visitor gives is the one it keeps
             stmts.push(self.stmt(
                 "INSERT INTO lead_visitors (site_id, visitor_id, lead_id, linked_at) \
                  SELECT ?1, ?2, lead_id, ?4 FROM leads WHERE site_id = ?1 AND email = ?3 \
+                 AND EXISTS (SELECT 1 FROM events WHERE site_id = ?1 AND visitor_id = ?2 \
+                   AND event_id IN (SELECT value FROM json_each(?5))) \
                  ON CONFLICT (site_id, visitor_id) DO NOTHING",
-                &[s(site_id), s(visitor_id), s(&l.email), n(l.at)],
+                &[s(site_id), s(visitor_id), s(&l.email), n(l.at), s(&ids)],
             )?);
             // The identifying event's id and page (the pages report's direct conversions,
             // migration 0008): this batch's event when it is stored, is this visitor's, is at
@@ -744,17 +784,25 @@ impl Store {
         // After the writes, in the same transaction: whether the visitor is at its quota
         // now (if not, no insert was refused by it, so every event that changed nothing
         // was already there), and the time of its latest event before the batch.
+        // And the tombstones that may have refused events: the visitor's erasure time and
+        // the erased emails among the batch's.
+        let graves = serde_json::to_string(&lead_graves).map_err(ApiError::internal)?;
         stmts.push(self.stmt(
             "SELECT (SELECT count(*) FROM events WHERE site_id = ?1 AND visitor_id = ?2 \
                AND derived_ts >= ?4) >= ?5 AS full, \
              (SELECT max(derived_ts) FROM events WHERE site_id = ?1 AND visitor_id = ?2 \
-               AND derived_ts < ?3) AS ts",
+               AND derived_ts < ?3) AS ts, \
+             (SELECT erased_at FROM tombstones WHERE site_id = ?1 AND hash = ?6) AS erased_at, \
+             (SELECT json_group_array(hash) FROM tombstones WHERE site_id = ?1 \
+               AND hash IN (SELECT value FROM json_each(?7))) AS erased_emails",
             &[
                 s(site_id),
                 s(visitor_id),
                 n(first),
                 n(quota.since),
                 n(quota.max_events),
+                s(&visitor_grave),
+                s(&graves),
             ],
         )?);
         let writes = rows.len();
@@ -763,6 +811,8 @@ impl Store {
         struct After {
             full: i64,
             ts: Option<i64>,
+            erased_at: Option<i64>,
+            erased_emails: Option<String>,
         }
         let after = match results.last() {
             Some(r) => r.results::<After>()?.into_iter().next(),
@@ -775,9 +825,23 @@ impl Store {
             .take(writes)
             .map(|r| Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0) > 0))
             .collect::<ApiResult<_>>()?;
-        // At the quota (rare): which of the unchanged events are there tells "already
-        // there" from "refused by the quota"; one more read.
-        let present = if after.full != 0 && changed.iter().any(|c| !c) {
+        let erased_emails: Vec<String> = after
+            .erased_emails
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok())
+            .unwrap_or_default();
+        let erased = |row: &EventRow| {
+            after.erased_at.is_some_and(|at| row.derived_ts <= at)
+                || grave_of_event(&row.event_id)
+                    .is_some_and(|g| erased_emails.iter().any(|e| e == g))
+        };
+        // At the quota or a tombstone (rare): which of the unchanged events are there
+        // tells "already there" from "refused"; one more read.
+        let suspects = changed
+            .iter()
+            .zip(rows)
+            .any(|(c, r)| !c && (after.full != 0 || erased(r)));
+        let present = if suspects {
             self.present_events(site_id, rows).await?
         } else {
             std::collections::HashSet::new()
@@ -786,7 +850,11 @@ impl Store {
         for (changed, row) in changed.iter().zip(rows) {
             out.push(if *changed {
                 Stored::New
-            } else if after.full == 0 || present.contains(&row.event_id) {
+            } else if present.contains(&row.event_id) {
+                Stored::AlreadyThere
+            } else if erased(row) {
+                Stored::Erased
+            } else if after.full == 0 {
                 Stored::AlreadyThere
             } else {
                 Stored::OverQuota
@@ -825,39 +893,6 @@ impl Store {
             }
         }
         Ok(present)
-    }
-
-    /// The visitor's events from the start of its latest session that began at or
-    /// before `at` (from `at` when there is none), in time order, at most `limit`: what
-    /// sessionisation must see again when events at `at` or later were added.
-    pub async fn visitor_events_since_session_of(
-        &self,
-        site_id: &str,
-        visitor_id: &str,
-        at: i64,
-        limit: i64,
-    ) -> ApiResult<Vec<StoredEvent>> {
-        Ok(self
-            .stmt(WINDOW_SQL, &[s(site_id), s(visitor_id), n(at), n(limit)])?
-            .all()
-            .await?
-            .results()?)
-    }
-
-    /// Replaces the visitor's sessions that start at or after `from` with `sessions`,
-    /// and points their events at them, in one transaction. Each session row also gets the
-    /// country and device type of its first event (the reports' segments).
-    pub async fn replace_sessions(
-        &self,
-        site_id: &str,
-        visitor_id: &str,
-        from: i64,
-        sessions: &[SessionRow],
-    ) -> ApiResult<()> {
-        let mut stmts = self.replace_sessions_stmts(site_id, visitor_id, from, sessions)?;
-        stmts.extend(self.markers_stmt(site_id, sessions.iter().map(|x| x.session_id.as_str()))?);
-        self.db.batch(stmts).await?;
-        Ok(())
     }
 
     fn replace_sessions_stmts(

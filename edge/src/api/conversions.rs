@@ -10,7 +10,9 @@
 //!   of the reporting currency per unit of the other), else 400 `exchange_rate_required`;
 //! - **idempotency** on (deal_id, stage): the same values again are `unchanged` (200);
 //!   other values are 409 `deal_conflict` with `error.existing` and `error.sent` (in a CSV,
-//!   that row is `rejected` with the same code).
+//!   that row is `rejected` with the same code);
+//! - **erased leads**: a deal whose lead id or email has a tombstone (the lead was erased)
+//!   is refused, 409 `lead_erased` (a CSV row: `rejected`), and nothing is stored.
 
 use super::{
     body, convert, error_response, json_object_body, query_pairs, row_error_response,
@@ -18,7 +20,7 @@ use super::{
 };
 use crate::error::{ApiError, ApiResult};
 use crate::ingest::lead_id;
-use crate::store::reporting::ConversionEntry;
+use crate::store::reporting::{ConversionEntry, PutConversion};
 use crate::store::{SiteConfig, Store};
 use closeloop_core::import::{
     conversion_from_json, parse_conversions, ConversionRecord, ImportOptions, RowError,
@@ -28,6 +30,10 @@ use closeloop_core::time::format_rfc3339;
 use serde::Serialize;
 use serde_json::{json, Value};
 use worker::{Request, Response};
+
+/// Why a conversion of an erased lead is refused.
+const ERASED: &str = "this lead was erased; nothing was stored (a manage key can lift its \
+                      tombstone: DELETE /v1/sites/{site}/tombstones/{email})";
 
 /// The API's view of a stored conversion (OpenAPI `Conversion`).
 pub fn conversion_json(c: &ConversionEntry) -> Value {
@@ -108,17 +114,20 @@ pub async fn create(
     let before = store
         .put_conversions(&site.id, std::slice::from_ref(&entry))
         .await?;
-    match before.into_iter().next().flatten() {
-        None => Ok(Response::from_json(&json!({
+    match before.into_iter().next() {
+        None | Some(PutConversion::Created) => Ok(Response::from_json(&json!({
             "status": "created",
             "conversion": conversion_json(&entry),
         }))?
         .with_status(201)),
-        Some(old) if old.same_values(&entry) => Ok(Response::from_json(&json!({
-            "status": "unchanged",
-            "conversion": conversion_json(&old),
-        }))?),
-        Some(old) => error_response(
+        Some(PutConversion::Erased) => error_response(409, "lead_erased", ERASED, None),
+        Some(PutConversion::Existing(old)) if old.same_values(&entry) => {
+            Ok(Response::from_json(&json!({
+                "status": "unchanged",
+                "conversion": conversion_json(&old),
+            }))?)
+        }
+        Some(PutConversion::Existing(old)) => error_response(
             409,
             "deal_conflict",
             &format!(
@@ -209,19 +218,22 @@ pub async fn import(
     let before = store.put_conversions(&site.id, &list).await?;
     for ((slot, row, e), old) in entries.into_iter().zip(before) {
         let outcome = match old {
-            None => RowOutcome {
+            PutConversion::Created => RowOutcome {
                 row,
                 status: "created",
                 deal_id: Some(e.deal_id),
                 error: None,
             },
-            Some(old) if old.same_values(&e) => RowOutcome {
+            PutConversion::Erased => {
+                RowOutcome::rejected(row, Some(e.deal_id.clone()), "lead_erased", ERASED)
+            }
+            PutConversion::Existing(old) if old.same_values(&e) => RowOutcome {
                 row,
                 status: "unchanged",
                 deal_id: Some(e.deal_id),
                 error: None,
             },
-            Some(_) => RowOutcome::rejected(
+            PutConversion::Existing(_) => RowOutcome::rejected(
                 row,
                 Some(e.deal_id.clone()),
                 "deal_conflict",

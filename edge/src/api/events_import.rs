@@ -7,16 +7,26 @@
 //! unreadable refuses the whole request (400, naming the batch) and nothing is stored.
 //! Then each batch goes through the collect pipeline's own stages: rows and leads
 //! ([`crate::ingest::rows_from`], [`crate::ingest::leads_from`]), enrichment from the
-//! batch's `context` (geo fields; user agent parsed by [`crate::enrich::agent`]),
-//! exactly-once storage ([`Store::insert_batch`]) and re-sessionisation of the visitor
-//! (`crate::ingest::resessionize`). No rate limit and no visitor quota apply: the
+//! batch's `context` (geo fields; user agent parsed by [`crate::enrich::agent`]), the
+//! privacy rules (URLs cleaned, geo minimised: [`crate::privacy`]; a request with
+//! `Sec-GPC: 1` stores nothing), and exactly-once storage that puts the visitor on
+//! `session_queue` in the same transaction as its events
+//! ([`Store::insert_batch_queued`]): its sessions are rebuilt by the next flush (the cron
+//! trigger, or first thing in any read), under the queue's version protocol, so no failure
+//! can leave an imported event without a session. Events of an erased visitor or email
+//! (a tombstone) are rejected with `erased`. No rate limit and no visitor quota apply: the
 //! write key is trusted.
+//!
+//! One request is at most [`MAX_BATCHES`] batches and at most [`MAX_STATEMENTS`] D1
+//! statements of writes (about one per event plus four per batch and three per lead:
+//! [`statements_of`]), so that it fits the 1000 statements a Worker invocation may run;
+//! a larger import is refused whole (413 `import_too_large`) before anything is stored.
 
 use super::{body, MAX_WRITE_BODY_BYTES};
 use crate::enrich::{self, Agent, Geo};
 use crate::error::{ApiError, ApiResult};
 use crate::ingest;
-use crate::store::{NewEvents, Quota, SiteConfig, Store, Stored};
+use crate::store::{EventRow, LeadRow, NewEvents, Quota, SiteConfig, Store, Stored};
 use closeloop_core::validate::{validate, ValidateOptions, Validated};
 use closeloop_core::wire::EventResult;
 use serde::{Deserialize, Serialize};
@@ -26,6 +36,14 @@ use worker::{Request, Response};
 
 /// Most batches one request may carry.
 pub const MAX_BATCHES: usize = 1_000;
+/// Most D1 statements the writes of one request may take.
+pub const MAX_STATEMENTS: usize = 800;
+
+/// The D1 statements storing one batch takes: one per event, the visitor, the queue mark,
+/// the final read, and three per lead.
+pub fn statements_of(events: usize, leads: usize) -> usize {
+    events + 3 + 3 * leads
+}
 
 /// The geo and user agent of a batch, given as fields (`context`).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -238,18 +256,46 @@ pub async fn import(
         duplicates: 0,
         rejected: 0,
     };
-    for p in &prepared {
+    if crate::privacy::gpc(req) {
+        for p in &prepared {
+            let r = crate::privacy::gpc_answer(&p.validated);
+            answer.rejected += r.rejected;
+            answer.results.extend(r.results);
+        }
+        return Ok(Response::from_json(&answer)?);
+    }
+    let work: Vec<(Vec<EventRow>, Vec<LeadRow>)> = prepared
+        .iter()
+        .map(|p| {
+            let mut rows = ingest::rows_from(&p.validated);
+            crate::privacy::clean_rows(&mut rows, site);
+            (rows, ingest::leads_from(&site.id, &p.validated))
+        })
+        .collect();
+    let cost: usize = work
+        .iter()
+        .map(|(rows, leads)| statements_of(rows.len(), leads.len()))
+        .sum();
+    if cost > MAX_STATEMENTS {
+        return Err(ApiError::new(
+            413,
+            "import_too_large",
+            format!(
+                "this import needs about {cost} database statements; one request may take                  {MAX_STATEMENTS} (about one per event, four per batch): split it"
+            ),
+        ));
+    }
+    for (p, (rows, leads)) in prepared.iter().zip(&work) {
         let v = &p.validated;
-        let rows = ingest::rows_from(v);
-        let leads = ingest::leads_from(&site.id, v);
-        let stored = store
-            .insert_batch(&NewEvents {
+        let geo = crate::privacy::minimise_geo(p.geo.clone(), &site.privacy);
+        let (stored, _) = store
+            .insert_batch_queued(&NewEvents {
                 site_id: &site.id,
                 visitor_id: &v.visitor_id,
-                rows: &rows,
-                geo: &p.geo,
+                rows,
+                geo: &geo,
                 agent: &p.agent,
-                leads: &leads,
+                leads,
                 // trusted writer: no visitor quota
                 quota: Quota {
                     since: i64::MIN / 2,
@@ -257,22 +303,19 @@ pub async fn import(
                 },
             })
             .await?;
-        let already: HashSet<String> = rows
-            .iter()
-            .zip(&stored)
-            .filter(|(_, s)| **s != Stored::New)
-            .map(|(r, _)| r.event_id.clone())
-            .collect();
-        let new_from = rows
-            .iter()
-            .zip(&stored)
-            .filter(|(_, s)| **s == Stored::New)
-            .map(|(r, _)| r.derived_ts)
-            .min();
-        if let Some(at) = new_from {
-            ingest::resessionize(store, site, &v.visitor_id, at).await?;
-        }
-        let r = v.response(&already, None);
+        let ids_where = |what: Stored| -> HashSet<String> {
+            rows.iter()
+                .zip(&stored)
+                .filter(|(_, s)| **s == what)
+                .map(|(r, _)| r.event_id.clone())
+                .collect()
+        };
+        let r = crate::privacy::refuse(
+            v.response(&ids_where(Stored::AlreadyThere), None),
+            &ids_where(Stored::Erased),
+            crate::privacy::ERASED_CODE,
+            crate::privacy::ERASED_MESSAGE,
+        );
         answer.accepted += r.accepted;
         answer.duplicates += r.duplicates;
         answer.rejected += r.rejected;

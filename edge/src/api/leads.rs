@@ -1,6 +1,8 @@
 //! `GET /v1/sites/{site}/leads` (search by email, source, channel, date) and
 //! `GET /v1/sites/{site}/leads/{lead}` (the journey: visitors, sessions with their touches,
-//! pages in order, conversions and every model's credit per touch), read key.
+//! pages in order, conversions and every model's credit per touch), read key; erasure
+//! (`DELETE .../leads/{lead}`) and the lifting of its tombstone
+//! (`DELETE .../tombstones/{email}`), manage key.
 //!
 //! `{lead}` is a lead id or an email (normalised, then turned into the lead id). The
 //! journey's `data_driven` credits use the chains fitted over the report range given by
@@ -10,9 +12,12 @@ use super::reports::read_query;
 use super::{param, query_pairs};
 use crate::error::{ApiError, ApiResult};
 use crate::ingest::lead_id;
+use crate::store::audit::{Actor, AuditRecord};
+use crate::store::erasure::Tombstone;
 use crate::store::reporting::{LeadListRow, LeadSearch};
 use crate::store::{SiteConfig, Store};
 use closeloop_core::identity::normalize_email;
+use closeloop_core::privacy::TombstoneKind;
 use closeloop_core::report::{self, Chains};
 use closeloop_core::time::format_rfc3339;
 use serde_json::{json, Value};
@@ -102,19 +107,29 @@ pub async fn list(req: &Request, store: &Store, site: &SiteConfig) -> ApiResult<
     }))?)
 }
 
+/// A path segment, percent-decoded (`+` stays a plus: emails carry them).
+fn decode(segment: &str) -> String {
+    url::form_urlencoded::parse(format!("x={}", segment.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| segment.to_string())
+}
+
+/// The normalised email a path segment names, when it names one.
+fn segment_email(segment: &str) -> Option<String> {
+    let decoded = decode(segment);
+    decoded
+        .contains('@')
+        .then(|| normalize_email(&decoded))
+        .flatten()
+}
+
 /// The lead id a path segment names (a lead id, or an email).
 pub fn resolve(site: &SiteConfig, segment: &str) -> String {
-    let decoded =
-        url::form_urlencoded::parse(format!("x={}", segment.replace('+', "%2B")).as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_else(|| segment.to_string());
-    if decoded.contains('@') {
-        if let Some(email) = normalize_email(&decoded) {
-            return lead_id(&site.id, &email);
-        }
+    match segment_email(segment) {
+        Some(email) => lead_id(&site.id, &email),
+        None => decode(segment),
     }
-    decoded
 }
 
 /// Handles `GET .../leads/{lead}`.
@@ -156,21 +171,111 @@ pub async fn journey(
     Ok(Response::from_json(&body)?)
 }
 
-/// Handles `DELETE .../leads/{lead}` (write key): erases the lead everywhere (see
-/// [`Store::erase_lead`]); reports no longer count it. 404 `unknown_lead` when there is
-/// nothing of it.
-pub async fn erase(store: &Store, site: &SiteConfig, segment: &str) -> ApiResult<Response> {
+/// Handles `DELETE .../leads/{lead}` (manage key): erases the lead everywhere in one
+/// transaction (see [`crate::store::erasure`]) and leaves its tombstones, so that no later
+/// beacon, import or conversion brings it back; reports no longer count it. 404
+/// `unknown_lead` when there is nothing of it.
+pub async fn erase(
+    store: &Store,
+    site: &SiteConfig,
+    segment: &str,
+    actor: &Actor,
+    now: i64,
+) -> ApiResult<Response> {
     let lead = resolve(site, segment);
-    let erased = store.erase_lead(&site.id, &lead).await?;
-    store.forget_lead_deliveries(&site.id, &lead).await?;
-    if !erased.lead && erased.conversions == 0 {
+    let mut traces = store.lead_traces(&site.id, &lead).await?;
+    if !traces.lead && traces.conversions == 0 {
         return Err(ApiError::new(
             404,
             "unknown_lead",
             format!("no lead `{segment}`"),
         ));
     }
+    if let Some(email) = segment_email(segment) {
+        if !traces.emails.contains(&email) {
+            traces.emails.push(email);
+        }
+    }
+    let mut tombstones = vec![Tombstone {
+        hash: store
+            .tombstone_of(&site.id, TombstoneKind::Lead, &lead)
+            .await?,
+        kind: TombstoneKind::Lead.as_str(),
+    }];
+    for e in &traces.emails {
+        tombstones.push(Tombstone {
+            hash: store
+                .tombstone_of(&site.id, TombstoneKind::Email, e)
+                .await?,
+            kind: TombstoneKind::Email.as_str(),
+        });
+    }
+    for v in &traces.visitors {
+        tombstones.push(Tombstone {
+            hash: store
+                .tombstone_of(&site.id, TombstoneKind::Visitor, v)
+                .await?,
+            kind: TombstoneKind::Visitor.as_str(),
+        });
+    }
+    let audit = AuditRecord {
+        site_id: site.id.clone(),
+        at: now,
+        actor: actor.clone(),
+        action: "lead.erased",
+        // the salted hash: the log never names the person
+        target: tombstones.first().map(|t| t.hash.clone()),
+        detail: json!({
+            "visitors": traces.visitors.len(),
+            "conversions": traces.conversions,
+        }),
+    };
+    let erased = store
+        .erase_lead(&site.id, &lead, &traces.emails, &tombstones, now, &audit)
+        .await?;
     Ok(Response::from_json(
-        &json!({ "lead": lead, "erased": erased }),
+        &json!({ "lead": lead, "erased": erased, "tombstone": true }),
+    )?)
+}
+
+/// Handles `DELETE .../tombstones/{email}` (manage key): lifts the tombstone an erasure
+/// left for this email (and its lead id), so that the person can be recorded again. 404
+/// `unknown_tombstone` when there is none.
+pub async fn lift_tombstone(
+    store: &Store,
+    site: &SiteConfig,
+    segment: &str,
+    actor: &Actor,
+    now: i64,
+) -> ApiResult<Response> {
+    let email = segment_email(segment).ok_or_else(|| {
+        ApiError::bad_request("invalid_email", "the path must name an email address")
+    })?;
+    let lead = lead_id(&site.id, &email);
+    let hashes = vec![
+        store
+            .tombstone_of(&site.id, TombstoneKind::Lead, &lead)
+            .await?,
+        store
+            .tombstone_of(&site.id, TombstoneKind::Email, &email)
+            .await?,
+    ];
+    let audit = AuditRecord {
+        site_id: site.id.clone(),
+        at: now,
+        actor: actor.clone(),
+        action: "tombstone.lifted",
+        target: hashes.first().cloned(),
+        detail: json!({}),
+    };
+    if !store.lift_tombstones(&site.id, &hashes, &audit).await? {
+        return Err(ApiError::new(
+            404,
+            "unknown_tombstone",
+            "no erasure left a tombstone for this email",
+        ));
+    }
+    Ok(Response::from_json(
+        &json!({ "lead": lead, "lifted": true }),
     )?)
 }

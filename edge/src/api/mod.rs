@@ -1,12 +1,19 @@
 //! The closing-the-loop API under `/v1/sites/{site}/...`: server-side events, CRM
-//! conversions, spend, webhooks, erasure (write key) and the marketer's reports and lead journeys
-//! (read key), plus `GET /v1/openapi.json`.
+//! conversions and spend (write key), the marketer's reports and lead journeys (read key),
+//! erasure, tombstones, webhooks and the site's audit log (manage key), plus
+//! `GET /v1/openapi.json`.
 //!
-//! Each handler is thin: it checks the key, reads the body or the query with core
+//! [`ROUTES`] is the one table of these endpoints and the scope each needs: the router
+//! checks the key against it before any handler runs, and a unit test checks it equals the
+//! OpenAPI document's paths and security (so an endpoint cannot be added without its scope,
+//! nor documented with another).
+//!
+//! Each handler is thin: it reads the body or the query with core
 //! (`closeloop_core::{validate, import, report}`), calls the store
 //! ([`crate::store::reporting`]) and answers JSON. The figures are computed by
 //! `closeloop_core::report` only.
 
+pub mod audit;
 pub mod conversions;
 pub mod events_import;
 pub mod leads;
@@ -17,6 +24,8 @@ pub mod webhooks;
 
 use crate::auth::KeyKind;
 use crate::error::{ApiError, ApiResult};
+use crate::store::audit::Actor;
+use crate::store::keys::KeyRecord;
 use crate::store::{SiteConfig, Store};
 use closeloop_core::import::RowError;
 use serde_json::{json, Value};
@@ -24,22 +33,80 @@ use worker::{Env, Method, Request, Response};
 
 /// Largest body the write endpoints read (a CSV export or an import of many batches).
 pub const MAX_WRITE_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// Largest body the management endpoints read (webhooks, settings).
+pub const MAX_MANAGE_BODY_BYTES: usize = 16 * 1024;
+
+/// One endpoint under `/v1/sites/{site}/`: its method, its path pattern (`{name}` matches
+/// one non-empty segment, or the part of a segment before a `:verb`) and the key scope it
+/// needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// HTTP method.
+    pub method: &'static str,
+    /// Path after `/v1/sites/{site}/`.
+    pub path: &'static str,
+    /// The scope of key it needs.
+    pub scope: KeyKind,
+}
+
+const fn entry(method: &'static str, path: &'static str, scope: KeyKind) -> Route {
+    Route {
+        method,
+        path,
+        scope,
+    }
+}
+
+/// Every endpoint under `/v1/sites/{site}/` and its scope.
+pub const ROUTES: [Route; 18] = [
+    entry("POST", "events:import", KeyKind::Write),
+    entry("POST", "conversions", KeyKind::Write),
+    entry("POST", "conversions:import", KeyKind::Write),
+    entry("POST", "spend", KeyKind::Write),
+    entry("POST", "spend:import", KeyKind::Write),
+    entry("GET", "reports/sources", KeyKind::Read),
+    entry("GET", "reports/pages", KeyKind::Read),
+    entry("GET", "reports/timeseries", KeyKind::Read),
+    entry("GET", "leads", KeyKind::Read),
+    entry("GET", "leads/{lead}", KeyKind::Read),
+    entry("DELETE", "leads/{lead}", KeyKind::Manage),
+    entry("DELETE", "tombstones/{email}", KeyKind::Manage),
+    entry("GET", "webhooks", KeyKind::Manage),
+    entry("POST", "webhooks", KeyKind::Manage),
+    entry("DELETE", "webhooks/{webhook}", KeyKind::Manage),
+    entry("POST", "webhooks/{webhook}:rotate", KeyKind::Manage),
+    entry("POST", "webhooks:deliver", KeyKind::Manage),
+    entry("GET", "audit", KeyKind::Manage),
+];
+
+/// Whether the path segments `rest` match `pattern`.
+pub fn matches(pattern: &str, rest: &[&str]) -> bool {
+    let parts: Vec<&str> = pattern.split('/').collect();
+    parts.len() == rest.len()
+        && parts.iter().zip(rest).all(|(p, r)| {
+            match (p.strip_prefix('{'), p.find("}:")) {
+                // `{name}:verb`: a non-empty name, then `:verb`
+                (Some(_), Some(i)) => {
+                    let verb = &p[i + 1..];
+                    r.len() > verb.len() && r.ends_with(verb)
+                }
+                (Some(_), None) => !r.is_empty(),
+                (None, _) => p == r,
+            }
+        })
+}
 
 /// Whether the path after `/v1/sites/{site}/` is one of this module's.
 pub fn handles(rest: &[&str]) -> bool {
-    matches!(
-        rest,
-        ["events:import"]
-            | ["conversions"]
-            | ["conversions:import"]
-            | ["spend"]
-            | ["spend:import"]
-            | ["reports", "sources" | "pages" | "timeseries"]
-            | ["leads"]
-            | ["leads", _]
-            | ["webhooks"]
-            | ["webhooks:deliver"]
-    )
+    ROUTES.iter().any(|r| matches(r.path, rest))
+}
+
+/// The route for a method and path: `Err` 405 when the path is known but not the method.
+pub fn find(method: &Method, rest: &[&str]) -> ApiResult<&'static Route> {
+    ROUTES
+        .iter()
+        .find(|r| r.method == method.as_ref() && matches(r.path, rest))
+        .ok_or_else(ApiError::method_not_allowed)
 }
 
 /// Most queued visitors a read sessionises before it answers, in chunks of
@@ -62,18 +129,25 @@ async fn fresh_sessions(store: &Store, cfg: &SiteConfig) -> ApiResult<()> {
 /// [`authorise`] for a read that needs sessions, then [`fresh_sessions`] when the site has
 /// visitors waiting: the key check and the queue check share one D1 round trip (a report
 /// of a site with nothing queued then costs two round trips in all).
-async fn authorise_fresh(req: &Request, store: &Store, site: &str) -> ApiResult<SiteConfig> {
+async fn authorise_fresh(
+    req: &Request,
+    store: &Store,
+    site: &str,
+    now: i64,
+) -> ApiResult<(SiteConfig, KeyRecord)> {
     let hash = crate::reports::key_hash(req)?;
     let (found, queued) = store.key_and_queue(&hash, site).await?;
-    crate::reports::check_key(found, &hash, site, KeyKind::Read)?;
+    let key = crate::reports::check_key(found, &hash, site, KeyKind::Read)?;
+    crate::reports::record_use(store, &key, now).await?;
     let cfg = site_config(store, site).await?;
     if queued {
         fresh_sessions(store, &cfg).await?;
     }
-    Ok(cfg)
+    Ok((cfg, key))
 }
 
-/// Dispatches a request under `/v1/sites/{site}/` that [`handles`] accepts.
+/// Dispatches a request under `/v1/sites/{site}/` that [`handles`] accepts: the key is
+/// checked against the route's scope first.
 pub async fn route(
     req: &mut Request,
     env: &Env,
@@ -82,74 +156,56 @@ pub async fn route(
     now: i64,
 ) -> ApiResult<Response> {
     let method = req.method();
+    let r = find(&method, rest)?;
     let store = Store::from_env(env)?;
-    match (rest, &method) {
-        (["events:import"], Method::Post) => {
-            let cfg = authorise(req, &store, site, KeyKind::Write).await?;
-            events_import::import(req, &store, &cfg, now).await
-        }
-        (["conversions"], Method::Post) => {
-            let cfg = authorise(req, &store, site, KeyKind::Write).await?;
-            conversions::create(req, &store, &cfg, now).await
-        }
-        (["conversions:import"], Method::Post) => {
-            let cfg = authorise(req, &store, site, KeyKind::Write).await?;
-            conversions::import(req, &store, &cfg, now).await
-        }
-        (["spend"], Method::Post) => {
-            let cfg = authorise(req, &store, site, KeyKind::Write).await?;
-            spend::create(req, &store, &cfg, now).await
-        }
-        (["spend:import"], Method::Post) => {
-            let cfg = authorise(req, &store, site, KeyKind::Write).await?;
-            spend::import(req, &store, &cfg, now).await
-        }
-        (["reports", "sources"], Method::Get) => {
-            let cfg = authorise_fresh(req, &store, site).await?;
-            reports::sources(req, &store, &cfg, now).await
-        }
-        (["reports", "pages"], Method::Get) => {
-            let cfg = authorise_fresh(req, &store, site).await?;
-            reports::pages(req, &store, &cfg, now).await
-        }
-        (["reports", "timeseries"], Method::Get) => {
-            let cfg = authorise_fresh(req, &store, site).await?;
-            reports::timeseries(req, &store, &cfg, now).await
-        }
-        (["leads"], Method::Get) => {
-            let cfg = authorise_fresh(req, &store, site).await?;
-            leads::list(req, &store, &cfg).await
-        }
-        (["leads", lead], Method::Delete) => {
-            let cfg = authorise(req, &store, site, KeyKind::Write).await?;
-            leads::erase(&store, &cfg, lead).await
-        }
-        (["leads", lead], Method::Get) => {
-            let cfg = authorise_fresh(req, &store, site).await?;
+    let needs_sessions = r.scope == KeyKind::Read;
+    let (cfg, key) = if needs_sessions {
+        authorise_fresh(req, &store, site, now).await?
+    } else {
+        authorise(req, &store, site, r.scope, now).await?
+    };
+    let actor = Actor::Key(key.id.clone());
+    match (r.path, rest) {
+        ("events:import", _) => events_import::import(req, &store, &cfg, now).await,
+        ("conversions", _) => conversions::create(req, &store, &cfg, now).await,
+        ("conversions:import", _) => conversions::import(req, &store, &cfg, now).await,
+        ("spend", _) => spend::create(req, &store, &cfg, now).await,
+        ("spend:import", _) => spend::import(req, &store, &cfg, now).await,
+        ("reports/sources", _) => reports::sources(req, &store, &cfg, now).await,
+        ("reports/pages", _) => reports::pages(req, &store, &cfg, now).await,
+        ("reports/timeseries", _) => reports::timeseries(req, &store, &cfg, now).await,
+        ("leads", _) => leads::list(req, &store, &cfg).await,
+        ("leads/{lead}", [_, lead]) if r.method == "GET" => {
             leads::journey(req, &store, &cfg, lead, now).await
         }
-        (["webhooks"], Method::Post) => {
-            let cfg = authorise(req, &store, site, KeyKind::Write).await?;
-            webhooks::create(req, &store, &cfg, now).await
+        ("leads/{lead}", [_, lead]) => leads::erase(&store, &cfg, lead, &actor, now).await,
+        ("tombstones/{email}", [_, email]) => {
+            leads::lift_tombstone(&store, &cfg, email, &actor, now).await
         }
-        (["webhooks:deliver"], Method::Post) => {
-            let cfg = authorise(req, &store, site, KeyKind::Write).await?;
-            webhooks::deliver(&store, &cfg, now).await
+        ("webhooks", _) if r.method == "GET" => webhooks::list(&store, &cfg).await,
+        ("webhooks", _) => webhooks::create(req, env, &store, &cfg, &actor, now).await,
+        ("webhooks/{webhook}", [_, id]) => webhooks::delete(&store, &cfg, id, &actor, now).await,
+        ("webhooks/{webhook}:rotate", [_, id]) => {
+            let id = id.trim_end_matches(":rotate");
+            webhooks::rotate(req, &store, &cfg, id, &actor, now).await
         }
-        _ => Err(ApiError::method_not_allowed()),
+        ("webhooks:deliver", _) => webhooks::deliver(env, &store, &cfg, now).await,
+        ("audit", _) => audit::site(req, &store, &cfg).await,
+        _ => Err(ApiError::no_route()),
     }
 }
 
-/// Checks the key (401 without one, 403 when it is not a `kind` key of this site) and
-/// loads the site.
+/// Checks the key (401 without one or with a malformed one, 403 when it is not a live
+/// `kind` key of this site) and loads the site.
 async fn authorise(
     req: &Request,
     store: &Store,
     site: &str,
     kind: KeyKind,
-) -> ApiResult<SiteConfig> {
-    crate::reports::require_key(req, store, site, kind).await?;
-    site_config(store, site).await
+    now: i64,
+) -> ApiResult<(SiteConfig, KeyRecord)> {
+    let key = crate::reports::require_key(req, store, site, kind, now).await?;
+    Ok((site_config(store, site).await?, key))
 }
 
 /// The site's configuration (404 `unknown_site` when there is none).
@@ -160,7 +216,6 @@ async fn site_config(store: &Store, site: &str) -> ApiResult<SiteConfig> {
         .ok_or_else(|| ApiError::new(404, "unknown_site", format!("no site `{site}`")))
 }
 
-/// Reads the body, refusing more than `limit` bytes with 413.
 /// A write endpoint's body that must be one JSON object (400 `malformed_json` or
 /// `invalid_body` otherwise).
 async fn json_object_body(req: &mut Request) -> ApiResult<Value> {
@@ -176,7 +231,9 @@ async fn json_object_body(req: &mut Request) -> ApiResult<Value> {
     Ok(sent)
 }
 
-async fn body(req: &mut Request, limit: usize) -> ApiResult<Vec<u8>> {
+/// Reads the body, refusing more than `limit` bytes with 413 (a declared length over the
+/// limit is refused before anything is read).
+pub(crate) async fn body(req: &mut Request, limit: usize) -> ApiResult<Vec<u8>> {
     let declared = req
         .headers()
         .get("Content-Length")?
@@ -343,6 +400,61 @@ mod tests {
         assert!(handles(&["events:import"]));
         assert!(handles(&["leads", "ld_1"]));
         assert!(handles(&["reports", "sources"]));
+        assert!(handles(&["webhooks", "wh_1:rotate"]));
+        assert!(handles(&["webhooks", "wh_1"]));
+        assert_eq!(
+            find(&Method::Post, &["webhooks", ":rotate"]).map_err(|e| e.status),
+            Err(405)
+        );
+        assert!(!handles(&["leads", ""]));
         assert!(!handles(&["nothing"]));
+        let r = find(&Method::Post, &["webhooks", "wh_1:rotate"]).expect("route");
+        assert_eq!(r.path, "webhooks/{webhook}:rotate");
+        let r = find(&Method::Delete, &["webhooks", "wh_1"]).expect("route");
+        assert_eq!(r.path, "webhooks/{webhook}");
+        assert_eq!(
+            find(&Method::Put, &["webhooks"]).map_err(|e| e.status),
+            Err(405)
+        );
+        assert_eq!(
+            find(&Method::Delete, &["leads", "x"]).map(|r| r.scope),
+            Ok(KeyKind::Manage)
+        );
+    }
+
+    /// The route table and the OpenAPI document name the same endpoints under
+    /// `/v1/sites/{site}/`, each with the same scope (`readKey`, `writeKey`, `manageKey`).
+    #[test]
+    fn the_route_table_is_the_documented_one() {
+        let doc: Value = serde_json::from_str(openapi::DOCUMENT).expect("openapi");
+        let mut documented = Vec::new();
+        for (path, ops) in doc["paths"].as_object().expect("paths") {
+            let Some(rest) = path.strip_prefix("/v1/sites/{site}/") else {
+                continue;
+            };
+            for (method, op) in ops.as_object().expect("operations") {
+                if method == "parameters" {
+                    continue;
+                }
+                let scheme = op["security"][0]
+                    .as_object()
+                    .and_then(|o| o.keys().next().cloned())
+                    .unwrap_or_default();
+                let scope = match scheme.as_str() {
+                    "readKey" => "read",
+                    "writeKey" => "write",
+                    "manageKey" => "manage",
+                    other => panic!("{method} {path}: security `{other}`"),
+                };
+                documented.push(format!("{} {rest} {scope}", method.to_uppercase()));
+            }
+        }
+        let mut routed: Vec<String> = ROUTES
+            .iter()
+            .map(|r| format!("{} {} {}", r.method, r.path, r.scope.as_str()))
+            .collect();
+        documented.sort();
+        routed.sort();
+        assert_eq!(routed, documented);
     }
 }

@@ -1,42 +1,56 @@
-//! Webhooks: `POST /v1/sites/{site}/webhooks` registers a URL (write key) that receives a
+//! Webhooks (manage key): `POST /v1/sites/{site}/webhooks` registers a URL that receives a
 //! signed JSON POST when a visitor becomes a lead (`lead.created`) and when a lead becomes
 //! a customer (`customer.created`), with the lead's first touch, latest touch and pages
-//! read.
+//! read; `GET .../webhooks` lists them (never their secrets), `DELETE .../webhooks/{id}`
+//! deletes one with its deliveries, `POST .../webhooks/{id}:rotate` gives it a new secret
+//! (the previous one keeps signing beside it for `previous_secret_ttl` seconds, 24 hours by
+//! default, so the receiver can switch without losing a delivery). Each of these is in the
+//! audit log.
 //!
-//! Deliveries go through a D1 outbox ([`crate::store::webhooks`]): the cron trigger
-//! (`[triggers] crons` in wrangler.toml, [`scheduled`]) fills it from new leads and won
-//! deals and sends what is due; a failed attempt (network error or a non-2xx answer) is
-//! retried with exponential backoff (10 s, 20 s, 40 s … about 11 hours in all) up to
-//! [`MAX_ATTEMPTS`].
-//! `POST /v1/sites/{site}/webhooks:deliver` (write key) runs the same step for one site at
-//! once (an operator's "send now", and how the tests stand in for the cron).
+//! Only `https` URLs to public host names are accepted (`closeloop_core::netguard`), at
+//! registration and again at every delivery ([`crate::delivery`]).
+//!
+//! Deliveries go through a D1 outbox filled in the same transaction as the lead or the
+//! deal ([`crate::store::webhooks`]); the cron trigger sends what is due, fairly between
+//! sites and with a timeout ([`crate::delivery`]); a failed attempt (network error,
+//! timeout, redirect or a non-2xx answer) is retried with exponential backoff (10 s, 20 s,
+//! 40 s … about 11 hours in all) up to [`MAX_ATTEMPTS`].
+//! `POST /v1/sites/{site}/webhooks:deliver` runs the same step for one site at once (an
+//! operator's "send now", and how the tests stand in for the cron).
 //!
 //! # Signature
 //!
 //! `Closeloop-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`, as
-//! Stripe signs: the receiver recomputes it over the raw body with the secret shown once at
-//! registration and refuses old `t`s. `Closeloop-Delivery` carries the delivery id (the
-//! same on every retry: the receiver's idempotency key), `Closeloop-Event` the type.
+//! Stripe signs (during a rotation a second `v1=` carries the previous secret's
+//! signature): the receiver recomputes it over the raw body with the secret shown at
+//! registration (or rotation), accepts any matching `v1`, and refuses old `t`s.
+//! `Closeloop-Delivery` carries the delivery id (the same on every retry: the receiver's
+//! idempotency key), `Closeloop-Event` the type.
 
-use super::{body, conversions::conversion_json};
+use super::{body, conversions::conversion_json, MAX_MANAGE_BODY_BYTES};
 use crate::error::{ApiError, ApiResult};
-use crate::store::webhooks::{DueDelivery, WebhookRow};
+use crate::store::audit::{Actor, AuditRecord};
+use crate::store::webhooks::{DueDelivery, WebhookListed, WebhookRow};
 use crate::store::{SiteConfig, Store};
+use closeloop_core::netguard;
 use closeloop_core::time::format_rfc3339;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use wasm_bindgen::JsValue;
-use worker::{Env, Fetch, Headers, Method, Request, RequestInit, Response};
+use worker::{Env, Request, Response};
 
 /// Event types a webhook may ask for.
 pub const EVENT_TYPES: [&str; 2] = ["lead.created", "customer.created"];
 /// Attempts before a delivery is given up.
 pub const MAX_ATTEMPTS: i64 = 12;
-/// Deliveries sent per run.
-pub const BATCH: i64 = 50;
 /// The first retry's delay (doubled after each failure).
 pub const FIRST_RETRY_MS: i64 = 10_000;
+/// How long the previous secret keeps signing after a rotation, by default (seconds).
+pub const PREVIOUS_SECRET_TTL_S: i64 = 24 * 3600;
+/// The longest a rotation may keep the previous secret signing (seconds).
+pub const MAX_PREVIOUS_SECRET_TTL_S: i64 = 7 * 24 * 3600;
+/// Most webhooks per site.
+pub const MAX_WEBHOOKS_PER_SITE: usize = 20;
 
 /// `HMAC-SHA256(secret, "<t>.<body>")` in hex, and the header value.
 pub fn signature(secret: &str, t_secs: i64, body: &str) -> String {
@@ -55,35 +69,56 @@ pub fn retry_at(now: i64, attempts: i64) -> Option<i64> {
     })
 }
 
-/// Whether a webhook URL is acceptable: https, or http to the local machine (tests, dev).
-pub fn valid_url(u: &str) -> bool {
-    match url::Url::parse(u) {
-        Ok(url) => match url.scheme() {
-            "https" => url.host_str().is_some(),
-            "http" => matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]")),
-            _ => false,
-        },
-        Err(_) => false,
+fn audit(
+    site: &SiteConfig,
+    actor: &Actor,
+    now: i64,
+    action: &'static str,
+    id: &str,
+) -> AuditRecord {
+    AuditRecord {
+        site_id: site.id.clone(),
+        at: now,
+        actor: actor.clone(),
+        action,
+        target: Some(id.to_string()),
+        detail: json!({}),
     }
 }
 
 /// Handles `POST /v1/sites/{site}/webhooks`.
 pub async fn create(
     req: &mut Request,
+    env: &Env,
     store: &Store,
     site: &SiteConfig,
+    actor: &Actor,
     now: i64,
 ) -> ApiResult<Response> {
-    let bytes = body(req, 64 * 1024).await?;
+    let bytes = body(req, MAX_MANAGE_BODY_BYTES).await?;
     let input: Value = serde_json::from_slice(&bytes)
         .map_err(|_| ApiError::bad_request("malformed_json", "the body is not valid JSON"))?;
-    let url = input["url"].as_str().unwrap_or_default().trim().to_string();
-    if !valid_url(&url) {
+    if !input.is_object() {
         return Err(ApiError::bad_request(
-            "invalid_url",
-            "`url` must be an https URL (http only for localhost)",
+            "invalid_body",
+            "the body must be a JSON object",
         ));
     }
+    let raw = input["url"].as_str().unwrap_or_default().trim();
+    if raw.len() > 2048 {
+        return Err(ApiError::bad_request(
+            "invalid_url",
+            "`url` is longer than 2048 bytes",
+        ));
+    }
+    let url = netguard::check_target(raw, crate::delivery::allow_loopback(env))
+        .map_err(|r| {
+            ApiError::bad_request(
+                "invalid_url",
+                format!("`url` must be https to a public host name: {}", r.message),
+            )
+        })?
+        .to_string();
     let events: Vec<String> = match input.get("events") {
         None | Some(Value::Null) => EVENT_TYPES.iter().map(|e| e.to_string()).collect(),
         Some(Value::Array(list)) => {
@@ -109,6 +144,13 @@ pub async fn create(
             ))
         }
     };
+    if store.list_webhooks(&site.id).await?.len() >= MAX_WEBHOOKS_PER_SITE {
+        return Err(ApiError::new(
+            409,
+            "too_many_webhooks",
+            format!("a site has at most {MAX_WEBHOOKS_PER_SITE} webhooks: delete one first"),
+        ));
+    }
     let row = WebhookRow {
         id: format!("wh_{}", crate::auth::random_hex(8)?),
         url,
@@ -116,7 +158,9 @@ pub async fn create(
         secret: format!("whsec_{}", crate::auth::random_hex(24)?),
         created_at: now,
     };
-    store.create_webhook(&site.id, &row).await?;
+    let mut record = audit(site, actor, now, "webhook.created", &row.id);
+    record.detail = json!({ "url": row.url, "events": events });
+    store.create_webhook(&site.id, &row, &record).await?;
     Ok(Response::from_json(&json!({
         "id": row.id,
         "url": row.url,
@@ -127,8 +171,101 @@ pub async fn create(
     .with_status(201))
 }
 
+fn listed_json(w: &WebhookListed) -> Value {
+    json!({
+        "id": w.id,
+        "url": w.url,
+        "events": serde_json::from_str::<Value>(&w.events).unwrap_or_else(|_| json!([])),
+        "created_at": format_rfc3339(w.created_at),
+        "previous_secret_until": w.previous_secret_until.map(format_rfc3339),
+        "deliveries": {"pending": w.pending, "delivered": w.delivered, "failed": w.failed},
+    })
+}
+
+/// Handles `GET /v1/sites/{site}/webhooks`.
+pub async fn list(store: &Store, site: &SiteConfig) -> ApiResult<Response> {
+    let hooks = store.list_webhooks(&site.id).await?;
+    Ok(Response::from_json(&json!({
+        "webhooks": hooks.iter().map(listed_json).collect::<Vec<_>>(),
+    }))?)
+}
+
+fn unknown_webhook(id: &str) -> ApiError {
+    ApiError::new(404, "unknown_webhook", format!("no webhook `{id}`"))
+}
+
+/// Handles `DELETE /v1/sites/{site}/webhooks/{id}`: the webhook and its deliveries go.
+pub async fn delete(
+    store: &Store,
+    site: &SiteConfig,
+    id: &str,
+    actor: &Actor,
+    now: i64,
+) -> ApiResult<Response> {
+    let record = audit(site, actor, now, "webhook.deleted", id);
+    if !store.delete_webhook(&site.id, id, &record).await? {
+        return Err(unknown_webhook(id));
+    }
+    Ok(Response::from_json(&json!({ "id": id, "deleted": true }))?)
+}
+
+/// Handles `POST /v1/sites/{site}/webhooks/{id}:rotate` with an optional
+/// `{"previous_secret_ttl": seconds}` (0 to 7 days; default 24 hours): a new secret, shown
+/// once.
+pub async fn rotate(
+    req: &mut Request,
+    store: &Store,
+    site: &SiteConfig,
+    id: &str,
+    actor: &Actor,
+    now: i64,
+) -> ApiResult<Response> {
+    let bytes = body(req, MAX_MANAGE_BODY_BYTES).await?;
+    let ttl = if bytes.iter().all(u8::is_ascii_whitespace) {
+        PREVIOUS_SECRET_TTL_S
+    } else {
+        let input: Value = serde_json::from_slice(&bytes)
+            .map_err(|_| ApiError::bad_request("malformed_json", "the body is not valid JSON"))?;
+        match input.get("previous_secret_ttl") {
+            None | Some(Value::Null) if input.is_object() => PREVIOUS_SECRET_TTL_S,
+            Some(v) => v
+                .as_i64()
+                .filter(|t| (0..=MAX_PREVIOUS_SECRET_TTL_S).contains(t))
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_parameter",
+                        format!(
+                            "`previous_secret_ttl` must be 0 to {MAX_PREVIOUS_SECRET_TTL_S} seconds"
+                        ),
+                    )
+                })?,
+            None => {
+                return Err(ApiError::bad_request(
+                    "invalid_body",
+                    "the body must be a JSON object",
+                ))
+            }
+        }
+    };
+    let secret = format!("whsec_{}", crate::auth::random_hex(24)?);
+    let until = now + ttl * 1000;
+    let mut record = audit(site, actor, now, "webhook.secret_rotated", id);
+    record.detail = json!({ "previous_secret_ttl": ttl });
+    if !store
+        .rotate_webhook_secret(&site.id, id, &secret, until, &record)
+        .await?
+    {
+        return Err(unknown_webhook(id));
+    }
+    Ok(Response::from_json(&json!({
+        "id": id,
+        "secret": secret,
+        "previous_secret_until": (ttl > 0).then(|| format_rfc3339(until)),
+    }))?)
+}
+
 /// The payload of one delivery (`None` when its lead or deal is gone: erased).
-async fn payload(store: &Store, d: &DueDelivery) -> ApiResult<Option<Value>> {
+pub async fn payload(store: &Store, d: &DueDelivery) -> ApiResult<Option<Value>> {
     let conversion = match &d.deal_id {
         Some(deal) => match store
             .stored_conversion(&d.site_id, deal, "customer")
@@ -182,90 +319,13 @@ async fn payload(store: &Store, d: &DueDelivery) -> ApiResult<Option<Value>> {
     Ok(Some(body))
 }
 
-/// Sends one delivery; `Err` carries why it failed.
-async fn send(d: &DueDelivery, body: &str, now: i64) -> Result<(), String> {
-    let headers = Headers::new();
-    let t = now.div_euclid(1000);
-    let set = |k: &str, v: &str| headers.set(k, v).map_err(|e| e.to_string());
-    set("Content-Type", "application/json")?;
-    set("User-Agent", "Closeloop-Webhooks/1")?;
-    set("Closeloop-Delivery", &d.id)?;
-    set("Closeloop-Event", &d.kind)?;
-    set("Closeloop-Signature", &signature(&d.secret, t, body))?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(JsValue::from_str(body)));
-    let req = Request::new_with_init(&d.url, &init).map_err(|e| e.to_string())?;
-    let resp = Fetch::Request(req)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = resp.status_code();
-    if (200..300).contains(&status) {
-        Ok(())
-    } else {
-        Err(format!("the receiver answered {status}"))
-    }
-}
-
-/// What one run did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct RunSummary {
-    /// Delivered now.
-    pub delivered: u32,
-    /// Failed now (to be retried, or given up).
-    pub failed: u32,
-    /// Dropped (the lead was erased).
-    pub dropped: u32,
-}
-
-/// Fills the outbox and sends what is due (all sites, or one).
-pub async fn run(store: &Store, site: Option<&SiteConfig>, now: i64) -> ApiResult<RunSummary> {
+/// Handles `POST /v1/sites/{site}/webhooks:deliver`: the site's sessions brought up to
+/// date, then one delivery run for this site, now.
+pub async fn deliver(env: &Env, store: &Store, site: &SiteConfig, now: i64) -> ApiResult<Response> {
     // payloads carry first and latest touches: sessions first
-    crate::ingest::flush_sessions(store, site, super::READ_FLUSH_ROUNDS).await?;
-    let site = site.map(|s| s.id.as_str());
-    store.enqueue_webhooks(site, now).await?;
-    let mut summary = RunSummary::default();
-    for d in store.due_deliveries(site, now, BATCH).await? {
-        let Some(body) = payload(store, &d).await? else {
-            store
-                .record_attempt(&d.id, now, Some("the lead or deal was erased"), None)
-                .await?;
-            summary.dropped += 1;
-            continue;
-        };
-        let text = body.to_string();
-        match send(&d, &text, now).await {
-            Ok(()) => {
-                store.record_attempt(&d.id, now, None, None).await?;
-                summary.delivered += 1;
-            }
-            Err(e) => {
-                let retry = retry_at(now, d.attempts + 1);
-                store.record_attempt(&d.id, now, Some(&e), retry).await?;
-                summary.failed += 1;
-            }
-        }
-    }
-    Ok(summary)
-}
-
-/// Handles `POST /v1/sites/{site}/webhooks:deliver`: one run for this site, now.
-pub async fn deliver(store: &Store, site: &SiteConfig, now: i64) -> ApiResult<Response> {
-    let summary = run(store, Some(site), now).await?;
+    crate::ingest::flush_sessions(store, Some(site), super::READ_FLUSH_ROUNDS).await?;
+    let summary = crate::delivery::run(store, env, Some(site), now, crate::cron::BUDGET).await?;
     Ok(Response::from_json(&summary)?)
-}
-
-/// The cron trigger's work: one run over every site.
-pub async fn scheduled(env: &Env, now: i64) {
-    let result = match Store::from_env(env) {
-        Ok(store) => run(&store, None, now).await.map(|_| ()),
-        Err(e) => Err(e),
-    };
-    if let Err(e) = result {
-        worker::console_error!("webhook run failed: {}", e.message);
-    }
 }
 
 #[cfg(test)]
@@ -294,14 +354,5 @@ mod tests {
         assert_eq!(retry_at(0, 2), Some(20_000));
         assert_eq!(retry_at(0, 3), Some(40_000));
         assert_eq!(retry_at(0, MAX_ATTEMPTS), None);
-    }
-
-    #[test]
-    fn urls() {
-        assert!(valid_url("https://crm.example.com/hook"));
-        assert!(valid_url("http://127.0.0.1:8080/hook"));
-        assert!(!valid_url("http://crm.example.com/hook"));
-        assert!(!valid_url("ftp://x"));
-        assert!(!valid_url("not a url"));
     }
 }

@@ -73,6 +73,17 @@ pub struct ConversionEntry {
     pub received_at: i64,
 }
 
+/// What [`Store::put_conversions`] did with one entry.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PutConversion {
+    /// Stored now.
+    Created,
+    /// The deal (and stage) was stored before: this is the stored version.
+    Existing(ConversionEntry),
+    /// Refused: its lead was erased (a tombstone); nothing stored.
+    Erased,
+}
+
 impl ConversionEntry {
     /// Whether two versions of a deal say the same thing (the receipt time aside).
     pub fn same_values(&self, other: &ConversionEntry) -> bool {
@@ -752,7 +763,9 @@ const SPEND_IN_DAYS: &str = "SELECT first_day, last_day, channel, source, campai
      FROM spend WHERE site_id = ?1 AND last_day >= ?2 AND first_day <= ?3";
 
 impl Store {
-    fn all<T: for<'de> Deserialize<'de>>(r: Option<&worker::D1Result>) -> ApiResult<Vec<T>> {
+    pub(crate) fn all<T: for<'de> Deserialize<'de>>(
+        r: Option<&worker::D1Result>,
+    ) -> ApiResult<Vec<T>> {
         match r {
             Some(r) => Ok(r.results()?),
             None => Ok(Vec::new()),
@@ -775,18 +788,36 @@ impl Store {
 
     // ---- conversions ------------------------------------------------------------
 
-    /// Stores deal conversions that are not stored yet. Per entry: the version that was
-    /// stored before this call (`None`: created now). An entry whose key is taken is left
-    /// as it was (the caller compares and answers unchanged or conflict).
+    /// Stores deal conversions that are not stored yet, unless their lead was erased (a
+    /// tombstone of its lead id or email: checked in the same transaction as the insert).
+    /// Per entry, what happened ([`PutConversion`]); an entry whose key is taken is left as
+    /// it was (the caller compares and answers unchanged or conflict).
     pub async fn put_conversions(
         &self,
         site_id: &str,
         entries: &[ConversionEntry],
-    ) -> ApiResult<Vec<Option<ConversionEntry>>> {
+    ) -> ApiResult<Vec<PutConversion>> {
+        use closeloop_core::privacy::TombstoneKind;
+        #[derive(Deserialize)]
+        struct Erased {
+            erased: i64,
+        }
         let mut out = Vec::with_capacity(entries.len());
         for chunk in entries.chunks(ROWS_PER_BATCH) {
-            let mut stmts: Vec<D1PreparedStatement> = Vec::with_capacity(chunk.len() * 2);
+            let mut stmts: Vec<D1PreparedStatement> = Vec::with_capacity(chunk.len() * 3);
             for c in chunk {
+                let mut graves = vec![
+                    self.tombstone_of(site_id, TombstoneKind::Lead, &c.lead_id)
+                        .await?,
+                ];
+                if let Some(e) = c
+                    .email
+                    .as_deref()
+                    .and_then(closeloop_core::identity::normalize_email)
+                {
+                    graves.push(self.tombstone_of(site_id, TombstoneKind::Email, &e).await?);
+                }
+                let graves = serde_json::to_string(&graves).map_err(ApiError::internal)?;
                 stmts.push(self.stmt(
                     "SELECT deal_id, kind, lead_id, email, revenue, currency, original_revenue, \
                      original_currency, exchange_rate, closed_at, received_at FROM conversions \
@@ -794,9 +825,16 @@ impl Store {
                     &[s(site_id), s(&c.deal_id), s(&c.kind)],
                 )?);
                 stmts.push(self.stmt(
+                    "SELECT EXISTS (SELECT 1 FROM tombstones WHERE site_id = ?1 \
+                     AND hash IN (SELECT value FROM json_each(?2))) AS erased",
+                    &[s(site_id), s(&graves)],
+                )?);
+                stmts.push(self.stmt(
                     "INSERT INTO conversions (site_id, deal_id, kind, lead_id, email, revenue, \
                      currency, original_revenue, original_currency, exchange_rate, closed_at, \
-                     received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+                     received_at) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 \
+                     WHERE NOT EXISTS (SELECT 1 FROM tombstones WHERE site_id = ?1 \
+                       AND hash IN (SELECT value FROM json_each(?13))) \
                      ON CONFLICT (site_id, deal_id, kind) DO NOTHING",
                     &[
                         s(site_id),
@@ -813,13 +851,19 @@ impl Store {
                             .unwrap_or(JsValue::NULL),
                         n(c.closed_at),
                         n(c.received_at),
+                        s(&graves),
                     ],
                 )?);
             }
             let results = self.db.batch(stmts).await?;
-            for pair in results.chunks(2) {
-                let before: Vec<ConversionEntry> = Self::all(pair.first())?;
-                out.push(before.into_iter().next());
+            for triple in results.chunks(3) {
+                let before: Vec<ConversionEntry> = Self::all(triple.first())?;
+                let erased: Vec<Erased> = Self::all(triple.get(1))?;
+                out.push(match before.into_iter().next() {
+                    Some(old) => PutConversion::Existing(old),
+                    None if erased.first().is_some_and(|e| e.erased != 0) => PutConversion::Erased,
+                    None => PutConversion::Created,
+                });
             }
         }
         if out.len() != entries.len() {
@@ -1346,76 +1390,4 @@ fn spend_days(periods: Vec<DbSpend>, first_day: i64, last_day: i64) -> Vec<Spend
         }
     }
     out
-}
-
-/// What an erasure removed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Erased {
-    /// Visitor ids (devices) of the lead.
-    pub visitors: i64,
-    /// Their events (before and after identification).
-    pub events: i64,
-    /// Their sessions.
-    pub sessions: i64,
-    /// The lead's deal conversions.
-    pub conversions: i64,
-    /// Whether the lead itself existed.
-    #[serde(skip)]
-    pub lead: bool,
-}
-
-impl Store {
-    /// Erases a lead everywhere (right to erasure), in one transaction: the events,
-    /// sessions and visitor rows of every visitor id linked to it, its conversions, the
-    /// links and the lead (its identity fields).
-    pub async fn erase_lead(&self, site_id: &str, lead_id: &str) -> ApiResult<Erased> {
-        let of_lead = "visitor_id IN (SELECT visitor_id FROM lead_visitors \
-                       WHERE site_id = ?1 AND lead_id = ?2)";
-        let args = [s(site_id), s(lead_id)];
-        let stmts = vec![
-            self.stmt(
-                &format!("DELETE FROM events WHERE site_id = ?1 AND {of_lead}"),
-                &args,
-            )?,
-            self.stmt(
-                &format!("DELETE FROM sessions WHERE site_id = ?1 AND {of_lead}"),
-                &args,
-            )?,
-            self.stmt(
-                &format!("DELETE FROM session_queue WHERE site_id = ?1 AND {of_lead}"),
-                &args,
-            )?,
-            self.stmt(
-                &format!("DELETE FROM visitors WHERE site_id = ?1 AND {of_lead}"),
-                &args,
-            )?,
-            self.stmt(
-                "DELETE FROM conversions WHERE site_id = ?1 AND lead_id = ?2",
-                &args,
-            )?,
-            self.stmt(
-                "DELETE FROM lead_visitors WHERE site_id = ?1 AND lead_id = ?2",
-                &args,
-            )?,
-            self.stmt(
-                "DELETE FROM leads WHERE site_id = ?1 AND lead_id = ?2",
-                &args,
-            )?,
-        ];
-        let results = self.db.batch(stmts).await?;
-        let changes = |i: usize| -> ApiResult<i64> {
-            Ok(match results.get(i) {
-                Some(r) => r.meta()?.and_then(|m| m.changes).unwrap_or(0) as i64,
-                None => 0,
-            })
-        };
-        Ok(Erased {
-            events: changes(0)?,
-            sessions: changes(1)?,
-            // (2: the session queue, 3: visitors)
-            conversions: changes(4)?,
-            visitors: changes(5)?,
-            lead: changes(6)? > 0,
-        })
-    }
 }
