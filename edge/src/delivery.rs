@@ -7,9 +7,10 @@
 //!   at once (the cron trigger, `webhooks:deliver`) never send the same delivery.
 //! - **Fairness**: each site's claimed deliveries form a lane, sent in order; lanes run
 //!   side by side, [`LANES`] at a time (a Worker keeps six connections open at once), so a
-//!   slow or failing receiver holds only its own lane. The first failure ends its lane for
-//!   this run (the rest of that lane is released for the next run), so a dead receiver
-//!   costs one timeout per run, and one site's backlog is served [`PER_SITE`] at a time.
+//!   slow or failing receiver holds only its own lane. A receiver that does not answer
+//!   (timeout, network error) ends its lane for this run (the rest of that lane is released
+//!   for the next run), so a dead receiver costs one timeout per run; one site's backlog is
+//!   served [`PER_SITE`] at a time.
 //! - **Timeout**: [`TIMEOUT_MS`] per delivery, then the request is aborted and the attempt
 //!   counts as failed (retried with backoff, same delivery id: receivers dedupe on it).
 //! - **Redirects** are never followed (`redirect: manual`): a 3xx is a failed attempt.
@@ -71,8 +72,11 @@ pub struct RunSummary {
 
 /// Why an attempt did not deliver.
 enum Failure {
-    /// Retry later (network error, timeout, non-2xx answer, redirect).
-    Retry(String),
+    /// The receiver answered, but not 2xx (a redirect included): retry later.
+    Answered(String),
+    /// No answer (timeout, network error): retry later, and send nothing more to this
+    /// site in this run.
+    Unreachable(String),
     /// Never send: the target is refused.
     Refused(String),
 }
@@ -81,7 +85,7 @@ enum Failure {
 async fn send(d: &DueDelivery, body: &str, now: i64, loopback: bool) -> Result<(), Failure> {
     let url = netguard::check_target(&d.url, loopback)
         .map_err(|r| Failure::Refused(format!("target refused ({}): {}", r.code, r.message)))?;
-    let retry = |e: worker::Error| Failure::Retry(e.to_string());
+    let retry = |e: worker::Error| Failure::Unreachable(e.to_string());
     let headers = Headers::new();
     let t = now.div_euclid(1000);
     let mut sig = signature(&d.secret, t, body);
@@ -115,7 +119,7 @@ async fn send(d: &DueDelivery, body: &str, now: i64, loopback: bool) -> Result<(
         Either::Left((resp, _)) => resp.map_err(retry)?,
         Either::Right(_) => {
             controller.abort();
-            return Err(Failure::Retry(format!(
+            return Err(Failure::Unreachable(format!(
                 "no answer within {} s",
                 TIMEOUT_MS / 1000
             )));
@@ -123,15 +127,15 @@ async fn send(d: &DueDelivery, body: &str, now: i64, loopback: bool) -> Result<(
     };
     match resp.status_code() {
         200..=299 => Ok(()),
-        s @ 300..=399 => Err(Failure::Retry(format!(
+        s @ 300..=399 => Err(Failure::Answered(format!(
             "the receiver answered {s} (redirects are not followed)"
         ))),
-        s => Err(Failure::Retry(format!("the receiver answered {s}"))),
+        s => Err(Failure::Answered(format!("the receiver answered {s}"))),
     }
 }
 
-/// One site's claimed deliveries, in order; stops at the first failure and releases the
-/// rest.
+/// One site's claimed deliveries, in order; stops at the first receiver that does not
+/// answer (timeout, network error) and releases the rest.
 async fn lane(
     store: &Store,
     lease: &str,
@@ -160,7 +164,14 @@ async fn lane(
                     .await?;
                 summary.refused += 1;
             }
-            Err(Failure::Retry(e)) => {
+            Err(Failure::Answered(e)) => {
+                let retry = retry_at(now, d.attempts + 1);
+                store
+                    .record_attempt(&d.id, lease, now, Some(&e), retry)
+                    .await?;
+                summary.failed += 1;
+            }
+            Err(Failure::Unreachable(e)) => {
                 let retry = retry_at(now, d.attempts + 1);
                 store
                     .record_attempt(&d.id, lease, now, Some(&e), retry)

@@ -8,6 +8,8 @@
 //! starts a dedicated one with [`worker::Worker::start`].
 
 pub mod http;
+pub mod openapi;
+pub mod receiver;
 pub mod site;
 pub mod worker;
 

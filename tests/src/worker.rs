@@ -36,7 +36,14 @@ pub struct Worker {
     port: u16,
     child: Option<Child>,
     log: PathBuf,
+    /// Extra `--var NAME:VALUE` for `wrangler dev` (see [`Worker::start_with_vars`]).
+    vars: Vec<(String, String)>,
 }
+
+/// The variable that lets webhooks reach a receiver on 127.0.0.1, and the one value that
+/// turns it on (`closeloop_core::netguard::LOOPBACK_SWITCH_VALUE`). Only test workers get
+/// it; the demo and production never do.
+pub const LOOPBACK_SWITCH: (&str, &str) = ("WEBHOOKS_ALLOW_LOOPBACK", "local-tests-only");
 
 /// Environment variables through which `cargo xtask test` hands its worker to the tests.
 pub const ENV_BASE: &str = "CLOSELOOP_E2E_BASE";
@@ -124,8 +131,14 @@ pub fn migrate(persist: &Path) -> Result {
 }
 
 impl Worker {
-    /// Starts a dedicated worker with fresh local state. Stopped when dropped.
+    /// Starts a dedicated worker with fresh local state (webhooks may reach 127.0.0.1:
+    /// [`LOOPBACK_SWITCH`]). Stopped when dropped.
     pub fn start() -> Result<Worker> {
+        Self::start_with_vars(&[LOOPBACK_SWITCH])
+    }
+
+    /// [`Worker::start`] with exactly these extra variables.
+    pub fn start_with_vars(vars: &[(&str, &str)]) -> Result<Worker> {
         check_built()?;
         let persist = temp_dir("state")?;
         migrate(&persist)?;
@@ -138,9 +151,21 @@ impl Worker {
             admin_token: token,
             port,
             child: None,
+            vars: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         w.spawn()?;
         Ok(w)
+    }
+
+    /// Replaces the extra variables; they take effect at the next [`Worker::restart`].
+    pub fn set_vars(&mut self, vars: &[(&str, &str)]) {
+        self.vars = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
     }
 
     /// Starts a worker on a chosen port with persistent state in `persist` (for the
@@ -155,6 +180,7 @@ impl Worker {
             admin_token: admin_token.to_string(),
             port,
             child: None,
+            vars: Vec::new(),
         };
         w.spawn()?;
         Ok(w)
@@ -182,6 +208,7 @@ impl Worker {
                         persist: PathBuf::from(persist),
                         admin_token,
                         child: None,
+                        vars: Vec::new(),
                     }),
                     _ => Worker::start(),
                 }
@@ -203,13 +230,18 @@ impl Worker {
             .arg(&self.persist)
             .arg("--var")
             .arg(format!("ADMIN_TOKEN:{}", self.admin_token))
-            .args([
-                "--log-level",
-                "warn",
-                "--show-interactive-dev-session=false",
-            ])
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log2));
+            // `/__scheduled` runs the cron trigger on demand
+            .arg("--test-scheduled");
+        for (k, v) in &self.vars {
+            cmd.arg("--var").arg(format!("{k}:{v}"));
+        }
+        cmd.args([
+            "--log-level",
+            "warn",
+            "--show-interactive-dev-session=false",
+        ])
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(log2));
         let child = cmd
             .spawn()
             .map_err(|e| format!("starting wrangler dev: {e}"))?;
@@ -274,35 +306,64 @@ impl Worker {
 
     /// Creates a site with these allowed origins through the admin API.
     pub fn create_site(&self, origins: &[&str]) -> Result<Site> {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let id = format!(
-            "t{}x{}x{}",
-            std::process::id(),
-            crate::now_ms() % 1_000_000_000,
-            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        );
-        self.create_site_with_id(&id, origins)
+        self.create_site_with_id(&new_site_id(), origins)
     }
 
     /// Runs the sessionisation `POST /v1/collect` defers (`POST
-    /// /v1/admin/sessions:flush`, what the cron trigger does first), for one site or all;
-    /// returns its answer. Reads that need sessions do this themselves; a test that
-    /// looks at the `sessions` table directly calls it first.
+    /// /v1/admin/sessions:flush`, what the cron trigger does first), for one site or all,
+    /// until nothing is left queued (one call does a bounded share); returns the last
+    /// answer with the visitors and sessions of every call added up. Reads that need
+    /// sessions do this themselves; a test that looks at the `sessions` table directly
+    /// calls it first.
     pub fn flush_sessions(&self, site: Option<&str>) -> Result<Value> {
         let auth = format!("Bearer {}", self.admin_token);
         let path = match site {
             Some(id) => format!("/v1/admin/sessions:flush?site={id}"),
             None => "/v1/admin/sessions:flush".to_string(),
         };
-        let a = http::post_json(&self.url(&path), &json!({}), &[("Authorization", &auth)])?;
-        if a.status != 200 {
-            return Err(format!("flushing sessions: {} {}", a.status, a.text));
+        let (mut visitors, mut sessions) = (0, 0);
+        loop {
+            let a = http::post_json(&self.url(&path), &json!({}), &[("Authorization", &auth)])?;
+            if a.status != 200 {
+                return Err(format!("flushing sessions: {} {}", a.status, a.text));
+            }
+            visitors += a.json["visitors"].as_u64().unwrap_or(0);
+            sessions += a.json["sessions"].as_u64().unwrap_or(0);
+            if a.json["more"] != json!(true) {
+                let mut out = a.json;
+                out["visitors"] = json!(visitors);
+                out["sessions"] = json!(sessions);
+                return Ok(out);
+            }
         }
-        Ok(a.json)
     }
 
-    /// Creates a site with a chosen id.
-    pub fn create_site_with_id(&self, id: &str, origins: &[&str]) -> Result<Site> {
+    /// Runs the cron trigger as Cloudflare would (`wrangler dev --test-scheduled`'s
+    /// `/__scheduled`); returns the HTTP status.
+    pub fn scheduled(&self) -> Result<u16> {
+        Ok(http::get(&self.url("/__scheduled?cron=*+*+*+*+*"), None)?.status)
+    }
+
+    /// Creates a site with these allowed origins; returns it with its manage key.
+    pub fn create_managed_site(&self, origins: &[&str]) -> Result<(Site, String)> {
+        self.create_managed_site_with_id(&new_site_id(), origins)
+    }
+
+    /// [`Worker::create_managed_site`] with a chosen id.
+    pub fn create_managed_site_with_id(
+        &self,
+        id: &str,
+        origins: &[&str],
+    ) -> Result<(Site, String)> {
+        let a = self.site_answer(id, origins)?;
+        let manage = a.json["manage_key"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| format!("no manage_key in the site-creation answer: {}", a.text))?;
+        Ok((site_from(id, &a)?, manage))
+    }
+
+    fn site_answer(&self, id: &str, origins: &[&str]) -> Result<Answer> {
         let auth = format!("Bearer {}", self.admin_token);
         let a = http::post_json(
             &self.url("/v1/admin/sites"),
@@ -312,22 +373,34 @@ impl Worker {
         if a.status != 200 && a.status != 201 {
             return Err(format!("creating site {id}: {} {}", a.status, a.text));
         }
-        let key = |name: &str| -> Result<String> {
-            a.json
-                .get(name)
-                .or_else(|| {
-                    a.json
-                        .pointer(&format!("/keys/{}", name.trim_end_matches("_key")))
-                })
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .ok_or_else(|| format!("no {name} in the site-creation answer: {}", a.text))
-        };
-        Ok(Site {
-            id: id.to_string(),
-            read_key: key("read_key")?,
-            write_key: key("write_key")?,
-        })
+        Ok(a)
+    }
+
+    /// Creates a site with a chosen id.
+    pub fn create_site_with_id(&self, id: &str, origins: &[&str]) -> Result<Site> {
+        site_from(id, &self.site_answer(id, origins)?)
+    }
+
+    /// Calls `path` (from `/v1/...` on) with `key` as the bearer token and a JSON body.
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&Value>,
+    ) -> Result<Answer> {
+        let auth = key.map(|k| format!("Bearer {k}"));
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(a) = auth.as_deref() {
+            headers.push(("Authorization", a));
+        }
+        let text = body.map(Value::to_string);
+        http::request(method, &self.url(path), &headers, text.as_deref())
+    }
+
+    /// Calls an admin endpoint (`/v1/admin/...`) with the admin token.
+    pub fn admin(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Answer> {
+        self.call(method, path, Some(&self.admin_token), body)
     }
 
     /// POSTs a collect batch as a browser on `origin` would (text/plain, like sendBeacon).
@@ -409,6 +482,33 @@ impl Worker {
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
+}
+
+/// A site id no other test (or test process) uses.
+pub fn new_site_id() -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    format!(
+        "t{}x{}x{}",
+        std::process::id(),
+        crate::now_ms() % 1_000_000_000,
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
+/// The site (id and keys) of a site-creation answer.
+fn site_from(id: &str, a: &Answer) -> Result<Site> {
+    let key = |name: &str| -> Result<String> {
+        a.json
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| format!("no {name} in the site-creation answer: {}", a.text))
+    };
+    Ok(Site {
+        id: id.to_string(),
+        read_key: key("read_key")?,
+        write_key: key("write_key")?,
+    })
 }
 
 impl Drop for Worker {

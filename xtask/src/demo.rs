@@ -30,13 +30,14 @@ pub fn run(_args: &[String]) -> Result {
         Some(v) => v,
         None => {
             say("Creating the demo site");
-            let site = worker.create_site_with_id(
+            let (site, manage_key) = worker.create_managed_site_with_id(
                 DEMO_SITE,
                 &[&site_origin, &format!("http://localhost:{SITE_PORT}")],
             )?;
             let v = serde_json::json!({
                 "admin_token": admin_token, "site": site.id,
                 "read_key": site.read_key, "write_key": site.write_key,
+                "manage_key": manage_key,
             });
             std::fs::write(
                 &keys_file,
