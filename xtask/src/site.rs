@@ -1,6 +1,6 @@
-//! `cargo xtask site create|list|keys|origins`: manages sites through the worker's admin
-//! endpoints (`/v1/admin/...`), on the local demo worker by default or on a deployed one
-//! with `--edge URL` and `CLOSELOOP_ADMIN_TOKEN`.
+//! `cargo xtask site create|list|keys|origins|privacy|audit`: manages sites through the
+//! worker's admin endpoints (`/v1/admin/...`), on the local demo worker by default or on a
+//! deployed one with `--edge URL` and `CLOSELOOP_ADMIN_TOKEN`.
 
 use crate::util::{root, Result};
 use closeloop_e2e::http;
@@ -9,10 +9,22 @@ use serde_json::{json, Value};
 const HELP: &str = "usage: cargo xtask site <command> [--edge URL]
 
   create ID --origin ORIGIN [--origin ORIGIN ...] [--currency USD]
-                         create a site; prints its read and write keys (shown once)
+                         create a site; prints its read, write and manage keys (shown once)
   list                   list the sites
-  keys ID                make a new read and write key for a site
+  keys ID                list a site's keys (id, scope, prefix, created, last used, status)
+  keys add ID --scope read|write|manage
+                         make a key (shown once)
+  keys revoke ID KEY_ID  revoke a key (refused from the next request on)
+  keys rotate ID KEY_ID  a new key of the same scope (shown once); the old one is revoked
   origins ID ORIGIN ...  replace a site's allowed origins
+  privacy ID [--query-key KEY ...] [--geo postal_code|coordinates|timezone|network|colo ...]
+                         replace what is kept of a visitor (query keys of stored URLs
+                         besides UTM tags and click ids; geo fields besides country,
+                         region, city)
+  audit [ID]             the audit log (of one site, or of all)
+
+Scopes: read (reports, leads), write (events:import, conversions, spend), manage
+(erasure, tombstones, webhooks, the site's audit log); they do not nest.
 
 The admin token comes from CLOSELOOP_ADMIN_TOKEN, or from the demo's
 .wrangler/demo-state/demo-keys.json; --edge defaults to http://127.0.0.1:8787.";
@@ -21,6 +33,9 @@ pub fn run(args: &[String]) -> Result {
     let mut edge = "http://127.0.0.1:8787".to_string();
     let mut origins = vec![];
     let mut currency = "USD".to_string();
+    let mut scope = None;
+    let mut query_keys = vec![];
+    let mut geo = vec![];
     let mut words = vec![];
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -28,6 +43,9 @@ pub fn run(args: &[String]) -> Result {
             "--edge" => edge = it.next().cloned().ok_or("--edge needs a URL")?,
             "--origin" => origins.push(it.next().cloned().ok_or("--origin needs a value")?),
             "--currency" => currency = it.next().cloned().ok_or("--currency needs a code")?,
+            "--scope" => scope = Some(it.next().cloned().ok_or("--scope needs a scope")?),
+            "--query-key" => query_keys.push(it.next().cloned().ok_or("--query-key needs a key")?),
+            "--geo" => geo.push(it.next().cloned().ok_or("--geo needs a field")?),
             _ => words.push(a.clone()),
         }
     }
@@ -46,10 +64,40 @@ pub fn run(args: &[String]) -> Result {
             &headers,
         )?,
         ["list"] => http::request("GET", &format!("{edge}/v1/admin/sites"), &headers, None)?,
-        ["keys", id] => http::post_json(
+        ["keys", "add", id] => http::post_json(
             &format!("{edge}/v1/admin/sites/{id}/keys"),
+            &json!({ "scope": scope.ok_or("keys add needs --scope read|write|manage")? }),
+            &headers,
+        )?,
+        ["keys", "revoke", id, key] => http::request(
+            "DELETE",
+            &format!("{edge}/v1/admin/sites/{id}/keys/{key}"),
+            &headers,
+            None,
+        )?,
+        ["keys", "rotate", id, key] => http::post_json(
+            &format!("{edge}/v1/admin/sites/{id}/keys/{key}:rotate"),
             &json!({}),
             &headers,
+        )?,
+        ["keys", id] => http::request(
+            "GET",
+            &format!("{edge}/v1/admin/sites/{id}/keys"),
+            &headers,
+            None,
+        )?,
+        ["privacy", id] => http::request(
+            "PUT",
+            &format!("{edge}/v1/admin/sites/{id}/privacy"),
+            &[headers[0], ("Content-Type", "application/json")],
+            Some(&json!({ "query_keys": query_keys, "geo": geo }).to_string()),
+        )?,
+        ["audit"] => http::request("GET", &format!("{edge}/v1/admin/audit"), &headers, None)?,
+        ["audit", id] => http::request(
+            "GET",
+            &format!("{edge}/v1/admin/audit?site={id}"),
+            &headers,
+            None,
         )?,
         ["origins", id, rest @ ..] => http::request(
             "PUT",
