@@ -38,9 +38,9 @@ use worker::{
 /// How long a receiver may take to answer, ms.
 pub const TIMEOUT_MS: u64 = 10_000;
 /// Deliveries claimed per site per run.
-pub const PER_SITE: i64 = 5;
+pub const PER_SITE: i64 = 20;
 /// Deliveries claimed per run, at most.
-pub const MAX_PER_RUN: i64 = 60;
+pub const MAX_PER_RUN: i64 = 100;
 /// Sites served side by side.
 pub const LANES: usize = 6;
 /// D1 statements (payload reads, the record) and subrequests (the POST) one delivery
