@@ -67,7 +67,7 @@ pub const MAX_SITE_QUERY_KEYS: usize = 50;
 
 /// A site's privacy settings (admin: `PUT /v1/admin/sites/{site}/privacy`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct PrivacySettings {
     /// Query keys kept in stored URLs besides the UTM tags and click ids (lower case).
     pub query_keys: Vec<String>,
@@ -555,6 +555,7 @@ mod tests {
             serde_json::from_str(r#"{"geo": ["network", "coordinates"]}"#).expect("json");
         assert!(parsed.keeps(GeoField::Network) && !parsed.keeps(GeoField::Colo));
         assert!(serde_json::from_str::<PrivacySettings>(r#"{"geo": ["street"]}"#).is_err());
+        assert!(serde_json::from_str::<PrivacySettings>(r#"{"geos": []}"#).is_err());
     }
 
     #[test]

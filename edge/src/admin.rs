@@ -409,9 +409,10 @@ pub async fn set_privacy(
     site: &str,
     now: i64,
 ) -> ApiResult<Response> {
-    let body: PrivacySettings = json_body(req).await?;
-    let privacy = body
-        .normalised()
+    let body: serde_json::Value = json_body(req).await?;
+    let privacy = serde_json::from_value::<PrivacySettings>(body)
+        .map_err(|e| e.to_string())
+        .and_then(PrivacySettings::normalised)
         .map_err(|m| ApiError::bad_request("invalid_privacy", m))?;
     let mut record = audit(site, now, "privacy.changed", None);
     record.detail = serde_json::to_value(&privacy).map_err(ApiError::internal)?;

@@ -475,12 +475,22 @@ fn cors_preflight_and_answer_headers() {
 /// Scenario: a batch through wrangler's local mode, whose `request.cf` is miniflare's
 /// fixed placeholder (CLOUDFLARE_CF_FETCH_ENABLED=false): Austin, Texas (TX), US, NA,
 /// 78701, America/Chicago, 30.27130 / -97.74260, AS395747, colo DFW, not in the EU.
-/// Expected: exactly those values in the stored event.
+/// The site opted in to every geo field (by default only country, region and city are
+/// kept: tests/tests/privacy.rs). Expected: exactly those values in the stored event.
 #[test]
 fn request_cf_geo_is_stored() {
     let worker = Worker::shared().expect("worker");
     let origin = "https://geo.example";
     let site = worker.create_site(&[origin]).expect("site");
+    let all = json!({"geo": ["postal_code", "coordinates", "timezone", "network", "colo"]});
+    let opt_in = worker
+        .admin(
+            "PUT",
+            &format!("/v1/admin/sites/{}/privacy", site.id),
+            Some(&all),
+        )
+        .expect("privacy");
+    assert_eq!(opt_in.status, 200, "{}", opt_in.text);
     let a = send(
         worker,
         origin,
