@@ -123,7 +123,9 @@ fn load() -> Result<Loaded, String> {
     }
     check_rows(&a, &sc["spend_csv_expected"])?;
 
-    // the worker's session ids, by visitor and start time
+    // the worker's session ids, by visitor and start time (imports queue their visitors;
+    // the cron, or any read, sessionises them: here, the flush it runs)
+    worker.flush_sessions(Some(&site.id))?;
     let rows = worker.query(&format!(
         "SELECT session_id, visitor_id, started_at FROM sessions WHERE site_id = '{}'",
         site.id
