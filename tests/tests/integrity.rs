@@ -95,7 +95,7 @@ fn an_import_cut_off_leaves_no_event_without_a_session() {
             continue;
         }
         if stored == 500 {
-            delay = delay / 2;
+            delay /= 2;
             continue;
         }
         assert_eq!(orphans(&w, &site.id), 0, "events no flush would sessionise");
