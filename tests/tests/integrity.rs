@@ -303,6 +303,13 @@ fn an_erasure_scrubs_every_field_and_nothing_brings_the_lead_back() {
             .expect("count");
         assert_eq!(got, n, "{table}");
     }
+    let deliveries = w
+        .count(&format!(
+            "SELECT count(*) FROM webhook_outbox WHERE site_id = '{}' AND lead_id = '{lead_id}'",
+            site.id
+        ))
+        .expect("outbox");
+    assert_eq!(deliveries, 0, "her deliveries went with her");
     let audit = w
         .call(
             "GET",
