@@ -536,9 +536,9 @@ fn a_slow_receiver_times_out_and_delays_no_other_site() {
 
 /// Scenario: a backlog — three sites, 100 new visitors each (one `identify` each: 300
 /// visitors queued for sessionisation, 300 leads to announce to each site's receiver).
-/// `POST /v1/admin/cron:run` is called until nothing is left, and once the cron trigger
-/// itself. Expected: every run reports at most 900 D1 statements (of the 1000 an invocation
-/// may run) and does some of the work; in the end every event has a session, the queue is
+/// `POST /v1/admin/cron:run` is called until nothing is left (and, after the first run,
+/// the cron trigger itself once). Expected: every run reports at most 900 D1 statements
+/// (of the 1000 an invocation may run) and does some of the work; in the end every event has a session, the queue is
 /// empty, and each receiver got its 100 leads exactly once.
 #[test]
 fn the_cron_stays_inside_the_query_budget_with_a_backlog() {
@@ -569,10 +569,12 @@ fn the_cron_stays_inside_the_query_budget_with_a_backlog() {
         .expect("outbox")
     };
     assert_eq!((queued(), pending()), (300, 300));
-    // the cron trigger itself, as Cloudflare runs it
-    assert_eq!(w.scheduled().expect("scheduled"), 200);
     let mut runs = 0;
     loop {
+        if runs == 1 {
+            // the cron trigger itself, as Cloudflare runs it (the same work)
+            assert_eq!(w.scheduled().expect("scheduled"), 200);
+        }
         let (q, p) = (queued(), pending());
         if q == 0 && p == 0 {
             break;
