@@ -4,7 +4,9 @@
 //!
 //! # URLs and referrers ([`clean_url`])
 //! - The fragment (`#...`) is dropped: it can carry tokens (OAuth implicit flows put
-//!   `#access_token=` there) and no report reads it (a page's path is the URL's path).
+//!   `#access_token=` there) and no report reads it (a page's path is the URL's path) —
+//!   unless it is a hash route (`#/pricing`, `#!/pricing`): for a single-page app with hash
+//!   routing that is the page itself, so it is kept, cleaned like the path and query are.
 //! - The query keeps only the keys that attribution needs — the six UTM tags and the nine
 //!   ad click ids of [`crate::entry`], matched ASCII-case-insensitively as
 //!   [`crate::entry::QueryTags::parse`] matches them — and the keys the site allows
@@ -182,14 +184,30 @@ pub fn is_attribution_key(key: &str) -> bool {
 /// );
 /// ```
 pub fn clean_url(raw: &str, site_keys: &[String]) -> String {
-    let no_fragment = raw.split('#').next().unwrap_or("");
+    let (no_fragment, fragment) = match raw.split_once('#') {
+        Some((u, f)) => (u, Some(f)),
+        None => (raw, None),
+    };
+    let mut out = clean_part(no_fragment, site_keys, true);
+    // a hash route (`#/pricing`, `#!/pricing`) is the page itself for a single-page app
+    // with hash routing: kept, cleaned as a path and query are; any other fragment goes
+    if let Some(f) = fragment.filter(|f| f.starts_with('/') || f.starts_with("!/")) {
+        out.push('#');
+        out.push_str(&clean_part(f, site_keys, false));
+    }
+    out
+}
+
+/// A URL without its fragment (`absolute`: it may start with `scheme://authority`), or a
+/// hash route: the path redacted, the query filtered.
+fn clean_part(no_fragment: &str, site_keys: &[String], absolute: bool) -> String {
     let (before_query, query) = match no_fragment.split_once('?') {
         Some((b, q)) => (b, Some(q)),
         None => (no_fragment, None),
     };
     // scheme://authority/path: user info (credentials) is dropped, the host kept as is
     let mut out = match before_query.split_once("://") {
-        Some((scheme, rest)) if !scheme.contains('/') => {
+        Some((scheme, rest)) if absolute && !scheme.contains('/') => {
             let (authority, path) = match rest.find('/') {
                 Some(i) => rest.split_at(i),
                 None => (rest, ""),
@@ -436,6 +454,22 @@ mod tests {
             "https://example.com/"
         );
         assert_eq!(clean_url("", &[]), "");
+        // hash routes stay, cleaned
+        assert_eq!(
+            clean_url("https://example.com/app#/pricing", &[]),
+            "https://example.com/app#/pricing"
+        );
+        assert_eq!(
+            clean_url(
+                "https://example.com/app?x=1#!/u/ann@example.com?token=1&utm_source=nl",
+                &[]
+            ),
+            "https://example.com/app#!/u/[email]?utm_source=nl"
+        );
+        assert_eq!(
+            clean_url("https://example.com/app#section/2", &[]),
+            "https://example.com/app"
+        );
     }
 
     #[test]

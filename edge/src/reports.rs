@@ -47,13 +47,14 @@ pub async fn record_use(store: &Store, key: &KeyRecord, now: i64) -> ApiResult<(
     Ok(())
 }
 
-/// The SHA-256 (hex) of the request's bearer key: 401 `missing_key` without one, 401
-/// `malformed_key` when the token does not have a key's shape (no D1 read then).
+/// The SHA-256 (hex) of the request's bearer key: 401 `missing_key` without one, 403
+/// `malformed_key` when the token does not have a key's shape (no D1 read then; 403 like
+/// any token that is no key of this site).
 pub fn key_hash(req: &Request) -> ApiResult<String> {
     let token = auth::bearer(req.headers().get("Authorization")?)?;
     if !auth::looks_like_key(&token) {
         return Err(ApiError::new(
-            401,
+            403,
             "malformed_key",
             "a key is clr_, clw_ or clm_ followed by 48 hex digits",
         ));

@@ -96,7 +96,7 @@ fn new_managed_site() -> (&'static Worker, Site, String) {
     (w, site, manage)
 }
 
-/// Scenario: every write endpoint without a key (401), with a token that is no key (401),
+/// Scenario: every write endpoint without a key (401), with a token that is no key (403),
 /// with a well-formed key no site has (403), with the site's read key (403) and with
 /// another site's write key (403); a report with the write key (403) and without a key
 /// (401); erasure without a key (401), with the read or the write key (403: it needs the
@@ -116,7 +116,7 @@ fn every_key_error() {
     ] {
         let cases = [
             (None, 401),
-            (Some("no-such-key-0123456789"), 401),
+            (Some("no-such-key-0123456789"), 403),
             (Some(unknown.as_str()), 403),
             (Some(site.read_key.as_str()), 403),
             (Some(other.write_key.as_str()), 403),

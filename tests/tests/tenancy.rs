@@ -137,7 +137,7 @@ fn send(w: &Worker, method: &str, path: &str, auth: Option<&str>, body: Option<&
 /// tombstone is `tomb@example.com`, and a revoked key of each scope) and site O. For every
 /// secured operation of the OpenAPI document, with V's path parameters filled in and a body
 /// it would act on: no `Authorization` (401 `missing_key`), a `Basic` header (401
-/// `missing_key`), `Bearer not-a-key` (401 `malformed_key`), a well-formed key nobody has
+/// `missing_key`), `Bearer not-a-key` (403 `malformed_key`), a well-formed key nobody has
 /// (403 `forbidden`), O's key of the operation's scope (403 `forbidden`), V's keys of the
 /// two other scopes (403 `insufficient_scope`), V's revoked key of the scope (403
 /// `key_revoked`); admin operations: none (401), a wrong token and each of V's keys (403
@@ -249,7 +249,7 @@ fn every_secured_endpoint_refuses_every_wrong_credential() {
                 cases.push((
                     "not a key".into(),
                     Some("Bearer not-a-key".into()),
-                    401,
+                    403,
                     "malformed_key",
                 ));
                 cases.push((
