@@ -362,8 +362,10 @@ fn keys_made_before_scopes_keep_working() {
 
     let token = "legacy-admin-token";
     let w = Worker::start_at(&persist, free_port().expect("port"), token).expect("worker");
-    assert_eq!(report(&w, "legacy", &read).status, 200);
-    assert_eq!(deal(&w, "legacy", &write, "legacy-deal").status, 201);
+    let r = report(&w, "legacy", &read);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let d = deal(&w, "legacy", &write, "legacy-deal");
+    assert_eq!(d.status, 201, "{}", d.text);
     let erase = w
         .call(
             "DELETE",
