@@ -15,6 +15,8 @@ pub mod entry;
 pub mod wire;
 
 #[cfg(feature = "full")]
+pub mod arrival;
+#[cfg(feature = "full")]
 pub mod assists;
 #[cfg(feature = "full")]
 pub mod attribution;

@@ -1199,7 +1199,7 @@ fn conversion_of(c: &ConversionRow) -> Conversion {
 /// ```
 pub fn sources(data: &ReportData, query: &Query) -> SourcesReport {
     let idx = Index::new(data, query.include_bots);
-    let chains = if query.model == Model::DataDriven {
+    let chains = if query.model.needs_chain() {
         Chains::fit_with(&idx, data, query, None)
     } else {
         Chains::default()
@@ -1227,7 +1227,7 @@ pub fn sources_with(data: &ReportData, query: &Query, chains: &Chains) -> Source
 /// reads the leads' sessions' visitors).
 pub fn sources_counted(leads: &ReportData, counted: &Counted, query: &Query) -> SourcesReport {
     let idx = Index::leads_only(leads, query.include_bots);
-    let chains = if query.model == Model::DataDriven {
+    let chains = if query.model.needs_chain() {
         Chains::fit_with(&idx, leads, query, Some(&counted.steps))
     } else {
         Chains::default()
@@ -1308,7 +1308,7 @@ fn compute<'a>(
         }
         let touches = idx.touches_of(&c.lead);
         let refs = touch_refs(touches);
-        let chain = if query.model == Model::DataDriven {
+        let chain = if query.model.needs_chain() {
             chains.get(&c.kind)
         } else {
             None
@@ -1408,7 +1408,7 @@ pub fn timeseries(
     max_buckets: usize,
 ) -> Vec<TimeseriesPoint> {
     let idx = Index::new(data, query.include_bots);
-    let chains = if query.model == Model::DataDriven {
+    let chains = if query.model.needs_chain() {
         Chains::fit_with(&idx, data, query, None)
     } else {
         Chains::default()
