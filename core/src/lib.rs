@@ -33,6 +33,8 @@ pub mod import;
 #[cfg(feature = "full")]
 pub mod report;
 #[cfg(feature = "full")]
+pub mod resession;
+#[cfg(feature = "full")]
 pub mod session;
 #[cfg(feature = "full")]
 pub mod time;
