@@ -35,6 +35,8 @@ pub mod report;
 #[cfg(feature = "full")]
 pub mod resession;
 #[cfg(feature = "full")]
+pub mod rollup;
+#[cfg(feature = "full")]
 pub mod session;
 #[cfg(feature = "full")]
 pub mod time;

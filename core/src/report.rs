@@ -600,7 +600,8 @@ impl GroupBy {
         }
     }
 
-    fn key(self, s: &SessionRow) -> &str {
+    /// A session's row key under this grouping (`(not set)` for a missing campaign).
+    pub fn key(self, s: &SessionRow) -> &str {
         match self {
             GroupBy::Channel => &s.channel,
             GroupBy::Source => &s.source,
@@ -1420,6 +1421,43 @@ pub fn timeseries(
             let from = start.max(query.from);
             let to = start.saturating_add(granularity.len_ms()).min(query.to);
             let (_, mut figures) = compute(data, &idx, query, from, to, &chains, None);
+            figures.key = granularity.label(start);
+            TimeseriesPoint {
+                bucket: figures.key.clone(),
+                from,
+                to,
+                figures,
+            }
+        })
+        .collect()
+}
+
+/// [`timeseries`] from counts (issue 14's rollups): `leads` as for [`sources_counted`] over the
+/// whole range, `steps` the range's [`Counted::steps`] (for the `data_driven` chains, fitted
+/// once over the whole range) and `counted(from, to)` the [`Counted`] of each bucket. The
+/// same answer as [`timeseries`] over the full data.
+pub fn timeseries_counted(
+    leads: &ReportData,
+    steps: &[StepCount],
+    mut counted: impl FnMut(i64, i64) -> Counted,
+    query: &Query,
+    granularity: Granularity,
+    max_buckets: usize,
+) -> Vec<TimeseriesPoint> {
+    let idx = Index::leads_only(leads, query.include_bots);
+    let chains = if query.model.needs_chain() {
+        Chains::fit_with(&idx, leads, query, Some(steps))
+    } else {
+        Chains::default()
+    };
+    granularity
+        .bucket_starts(query.from, query.to, max_buckets)
+        .into_iter()
+        .map(|start| {
+            let from = start.max(query.from);
+            let to = start.saturating_add(granularity.len_ms()).min(query.to);
+            let bucket = counted(from, to);
+            let (_, mut figures) = compute(leads, &idx, query, from, to, &chains, Some(&bucket));
             figures.key = granularity.label(start);
             TimeseriesPoint {
                 bucket: figures.key.clone(),

@@ -9,9 +9,10 @@
 
 use std::collections::BTreeMap;
 
-use closeloop_core::resession::{
-    plan, resessionize, Changes, Marker, PageRef, Plan, VisitEvent, VisitSession, Window,
-};
+mod common;
+
+use closeloop_core::resession::{Marker, PageRef, VisitEvent, VisitSession};
+use common::Shard;
 use closeloop_core::session::{sessionize, Arrival, SessionEvent};
 use proptest::prelude::*;
 
@@ -20,125 +21,6 @@ type Src = u8;
 
 fn excluded(host: &str) -> bool {
     host == "pay.example"
-}
-
-/// The shard's state for one visitor, and the reads `plan` asks for.
-#[derive(Default)]
-struct Shard {
-    events: BTreeMap<String, VisitEvent<Src>>,
-    /// by (start, id)
-    sessions: BTreeMap<(i64, String), VisitSession<Src>>,
-}
-
-impl Shard {
-    fn ingest(&mut self, batch: &[VisitEvent<Src>], page: usize) -> Changes<Src> {
-        let fresh: Vec<VisitEvent<Src>> = batch
-            .iter()
-            .filter(|e| !self.events.contains_key(&e.id))
-            .cloned()
-            .collect();
-        let latest = self.sessions.values().next_back().cloned();
-        let mut window = match plan(latest.as_ref(), &fresh) {
-            Plan::First => Window::Empty,
-            Plan::Append => Window::Append(latest.expect("a latest session")),
-            Plan::Recut { at, id } => {
-                // the latest session that starts at or before (at, id), else the first
-                let from = self
-                    .sessions
-                    .range(..=(at, id.clone()))
-                    .next_back()
-                    .or_else(|| self.sessions.iter().next())
-                    .map(|(k, _)| k.clone())
-                    .expect("some session");
-                let w = self.read(Some(&from), true, page);
-                assert!(w.holds(at, &id), "the window holds the earliest new event");
-                w
-            }
-        };
-        loop {
-            match resessionize(&window, &fresh, excluded) {
-                Ok(changes) => {
-                    self.apply(&fresh, &changes);
-                    return changes;
-                }
-                Err(more) => {
-                    let Window::Recut {
-                        sessions, events, ..
-                    } = &mut window
-                    else {
-                        panic!("NeedMore outside a re-cut");
-                    };
-                    let next = self.read(Some(&(more.start, more.id)), false, page);
-                    let Window::Recut {
-                        sessions: s2,
-                        events: e2,
-                        complete,
-                    } = next
-                    else {
-                        unreachable!()
-                    };
-                    assert!(!s2.is_empty(), "NeedMore only while sessions are left");
-                    sessions.extend(s2);
-                    events.extend(e2);
-                    let Window::Recut { complete: c, .. } = &mut window else {
-                        unreachable!()
-                    };
-                    *c = complete;
-                }
-            }
-        }
-    }
-
-    /// Up to `page` sessions from `from` (inclusive) or after it, with all their events.
-    fn read(&self, from: Option<&(i64, String)>, inclusive: bool, page: usize) -> Window<Src> {
-        let sessions: Vec<VisitSession<Src>> = self
-            .sessions
-            .iter()
-            .filter(|(k, _)| match from {
-                Some(f) if inclusive => *k >= f,
-                Some(f) => *k > f,
-                None => true,
-            })
-            .take(page)
-            .map(|(_, s)| s.clone())
-            .collect();
-        let complete = sessions.last().map(|s| (s.start, s.id.clone()))
-            == self.sessions.keys().next_back().cloned();
-        let ids: Vec<&str> = sessions.iter().map(|s| s.id.as_str()).collect();
-        let events = self
-            .events
-            .values()
-            .filter(|e| e.session.as_deref().is_some_and(|s| ids.contains(&s)))
-            .cloned()
-            .collect();
-        Window::Recut {
-            sessions,
-            events,
-            complete,
-        }
-    }
-
-    fn apply(&mut self, fresh: &[VisitEvent<Src>], changes: &Changes<Src>) {
-        for e in fresh {
-            self.events.insert(e.id.clone(), e.clone());
-        }
-        for c in &changes.sessions {
-            if let Some(old) = &c.old {
-                self.sessions.remove(&(old.start, old.id.clone()));
-            }
-        }
-        for c in &changes.sessions {
-            if let Some(new) = &c.new {
-                self.sessions
-                    .insert((new.start, new.id.clone()), new.clone());
-            }
-        }
-        for (event, session) in &changes.assigned {
-            if let Some(e) = self.events.get_mut(event) {
-                e.session = Some(session.clone());
-            }
-        }
-    }
 }
 
 /// The reference: every event at once through `sessionize`, summarised here.
@@ -279,9 +161,9 @@ fn batches(events: &[VisitEvent<Src>], cuts: &[usize], order: &[usize]) -> Vec<V
 }
 
 fn check(events: &[VisitEvent<Src>], sent: &[Vec<VisitEvent<Src>>], page: usize) -> Result<(), TestCaseError> {
-    let mut shard = Shard::default();
+    let mut shard: Shard<Src> = Shard::default();
     for (i, b) in sent.iter().enumerate() {
-        let changes = shard.ingest(b, page);
+        let changes = shard.ingest(b, page, excluded);
         // the acknowledgement: the visitor's latest session, when this batch started it
         let latest = shard.sessions.values().next_back().expect("a session");
         let started = b.iter().any(|e| e.id == latest.first_event)
@@ -292,7 +174,7 @@ fn check(events: &[VisitEvent<Src>], sent: &[Vec<VisitEvent<Src>>], page: usize)
             "batch {} told", i
         );
         // a retry of the same batch changes nothing
-        let again = shard.ingest(b, page);
+        let again = shard.ingest(b, page, excluded);
         prop_assert!(again.sessions.is_empty() && again.assigned.is_empty(), "a retry changes nothing");
     }
     let (want, of) = reference(events);
@@ -347,13 +229,13 @@ fn a_late_event_joins_two_sessions_and_stops_at_the_next_silence() {
         device: None,
         session: None,
     };
-    let mut shard = Shard::default();
+    let mut shard: Shard<Src> = Shard::default();
     // 10:00 from campaign 0, 10:40 internal (40 > 30 minutes: a new direct session),
     // 13:00 from campaign 1 (a third session after a long silence)
-    shard.ingest(&[ev("a", 600, 4), ev("b", 640, 0), ev("c", 780, 5)], 10);
+    shard.ingest(&[ev("a", 600, 4), ev("b", 640, 0), ev("c", 780, 5)], 10, excluded);
     assert_eq!(shard.sessions.len(), 3);
     // a late page view at 10:20, internal: 20 minutes after a and 20 before b, it joins both
-    let changes = shard.ingest(&[ev("late", 620, 0)], 10);
+    let changes = shard.ingest(&[ev("late", 620, 0)], 10, excluded);
     let ids: Vec<&str> = shard.sessions.values().map(|s| s.id.as_str()).collect();
     assert_eq!(ids, ["s_a", "s_c"]);
     let joined = &shard.sessions.values().next().unwrap();
