@@ -1163,11 +1163,11 @@ fn touch_refs<'s>(sessions: &[&'s SessionRow]) -> Vec<TouchRef<'s>> {
 }
 
 /// A touch is direct when its channel is `Direct` (no referrer, no tags).
-fn is_direct(s: &SessionRow) -> bool {
+pub(crate) fn is_direct(s: &SessionRow) -> bool {
     s.channel.eq_ignore_ascii_case("direct")
 }
 
-fn conversion_of(c: &ConversionRow) -> Conversion {
+pub(crate) fn conversion_of(c: &ConversionRow) -> Conversion {
     if c.kind.eq_ignore_ascii_case(KIND_LEAD) {
         Conversion::lead(c.at)
     } else {
@@ -1211,7 +1211,7 @@ pub fn sources(data: &ReportData, query: &Query) -> SourcesReport {
 /// [`sources`] with chains fitted beforehand (e.g. once for several reports over one range).
 pub fn sources_with(data: &ReportData, query: &Query, chains: &Chains) -> SourcesReport {
     let idx = Index::new(data, query.include_bots);
-    let (rows, totals) = compute(data, &idx, query, query.from, query.to, chains, None);
+    let (rows, totals) = compute(data, &idx, query, query.from, query.to, chains, None, &[]);
     SourcesReport {
         query: query.clone(),
         rows,
@@ -1241,6 +1241,7 @@ pub fn sources_counted(leads: &ReportData, counted: &Counted, query: &Query) -> 
         query.to,
         &chains,
         Some(counted),
+        &[],
     );
     SourcesReport {
         query: query.clone(),
@@ -1249,6 +1250,57 @@ pub fn sources_counted(leads: &ReportData, counted: &Counted, query: &Query) -> 
     }
 }
 
+/// Credited figures of one row computed elsewhere: issue 14's credit rollups
+/// (`rollup::credit`) sum each conversion's credit, kept per day and row key, instead of
+/// crediting the conversions here.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreditedRow {
+    /// The row key (as [`SourceRow::key`]; [`UNATTRIBUTED`] for conversions with no touch).
+    pub key: String,
+    /// Credited lead conversions.
+    pub leads: f64,
+    /// Credited customer conversions.
+    pub customers: f64,
+    /// Their credited revenue (minor units).
+    pub revenue: f64,
+    /// Credited conversions of the query's kind.
+    pub conversions: f64,
+    /// Their credited revenue.
+    pub conversion_revenue: f64,
+}
+
+/// The sources report from counts ([`Counted`]) and credited figures computed elsewhere
+/// ([`CreditedRow`]s), with `spend` (the spend rows, as for [`sources`]): the same rows,
+/// spend, costs, order and totals as [`sources`] gives from the sessions they come from.
+pub fn sources_credited(
+    spend: &[SpendRow],
+    counted: &Counted,
+    credited: &[CreditedRow],
+    query: &Query,
+) -> SourcesReport {
+    let data = ReportData {
+        spend: spend.to_vec(),
+        ..ReportData::default()
+    };
+    let idx = Index::leads_only(&data, query.include_bots);
+    let (rows, totals) = compute(
+        &data,
+        &idx,
+        query,
+        query.from,
+        query.to,
+        &Chains::default(),
+        Some(counted),
+        credited,
+    );
+    SourcesReport {
+        query: query.clone(),
+        rows,
+        totals,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn compute<'a>(
     data: &'a ReportData,
     idx: &Index<'a>,
@@ -1257,6 +1309,7 @@ fn compute<'a>(
     to: i64,
     chains: &Chains,
     counted: Option<&'a Counted>,
+    credited: &'a [CreditedRow],
 ) -> (Vec<SourceRow>, SourceRow) {
     let in_range = |t: i64| t >= from && t < to;
     let filters = &query.filters;
@@ -1345,6 +1398,17 @@ fn compute<'a>(
         }
     }
 
+    // credited figures computed elsewhere (credit rollups)
+    for c in credited {
+        let key: &'a str = &c.key;
+        let r = rows.entry(key).or_insert_with(|| SourceRow::named(key));
+        r.leads += c.leads;
+        r.customers += c.customers;
+        r.revenue += c.revenue;
+        r.conversions += c.conversions;
+        r.conversion_revenue += c.conversion_revenue;
+    }
+
     // spend
     let spend_known = filters.spend_known();
     let splittable = spend_known && !matches!(group_by, GroupBy::Medium | GroupBy::LandingPage);
@@ -1420,7 +1484,7 @@ pub fn timeseries(
         .map(|start| {
             let from = start.max(query.from);
             let to = start.saturating_add(granularity.len_ms()).min(query.to);
-            let (_, mut figures) = compute(data, &idx, query, from, to, &chains, None);
+            let (_, mut figures) = compute(data, &idx, query, from, to, &chains, None, &[]);
             figures.key = granularity.label(start);
             TimeseriesPoint {
                 bucket: figures.key.clone(),
@@ -1457,7 +1521,8 @@ pub fn timeseries_counted(
             let from = start.max(query.from);
             let to = start.saturating_add(granularity.len_ms()).min(query.to);
             let bucket = counted(from, to);
-            let (_, mut figures) = compute(leads, &idx, query, from, to, &chains, Some(&bucket));
+            let (_, mut figures) =
+                compute(leads, &idx, query, from, to, &chains, Some(&bucket), &[]);
             figures.key = granularity.label(start);
             TimeseriesPoint {
                 bucket: figures.key.clone(),

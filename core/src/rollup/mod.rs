@@ -43,6 +43,7 @@
 //! the credit rollups ([`credit`]).
 
 pub mod answer;
+pub mod credit;
 
 pub mod visitors;
 
