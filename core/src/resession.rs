@@ -259,7 +259,7 @@ pub enum Window<S> {
     /// The visitor has no stored session.
     Empty,
     /// Every new event comes after the visitor's latest stored event: its latest session.
-    Append(VisitSession<S>),
+    Append(Box<VisitSession<S>>),
     /// The stored sessions from the one holding the earliest new event on (in order of
     /// start, then id), with every event of those sessions, and whether they reach the
     /// visitor's latest session.
@@ -369,13 +369,25 @@ where
                     id: latest.id.clone(),
                 });
             }
-            Ok(append(Some(latest), &batch, timeout_ms, &is_excluded))
+            Ok(append(
+                Some(latest.as_ref()),
+                &batch,
+                timeout_ms,
+                &is_excluded,
+            ))
         }
         Window::Recut {
             sessions,
             events,
             complete,
-        } => recut(sessions, events, *complete, &batch, timeout_ms, &is_excluded),
+        } => recut(
+            sessions,
+            events,
+            *complete,
+            &batch,
+            timeout_ms,
+            &is_excluded,
+        ),
     }
 }
 
@@ -408,7 +420,11 @@ where
             let prev = match current.take() {
                 Some(c) => {
                     let prev = Prev::after(&c);
-                    let old = if done.is_empty() { latest.cloned() } else { None };
+                    let old = if done.is_empty() {
+                        latest.cloned()
+                    } else {
+                        None
+                    };
                     done.push(SessionChange {
                         old,
                         new: Some(c),
@@ -438,7 +454,11 @@ where
         touch: current.as_ref().and_then(|c| c.touch.clone()),
     });
     if let Some(c) = current {
-        let old = if done.is_empty() { latest.cloned() } else { None };
+        let old = if done.is_empty() {
+            latest.cloned()
+        } else {
+            None
+        };
         done.push(SessionChange {
             old,
             new: Some(c),
@@ -600,12 +620,14 @@ where
         old_by_id: &BTreeMap<&str, &VisitSession<S>>,
         id: &str,
     ) -> &'m mut SessionChange<S> {
-        changes.entry(id.to_owned()).or_insert_with(|| SessionChange {
-            old: old_by_id.get(id).map(|s| (*s).clone()),
-            new: None,
-            views_out: Vec::new(),
-            views_in: Vec::new(),
-        })
+        changes
+            .entry(id.to_owned())
+            .or_insert_with(|| SessionChange {
+                old: old_by_id.get(id).map(|s| (*s).clone()),
+                new: None,
+                views_out: Vec::new(),
+                views_in: Vec::new(),
+            })
     }
     for s in &rebuilt {
         change(&mut changes, &old_by_id, &s.id).new = Some(s.clone());

@@ -6,7 +6,9 @@ use closeloop_core::session::Arrival;
 
 const MIN: i64 = 60_000;
 
-fn tagged(a: Arrival<closeloop_core::arrival::SessionTouch>) -> closeloop_core::arrival::SessionTouch {
+fn tagged(
+    a: Arrival<closeloop_core::arrival::SessionTouch>,
+) -> closeloop_core::arrival::SessionTouch {
     match a {
         Arrival::Tagged(t) => t,
         other => panic!("expected a tagged arrival, got {other:?}"),
@@ -161,9 +163,19 @@ fn the_answer_tells_the_touch_a_batch_starts() {
     );
     // a batch that goes on and then arrives from the newsletter: the last session's
     let batch = [
-        ev("ev-a5", "https://example.com/a", Some("https://example.com/"), 11 * MIN),
+        ev(
+            "ev-a5",
+            "https://example.com/a",
+            Some("https://example.com/"),
+            11 * MIN,
+        ),
         ev("ev-a6", launch, None, 13 * MIN),
-        ev("ev-a7", "https://example.com/b", Some("https://example.com/"), 14 * MIN),
+        ev(
+            "ev-a7",
+            "https://example.com/b",
+            Some("https://example.com/"),
+            14 * MIN,
+        ),
     ];
     let t = ack_touch(batch, Some(&anchor(10 * MIN)), &rules).expect("a touch");
     assert_eq!(t.campaign.as_deref(), Some("launch"));
@@ -173,17 +185,14 @@ fn the_answer_tells_the_touch_a_batch_starts() {
     // goes on with it: nothing to tell; another campaign is told
     let known = AckAnchor {
         at: 10 * MIN,
-        touch: Some(
-            ack_source(launch, &rules),
-        ),
+        touch: Some(ack_source(launch, &rules)),
     };
     assert_eq!(
         ack_touch([ev("ev-a8", launch, None, 12 * MIN)], Some(&known), &rules),
         None
     );
     let other = "https://example.com/?utm_source=newsletter&utm_medium=email&utm_campaign=july";
-    let t = ack_touch([ev("ev-a9", other, None, 12 * MIN)], Some(&known), &rules)
-        .expect("a touch");
+    let t = ack_touch([ev("ev-a9", other, None, 12 * MIN)], Some(&known), &rules).expect("a touch");
     assert_eq!(t.campaign.as_deref(), Some("july"));
 }
 

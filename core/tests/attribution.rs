@@ -325,9 +325,17 @@ fn run_case(path: &Path) -> usize {
             close(got, number(v, &ctx), &format!("{ctx} {ch}"));
         }
         for (ch, total) in m.global_totals() {
-            close(total, totals.get(ch).copied().unwrap_or(0.0), &format!("{ctx} {ch} (model)"));
+            close(
+                total,
+                totals.get(ch).copied().unwrap_or(0.0),
+                &format!("{ctx} {ch} (model)"),
+            );
         }
-        close(totals.values().sum(), conversions, &format!("{ctx}: add up to C"));
+        close(
+            totals.values().sum(),
+            conversions,
+            &format!("{ctx}: add up to C"),
+        );
     }
 
     let mut checked = 0;

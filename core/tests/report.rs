@@ -1379,5 +1379,8 @@ fn data_driven_global_allocates_the_range_like_anderl() {
         .find(|c| c.model == Model::DataDrivenGlobal)
         .expect("data_driven_global credit");
     let shares: Vec<f64> = global.touches.iter().map(|t| t.share).collect();
-    assert!(close(shares[0], 4.0 / 7.0) && close(shares[1], 6.0 / 7.0), "{shares:?}");
+    assert!(
+        close(shares[0], 4.0 / 7.0) && close(shares[1], 6.0 / 7.0),
+        "{shares:?}"
+    );
 }

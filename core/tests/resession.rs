@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 mod common;
 
 use closeloop_core::resession::{Marker, PageRef, VisitEvent, VisitSession};
-use common::Shard;
 use closeloop_core::session::{sessionize, Arrival, SessionEvent};
+use common::Shard;
 use proptest::prelude::*;
 
 const MIN: i64 = 60_000;
@@ -88,7 +88,7 @@ fn reference(events: &[VisitEvent<Src>]) -> (Vec<VisitSession<Src>>, BTreeMap<St
 
 fn arrival(kind: u8) -> Arrival<Src> {
     match kind {
-        0 | 1 | 2 => Arrival::Internal,
+        0..=2 => Arrival::Internal,
         3 => Arrival::Direct,
         4 | 5 => Arrival::Tagged(kind - 4),
         6 => Arrival::Referral {
@@ -134,7 +134,11 @@ fn events_strategy() -> impl Strategy<Value = Vec<VisitEvent<Src>>> {
 }
 
 /// The events cut into batches (sizes from `cuts`) sent in the order `order` gives.
-fn batches(events: &[VisitEvent<Src>], cuts: &[usize], order: &[usize]) -> Vec<Vec<VisitEvent<Src>>> {
+fn batches(
+    events: &[VisitEvent<Src>],
+    cuts: &[usize],
+    order: &[usize],
+) -> Vec<Vec<VisitEvent<Src>>> {
     let mut out: Vec<Vec<VisitEvent<Src>>> = Vec::new();
     let mut rest = events;
     for &c in cuts {
@@ -160,22 +164,33 @@ fn batches(events: &[VisitEvent<Src>], cuts: &[usize], order: &[usize]) -> Vec<V
     sent
 }
 
-fn check(events: &[VisitEvent<Src>], sent: &[Vec<VisitEvent<Src>>], page: usize) -> Result<(), TestCaseError> {
+fn check(
+    events: &[VisitEvent<Src>],
+    sent: &[Vec<VisitEvent<Src>>],
+    page: usize,
+) -> Result<(), TestCaseError> {
     let mut shard: Shard<Src> = Shard::default();
     for (i, b) in sent.iter().enumerate() {
         let changes = shard.ingest(b, page, excluded);
         // the acknowledgement: the visitor's latest session, when this batch started it
         let latest = shard.sessions.values().next_back().expect("a session");
         let started = b.iter().any(|e| e.id == latest.first_event)
-            && changes.sessions.iter().any(|c| c.new.as_ref().is_some_and(|n| n.id == latest.id));
+            && changes
+                .sessions
+                .iter()
+                .any(|c| c.new.as_ref().is_some_and(|n| n.id == latest.id));
         prop_assert_eq!(
             changes.told.as_ref().map(|t| t.touch),
             started.then_some(latest.touch),
-            "batch {} told", i
+            "batch {} told",
+            i
         );
         // a retry of the same batch changes nothing
         let again = shard.ingest(b, page, excluded);
-        prop_assert!(again.sessions.is_empty() && again.assigned.is_empty(), "a retry changes nothing");
+        prop_assert!(
+            again.sessions.is_empty() && again.assigned.is_empty(),
+            "a retry changes nothing"
+        );
     }
     let (want, of) = reference(events);
     let got: Vec<VisitSession<Src>> = shard.sessions.values().cloned().collect();
@@ -232,29 +247,49 @@ fn a_late_event_joins_two_sessions_and_stops_at_the_next_silence() {
     let mut shard: Shard<Src> = Shard::default();
     // 10:00 from campaign 0, 10:40 internal (40 > 30 minutes: a new direct session),
     // 13:00 from campaign 1 (a third session after a long silence)
-    shard.ingest(&[ev("a", 600, 4), ev("b", 640, 0), ev("c", 780, 5)], 10, excluded);
+    shard.ingest(
+        &[ev("a", 600, 4), ev("b", 640, 0), ev("c", 780, 5)],
+        10,
+        excluded,
+    );
     assert_eq!(shard.sessions.len(), 3);
     // a late page view at 10:20, internal: 20 minutes after a and 20 before b, it joins both
     let changes = shard.ingest(&[ev("late", 620, 0)], 10, excluded);
     let ids: Vec<&str> = shard.sessions.values().map(|s| s.id.as_str()).collect();
     assert_eq!(ids, ["s_a", "s_c"]);
     let joined = &shard.sessions.values().next().unwrap();
-    assert_eq!((joined.events, joined.touch, joined.end), (3, Some(0), 640 * MIN));
+    assert_eq!(
+        (joined.events, joined.touch, joined.end),
+        (3, Some(0), 640 * MIN)
+    );
     // s_a rewritten, s_b deleted, s_c only re-marked (its previous session is now s_a)
     let touched: Vec<(Option<&str>, Option<&str>)> = changes
         .sessions
         .iter()
-        .map(|c| (c.old.as_ref().map(|s| s.id.as_str()), c.new.as_ref().map(|s| s.id.as_str())))
+        .map(|c| {
+            (
+                c.old.as_ref().map(|s| s.id.as_str()),
+                c.new.as_ref().map(|s| s.id.as_str()),
+            )
+        })
         .collect();
     assert_eq!(
         touched,
-        [(Some("s_a"), Some("s_a")), (Some("s_b"), None), (Some("s_c"), Some("s_c"))]
+        [
+            (Some("s_a"), Some("s_a")),
+            (Some("s_b"), None),
+            (Some("s_c"), Some("s_c"))
+        ]
     );
     let c = &changes.sessions[2];
     assert_eq!(c.new.as_ref().unwrap().prev_any.as_ref().unwrap().id, "s_a");
     assert!(c.views_in.is_empty() && c.views_out.is_empty());
     // b's page view moved from s_b to s_a; the late one joined s_a
-    let moved: Vec<&str> = changes.sessions[0].views_in.iter().map(|p| p.id.as_str()).collect();
+    let moved: Vec<&str> = changes.sessions[0]
+        .views_in
+        .iter()
+        .map(|p| p.id.as_str())
+        .collect();
     assert_eq!(moved, ["late", "b"]);
     assert_eq!(changes.sessions[1].views_out[0].id, "b");
     // a late batch is told nothing: the tracker's current session is s_c

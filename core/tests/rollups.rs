@@ -18,9 +18,9 @@ use closeloop_core::report::{
     ReportData, SessionRow, SourceRow, SpendRow,
 };
 use closeloop_core::resession::{VisitEvent, VisitSession};
-use closeloop_core::rollup::visitors::{visitor_hash, VisitorSet, RELATIVE_STANDARD_ERROR};
 use closeloop_core::rollup::credit::{self, CreditRollup, JourneySession, LeadJourney};
-use closeloop_core::rollup::{answer, RowKey, Rollup, SessionFacts, DAY_MS, HOUR_MS};
+use closeloop_core::rollup::visitors::{visitor_hash, VisitorSet, RELATIVE_STANDARD_ERROR};
+use closeloop_core::rollup::{answer, Rollup, RowKey, SessionFacts, DAY_MS, HOUR_MS};
 use closeloop_core::session::Arrival;
 use closeloop_core::time::Granularity;
 use common::Shard;
@@ -77,12 +77,19 @@ struct World {
 
 /// Visits spread over 3 days: each visit a few events minutes apart.
 fn world_strategy() -> impl Strategy<Value = World> {
-    let visit = (0i64..4320, proptest::collection::vec((0i64..40, 0u8..10, any::<bool>(), 0u8..3), 1..4), 0u8..6);
+    let visit = (
+        0i64..4320,
+        proptest::collection::vec((0i64..40, 0u8..10, any::<bool>(), 0u8..3), 1..4),
+        0u8..6,
+    );
     let visitor = proptest::collection::vec(visit, 1..4);
     (
         proptest::collection::vec(visitor, 1..6),
         proptest::collection::vec(0usize..3, 0..4),
-        proptest::collection::vec((0usize..3, any::<bool>(), 0i64..4320, 0i64..50_000, 0u8..4), 0..6),
+        proptest::collection::vec(
+            (0usize..3, any::<bool>(), 0i64..4320, 0i64..50_000, 0u8..4),
+            0..6,
+        ),
         proptest::collection::vec((0i64..3, 0u8..4, 1i64..10_000), 0..3),
         proptest::collection::vec(proptest::collection::vec(1usize..4, 0..6), 6),
     )
@@ -180,14 +187,17 @@ fn build(w: &World) -> Result<Built, TestCaseError> {
             });
         }
     }
-    prop_assert_eq!(&rollup, &scratch, "the rollup kept batch by batch is the rollup from scratch");
+    prop_assert_eq!(
+        &rollup,
+        &scratch,
+        "the rollup kept batch by batch is the rollup from scratch"
+    );
     for (i, &(lead, customer, minute, revenue, page)) in w.conversions.iter().enumerate() {
         let lead = format!("lead{lead}");
         let session = data
             .sessions
             .iter()
-            .filter(|s| s.lead.as_deref() == Some(&lead) && s.started_at <= minute * MIN)
-            .last()
+            .rfind(|s| s.lead.as_deref() == Some(&lead) && s.started_at <= minute * MIN)
             .map(|s| s.id.clone());
         data.conversions.push(ConversionRow {
             id: format!("c{i}"),
@@ -211,7 +221,8 @@ fn build(w: &World) -> Result<Built, TestCaseError> {
             amount,
         });
     }
-    let lead_sessions: Vec<&SessionRow> = data.sessions.iter().filter(|s| s.lead.is_some()).collect();
+    let lead_sessions: Vec<&SessionRow> =
+        data.sessions.iter().filter(|s| s.lead.is_some()).collect();
     let ids: Vec<&str> = lead_sessions.iter().map(|s| s.id.as_str()).collect();
     let leads = ReportData {
         sessions: lead_sessions.iter().map(|s| (*s).clone()).collect(),
@@ -259,20 +270,38 @@ fn same_row(what: &str, got: &SourceRow, want: &SourceRow) -> Result<(), TestCas
     prop_assert_eq!(
         (got.visitors, got.sessions, got.pageviews, got.spend),
         (want.visitors, want.sessions, want.pageviews, want.spend),
-        "{} {} traffic", what, want.key
+        "{} {} traffic",
+        what,
+        want.key
     );
     for (name, g, w) in [
         ("leads", got.leads, want.leads),
         ("customers", got.customers, want.customers),
         ("revenue", got.revenue, want.revenue),
         ("conversions", got.conversions, want.conversions),
-        ("conversion_revenue", got.conversion_revenue, want.conversion_revenue),
+        (
+            "conversion_revenue",
+            got.conversion_revenue,
+            want.conversion_revenue,
+        ),
     ] {
-        prop_assert!(close(g, w), "{} {} {}: {} vs {}", what, want.key, name, g, w);
+        prop_assert!(
+            close(g, w),
+            "{} {} {}: {} vs {}",
+            what,
+            want.key,
+            name,
+            g,
+            w
+        );
     }
     for (name, g, w) in [
         ("cac", got.cac, want.cac),
-        ("revenue_per_customer", got.revenue_per_customer, want.revenue_per_customer),
+        (
+            "revenue_per_customer",
+            got.revenue_per_customer,
+            want.revenue_per_customer,
+        ),
         ("roi", got.roi, want.roi),
     ] {
         prop_assert!(
@@ -281,7 +310,12 @@ fn same_row(what: &str, got: &SourceRow, want: &SourceRow) -> Result<(), TestCas
                 (None, None) => true,
                 _ => false,
             },
-            "{} {} {}: {:?} vs {:?}", what, want.key, name, g, w
+            "{} {} {}: {:?} vs {:?}",
+            what,
+            want.key,
+            name,
+            g,
+            w
         );
     }
     Ok(())
@@ -407,10 +441,12 @@ fn journeys(data: &ReportData) -> Vec<LeadJourney> {
         });
     }
     for c in &data.conversions {
-        let j = by_lead.entry(c.lead.clone()).or_insert_with(|| LeadJourney {
-            lead: c.lead.clone(),
-            ..LeadJourney::default()
-        });
+        let j = by_lead
+            .entry(c.lead.clone())
+            .or_insert_with(|| LeadJourney {
+                lead: c.lead.clone(),
+                ..LeadJourney::default()
+            });
         j.conversions.push(c.clone());
     }
     by_lead.into_values().collect()
@@ -531,7 +567,11 @@ fn sketched_visitors_are_estimates_within_the_stated_error() {
     for row in &t.counted.rows {
         assert_eq!(row.sessions, 30_000, "{}: sessions stay exact", row.key);
         let v = row.visitors as f64;
-        assert!((v - 10_000.0).abs() <= tolerance(10_000.0), "{}: {v}", row.key);
+        assert!(
+            (v - 10_000.0).abs() <= tolerance(10_000.0),
+            "{}: {v}",
+            row.key
+        );
     }
     // the hour rollup itself is exact
     let t = answer::traffic(&rollup, &q).expect("aligned");
@@ -540,12 +580,19 @@ fn sketched_visitors_are_estimates_within_the_stated_error() {
     // a stored set reads back the same
     let mut set = VisitorSet::of((0..5000u32).map(|v| visitor_hash(&v.to_string())));
     let bytes = set.to_bytes();
-    assert!(bytes.len() < 4096, "a sketch of 4096 registers packs into {} bytes", bytes.len());
+    assert!(
+        bytes.len() < 4096,
+        "a sketch of 4096 registers packs into {} bytes",
+        bytes.len()
+    );
     let back = VisitorSet::from_bytes(&bytes).expect("readable");
     assert_eq!(back.count(), set.count());
     set.merge(&VisitorSet::of([visitor_hash("one more")]));
     assert!(!set.count().exact);
     let small = VisitorSet::of([1, 2, 3]);
-    assert_eq!(VisitorSet::from_bytes(&small.to_bytes()).map(|s| s.count().count), Some(3));
+    assert_eq!(
+        VisitorSet::from_bytes(&small.to_bytes()).map(|s| s.count().count),
+        Some(3)
+    );
     assert!(VisitorSet::from_bytes(&[7, 1]).is_none());
 }

@@ -143,7 +143,12 @@ fn bump<K: Ord + Clone>(map: &mut BTreeMap<K, i64>, key: &K, n: i64) {
 }
 
 /// The steps of `sessions` (one journey, in time order), per hour of the session.
-fn steps_of(sessions: &[&JourneySession], with_bots: bool, out: &mut BTreeMap<i64, BTreeMap<StepKey, i64>>, sign: i64) {
+fn steps_of(
+    sessions: &[&JourneySession],
+    with_bots: bool,
+    out: &mut BTreeMap<i64, BTreeMap<StepKey, i64>>,
+    sign: i64,
+) {
     let mut previous: Option<(String, i64)> = None;
     for s in sessions {
         let hour = s.start.div_euclid(HOUR_MS);
@@ -374,7 +379,8 @@ pub fn sources<B: Buckets>(
             row.conversion_revenue += revenue;
         }
     };
-    let wanted = |kind: &str| kind == KIND_LEAD || kind == KIND_CUSTOMER || kind == query.conversion;
+    let wanted =
+        |kind: &str| kind == KIND_LEAD || kind == KIND_CUSTOMER || kind == query.conversion;
     let days = credits.days.range(first_day..end_day);
     if !query.model.needs_chain() {
         // sum per key first (exact integers), then one conversion to f64 per key
@@ -390,7 +396,12 @@ pub fn sources<B: Buckets>(
             }
         }
         for ((kind, key), c) in sums.into_iter().filter(|(_, c)| c.touches > 0) {
-            add(key, kind, c.conversions as f64 / SCALE, c.revenue as f64 / SCALE);
+            add(
+                key,
+                kind,
+                c.conversions as f64 / SCALE,
+                c.revenue as f64 / SCALE,
+            );
         }
     } else {
         let chains = chains(r, credits, converting, query)?;
@@ -421,7 +432,12 @@ pub fn sources<B: Buckets>(
                 let chain = chains.get(&p.kind);
                 for cr in credit(query.model, &refs, &conv, &all, chain) {
                     if let Some(k) = p.touches.get(cr.index) {
-                        add(Some(k), &p.kind, cr.share * n as f64, cr.share * revenue as f64);
+                        add(
+                            Some(k),
+                            &p.kind,
+                            cr.share * n as f64,
+                            cr.share * revenue as f64,
+                        );
                     }
                 }
             }
@@ -497,15 +513,14 @@ fn chains<B: Buckets>(
         for (_, day) in credits.days.range(query.from / DAY_MS..query.to / DAY_MS) {
             for (p, &(n, _)) in &day.paths {
                 if p.kind == kind && p.with_bots == with_bots && n > 0 {
-                    let channels: Vec<&str> = p.touches.iter().map(|k| k.channel.as_str()).collect();
+                    let channels: Vec<&str> =
+                        p.touches.iter().map(|k| k.channel.as_str()).collect();
                     *paths.entry(channels).or_default() += n as u64;
                 }
             }
         }
         let model = MarkovModel::fit_with_steps(
-            paths
-                .iter()
-                .map(|(c, &n)| (c.iter().copied(), true, n)),
+            paths.iter().map(|(c, &n)| (c.iter().copied(), true, n)),
             steps
                 .iter()
                 .filter(|(_, &n)| n > 0)

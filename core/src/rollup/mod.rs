@@ -171,8 +171,7 @@ fn channel_of(touch: &Option<SessionTouch>) -> String {
 }
 
 fn previous(m: &Option<Marker<SessionTouch>>) -> Option<(String, i64)> {
-    m.as_ref()
-        .map(|m| (channel_of(&m.touch), hour_of(m.start)))
+    m.as_ref().map(|m| (channel_of(&m.touch), hour_of(m.start)))
 }
 
 impl SessionFacts {

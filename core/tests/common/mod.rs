@@ -6,7 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use closeloop_core::resession::{plan, resessionize, Changes, Plan, VisitEvent, VisitSession, Window};
+use closeloop_core::resession::{
+    plan, resessionize, Changes, Plan, VisitEvent, VisitSession, Window,
+};
 
 impl<S> Default for Shard<S> {
     fn default() -> Self {
@@ -39,7 +41,7 @@ impl<S: Clone + PartialEq> Shard<S> {
         let latest = self.sessions.values().next_back().cloned();
         let mut window = match plan(latest.as_ref(), &fresh) {
             Plan::First => Window::Empty,
-            Plan::Append => Window::Append(latest.expect("a latest session")),
+            Plan::Append => Window::Append(Box::new(latest.expect("a latest session"))),
             Plan::Recut { at, id } => {
                 // the latest session that starts at or before (at, id), else the first
                 let from = self
@@ -139,4 +141,3 @@ impl<S: Clone + PartialEq> Shard<S> {
         }
     }
 }
-

@@ -354,11 +354,7 @@ fn touches_sql(query: &Query) -> String {
         column(f.country.is_some(), "s.country", "country"),
         column(f.device.is_some(), "s.device_type", "device"),
     ];
-    let visitor = column(
-        query.model.needs_chain(),
-        "s.visitor_id",
-        "visitor",
-    );
+    let visitor = column(query.model.needs_chain(), "s.visitor_id", "visitor");
     format!(
         "SELECT s.session_id AS id, {visitor}, lv.lead_id AS lead, s.started_at AS started_at, \
          s.channel AS channel, {} FROM lead_visitors lv CROSS JOIN sessions s \
