@@ -596,3 +596,52 @@ fn sketched_visitors_are_estimates_within_the_stated_error() {
     );
     assert!(VisitorSet::from_bytes(&[7, 1]).is_none());
 }
+
+/// New visitors and exits, figures the reports do not show yet: one visitor, two sessions
+/// (10:00 from the newsletter, /a then /b; 12:00 direct, /c). Worked by hand: the first
+/// session is a new visitor's, the second is not; entrances /a and /c, exits /b and /c.
+#[test]
+fn new_visitors_and_exits_by_hand() {
+    let ev = |id: &str, minute: i64, path: &str, arrival| VisitEvent {
+        id: id.into(),
+        at: minute * MIN,
+        path: path.into(),
+        arrival,
+        pageview: true,
+        is_bot: false,
+        country: None,
+        device: None,
+        session: None,
+    };
+    let mut shard: Shard<SessionTouch> = Shard::default();
+    let mut rollup = Rollup::new();
+    let batch = [
+        ev("a", 600, "/a", Arrival::Tagged(touch(0))),
+        ev("b", 605, "/b", Arrival::Internal),
+        ev("c", 720, "/c", Arrival::Direct),
+    ];
+    rollup.apply("ann", &shard.ingest(&batch, 5, excluded));
+    let q = Query::new(0, DAY_MS);
+    let rows: Vec<(i64, i64, i64)> = rollup
+        .hours
+        .values()
+        .flat_map(|h| h.rows.values())
+        .map(|r| (r.sessions, r.pageviews, r.new_visitors))
+        .collect();
+    assert_eq!(rows, [(1, 2, 1), (1, 1, 0)]);
+    let pages = answer::page_traffic(&rollup, &q).expect("aligned");
+    let got: Vec<(&str, i64, i64, i64)> = pages
+        .iter()
+        .map(|(p, f)| (p.as_str(), f.views, f.entrances, f.exits))
+        .collect();
+    assert_eq!(got, [("/a", 1, 1, 0), ("/b", 1, 0, 1), ("/c", 1, 1, 1)]);
+    // the steps: (none -> Email), (Email -> Direct), with and without bots
+    let t = answer::traffic(&rollup, &q).expect("aligned");
+    let steps: Vec<(Option<&str>, &str, u64)> = t
+        .counted
+        .steps
+        .iter()
+        .map(|s| (s.previous.as_deref(), s.channel.as_str(), s.sessions))
+        .collect();
+    assert_eq!(steps, [(None, "Email", 1), (Some("Email"), "Direct", 1)]);
+}
