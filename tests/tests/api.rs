@@ -1158,22 +1158,25 @@ fn the_global_data_driven_allocation_is_offered() {
     let page = |id: &str, at: i64, url: &str| json!({"id": id, "type": "pageview", "created_at": at, "url": url});
     for (visitor, events) in [
         (
-            "ddg-ann",
+            "ddg-visitor-ann",
             vec![
-                page("ddg-a1", t, ad),
-                page("ddg-a2", t + 3 * day, news),
-                form("ddg-a3", t + 3 * day + 60_000, "ann@ddg.example"),
+                page("ddg-ev-a1", t, ad),
+                page("ddg-ev-a2", t + 3 * day, news),
+                form("ddg-ev-a3", t + 3 * day + 60_000, "ann@ddg.example"),
             ],
         ),
         (
-            "ddg-bea",
+            "ddg-visitor-bea",
             vec![
-                page("ddg-b1", t + day, ad),
-                form("ddg-b2", t + day + 60_000, "bea@ddg.example"),
+                page("ddg-ev-b1", t + day, ad),
+                form("ddg-ev-b2", t + day + 60_000, "bea@ddg.example"),
             ],
         ),
-        ("ddg-anon-1", vec![page("ddg-c1", t + day, news)]),
-        ("ddg-anon-2", vec![page("ddg-d1", t + 2 * day, news)]),
+        ("ddg-visitor-anon-1", vec![page("ddg-ev-c1", t + day, news)]),
+        (
+            "ddg-visitor-anon-2",
+            vec![page("ddg-ev-d1", t + 2 * day, news)],
+        ),
     ] {
         let a = post_json(
             w,
