@@ -8,6 +8,9 @@
 //! - `data/excluded-referrers.txt` becomes a static pattern list
 //!   (`$OUT_DIR/excluded_referrers.rs`).
 //!
+//! - `data/bots/` and `data/devices.txt` become the bot pattern and device rule tables
+//!   (`$OUT_DIR/agents.rs`, see `build/agents.rs`).
+//!
 //! Without `full` (the tracker's wasm build) it does nothing and needs no dependency.
 
 fn main() {
@@ -15,6 +18,11 @@ fn main() {
     #[cfg(feature = "full")]
     full::run();
 }
+
+/// `data/bots/` and `data/devices.txt` → `$OUT_DIR/agents.rs` (user agents: bots, devices).
+#[cfg(feature = "full")]
+#[path = "build/agents.rs"]
+mod agents;
 
 #[cfg(feature = "full")]
 mod full {
@@ -62,7 +70,7 @@ mod full {
             .join("data")
     }
 
-    fn read(path: &Path) -> String {
+    pub(crate) fn read(path: &Path) -> String {
         println!("cargo:rerun-if-changed={}", path.display());
         std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
     }
@@ -74,6 +82,7 @@ mod full {
         std::fs::write(out.join("ga4_rules.rs"), rules(&data)).expect("write ga4_rules.rs");
         std::fs::write(out.join("excluded_referrers.rs"), excluded(&data))
             .expect("write excluded_referrers.rs");
+        crate::agents::run(&data, &out);
     }
 
     // ---------------------------------------------------------------- sources
