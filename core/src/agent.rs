@@ -98,17 +98,19 @@ impl Agent {
 
 struct Rules {
     woothee: woothee::parser::Parser,
-    devices: regex::RegexSet,
+    devices: regex::bytes::RegexSet,
 }
 
 fn rules() -> &'static Rules {
     static R: OnceLock<Rules> = OnceLock::new();
     R.get_or_init(|| Rules {
         woothee: woothee::parser::Parser::new(),
-        devices: regex::RegexSetBuilder::new(bots::DEVICE_RULES.iter().map(|(_, r)| *r))
+        // ASCII rules over bytes: no Unicode case tables to walk
+        devices: regex::bytes::RegexSetBuilder::new(bots::DEVICE_RULES.iter().map(|(_, r)| *r))
             .case_insensitive(true)
+            .unicode(false)
             .build()
-            .unwrap_or_else(|_| regex::RegexSet::empty()),
+            .unwrap_or_else(|_| regex::bytes::RegexSet::empty()),
     })
 }
 
@@ -133,7 +135,7 @@ fn unquote(s: &str) -> &str {
 
 /// The device class the rules of `core/data/devices.txt` give, if any.
 fn rule_class(ua: &str) -> Option<&'static str> {
-    let i = rules().devices.matches(ua).iter().next()?;
+    let i = rules().devices.matches(ua.as_bytes()).iter().next()?;
     bots::DEVICE_RULES.get(i).map(|(c, _)| *c)
 }
 

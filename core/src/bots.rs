@@ -10,11 +10,18 @@
 //! - `closeloop` (`extra.txt`): the few this project adds, each with its reason.
 //!
 //! A user agent is a bot when any pattern of any list matches it (case-insensitively),
-//! after the allow-list of in-app browsers ([`IN_APP`], `data/bots/in-app.txt`) has
-//! blanked out the app's own token: people reading a page inside Instagram or Snapchat
-//! are people, while the same companies' link-preview fetchers still say `bot`,
-//! `preview` or `externalhit` elsewhere in their user agent. An empty user agent is a
-//! bot (every browser sends one).
+//! after what names a person's software or hardware has been blanked out:
+//! - the allow-list of in-app browsers ([`IN_APP`], `data/bots/in-app.txt`): people
+//!   reading a page inside Instagram or Snapchat are people, while the same companies'
+//!   link-preview fetchers still say `bot`, `preview` or `externalhit` elsewhere in
+//!   their user agent;
+//! - an Android browser's device model and build id (`(Linux; Android 13; Spider 8
+//!   Build/TP1A...)`: phones are sold as "Spider 8", "M bot tab 10" or "Radar Deluxe",
+//!   and a crawler that spoofs a phone adds its name elsewhere, e.g. `(compatible;
+//!   Googlebot/2.1; ...)`);
+//! - the TV platform tokens of `data/devices.txt` (`HbbTV/1.1.1;CE-HTML/1.0;` reads as
+//!   isbot's "`name/1.0;` is a library" otherwise).
+//! An empty user agent is a bot (every browser sends one).
 //!
 //! The reason reported is the first matching pattern of the first list in the order
 //! above, so that a named crawler is reported by name rather than by isbot's `bot`.
@@ -112,8 +119,11 @@ struct Matcher {
         &'static [&'static str],
         usize,
     )>,
-    in_app: Vec<(&'static str, regex::Regex)>,
-    in_app_set: regex::RegexSet,
+    in_app: Vec<(&'static str, regex::bytes::Regex)>,
+    in_app_set: regex::bytes::RegexSet,
+    /// The device-model slot of an Android browser's platform (`(Linux; Android 13;
+    /// SM-S911B Build/TP1A...)`) and the TV platform tokens of `data/devices.txt`.
+    hardware: Vec<regex::bytes::Regex>,
 }
 
 fn build_regex(p: &str) -> Option<regex::bytes::Regex> {
@@ -167,6 +177,8 @@ fn matcher() -> &'static Matcher {
         }
         let ac = aho_corasick::AhoCorasick::builder()
             .match_kind(aho_corasick::MatchKind::Standard)
+            // the cheapest automaton to build (once per isolate); a search costs ~1 µs
+            .kind(Some(aho_corasick::AhoCorasickKind::NoncontiguousNFA))
             .build(&lits)
             .unwrap_or_else(|_| {
                 aho_corasick::AhoCorasick::new(Vec::<&str>::new()).expect("an empty automaton")
@@ -178,22 +190,34 @@ fn matcher() -> &'static Matcher {
             .dfa_size_limit(8 << 20)
             .build()
             .unwrap_or_else(|_| regex::bytes::RegexSet::empty());
-        let in_app: Vec<(&'static str, regex::Regex)> = IN_APP
+        // Every expression here is ASCII: compiled without Unicode tables (a worker
+        // pays for this once per isolate, in V8).
+        let in_app: Vec<(&'static str, regex::bytes::Regex)> = IN_APP
             .iter()
-            .filter_map(|(name, re)| {
-                regex::RegexBuilder::new(re)
-                    .case_insensitive(true)
-                    .build()
-                    .ok()
-                    .map(|r| (*name, r))
-            })
+            .filter_map(|(name, re)| build_regex(re).map(|r| (*name, r)))
             .collect();
-        let in_app_set = regex::RegexSetBuilder::new(in_app.iter().map(|(_, r)| r.as_str()))
+        let in_app_set = regex::bytes::RegexSetBuilder::new(in_app.iter().map(|(_, r)| r.as_str()))
             .case_insensitive(true)
+            .unicode(false)
             .build()
-            .unwrap_or_else(|_| regex::RegexSet::empty());
+            .unwrap_or_else(|_| regex::bytes::RegexSet::empty());
+        let mut hardware: Vec<regex::bytes::Regex> = [
+            // "(Linux; U; Android 7.1.2; en-us; M bot tab 10 Build/N2G47H)": the model
+            // and build id name hardware and firmware, never a client
+            r"\(Linux; (?:U; )?Android[^;)]*; (?:[a-z]{2}[-_][a-z]{2}; )?([^;)]+)",
+        ]
+        .into_iter()
+        .filter_map(build_regex)
+        .collect();
+        hardware.extend(
+            DEVICE_RULES
+                .iter()
+                .filter(|(class, _)| *class == "tv")
+                .filter_map(|(_, r)| build_regex(r)),
+        );
         Matcher {
             ac,
+            hardware,
             ac_ids,
             anchored,
             set,
@@ -214,12 +238,13 @@ pub fn warm() {
 /// version (when the app's token carries one).
 pub fn in_app_browser(ua: &str) -> Option<(&'static str, Option<String>)> {
     let m = matcher();
-    let i = m.in_app_set.matches(ua).into_iter().next()?;
+    let i = m.in_app_set.matches(ua.as_bytes()).into_iter().next()?;
     let (name, re) = m.in_app.get(i)?;
     let version = re
-        .captures(ua)
+        .captures(ua.as_bytes())
         .and_then(|c| c.get(1))
-        .map(|v| v.as_str().trim_end_matches('.').to_string())
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+        .map(|v| v.trim_end_matches('.').to_string())
         .filter(|v| !v.is_empty());
     Some((*name, version))
 }
@@ -231,17 +256,13 @@ pub fn check(ua: &str) -> Option<BotReason> {
         return Some(EMPTY);
     }
     let m = matcher();
-    let mut hay = ua.as_bytes().to_ascii_lowercase();
-    // In-app browsers: blank out the app's own token before the lists look.
-    if m.in_app_set.is_match(ua) {
-        for (_, re) in &m.in_app {
-            for found in re.find_iter(ua) {
-                for b in &mut hay[found.range()] {
-                    *b = b' ';
-                }
-            }
-        }
+    // Most user agents are people's and match nothing: one pass over the lower-cased
+    // text says so. Blanking out in-app tokens, device models and TV tokens can only
+    // take matches away, so it is done (and the reason looked for) only after a hit.
+    if !any(m, &ua.as_bytes().to_ascii_lowercase()) {
+        return None;
     }
+    let hay = blanked(m, ua);
     best(m, &hay).map(|i| {
         let p = &BOT_PATTERNS[i];
         BotReason {
@@ -251,15 +272,83 @@ pub fn check(ua: &str) -> Option<BotReason> {
     })
 }
 
+/// Every list with a pattern that matches `ua` (after the in-app allow-list), in
+/// [`BOT_LISTS`] order: how the benchmark measures each list on its own.
+pub fn matching_lists(ua: &str) -> Vec<&'static str> {
+    let ua = ua.trim();
+    if ua.is_empty() {
+        return vec![EMPTY.list];
+    }
+    let m = matcher();
+    let hay = blanked(m, ua);
+    let mut hit = [false; 3];
+    visit(m, &hay, |i| hit[BOT_PATTERNS[i].list] = true);
+    BOT_LISTS
+        .iter()
+        .zip(hit)
+        .filter(|(_, h)| *h)
+        .map(|(l, _)| l.name)
+        .collect()
+}
+
+/// The lower-cased user agent with what names a person's software or hardware rather
+/// than a client blanked out: in-app browsers' own tokens, an Android browser's device
+/// model and build id, TV platform tokens (`HbbTV`, `CE-HTML`, `SmartTV`).
+fn blanked(m: &Matcher, ua: &str) -> Vec<u8> {
+    let mut hay = ua.as_bytes().to_ascii_lowercase();
+    let mut blank = |r: std::ops::Range<usize>| {
+        for b in &mut hay[r] {
+            *b = b' ';
+        }
+    };
+    if m.in_app_set.is_match(ua.as_bytes()) {
+        for (_, re) in &m.in_app {
+            for found in re.find_iter(ua.as_bytes()) {
+                blank(found.range());
+            }
+        }
+    }
+    for re in &m.hardware {
+        for c in re.captures_iter(ua.as_bytes()) {
+            if let Some(g) = c.get(1).or_else(|| c.get(0)) {
+                blank(g.range());
+            }
+        }
+    }
+    hay
+}
+
 /// The lowest pattern index that matches the lower-cased `hay` (patterns are in the
 /// order reasons are preferred).
 fn best(m: &Matcher, hay: &[u8]) -> Option<usize> {
     let mut best: Option<usize> = None;
-    let mut consider = |i: usize| {
+    visit(m, hay, |i: usize| {
         if best.is_none_or(|b| i < b) {
             best = Some(i);
         }
-    };
+    });
+    best
+}
+
+/// Whether any pattern matches `hay` (the fast path: no reason looked for).
+fn any(m: &Matcher, hay: &[u8]) -> bool {
+    m.anchored.iter().any(|(text, start, end, _)| {
+        let t = text.as_bytes();
+        match (start, end) {
+            (true, true) => hay == t,
+            (true, false) => hay.starts_with(t),
+            (false, true) => hay.ends_with(t),
+            (false, false) => false,
+        }
+    }) || m.ac.is_match(hay)
+        || m.set.is_match(hay)
+        || m.looks
+            .iter()
+            .any(|(re, before, after, _)| look_matches(re, before, after, hay))
+}
+
+/// Calls `consider` with the index of every pattern that matches `hay`.
+fn visit(m: &Matcher, hay: &[u8], mut consider: impl FnMut(usize)) {
     for (text, start, end, i) in &m.anchored {
         let t = text.as_bytes();
         let hit = match (start, end) {
@@ -291,7 +380,6 @@ fn best(m: &Matcher, hay: &[u8]) -> Option<usize> {
             consider(*i);
         }
     }
-    best
 }
 
 /// Whether `re` matches somewhere in `hay` not right after any of `before` and not right

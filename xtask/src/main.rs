@@ -11,6 +11,7 @@
 //!   referrer lists core compiles in.
 
 mod bench;
+mod bench_enrich;
 mod bench_ingest;
 mod bench_reports;
 mod bench_tracker;
@@ -31,7 +32,7 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   demo            install, build, migrate and serve the demo (worker + demo site)
   test            install what is missing, then run every test
-  bench [--only sizes,ingest,tracker,reports,core] [--quick]
+  bench [--only sizes,ingest,tracker,reports,core,enrich] [--quick]
                   build in release, measure, write BENCHMARKS.md (--only: print)
   build           build the tracker and the worker
   lint            cargo fmt --check and clippy (native and wasm32), -D warnings
