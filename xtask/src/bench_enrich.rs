@@ -251,9 +251,9 @@ fn s(y: &Yaml) -> &str {
 // ------------------------------------------------------------------- before
 
 /// Today's enrichment before this change (`main`'s `edge/src/enrich.rs`): the same code
-/// as `core/examples/enrich_cpu.rs` runs for the CPU rows, in release.
+/// as `core/examples/enrich_cpu/` runs for the CPU rows, in release.
 mod before {
-    include!("../../core/examples/enrich_before.rs");
+    include!("../../core/examples/enrich_cpu/before.rs");
 }
 
 // ------------------------------------------------------------------ helpers
@@ -776,7 +776,7 @@ pub fn run() -> Result<String> {
     Ok(md)
 }
 
-/// Runs `core/examples/enrich_cpu.rs` (release, a fresh process) over `stream` and
+/// Runs `core/examples/enrich_cpu/` (release, a fresh process) over `stream` and
 /// tabulates its JSON answer.
 fn cpu_rows(stream: &[&str]) -> Result<String> {
     let file = corpora_dir().join("cpu-stream.txt");
@@ -813,7 +813,7 @@ fn cpu_rows(stream: &[&str]) -> Result<String> {
     ));
     Ok(format!(
         "CPU of enrichment (release build, natively on one core, one process, alternating rounds; {} user agents: \
-         browsers and crawlers; `core/examples/enrich_cpu.rs`). The worker runs the same code in V8 (wasm), \
+         browsers and crawlers; `core/examples/enrich_cpu/`). The worker runs the same code in V8 (wasm), \
          a few times slower in absolute terms; the ratios are what the budget is about.\n\n\
          | | before (woothee + isbot 0.1.3) | after (core::agent) | ratio | budget |\n|---|---:|---:|---:|---|\n\
          | start-up (lists compiled once per isolate) | {:.1} ms | {:.1} ms | {:.2}x | |\n\

@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 mod before {
-    include!("enrich_before.rs");
+    include!("before.rs");
 }
 
 fn per_call(uas: &[&str], f: &mut dyn FnMut(&str)) -> f64 {

@@ -1,6 +1,6 @@
 // The enrichment `main` had before issue 16 (`edge/src/enrich.rs`: the `woothee`
 // crate and the `isbot` crate 0.1.3), kept only to measure against: included by
-// `enrich_cpu.rs` and by `xtask/src/bench_enrich.rs`.
+// `main.rs` and by `xtask/src/bench_enrich.rs`.
 
 use std::sync::OnceLock;
 
