@@ -305,7 +305,10 @@ pub fn run(data: &Path, out: &Path) {
             .unwrap_or_else(|| panic!("data/devices.txt:{n}: want CLASS<TAB>REGEX"));
         let class = class.trim();
         assert!(
-            matches!(class, "tv" | "console" | "mobile" | "tablet" | "desktop"),
+            matches!(
+                class,
+                "tv" | "console" | "mobile" | "tablet" | "desktop" | "feature"
+            ),
             "data/devices.txt:{n}: unknown class {class:?}"
         );
         check_re("devices.txt", n, re);

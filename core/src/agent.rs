@@ -136,7 +136,9 @@ fn unquote(s: &str) -> &str {
 /// The device class the rules of `core/data/devices.txt` give, if any.
 fn rule_class(ua: &str) -> Option<&'static str> {
     let i = rules().devices.matches(ua.as_bytes()).iter().next()?;
-    bots::DEVICE_RULES.get(i).map(|(c, _)| *c)
+    bots::DEVICE_RULES
+        .get(i)
+        .map(|(c, _)| if *c == "feature" { "mobile" } else { *c })
 }
 
 /// A browser user agent (as opposed to an app's HTTP client) on Android.

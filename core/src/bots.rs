@@ -20,7 +20,11 @@
 //!   and a crawler that spoofs a phone adds its name elsewhere, e.g. `(compatible;
 //!   Googlebot/2.1; ...)`);
 //! - the TV platform tokens of `data/devices.txt` (`HbbTV/1.1.1;CE-HTML/1.0;` reads as
-//!   isbot's "`name/1.0;` is a library" otherwise).
+//!   isbot's "`name/1.0;` is a library" otherwise); and on TV and feature-phone user
+//!   agents (`data/devices.txt`'s `tv` and `feature` rules), whose capability tokens
+//!   (`Java/ASVM/1.1`, `MMS/LG-MMS-V1.0/1.2`) look like libraries' names, only the named
+//!   lists count, not isbot's generic patterns.
+//!
 //! An empty user agent is a bot (every browser sends one).
 //!
 //! The reason reported is the first matching pattern of the first list in the order
@@ -121,6 +125,9 @@ struct Matcher {
     )>,
     in_app: Vec<(&'static str, regex::bytes::Regex)>,
     in_app_set: regex::bytes::RegexSet,
+    /// TV and feature-phone user agents (`data/devices.txt` classes `tv`, `feature`):
+    /// only the named lists count on them.
+    platform_tokens: regex::bytes::RegexSet,
     /// The device-model slot of an Android browser's platform (`(Linux; Android 13;
     /// SM-S911B Build/TP1A...)`) and the TV platform tokens of `data/devices.txt`.
     hardware: Vec<regex::bytes::Regex>,
@@ -215,8 +222,19 @@ fn matcher() -> &'static Matcher {
                 .filter(|(class, _)| *class == "tv")
                 .filter_map(|(_, r)| build_regex(r)),
         );
+        let platform_tokens = regex::bytes::RegexSetBuilder::new(
+            DEVICE_RULES
+                .iter()
+                .filter(|(class, _)| matches!(*class, "tv" | "feature"))
+                .map(|(_, r)| *r),
+        )
+        .case_insensitive(true)
+        .unicode(false)
+        .build()
+        .unwrap_or_else(|_| regex::bytes::RegexSet::empty());
         Matcher {
             ac,
+            platform_tokens,
             hardware,
             ac_ids,
             anchored,
@@ -263,7 +281,10 @@ pub fn check(ua: &str) -> Option<BotReason> {
         return None;
     }
     let hay = blanked(m, ua);
-    best(m, &hay).map(|i| {
+    // a TV's or feature phone's capability tokens are not a library's name: isbot's
+    // generic patterns do not count there, the named lists do
+    let named_only = m.platform_tokens.is_match(ua.as_bytes());
+    best(m, &hay, named_only).map(|i| {
         let p = &BOT_PATTERNS[i];
         BotReason {
             list: BOT_LISTS[p.list].name,
@@ -281,8 +302,13 @@ pub fn matching_lists(ua: &str) -> Vec<&'static str> {
     }
     let m = matcher();
     let hay = blanked(m, ua);
+    let named_only = m.platform_tokens.is_match(ua.as_bytes());
     let mut hit = [false; 3];
-    visit(m, &hay, |i| hit[BOT_PATTERNS[i].list] = true);
+    visit(m, &hay, |i| {
+        if !(named_only && BOT_LISTS[BOT_PATTERNS[i].list].name == "isbot") {
+            hit[BOT_PATTERNS[i].list] = true;
+        }
+    });
     BOT_LISTS
         .iter()
         .zip(hit)
@@ -320,9 +346,12 @@ fn blanked(m: &Matcher, ua: &str) -> Vec<u8> {
 
 /// The lowest pattern index that matches the lower-cased `hay` (patterns are in the
 /// order reasons are preferred).
-fn best(m: &Matcher, hay: &[u8]) -> Option<usize> {
+fn best(m: &Matcher, hay: &[u8], named_only: bool) -> Option<usize> {
     let mut best: Option<usize> = None;
     visit(m, hay, |i: usize| {
+        if named_only && BOT_LISTS[BOT_PATTERNS[i].list].name == "isbot" {
+            return;
+        }
         if best.is_none_or(|b| i < b) {
             best = Some(i);
         }
@@ -466,6 +495,26 @@ mod tests {
             check("facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)")
                 .is_some()
         );
+    }
+
+    #[test]
+    fn capability_tokens_of_tvs_and_feature_phones_are_not_libraries() {
+        // J2ME phones list their runtime as product tokens; isbot reads `java` as a bot
+        let phone = "Nokia6300/2.0 (05.00) Profile/MIDP-2.0 Configuration/CLDC-1.1 Java/Jbed/7.0";
+        assert_eq!(check(phone), None);
+        let tv = "Opera/9.80 (Linux mips; U; HbbTV/1.1.1 (; Philips; ; ; ; ) CE-HTML/1.0 NETTV/3.2.1; en) Presto/2.6.33 Version/10.70";
+        assert_eq!(check(tv), None);
+        // a named crawler on a feature phone's user agent is still found
+        let gbot = "Nokia6820/2.0 (4.83) Profile/MIDP-1.0 Configuration/CLDC-1.0 (compatible; Googlebot-Mobile/2.1; +http://www.google.com/bot.html)";
+        assert_eq!(check(gbot).map(|r| r.list), Some("crawler-user-agents"));
+    }
+
+    #[test]
+    fn device_models_are_not_bot_names() {
+        let phone = "Mozilla/5.0 (Linux; Android 13; Spider 8 Build/TP1A.220624.014) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36";
+        assert_eq!(check(phone), None);
+        let spoof = "Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X Build/MMB29P) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/41.0.2272.96 Mobile Safari/537.36 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+        assert!(check(spoof).is_some());
     }
 
     #[test]

@@ -17,6 +17,9 @@ const SAFARI_IOS: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X)
 const GOOGLE_OTHER: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 (compatible; GoogleOther)";
 const SNAPCHAT: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Snapchat/12.63.0.40 (like Safari/8617.2.4.10.8, panda)";
 
+/// Extra request headers.
+type Headers<'a> = Vec<(&'a str, &'a str)>;
+
 /// One page view `ago_ms` before now, on `url`, arriving from `referrer`.
 fn view(site: &str, visitor: &str, id: &str, url: &str, referrer: &str, ago_ms: i64) -> String {
     let now = now_ms();
@@ -81,7 +84,7 @@ fn bot_reasons_are_stored_and_shown_in_the_bots_report() {
     let origin = "https://bots.example";
     let site = worker.create_site(&[origin]).expect("site");
     let page = format!("{origin}/");
-    let sends: [(&str, &str, Vec<(&str, &str)>); 5] = [
+    let sends: [(&str, &str, Headers<'_>); 5] = [
         ("evt-bot-chrome", "visitor-bot-0001", vec![("User-Agent", CHROME)]),
         ("evt-bot-gother", "visitor-bot-0002", vec![("User-Agent", GOOGLE_OTHER)]),
         (

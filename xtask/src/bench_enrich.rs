@@ -469,6 +469,9 @@ pub fn run() -> Result<String> {
     }
     let mut seen = std::collections::HashSet::new();
     uap_all.retain(|(u, _)| seen.insert(u.clone()));
+    // headless browsers (uap-core's families HeadlessChrome and PhantomJS) are automation
+    // whatever its spider rules say: neither bots to find nor people to spare
+    uap_all.retain(|(_, fam)| !matches!(fam.as_str(), "HeadlessChrome" | "PhantomJS"));
     let (uap_bots, uap_people): (Vec<_>, Vec<_>) = uap_all
         .iter()
         .partition(|(u, fam)| fam == "Spider" || is_spider(u));
@@ -774,18 +777,43 @@ pub fn run() -> Result<String> {
             r.what, r.corpus, r.n, r.after
         ));
     }
-    for u in fp_uap_after.iter().take(10) {
-        note(format!(
-            "  uap-core false positive: {u} ({:?})",
-            bots::check(u)
-        ));
-    }
-    for u in fp_dd_after.iter().take(10) {
-        note(format!(
-            "  DeviceDetector false positive: {u} ({:?})",
-            bots::check(u)
-        ));
-    }
+    // every miss, for whoever works on the lists next (the build tree, never committed)
+    let dump = |name: &str, lines: Vec<String>| {
+        let path = corpora_dir().join(name);
+        let _ = std::fs::write(&path, lines.join("\n"));
+        note(format!("details: {}", path.display()));
+    };
+    let reason = |u: &str| bots::check(u).map(|r| r.code()).unwrap_or_default();
+    dump(
+        "false-positives.txt",
+        fp_uap_after
+            .iter()
+            .map(|u| format!("uap-core\t{}\t{u}", reason(u)))
+            .chain(
+                fp_dd_after
+                    .iter()
+                    .map(|u| format!("device-detector\t{}\t{u}", reason(u))),
+            )
+            .collect(),
+    );
+    dump(
+        "device-errors.txt",
+        dd.iter()
+            .filter(|x| !x.bot && x.device.is_some() && x.headers.is_empty())
+            .filter_map(|x| {
+                let got = now(&x.ua).device_type;
+                (Some(got.as_str()) != x.device).then(|| {
+                    format!(
+                        "{}\t{}\t{}\t{got}\t{}",
+                        x.client,
+                        x.raw_type,
+                        x.device.unwrap_or(""),
+                        x.ua
+                    )
+                })
+            })
+            .collect(),
+    );
     md.push('\n');
     md.push_str(&cpu);
     Ok(md)
