@@ -564,7 +564,7 @@ pub fn run() -> Result<String> {
             .count();
         let ok_before = cases
             .iter()
-            .filter(|x| Some(before::agent(&x.ua).0) == x.device)
+            .filter(|x| Some(before::agent(&x.ua).0.as_str()) == x.device)
             .count();
         rows.push(Row {
             what: what.into(),

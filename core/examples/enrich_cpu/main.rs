@@ -39,7 +39,7 @@ fn main() {
     let (mut ub, mut ua) = (Vec::new(), Vec::new());
     for _ in 0..9 {
         ub.push(per_call(&uas, &mut |u| {
-            black_box(before::agent(u));
+            black_box(before::agent_full(u));
         }));
         ua.push(per_call(&uas, &mut |u| {
             black_box(agent::parse(u, &ClientHints::default()));
@@ -57,16 +57,16 @@ fn main() {
     }
     let (mut mb, mut ma) = (Vec::new(), Vec::new());
     for _ in 0..9 {
-        let mut m: HashMap<String, (&'static str, bool)> = HashMap::new();
+        let mut m: HashMap<String, before::OldAgent> = HashMap::new();
         mb.push(per_call(&events, &mut |u| {
             if let Some(v) = m.get(u) {
-                black_box(v);
+                black_box(v.clone());
                 return;
             }
             if m.len() >= 512 {
                 m.clear();
             }
-            m.insert(u.to_string(), before::agent(u));
+            m.insert(u.to_string(), before::agent_full(u));
         }));
         let mut m: HashMap<String, agent::Agent> = HashMap::new();
         ma.push(per_call(&events, &mut |u| {
