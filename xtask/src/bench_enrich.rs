@@ -857,7 +857,8 @@ fn cpu_rows(stream: &[&str]) -> Result<String> {
     Ok(format!(
         "CPU of enrichment (release build, natively on one core, one process, alternating rounds; {} user agents: \
          browsers and crawlers; `core/examples/enrich_cpu/`). The worker runs the same code in V8 (wasm), \
-         a few times slower in absolute terms; the ratios are what the budget is about.\n\n\
+         a few times slower in absolute terms; the ratios are what the budget is about. Start-up is one cold measurement each, \
+before first, in one process on a shared machine: noisy, and the first measured also pays the process's own warm-up.\n\n\
          | | before (woothee + isbot 0.1.3) | after (core::agent) | ratio | budget |\n|---|---:|---:|---:|---|\n\
          | start-up (lists compiled once per isolate) | {:.1} ms | {:.1} ms | {:.2}x | |\n\
          | one user agent, uncached | {:.2} µs | {:.2} µs | {:.2}x | |\n\
