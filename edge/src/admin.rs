@@ -33,6 +33,9 @@ pub async fn route(req: &mut Request, env: &Env, rest: &[&str], now: i64) -> Api
         }
         (["sites", site, "origins"], Method::Put) => set_origins(req, &store, site, now).await,
         (["sites", site, "privacy"], Method::Put) => set_privacy(req, &store, site, now).await,
+        (["sites", site, "reclassify"], Method::Post) => {
+            crate::reclassify::step(req, &store, site).await
+        }
         (["audit"], Method::Get) => {
             let url = req.url()?;
             let site = url
@@ -66,6 +69,7 @@ pub async fn route(req: &mut Request, env: &Env, rest: &[&str], now: i64) -> Api
             | ["sites", _, "keys", _]
             | ["sites", _, "origins"]
             | ["sites", _, "privacy"]
+            | ["sites", _, "reclassify"]
             | ["audit"]
             | ["sessions:flush"]
             | ["cron:run"],

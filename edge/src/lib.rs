@@ -12,6 +12,7 @@
 //! - [`admin`] — sites, origins, privacy settings, keys, the audit log.
 //! - [`privacy`] — GPC, URL cleaning and geo minimisation before anything is stored.
 //! - [`delivery`], [`cron`] — webhook deliveries; the cron trigger's bounded work.
+//! - [`reclassify`] — stored events and sessions classified again when the lists change.
 //! - [`reports`] — the read API.
 //! - [`api`] — events:import, conversions, spend, reports, leads, openapi.json.
 //! - [`cors`], [`error`] — CORS headers; one JSON error type.
@@ -26,6 +27,7 @@ pub mod enrich;
 pub mod error;
 pub mod ingest;
 pub mod privacy;
+pub mod reclassify;
 pub mod reports;
 pub mod store;
 pub mod touch;
@@ -34,9 +36,10 @@ use error::{ApiError, ApiResult};
 use store::Store;
 use worker::{event, Context, Date, Env, Method, Request, Response};
 
-/// Runs once when an isolate instantiates the module: compiles the user-agent and bot
-/// patterns (about 45 ms of CPU in V8, measured) so that this one-off cost falls in the
-/// isolate's start-up budget instead of its first request's CPU time.
+/// Runs once when an isolate instantiates the module: compiles the user-agent rules and
+/// the bot lists (see BENCHMARKS.md, "Enrichment", for what it costs) so that this
+/// one-off cost falls in the isolate's start-up budget instead of its first request's CPU
+/// time.
 #[event(start)]
 pub fn start() {
     enrich::warm();

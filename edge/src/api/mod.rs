@@ -14,6 +14,7 @@
 //! `closeloop_core::report` only.
 
 pub mod audit;
+pub mod bots;
 pub mod conversions;
 pub mod events_import;
 pub mod leads;
@@ -58,7 +59,7 @@ const fn entry(method: &'static str, path: &'static str, scope: KeyKind) -> Rout
 }
 
 /// Every endpoint under `/v1/sites/{site}/` and its scope.
-pub const ROUTES: [Route; 18] = [
+pub const ROUTES: [Route; 19] = [
     entry("POST", "events:import", KeyKind::Write),
     entry("POST", "conversions", KeyKind::Write),
     entry("POST", "conversions:import", KeyKind::Write),
@@ -66,6 +67,7 @@ pub const ROUTES: [Route; 18] = [
     entry("POST", "spend:import", KeyKind::Write),
     entry("GET", "reports/sources", KeyKind::Read),
     entry("GET", "reports/pages", KeyKind::Read),
+    entry("GET", "reports/bots", KeyKind::Read),
     entry("GET", "reports/timeseries", KeyKind::Read),
     entry("GET", "leads", KeyKind::Read),
     entry("GET", "leads/{lead}", KeyKind::Read),
@@ -173,6 +175,7 @@ pub async fn route(
         ("spend:import", _) => spend::import(req, &store, &cfg, now).await,
         ("reports/sources", _) => reports::sources(req, &store, &cfg, now).await,
         ("reports/pages", _) => reports::pages(req, &store, &cfg, now).await,
+        ("reports/bots", _) => bots::report(req, &store, &cfg, now).await,
         ("reports/timeseries", _) => reports::timeseries(req, &store, &cfg, now).await,
         ("leads", _) => leads::list(req, &store, &cfg).await,
         ("leads/{lead}", [_, lead]) if r.method == "GET" => {
@@ -195,7 +198,7 @@ pub async fn route(
     }
 }
 
-/// Checks the key (401 without one or with a malformed one, 403 when it is not a live
+/// Checks the key (401 without one, 403 when it is malformed or not a live
 /// `kind` key of this site) and loads the site.
 async fn authorise(
     req: &Request,
