@@ -483,3 +483,27 @@ async fn the_page_log_gets_every_event_id_the_tracker_creates() {
     assert_eq!(logged.len(), 4, "{log}");
     assert_eq!(logged, stored);
 }
+
+/// Regression: `consent(true)` copied every `_cl_` key from memory to storage,
+/// including the keys memory did not hold, which wrote `"undefined"` over the
+/// stored queue. Scenario: no consent required; the page queues `consent(true)`
+/// before the tag (`window.closeloop = [["consent", true]]`), so it runs right
+/// after start-up, before the first send. Expected: the landing page view reaches
+/// the edge, and no stored value is the string "undefined".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consent_given_before_the_first_send_keeps_the_queue() {
+    let head = "<script>window.closeloop = [['consent', true]];</script>";
+    let s = setup(&[("c.html", page("Consent", head, "", "<p>c</p>"))]);
+    let browser = Browser::launch().await.expect("chromium");
+    let p = open(&browser, &s.web.url("/c.html")).await;
+    let broken = eval(
+        &p,
+        "Object.keys(localStorage).filter(k => localStorage.getItem(k) === 'undefined')",
+    )
+    .await;
+    s.wait_count(1, "AND type = 'pageview'", "the landing page view", 30);
+    let consent = eval(&p, "localStorage.getItem('_cl_c')").await;
+    browser.close().await;
+    assert_eq!(broken, json!([]));
+    assert_eq!(consent, json!("1"));
+}

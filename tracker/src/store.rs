@@ -87,12 +87,16 @@ impl Store {
         out
     }
 
-    /// Copies what is held in memory to storage (after consent is given).
+    /// Copies what is held in memory to storage (after consent is given): only
+    /// the keys memory holds a value for (the others are storage's own).
     pub fn flush_memory(&mut self) {
-        let ks = self.keys(N::KeyPrefix);
+        let ks = js::keys(MEM);
         for i in 0..ks.len() {
             let k = ks.at(i);
-            self.set(k, MEM.get(k));
+            let v = MEM.get(k);
+            if v.is_str() {
+                self.set(k, v);
+            }
         }
     }
 
