@@ -3,7 +3,8 @@
 //! that leaves gives it up), a full localStorage (acknowledged data goes first, and
 //! what had to be dropped is counted and reported), a batch refused for good (tried
 //! a bounded number of times, then dropped and counted), and the page's log of the
-//! event ids the tracker created (`window.__closeloop_log`, a test hook).
+//! event ids the tracker created (`window.__closeloop_log`, a test hook); and issue
+//! 17's compressed serving of the download.
 //!
 //! What the browser sent is watched on the DevTools protocol's network events, what
 //! the edge stored in D1, and what the tracker kept in the page's localStorage.
@@ -506,4 +507,62 @@ async fn consent_given_before_the_first_send_keeps_the_queue() {
     browser.close().await;
     assert_eq!(broken, json!([]));
     assert_eq!(consent, json!("1"));
+}
+
+/// Issue 17: what a visitor downloads is served compressed, brotli where the client
+/// accepts it (as browsers do over https), gzip otherwise, by the worker's static
+/// assets (wrangler's local asset server here; Cloudflare's network compresses
+/// `application/wasm` and `text/javascript` the same way in production). Expected:
+/// `t.js` and the wasm it names answer `Content-Encoding: br` to `br, gzip`, `gzip`
+/// to `gzip`, none to `identity`, and each compressed body is at most two thirds of
+/// the raw one.
+#[test]
+fn the_loader_and_the_wasm_are_served_brotli_when_accepted() {
+    let worker = closeloop_e2e::worker::Worker::shared().expect("worker");
+    let get = |path: &str, enc: &str| -> (Option<String>, usize) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut res = agent
+            .get(worker.url(path))
+            .header("Accept-Encoding", enc)
+            .call()
+            .expect("GET");
+        assert_eq!(res.status().as_u16(), 200, "{path}");
+        let ce = res
+            .headers()
+            .get("content-encoding")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
+        let body = res.body_mut().read_to_vec().expect("body");
+        (ce, body.len())
+    };
+    let (_, loader) = get("/t.js", "identity");
+    let wasm = String::from_utf8_lossy(&loader_text(worker))
+        .split("t/closeloop.")
+        .nth(1)
+        .and_then(|rest| rest.split(".wasm").next())
+        .map(|hash| format!("/t/closeloop.{hash}.wasm"))
+        .expect("t.js names the wasm");
+    for path in ["/t.js", wasm.as_str()] {
+        let (none, raw) = get(path, "identity");
+        let (br, br_len) = get(path, "br, gzip");
+        let (gz, gz_len) = get(path, "gzip");
+        assert_eq!(none, None, "{path}");
+        assert_eq!(br.as_deref(), Some("br"), "{path}");
+        assert_eq!(gz.as_deref(), Some("gzip"), "{path}");
+        assert!(
+            br_len * 3 < raw * 2 && gz_len * 3 < raw * 2,
+            "{path}: {raw} {br_len} {gz_len}"
+        );
+    }
+    assert!(loader > 0);
+}
+
+fn loader_text(worker: &closeloop_e2e::worker::Worker) -> Vec<u8> {
+    closeloop_e2e::http::get(&worker.url("/t.js"), None)
+        .expect("t.js")
+        .text
+        .into_bytes()
 }
