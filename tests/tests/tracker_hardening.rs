@@ -23,12 +23,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracker_common::*;
 
+/// Per request: when its first bytes came, and when the browser closed it.
+type Requests = Arc<Mutex<Vec<(Instant, Option<Instant>)>>>;
+
 /// An endpoint that accepts connections, reads requests and never answers: a
 /// request to it stays in flight until the browser gives it up. Records, per
 /// request, when its first bytes came and when the browser closed it.
 struct Hang {
     port: u16,
-    log: Arc<Mutex<Vec<(Instant, Option<Instant>)>>>,
+    log: Requests,
     stop: Arc<AtomicBool>,
 }
 
@@ -37,7 +40,7 @@ impl Hang {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().expect("addr").port();
-        let log: Arc<Mutex<Vec<(Instant, Option<Instant>)>>> = Arc::default();
+        let log: Requests = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
         let (l, s) = (log.clone(), stop.clone());
         std::thread::spawn(move || {

@@ -229,7 +229,7 @@ impl V {
     /// The number, if it is one (NaN is none).
     pub fn num(self) -> Option<f64> {
         let x = unsafe { ffi::n(self.0) };
-        (x == x).then_some(x)
+        (!x.is_nan()).then_some(x)
     }
 
     /// The length of the string in UTF-8 bytes (0 when it is none).
@@ -240,6 +240,11 @@ impl V {
     /// `self.length` as a count (0 when absent).
     pub fn len(self) -> u32 {
         self.get(N::Length).num().unwrap_or(0.0) as u32
+    }
+
+    /// Whether `self.length` is 0 (or absent).
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
     }
 
     /// `self[i]`.

@@ -253,7 +253,7 @@ pub fn flush(t: &mut Tracker, beacon: bool) {
         return;
     }
     let q = queue(t);
-    if q.len() == 0 {
+    if q.is_empty() {
         return;
     }
     if locked_by_other(t, now) {
@@ -357,7 +357,7 @@ pub fn on_ack(t: &mut Tracker, text: V) {
     t.send.backoff = 0.0;
     t.send.retry_at = 0.0;
     release_lock(t);
-    if t.store.keys(N::KeyEvent).len() > 0 {
+    if !t.store.keys(N::KeyEvent).is_empty() {
         schedule(t, 0.0);
     }
 }

@@ -194,6 +194,10 @@ fn human_ns(ns: f64) -> String {
     }
 }
 
+fn today() -> String {
+    util::output(std::process::Command::new("date").args(["-u", "+%Y-%m-%d"])).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::splice_sections;
@@ -214,8 +218,4 @@ mod tests {
         assert_eq!(again.matches("Partial run").count(), 1);
         assert!(again.contains("on 2026-03-03"));
     }
-}
-
-fn today() -> String {
-    util::output(std::process::Command::new("date").args(["-u", "+%Y-%m-%d"])).unwrap_or_default()
 }

@@ -29,7 +29,7 @@ use closeloop_e2e::worker::Worker;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -192,7 +192,7 @@ fn row(label: &str, v: Vec<f64>, n: usize) -> String {
 }
 
 /// The markdown section for BENCHMARKS.md: per page kind, median / p90 / max.
-fn table(tracker: &[Load], empty: &[Load]) -> String {
+fn table(tracker: &[Load], baseline: &[Load], empty: &[Load]) -> String {
     let mut out = String::from(
         "## Tracker start time (headless Chromium)\n\n\
          Budget: start to first event queued ≤ 5 ms of main-thread time, no long task. \
@@ -243,6 +243,25 @@ fn table(tracker: &[Load], empty: &[Load]) -> String {
         col(&|l| l.started, tracker),
         n,
     ));
+    if !baseline.is_empty() {
+        let b = baseline.len();
+        for (label, f) in [
+            (
+                "baseline: `start()` main-thread time",
+                &(|l: &Load| l.main_thread()) as &dyn Fn(&Load) -> Option<f64>,
+            ),
+            ("baseline: `settle()` main-thread time", &|l| {
+                l.settle_time()
+            }),
+            ("baseline: the loader's run", &|l| l.loader_time()),
+            ("baseline: all of it", &|l| l.total_time()),
+            ("baseline: navigation start → first event queued", &|l| {
+                l.started
+            }),
+        ] {
+            out.push_str(&row(label, col(f, baseline), b));
+        }
+    }
     out.push_str(&row(
         "tracker page: navigation start → load event end",
         col(&|l| l.load, tracker),
@@ -267,6 +286,13 @@ fn table(tracker: &[Load], empty: &[Load]) -> String {
             .fold(0.0, f64::max);
         (with, total, max)
     };
+    if !baseline.is_empty() {
+        out.push_str(&format!(
+            "\nThe baseline rows are another build of the tracker (`{BASELINE_ENV}`, here the \
+             tracker before issue 17), loaded in the same run, interleaved with the current \
+             one and the empty page, so that the machine's load affects all three alike.\n"
+        ));
+    }
     let (tw, tt, tm) = lt(tracker);
     let (ew, et, em) = lt(empty);
     let during: usize = tracker.iter().map(Load::tracker_longtasks).sum();
@@ -298,9 +324,10 @@ fn verdict(tracker: &[Load], during: usize) -> String {
     }
 }
 
-/// Writes the two bench pages into `dir`: `tracker.html` (the demo home page with
-/// the probe first in `<head>`) and `empty.html` (the probe alone), plus the
-/// demo's stylesheet.
+/// Writes the bench pages into `dir`: `tracker.html` (the demo home page with the
+/// probe first in `<head>`), `baseline.html` (the same with the baseline build's
+/// `t.js`, `/base/t.js`) and `empty.html` (the probe alone), plus the demo's
+/// stylesheet.
 fn write_pages(dir: &Path, collect: &str) -> Result {
     let demo = root().join("demo-site");
     let home = std::fs::read_to_string(demo.join("index.html"))
@@ -324,6 +351,7 @@ fn write_pages(dir: &Path, collect: &str) -> Result {
         std::fs::write(dir.join(name), text).map_err(|e| format!("{name}: {e}"))
     };
     write("tracker.html", &tracked)?;
+    write("baseline.html", &tracked.replace("/t.js\"", "/base/t.js\""))?;
     write("empty.html", &empty)?;
     let css = std::fs::read(demo.join("style.css")).unwrap_or_default();
     std::fs::write(dir.join("style.css"), css).map_err(|e| format!("style.css: {e}"))
@@ -445,11 +473,59 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// An environment variable naming another build's `dist/public` (its `t.js` and
+/// `t/*.wasm`) to measure beside the current tracker, e.g. the tracker of `main`.
+pub const BASELINE_ENV: &str = "CLOSELOOP_BENCH_BASELINE";
+
+/// The baseline build copied into `dist/public/base/` (served by the worker's
+/// assets next to the current tracker, with a `_headers` rule that lets pages fetch
+/// its wasm cross-origin) while the bench runs; removed when dropped.
+struct Baseline(PathBuf, String);
+
+impl Baseline {
+    fn stage(from: &Path) -> Result<Baseline> {
+        let to = root().join("dist").join("public").join("base");
+        let _ = std::fs::remove_dir_all(&to);
+        std::fs::create_dir_all(to.join("t")).map_err(|e| e.to_string())?;
+        let copy = |a: PathBuf, b: PathBuf| {
+            std::fs::copy(&a, &b)
+                .map(|_| ())
+                .map_err(|e| format!("{}: {e}", a.display()))
+        };
+        copy(from.join("t.js"), to.join("t.js"))?;
+        let wasm = std::fs::read_dir(from.join("t"))
+            .map_err(|e| format!("{}: {e}", from.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "wasm"));
+        for w in wasm {
+            let name = w.file_name().map(PathBuf::from).unwrap_or_default();
+            copy(w, to.join("t").join(name))?;
+        }
+        let headers = root().join("dist").join("public").join("_headers");
+        let before = std::fs::read_to_string(&headers).unwrap_or_default();
+        let with_base = format!("{before}/base/*\n  Access-Control-Allow-Origin: *\n");
+        std::fs::write(&headers, with_base).map_err(|e| format!("_headers: {e}"))?;
+        Ok(Baseline(to, before))
+    }
+}
+
+impl Drop for Baseline {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+        let headers = root().join("dist").join("public").join("_headers");
+        let _ = std::fs::write(headers, &self.1);
+    }
+}
+
 /// Measures the tracker's start time against a fresh worker and the demo page
-/// (the tracker and worker must be built: `cargo xtask build`), and returns the
-/// markdown section for BENCHMARKS.md.
+/// (the tracker and worker must be built: `cargo xtask build`), beside the build in
+/// [`BASELINE_ENV`] when set, and returns the markdown section for BENCHMARKS.md.
 pub fn run() -> Result<String> {
     let bin = chromium()?;
+    let staged = match std::env::var_os(BASELINE_ENV) {
+        Some(dir) => Some(Baseline::stage(Path::new(&dir))?),
+        None => None,
+    };
     let worker = Worker::start()?;
     let port = closeloop_e2e::free_port()?;
     let origin = format!("http://127.0.0.1:{port}");
@@ -465,10 +541,18 @@ pub fn run() -> Result<String> {
     // One warm-up load: wrangler's first requests are slow (it builds on start).
     let _ = load_once(bin, &static_site.url("/tracker.html"), &listener);
     let mut tracker = Vec::new();
+    let mut baseline = Vec::new();
     let mut empty = Vec::new();
     for i in 0..RUNS {
-        // Interleaved, so that the machine's load affects both alike.
-        for (page, out) in [("/tracker.html", &mut tracker), ("/empty.html", &mut empty)] {
+        // Interleaved, so that the machine's load affects all alike.
+        for (page, out) in [
+            ("/tracker.html", &mut tracker),
+            ("/baseline.html", &mut baseline),
+            ("/empty.html", &mut empty),
+        ] {
+            if page == "/baseline.html" && staged.is_none() {
+                continue;
+            }
             match load_once(bin, &static_site.url(page), &listener) {
                 Ok(l) => out.push(l),
                 Err(e) => note(format!("bench tracker: load {i} of {page}: {e}")),
@@ -478,7 +562,8 @@ pub fn run() -> Result<String> {
     let _ = std::fs::remove_dir_all(&dir);
     drop(static_site);
     drop(worker);
-    let md = table(&tracker, &empty);
+    drop(staged);
+    let md = table(&tracker, &baseline, &empty);
     note(md.trim_end());
     Ok(md)
 }
@@ -604,7 +689,7 @@ fn groups(wasm: &[u8]) -> Result<Vec<(String, usize, usize)>> {
         f.1 = f.1.saturating_sub(bodies);
         f.2 = 1;
     }
-    by.sort_by(|a, b| b.1.cmp(&a.1));
+    by.sort_by_key(|g| std::cmp::Reverse(g.1));
     Ok(by)
 }
 
@@ -830,7 +915,7 @@ mod tests {
             ls: Some(1.5),
             longtasks: vec![],
         };
-        let md = table(&[ok, none.clone()], &[none]);
+        let md = table(&[ok, none.clone()], &[], &[none]);
         // one of two tracker loads has both marks: 2.00 ms main-thread time
         assert!(md.contains("| 2.00 ms | 2.00 ms | 2.00 ms | 1/2 |"));
         assert!(md.contains("tracker page 0/2 loads had any"));
