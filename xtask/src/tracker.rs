@@ -32,9 +32,9 @@ pub const BUDGET_GZIP: usize = 12_288;
 ///   handler (see tracker/src/lib.rs). Only valid when the package is built alone,
 ///   as here.
 /// - no `reference-types` and `multivalue`: nothing in the tracker uses them, and
-///   without them the module runs on every browser with WebAssembly's 2019 core
-///   features plus bulk memory (the bench's pass-set table shows they cost
-///   nothing in size either way).
+///   without them the module needs only WebAssembly's core features plus bulk
+///   memory (sign extension, non-trapping conversions, mutable globals). The
+///   output is byte for byte as small either way (measured: 14,383 B).
 const TRACKER_RUSTFLAGS: &str =
     "--cfg closeloop_tracker_bin -C target-feature=-reference-types,-multivalue";
 
