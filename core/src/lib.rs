@@ -19,11 +19,15 @@ pub mod assists;
 #[cfg(feature = "full")]
 pub mod attribution;
 #[cfg(feature = "full")]
+pub mod badrow;
+#[cfg(feature = "full")]
 pub mod channel;
 #[cfg(feature = "full")]
 pub mod costs;
 #[cfg(feature = "full")]
 pub mod dedup;
+#[cfg(feature = "full")]
+pub mod health;
 #[cfg(feature = "full")]
 pub mod identity;
 #[cfg(feature = "full")]
