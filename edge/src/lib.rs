@@ -5,6 +5,9 @@
 //! that paths such as `events:import` and JSON 404/405 answers need no special cases).
 //! Module map:
 //! - [`ingest`] — `POST /v1/collect`: validate → dedupe → enrich → classify → store.
+//! - [`trust`] — what a beacon may do: origin, hosts, identities, leads, bad rows.
+//! - [`limits`], [`tally`] — rate limits; refusal counts and bad rows at a bounded cost.
+//! - [`body`] — the one bounded body reader every handler uses.
 //! - [`enrich`] — geo from `request.cf`, device / browser / OS, bots.
 //! - [`touch`] — a page load's entry source and channel.
 //! - [`store`] — the only module that knows SQL and KV keys.
@@ -17,13 +20,17 @@
 pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod body;
 pub mod cors;
 pub mod enrich;
 pub mod error;
 pub mod ingest;
+pub mod limits;
 pub mod reports;
 pub mod store;
+pub mod tally;
 pub mod touch;
+pub mod trust;
 
 use error::{ApiError, ApiResult};
 use store::Store;
@@ -41,6 +48,10 @@ pub fn start() {
 /// [`ingest::FLUSH_CHUNK`].
 const CRON_FLUSH_ROUNDS: usize = 300;
 
+/// Most rows of each counter table the cron trigger deletes per run (a day's visitor
+/// counters of a busy deployment take a few runs; they are only read for today).
+const PRUNE_ROWS: i64 = 20_000;
+
 /// The cron trigger (`[triggers] crons` in wrangler.toml): the sessionisation that
 /// `POST /v1/collect` deferred, then webhook deliveries.
 #[event(scheduled)]
@@ -50,6 +61,15 @@ pub async fn scheduled(_event: worker::ScheduledEvent, env: Env, _ctx: worker::S
             if let Err(e) = ingest::flush_sessions(&store, None, CRON_FLUSH_ROUNDS).await {
                 worker::console_error!("session flush failed: {}", e.message);
             }
+            // the received-day counters past their use (visitor quotas of earlier days,
+            // health counters past 90 days), a bounded number of rows per run
+            let today = closeloop_core::health::day_of(Date::now().as_millis() as i64);
+            if let Err(e) = store
+                .prune_counters(today, api::health::MAX_DAYS, PRUNE_ROWS)
+                .await
+            {
+                worker::console_error!("pruning counters failed: {}", e.message);
+            }
         }
         Err(e) => worker::console_error!("session flush failed: {}", e.message),
     }
@@ -58,11 +78,11 @@ pub async fn scheduled(_event: worker::ScheduledEvent, env: Env, _ctx: worker::S
 
 /// The worker's entry point.
 #[event(fetch)]
-pub async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+pub async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     let now = Date::now().as_millis() as i64;
     let is_collect = req.path() == "/v1/collect";
     if is_collect && req.method() == Method::Post {
-        let (result, origin) = ingest::collect(req, &env, now).await;
+        let (result, origin) = ingest::collect(req, &env, &ctx, now).await;
         let mut resp = match result {
             Ok(r) => r,
             Err(e) => e.into_response()?,
@@ -110,6 +130,15 @@ async fn route(mut req: Request, env: &Env, now: i64) -> ApiResult<Response> {
                 (["sites", site, "origins"], Method::Put) => {
                     admin::set_origins(&mut req, &store, site).await
                 }
+                (["sites", site], Method::Patch) => {
+                    admin::update_settings(&mut req, &store, site).await
+                }
+                (["sites", site, "identity_secret"], Method::Post) => {
+                    admin::identity_secret(&store, site, true).await
+                }
+                (["sites", site, "identity_secret"], Method::Delete) => {
+                    admin::identity_secret(&store, site, false).await
+                }
                 // what the cron trigger does first, now (operators, tests); `?site=`
                 // limits it to one site
                 (["sessions:flush"], Method::Post) => {
@@ -125,7 +154,10 @@ async fn route(mut req: Request, env: &Env, now: i64) -> ApiResult<Response> {
                     Ok(Response::from_json(&done)?)
                 }
                 (
-                    ["sites"] | ["sites", _, "keys"] | ["sites", _, "origins"] | ["sessions:flush"],
+                    ["sites"]
+                    | ["sites", _]
+                    | ["sites", _, "keys" | "origins" | "identity_secret"]
+                    | ["sessions:flush"],
                     _,
                 ) => Err(ApiError::method_not_allowed()),
                 _ => Err(ApiError::no_route()),

@@ -1,9 +1,11 @@
 //! Storage: the only module that knows SQL, table names and KV keys.
 //!
-//! D1 holds everything (see `edge/migrations/`); KV caches each site's configuration
-//! under `site:{id}` (and the answer "is this origin allowed by some site" under
-//! `origin:{origin}`), so that a beacon costs no D1 read for configuration. Admin
-//! changes delete the cached entries.
+//! D1 holds everything (see `edge/migrations/`); KV caches each existing site's
+//! configuration under `site:{id}`, so that a beacon costs no D1 read for configuration,
+//! and the isolate keeps the directory of site ids and allowed origins in memory
+//! ([`trust::Directory`]), so that an unknown site id or origin costs no D1 or KV access
+//! at all (nothing negative is ever written to KV). Admin changes delete the cached
+//! entries.
 //!
 //! Exactly-once storage: every event is an `INSERT ... ON CONFLICT (site_id, event_id)
 //! DO NOTHING`, all of one request's writes go in one `db.batch()` (a D1 batch is one
@@ -13,11 +15,13 @@
 use crate::auth::KeyKind;
 use crate::enrich::{Agent, Geo};
 use crate::error::{ApiError, ApiResult};
+use closeloop_core::identity::LinkMethod;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, Env};
 
 pub mod reporting;
+pub mod trust;
 pub mod webhooks;
 
 /// A site's configuration, as cached in KV.
@@ -35,9 +39,12 @@ pub struct SiteConfig {
     pub excluded_referrers: Vec<String>,
     /// When it was created (ms since the epoch).
     pub created_at: i64,
-    /// Most events one visitor may send in a rolling 24 hours.
+    /// Most events one visitor may send per UTC day (counted when received).
     #[serde(default = "default_quota")]
     pub max_events_per_visitor_day: i64,
+    /// The beacon rules and limits of issue 12 (migration 0009).
+    #[serde(flatten)]
+    pub trust: trust::TrustSettings,
 }
 
 /// The default [`SiteConfig::max_events_per_visitor_day`].
@@ -90,14 +97,19 @@ pub struct EventRow {
     pub derived_ts: i64,
 }
 
-/// The visitor quota an insert checks: at most `max_events` events with `derived_ts`
-/// at or after `since`.
+/// The daily quotas a beacon's insert checks and counts, on the UTC day the batch was
+/// received (so a backdated event counts today): at most `max_visitor_events` events of
+/// the visitor and `max_site_events` of the site that day. Each is checked once per
+/// batch, against the counts before it (a batch that starts under a quota is kept whole:
+/// a quota may be passed by at most one batch, 100 events, per concurrent request).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quota {
-    /// Start of the rolling window (ms).
-    pub since: i64,
-    /// Most events in it.
-    pub max_events: i64,
+    /// UTC day number of receipt.
+    pub day: i64,
+    /// The visitor's quota that day.
+    pub max_visitor_events: i64,
+    /// The site's cap that day.
+    pub max_site_events: i64,
 }
 
 /// One request's accepted events with what the edge adds to them: what
@@ -116,8 +128,25 @@ pub struct NewEvents<'a> {
     pub agent: &'a Agent,
     /// Leads the events identify.
     pub leads: &'a [LeadRow],
-    /// The visitor quota to check.
-    pub quota: Quota,
+    /// The beacon's daily quotas to check and count; `None` for a trusted import
+    /// (neither checked nor counted).
+    pub quota: Option<Quota>,
+    /// The events the tracker says it dropped (counted when the batch stores something
+    /// new, so that a retry is not counted twice).
+    pub dropped: i64,
+    /// Counters and bad rows to write in the same transaction.
+    pub counts: &'a [trust::Count],
+    /// See `counts`.
+    pub bad_rows: &'a [trust::NewBadRow],
+}
+
+/// What [`Store::insert_batch_queued`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inserted {
+    /// Per event row.
+    pub stored: Vec<Stored>,
+    /// The time of the visitor's latest stored event before the batch.
+    pub anchor: Option<i64>,
 }
 
 /// What became of one event row.
@@ -129,6 +158,8 @@ pub enum Stored {
     AlreadyThere,
     /// Refused: the visitor is over its quota.
     OverQuota,
+    /// Refused: the site is over its daily cap.
+    OverSiteQuota,
 }
 
 /// A lead found in a batch (an identify event or a form submit with an email).
@@ -148,6 +179,11 @@ pub struct LeadRow {
     pub at: i64,
     /// The identifying event: the batch's earliest for this email (ties: smallest id).
     pub event_id: String,
+    /// How the link is made (the most trusted of the batch's identifying events).
+    pub method: closeloop_core::identity::LinkMethod,
+    /// Whether it may join a lead that already has visitors (else it only creates a new
+    /// lead: an unverified form submit on a site that verifies identities).
+    pub may_join: bool,
 }
 
 /// An event as sessionisation reads it back.
@@ -327,8 +363,9 @@ impl Store {
     // ---- sites and keys -------------------------------------------------------
 
     /// The site's configuration: from the isolate's memory when read there less than
-    /// [`MEMORY_TTL_MS`] ago, else from KV when cached, else from D1 (then cached, a
-    /// missing site too, for a minute).
+    /// [`MEMORY_TTL_MS`] ago; `None` at once when the directory has no such site (no KV
+    /// or D1 access for unknown ids); else from KV when cached, else from D1 (then cached
+    /// in KV).
     pub async fn site(&self, id: &str) -> ApiResult<Option<SiteConfig>> {
         let now = worker::Date::now().as_millis();
         let remembered = SITES.with(|m| {
@@ -340,7 +377,11 @@ impl Store {
         if let Some(site) = remembered {
             return Ok(site);
         }
-        let site = self.site_from_kv_or_db(id).await?;
+        let site = if self.directory().await?.has_site(id) {
+            self.site_from_kv_or_db(id).await?
+        } else {
+            None
+        };
         SITES.with(|m| {
             let mut m = m.borrow_mut();
             // a bound on memory, whatever ids arrive
@@ -358,12 +399,14 @@ impl Store {
             return Ok(cached.site);
         }
         let site = self.site_from_db(id).await?;
-        let ttl = if site.is_some() { self.cache_ttl } else { 60 };
-        let value = serde_json::to_string(&CachedSite { site: site.clone() })
-            .map_err(ApiError::internal)?;
-        // A failed cache write only costs a D1 read next time.
-        if let Ok(put) = self.kv.put(&key, value) {
-            let _ = put.expiration_ttl(ttl).execute().await;
+        // only a site that exists is cached: an unknown id never costs a KV write
+        if site.is_some() {
+            let value = serde_json::to_string(&CachedSite { site: site.clone() })
+                .map_err(ApiError::internal)?;
+            // A failed cache write only costs a D1 read next time.
+            if let Ok(put) = self.kv.put(&key, value) {
+                let _ = put.expiration_ttl(self.cache_ttl).execute().await;
+            }
         }
         Ok(site)
     }
@@ -378,11 +421,18 @@ impl Store {
             excluded_referrers: String,
             created_at: i64,
             max_events_per_visitor_day: i64,
+            extra_hosts: String,
+            identity_secret: Option<String>,
+            max_events_per_day: i64,
+            bad_rows_kept: i64,
         }
         let row: Option<Row> = self
             .stmt(
-                "SELECT id, name, allowed_origins, currency, excluded_referrers, created_at, \
-                 max_events_per_visitor_day FROM sites WHERE id = ?1",
+                &format!(
+                    "SELECT id, name, allowed_origins, currency, excluded_referrers, created_at, \
+                     max_events_per_visitor_day, extra_hosts, identity_secret, \
+                     max_events_per_day, bad_rows_kept FROM sites WHERE id = ?1"
+                ),
                 &[s(id)],
             )?
             .first(None)
@@ -395,6 +445,12 @@ impl Store {
             excluded_referrers: serde_json::from_str(&r.excluded_referrers).unwrap_or_default(),
             created_at: r.created_at,
             max_events_per_visitor_day: r.max_events_per_visitor_day,
+            trust: trust::TrustSettings {
+                extra_hosts: serde_json::from_str(&r.extra_hosts).unwrap_or_default(),
+                identity_secret: r.identity_secret,
+                max_events_per_day: r.max_events_per_day,
+                bad_rows_kept: r.bad_rows_kept,
+            },
         }))
     }
 
@@ -428,9 +484,12 @@ impl Store {
         let origins = serde_json::to_string(&site.allowed_origins).map_err(ApiError::internal)?;
         let excluded =
             serde_json::to_string(&site.excluded_referrers).map_err(ApiError::internal)?;
+        let t = &site.trust;
         let mut stmts = vec![self.stmt(
             "INSERT INTO sites (id, name, allowed_origins, currency, excluded_referrers, created_at, \
-             max_events_per_visitor_day) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING",
+             max_events_per_visitor_day, extra_hosts, identity_secret, max_events_per_day, \
+             bad_rows_kept) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+             ON CONFLICT (id) DO NOTHING",
             &[
                 s(&site.id),
                 s(&site.name),
@@ -439,6 +498,10 @@ impl Store {
                 s(&excluded),
                 n(site.created_at),
                 n(site.max_events_per_visitor_day),
+                s(&serde_json::to_string(&t.extra_hosts).map_err(ApiError::internal)?),
+                opt(t.identity_secret.as_deref()),
+                n(t.max_events_per_day),
+                n(t.bad_rows_kept),
             ],
         )?];
         for (hash, kind) in keys {
@@ -456,7 +519,7 @@ impl Store {
             .and_then(|m| m.changes)
             .unwrap_or(0)
             == 1;
-        self.forget_site(&site.id, &site.allowed_origins).await;
+        self.forget_site(&site.id).await;
         Ok(created)
     }
 
@@ -481,7 +544,6 @@ impl Store {
 
     /// Replaces a site's allowed origins. `false` when there is no such site.
     pub async fn set_origins(&self, site_id: &str, origins: &[String]) -> ApiResult<bool> {
-        let old = self.site_from_db(site_id).await?;
         let json = serde_json::to_string(origins).map_err(ApiError::internal)?;
         let r = self
             .stmt(
@@ -490,24 +552,15 @@ impl Store {
             )?
             .run()
             .await?;
-        let mut touched: Vec<String> = origins.to_vec();
-        if let Some(old) = old {
-            touched.extend(old.allowed_origins);
-        }
-        self.forget_site(site_id, &touched).await;
+        self.forget_site(site_id).await;
         Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0) == 1)
     }
 
-    /// Drops the cached configuration of a site and the cached origin answers.
-    async fn forget_site(&self, site_id: &str, origins: &[String]) {
+    /// Drops the cached configuration of a site and this isolate's directory.
+    pub(crate) async fn forget_site(&self, site_id: &str) {
         SITES.with(|m| m.borrow_mut().remove(site_id));
+        trust::forget_directory();
         let _ = self.kv.delete(&format!("site:{site_id}")).await;
-        for o in origins {
-            let _ = self
-                .kv
-                .delete(&format!("origin:{}", o.to_ascii_lowercase()))
-                .await;
-        }
     }
 
     /// The site and kind of the key with this hash.
@@ -552,59 +605,30 @@ impl Store {
         ))
     }
 
-    /// Whether some site allows `origin` (for preflights, which carry no site id).
-    /// Cached in KV under `origin:{origin}`.
+    /// Whether some site allows `origin` (for preflights, which carry no site id): from
+    /// the isolate's directory, so a random origin costs no D1 or KV access.
     pub async fn some_site_allows(&self, origin: &str) -> ApiResult<bool> {
-        let origin = origin.trim_end_matches('/').to_ascii_lowercase();
-        let key = format!("origin:{origin}");
-        if let Ok(Some(v)) = self.kv.get(&key).text().await {
-            return Ok(v == "1");
-        }
-        #[derive(Deserialize)]
-        struct Row {
-            #[allow(dead_code)]
-            id: String,
-        }
-        let row: Option<Row> = self
-            .stmt(
-                "SELECT sites.id AS id FROM sites, json_each(sites.allowed_origins) AS o \
-                 WHERE lower(rtrim(o.value, '/')) = ?1 LIMIT 1",
-                &[s(&origin)],
-            )?
-            .first(None)
-            .await?;
-        let allowed = row.is_some();
-        if let Ok(put) = self.kv.put(&key, if allowed { "1" } else { "0" }) {
-            let _ = put.expiration_ttl(self.cache_ttl).execute().await;
-        }
-        Ok(allowed)
+        Ok(self.directory().await?.allows_origin(origin))
     }
 
     // ---- ingestion ------------------------------------------------------------
 
     /// Stores a batch's events, the visitor and its leads in one transaction. Returns,
-    /// per event row, whether it was new, already stored, or refused by the quota.
+    /// per event row, whether it was new, already stored, or refused by a quota.
     pub async fn insert_batch(&self, batch: &NewEvents<'_>) -> ApiResult<Vec<Stored>> {
-        Ok(self.insert_batch_with(batch, false).await?.0)
+        Ok(self.insert_batch_with(batch, false).await?.stored)
     }
 
     /// [`Store::insert_batch`] for `POST /v1/collect`: in the same transaction it also
     /// queues the visitor for sessionisation (`session_queue`, from the batch's earliest
-    /// event) and reads the time of the visitor's latest stored event before the batch
-    /// (the anchor [`crate::ingest::ack_touch`] needs), so the request makes one D1
-    /// round trip.
-    pub async fn insert_batch_queued(
-        &self,
-        batch: &NewEvents<'_>,
-    ) -> ApiResult<(Vec<Stored>, Option<i64>)> {
+    /// event), counts the batch against the daily quotas and into the site's health, and
+    /// reads the time of the visitor's latest stored event before the batch (the anchor
+    /// [`crate::ingest::ack_touch`] needs), so the request makes one D1 round trip.
+    pub async fn insert_batch_queued(&self, batch: &NewEvents<'_>) -> ApiResult<Inserted> {
         self.insert_batch_with(batch, true).await
     }
 
-    async fn insert_batch_with(
-        &self,
-        batch: &NewEvents<'_>,
-        queue: bool,
-    ) -> ApiResult<(Vec<Stored>, Option<i64>)> {
+    async fn insert_batch_with(&self, batch: &NewEvents<'_>, queue: bool) -> ApiResult<Inserted> {
         let NewEvents {
             site_id,
             visitor_id,
@@ -613,11 +637,37 @@ impl Store {
             agent,
             leads,
             quota,
+            dropped,
+            counts,
+            bad_rows,
         } = *batch;
-        if rows.is_empty() {
-            return Ok((Vec::new(), None));
+        let mut tallies = Vec::with_capacity(counts.len() + bad_rows.len());
+        for c in counts {
+            tallies.push(self.count_stmt(c)?);
         }
-        let mut stmts = Vec::with_capacity(rows.len() + 4 + 3 * leads.len());
+        for r in bad_rows {
+            tallies.push(self.bad_row_stmt(r)?);
+        }
+        if rows.is_empty() {
+            if !tallies.is_empty() {
+                self.db.batch(tallies).await?;
+            }
+            return Ok(Inserted {
+                stored: Vec::new(),
+                anchor: None,
+            });
+        }
+        // an import checks no quota: a day no counter has and limits never reached
+        let q = quota.unwrap_or(Quota {
+            day: -1,
+            max_visitor_events: 1 << 53,
+            max_site_events: 1 << 53,
+        });
+        let received_at = rows.first().map_or(0, |r| r.received_at);
+        let ids =
+            serde_json::to_string(&rows.iter().map(|r| r.event_id.as_str()).collect::<Vec<_>>())
+                .map_err(ApiError::internal)?;
+        let mut stmts = Vec::with_capacity(rows.len() + 10 + 3 * leads.len() + tallies.len());
         for r in rows {
             stmts.push(self.stmt(
                 "INSERT INTO events (site_id, event_id, visitor_id, type, url, path, referrer, title, \
@@ -627,8 +677,10 @@ impl Store {
                  os, os_version, is_bot) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
                  ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, \
                  ?30, ?31, ?32, ?33, ?34, ?35, ?36 \
-                 WHERE (SELECT count(*) FROM events WHERE site_id = ?1 AND visitor_id = ?3 \
-                        AND derived_ts >= ?37) < ?38 \
+                 WHERE coalesce((SELECT events FROM visitor_days WHERE day = ?37 AND site_id = ?1 \
+                        AND visitor_id = ?3), 0) < ?38 \
+                   AND coalesce((SELECT n FROM site_stats WHERE site_id = ?1 AND day = ?37 \
+                        AND metric = 'accepted'), 0) < ?39 \
                  ON CONFLICT (site_id, event_id) DO NOTHING",
                 &[
                     s(site_id),
@@ -667,31 +719,67 @@ impl Store {
                     opt(agent.os.as_deref()),
                     opt(agent.os_version.as_deref()),
                     b(agent.is_bot),
-                    n(quota.since),
-                    n(quota.max_events),
+                    n(q.day),
+                    n(q.max_visitor_events),
+                    n(q.max_site_events),
                 ],
             )?);
         }
+        let writes = rows.len();
         let first = rows.iter().map(|r| r.derived_ts).min().unwrap_or(0);
         let last = rows.iter().map(|r| r.derived_ts).max().unwrap_or(0);
+        // Everything below happens only for what this request stored: a batch refused by
+        // a quota leaves no visitor, lead, link or queue mark behind.
+        let added = trust::ADDED_SQL;
         stmts.push(self.stmt(
-            "INSERT INTO visitors (site_id, visitor_id, first_seen, last_seen) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (site_id, visitor_id) DO UPDATE SET \
-             first_seen = min(first_seen, excluded.first_seen), last_seen = max(last_seen, excluded.last_seen)",
-            &[s(site_id), s(visitor_id), n(first), n(last)],
+            &format!(
+                "INSERT INTO visitors (site_id, visitor_id, first_seen, last_seen) \
+                 SELECT ?1, ?4, ?5, ?6 WHERE {added} > 0 \
+                 ON CONFLICT (site_id, visitor_id) DO UPDATE SET \
+                 first_seen = min(first_seen, excluded.first_seen), \
+                 last_seen = max(last_seen, excluded.last_seen)"
+            ),
+            &[
+                s(site_id),
+                s(&ids),
+                n(received_at),
+                s(visitor_id),
+                n(first),
+                n(last),
+            ],
         )?);
         for l in leads {
-            stmts.push(self.stmt(
-                "INSERT INTO leads (site_id, lead_id, email, name, company, phone, first_seen) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (site_id, email) DO UPDATE SET \
-                 name = coalesce(excluded.name, leads.name), \
+            // a beacon fills only the traits a lead lacks; a server with a key (import,
+            // API) overwrites them; an unverified form on a site that verifies identities
+            // only creates a lead, it never touches an existing one
+            let traits = if !l.may_join {
+                "DO NOTHING"
+            } else if matches!(l.method, LinkMethod::Import | LinkMethod::Api) {
+                "DO UPDATE SET name = coalesce(excluded.name, leads.name), \
                  company = coalesce(excluded.company, leads.company), \
                  phone = coalesce(excluded.phone, leads.phone), \
                  first_event_id = CASE WHEN excluded.first_seen < leads.first_seen THEN NULL \
                    ELSE leads.first_event_id END, \
                  first_path = CASE WHEN excluded.first_seen < leads.first_seen THEN NULL \
                    ELSE leads.first_path END, \
-                 first_seen = min(leads.first_seen, excluded.first_seen)",
+                 first_seen = min(leads.first_seen, excluded.first_seen)"
+            } else {
+                "DO UPDATE SET name = coalesce(leads.name, excluded.name), \
+                 company = coalesce(leads.company, excluded.company), \
+                 phone = coalesce(leads.phone, excluded.phone), \
+                 first_event_id = CASE WHEN excluded.first_seen < leads.first_seen THEN NULL \
+                   ELSE leads.first_event_id END, \
+                 first_path = CASE WHEN excluded.first_seen < leads.first_seen THEN NULL \
+                   ELSE leads.first_path END, \
+                 first_seen = min(leads.first_seen, excluded.first_seen)"
+            };
+            let stored = "EXISTS (SELECT 1 FROM events e WHERE e.site_id = ?1 AND e.event_id = ?8)";
+            stmts.push(self.stmt(
+                &format!(
+                    "INSERT INTO leads (site_id, lead_id, email, name, company, phone, first_seen) \
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE {stored} \
+                     ON CONFLICT (site_id, email) {traits}"
+                ),
                 &[
                     s(site_id),
                     s(&l.lead_id),
@@ -700,14 +788,39 @@ impl Store {
                     opt(l.company.as_deref()),
                     opt(l.phone.as_deref()),
                     n(l.at),
+                    s(&l.event_id),
                 ],
             )?);
-            // the first identity a visitor gives is the one it keeps
+            // The first identity a visitor gives is the one it keeps (a verified identify
+            // of the same lead upgrades the link's method). A link that may not join an
+            // existing lead is made only while the lead has no visitor.
+            let join = if l.may_join {
+                ""
+            } else {
+                " AND NOT EXISTS (SELECT 1 FROM lead_visitors o WHERE o.site_id = ?1 \
+                   AND o.lead_id = leads.lead_id AND o.visitor_id <> ?2)"
+            };
             stmts.push(self.stmt(
-                "INSERT INTO lead_visitors (site_id, visitor_id, lead_id, linked_at) \
-                 SELECT ?1, ?2, lead_id, ?4 FROM leads WHERE site_id = ?1 AND email = ?3 \
-                 ON CONFLICT (site_id, visitor_id) DO NOTHING",
-                &[s(site_id), s(visitor_id), s(&l.email), n(l.at)],
+                &format!(
+                    "INSERT INTO lead_visitors (site_id, visitor_id, lead_id, linked_at, method, \
+                     event_id, received_at) SELECT ?1, ?2, lead_id, ?4, ?5, ?6, ?7 FROM leads \
+                     WHERE site_id = ?1 AND email = ?3 AND EXISTS (SELECT 1 FROM events e \
+                       WHERE e.site_id = ?1 AND e.event_id = ?6){join} \
+                     ON CONFLICT (site_id, visitor_id) DO UPDATE SET method = excluded.method, \
+                     event_id = excluded.event_id, received_at = excluded.received_at \
+                     WHERE lead_visitors.lead_id = excluded.lead_id \
+                     AND excluded.method = 'verified_identify' \
+                     AND lead_visitors.method <> 'verified_identify'"
+                ),
+                &[
+                    s(site_id),
+                    s(visitor_id),
+                    s(&l.email),
+                    n(l.at),
+                    s(l.method.as_str()),
+                    s(&l.event_id),
+                    n(received_at),
+                ],
             )?);
             // The identifying event's id and page (the pages report's direct conversions,
             // migration 0008): this batch's event when it is stored, is this visitor's, is at
@@ -735,33 +848,89 @@ impl Store {
         }
         if queue {
             stmts.push(self.stmt(
-                "INSERT INTO session_queue (site_id, visitor_id, from_ts, version) \
-                 VALUES (?1, ?2, ?3, abs(random() % 9007199254740992)) ON CONFLICT (site_id, visitor_id) DO UPDATE SET \
-                 from_ts = min(from_ts, excluded.from_ts), version = excluded.version",
-                &[s(site_id), s(visitor_id), n(first)],
+                &format!(
+                    "INSERT INTO session_queue (site_id, visitor_id, from_ts, version) \
+                     SELECT ?1, ?4, ?5, abs(random() % 9007199254740992) WHERE {added} > 0 \
+                     ON CONFLICT (site_id, visitor_id) DO UPDATE SET \
+                     from_ts = min(from_ts, excluded.from_ts), version = excluded.version"
+                ),
+                &[s(site_id), s(&ids), n(received_at), s(visitor_id), n(first)],
             )?);
         }
-        // After the writes, in the same transaction: whether the visitor is at its quota
-        // now (if not, no insert was refused by it, so every event that changed nothing
-        // was already there), and the time of its latest event before the batch.
+        if quota.is_some() {
+            // the day's counters: the visitor's (its quota), the site's (its cap, and the
+            // health's `accepted` with the last time), and the tracker's `dropped`
+            stmts.push(self.stmt(
+                &format!(
+                    "INSERT INTO visitor_days (day, site_id, visitor_id, events) \
+                     SELECT ?5, ?1, ?4, c FROM (SELECT {added} AS c) WHERE c > 0 \
+                     ON CONFLICT (day, site_id, visitor_id) DO UPDATE SET \
+                     events = events + excluded.events"
+                ),
+                &[s(site_id), s(&ids), n(received_at), s(visitor_id), n(q.day)],
+            )?);
+            stmts.push(self.stmt(
+                &format!(
+                    "INSERT INTO site_stats (site_id, day, metric, n, last_at) \
+                     SELECT ?1, ?4, ?5, c, ?3 FROM (SELECT {added} AS c) WHERE c > 0 \
+                     ON CONFLICT (site_id, day, metric) DO UPDATE SET n = n + excluded.n, \
+                     last_at = max(coalesce(last_at, 0), excluded.last_at)"
+                ),
+                &[
+                    s(site_id),
+                    s(&ids),
+                    n(received_at),
+                    n(q.day),
+                    s(closeloop_core::health::ACCEPTED),
+                ],
+            )?);
+            if dropped > 0 {
+                stmts.push(self.stmt(
+                    &format!(
+                        "INSERT INTO site_stats (site_id, day, metric, n) \
+                         SELECT ?1, ?4, ?5, ?6 WHERE {added} > 0 \
+                         ON CONFLICT (site_id, day, metric) DO UPDATE SET n = n + excluded.n"
+                    ),
+                    &[
+                        s(site_id),
+                        s(&ids),
+                        n(received_at),
+                        n(q.day),
+                        s(closeloop_core::health::DROPPED),
+                        n(dropped),
+                    ],
+                )?);
+            }
+        }
+        stmts.extend(tallies);
+        // After the writes, in the same transaction: the day's counts (after this batch)
+        // and what it added (so the counts before it, which every insert compared with),
+        // and the time of the visitor's latest event before the batch.
         stmts.push(self.stmt(
-            "SELECT (SELECT count(*) FROM events WHERE site_id = ?1 AND visitor_id = ?2 \
-               AND derived_ts >= ?4) >= ?5 AS full, \
-             (SELECT max(derived_ts) FROM events WHERE site_id = ?1 AND visitor_id = ?2 \
-               AND derived_ts < ?3) AS ts",
+            &format!(
+                "SELECT coalesce((SELECT events FROM visitor_days WHERE day = ?5 AND site_id = ?1 \
+                   AND visitor_id = ?4), 0) AS visitor_n, \
+                 coalesce((SELECT n FROM site_stats WHERE site_id = ?1 AND day = ?5 \
+                   AND metric = 'accepted'), 0) AS site_n, \
+                 {added} AS added, \
+                 (SELECT max(derived_ts) FROM events WHERE site_id = ?1 AND visitor_id = ?4 \
+                   AND derived_ts < ?6) AS ts"
+            ),
             &[
                 s(site_id),
+                s(&ids),
+                n(received_at),
                 s(visitor_id),
+                n(q.day),
                 n(first),
-                n(quota.since),
-                n(quota.max_events),
             ],
         )?);
-        let writes = rows.len();
         let results = self.db.batch(stmts).await?;
         #[derive(Deserialize)]
         struct After {
-            full: i64,
+            visitor_n: i64,
+            site_n: i64,
+            added: i64,
             ts: Option<i64>,
         }
         let after = match results.last() {
@@ -775,29 +944,43 @@ impl Store {
             .take(writes)
             .map(|r| Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0) > 0))
             .collect::<ApiResult<_>>()?;
-        // At the quota (rare): which of the unchanged events are there tells "already
-        // there" from "refused by the quota"; one more read.
-        let present = if after.full != 0 && changed.iter().any(|c| !c) {
-            self.present_events(site_id, rows).await?
-        } else {
-            std::collections::HashSet::new()
-        };
-        let mut out = Vec::with_capacity(rows.len());
-        for (changed, row) in changed.iter().zip(rows) {
-            out.push(if *changed {
-                Stored::New
-            } else if after.full == 0 || present.contains(&row.event_id) {
-                Stored::AlreadyThere
-            } else {
-                Stored::OverQuota
-            });
-        }
-        if out.len() != rows.len() {
+        if changed.len() != rows.len() {
             return Err(ApiError::internal(
                 "D1 batch returned fewer results than statements",
             ));
         }
-        Ok((out, anchor))
+        // Every insert compared the counts before the batch; only when one was at its
+        // limit can an unchanged row have been refused (rare): which of them are stored
+        // tells "already there" from "refused"; one more read.
+        let (site_full, visitor_full) = if quota.is_some() {
+            (
+                after.site_n - after.added >= q.max_site_events,
+                after.visitor_n - after.added >= q.max_visitor_events,
+            )
+        } else {
+            (false, false)
+        };
+        let present = if (site_full || visitor_full) && changed.iter().any(|c| !c) {
+            self.present_events(site_id, rows).await?
+        } else {
+            std::collections::HashSet::new()
+        };
+        let stored = changed
+            .iter()
+            .zip(rows)
+            .map(|(changed, row)| {
+                if *changed {
+                    Stored::New
+                } else if !(site_full || visitor_full) || present.contains(&row.event_id) {
+                    Stored::AlreadyThere
+                } else if site_full {
+                    Stored::OverSiteQuota
+                } else {
+                    Stored::OverQuota
+                }
+            })
+            .collect();
+        Ok(Inserted { stored, anchor })
     }
 
     /// Which of the rows' events are stored.

@@ -16,7 +16,8 @@ use super::{body, MAX_WRITE_BODY_BYTES};
 use crate::enrich::{self, Agent, Geo};
 use crate::error::{ApiError, ApiResult};
 use crate::ingest;
-use crate::store::{NewEvents, Quota, SiteConfig, Store, Stored};
+use crate::store::{NewEvents, SiteConfig, Store, Stored};
+use crate::trust::LeadSource;
 use closeloop_core::validate::{validate, ValidateOptions, Validated};
 use closeloop_core::wire::EventResult;
 use serde::{Deserialize, Serialize};
@@ -241,7 +242,7 @@ pub async fn import(
     for p in &prepared {
         let v = &p.validated;
         let rows = ingest::rows_from(v);
-        let leads = ingest::leads_from(&site.id, v);
+        let leads = ingest::leads_from(&site.id, v, LeadSource::Import);
         let stored = store
             .insert_batch(&NewEvents {
                 site_id: &site.id,
@@ -250,11 +251,11 @@ pub async fn import(
                 geo: &p.geo,
                 agent: &p.agent,
                 leads: &leads,
-                // trusted writer: no visitor quota
-                quota: Quota {
-                    since: i64::MIN / 2,
-                    max_events: i64::MAX / 2,
-                },
+                // trusted writer: no quota checked or counted
+                quota: None,
+                dropped: 0,
+                counts: &[],
+                bad_rows: &[],
             })
             .await?;
         let already: HashSet<String> = rows

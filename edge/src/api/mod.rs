@@ -1,6 +1,6 @@
 //! The closing-the-loop API under `/v1/sites/{site}/...`: server-side events, CRM
-//! conversions, spend, webhooks, erasure (write key) and the marketer's reports and lead journeys
-//! (read key), plus `GET /v1/openapi.json`.
+//! conversions, spend, webhooks, erasure and bad rows (write key) and the marketer's reports,
+//! lead journeys and beacon health (read key), plus `GET /v1/openapi.json`.
 //!
 //! Each handler is thin: it checks the key, reads the body or the query with core
 //! (`closeloop_core::{validate, import, report}`), calls the store
@@ -9,6 +9,7 @@
 
 pub mod conversions;
 pub mod events_import;
+pub mod health;
 pub mod leads;
 pub mod openapi;
 pub mod reports;
@@ -24,6 +25,9 @@ use worker::{Env, Method, Request, Response};
 
 /// Largest body the write endpoints read (a CSV export or an import of many batches).
 pub const MAX_WRITE_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// Largest body of a write endpoint that takes one JSON object (a conversion, a spend
+/// period).
+pub const MAX_JSON_BODY_BYTES: usize = 64 * 1024;
 
 /// Whether the path after `/v1/sites/{site}/` is one of this module's.
 pub fn handles(rest: &[&str]) -> bool {
@@ -39,6 +43,8 @@ pub fn handles(rest: &[&str]) -> bool {
             | ["leads", _]
             | ["webhooks"]
             | ["webhooks:deliver"]
+            | ["health"]
+            | ["rejected"]
     )
 }
 
@@ -136,6 +142,15 @@ pub async fn route(
             let cfg = authorise(req, &store, site, KeyKind::Write).await?;
             webhooks::deliver(&store, &cfg, now).await
         }
+        (["health"], Method::Get) => {
+            let cfg = authorise(req, &store, site, KeyKind::Read).await?;
+            health::health(req, &store, &cfg, now).await
+        }
+        (["rejected"], Method::Get) => {
+            // bad rows hold what visitors sent: the write key, as the raw exports
+            let cfg = authorise(req, &store, site, KeyKind::Write).await?;
+            health::rejected(req, &store, &cfg, now).await
+        }
         _ => Err(ApiError::method_not_allowed()),
     }
 }
@@ -160,11 +175,10 @@ async fn site_config(store: &Store, site: &str) -> ApiResult<SiteConfig> {
         .ok_or_else(|| ApiError::new(404, "unknown_site", format!("no site `{site}`")))
 }
 
-/// Reads the body, refusing more than `limit` bytes with 413.
 /// A write endpoint's body that must be one JSON object (400 `malformed_json` or
 /// `invalid_body` otherwise).
 async fn json_object_body(req: &mut Request) -> ApiResult<Value> {
-    let bytes = body(req, MAX_WRITE_BODY_BYTES).await?;
+    let bytes = body(req, MAX_JSON_BODY_BYTES).await?;
     let sent: Value = serde_json::from_slice(&bytes)
         .map_err(|_| ApiError::bad_request("malformed_json", "the body is not valid JSON"))?;
     if !sent.is_object() {
@@ -176,26 +190,10 @@ async fn json_object_body(req: &mut Request) -> ApiResult<Value> {
     Ok(sent)
 }
 
+/// Reads the body, refusing more than `limit` bytes with 413 while it streams
+/// ([`crate::body::read`]).
 async fn body(req: &mut Request, limit: usize) -> ApiResult<Vec<u8>> {
-    let declared = req
-        .headers()
-        .get("Content-Length")?
-        .and_then(|l| l.trim().parse::<usize>().ok());
-    let too_large = || {
-        ApiError::new(
-            413,
-            "body_too_large",
-            format!("the body is larger than {limit} bytes"),
-        )
-    };
-    if declared.is_some_and(|l| l > limit) {
-        return Err(too_large());
-    }
-    let bytes = req.bytes().await?;
-    if bytes.len() > limit {
-        return Err(too_large());
-    }
-    Ok(bytes)
+    crate::body::read(req, limit).await
 }
 
 /// The query string as (name, value) pairs, percent-decoded.
