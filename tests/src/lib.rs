@@ -8,6 +8,7 @@
 //! starts a dedicated one with [`worker::Worker::start`].
 
 pub mod http;
+pub mod openapi;
 pub mod site;
 pub mod worker;
 

@@ -1,4 +1,4 @@
-//! `cargo xtask site create|list|keys|origins`: manages sites through the worker's admin
+//! `cargo xtask site create|list|keys|origins|settings|identity-secret`: manages sites through the worker's admin
 //! endpoints (`/v1/admin/...`), on the local demo worker by default or on a deployed one
 //! with `--edge URL` and `CLOSELOOP_ADMIN_TOKEN`.
 
@@ -13,6 +13,12 @@ const HELP: &str = "usage: cargo xtask site <command> [--edge URL]
   list                   list the sites
   keys ID                make a new read and write key for a site
   origins ID ORIGIN ...  replace a site's allowed origins
+  settings ID [--extra-host HOST ...] [--max-events-per-day N]
+              [--max-events-per-visitor-day N] [--bad-rows-kept N]
+                         change a site's beacon settings (absent ones unchanged)
+  identity-secret ID [--off]
+                         turn identity verification on with a new secret (shown
+                         once), or off
 
 The admin token comes from CLOSELOOP_ADMIN_TOKEN, or from the demo's
 .wrangler/demo-state/demo-keys.json; --edge defaults to http://127.0.0.1:8787.";
@@ -21,6 +27,9 @@ pub fn run(args: &[String]) -> Result {
     let mut edge = "http://127.0.0.1:8787".to_string();
     let mut origins = vec![];
     let mut currency = "USD".to_string();
+    let mut settings = serde_json::Map::new();
+    let mut extra_hosts: Vec<String> = vec![];
+    let mut off = false;
     let mut words = vec![];
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -28,6 +37,18 @@ pub fn run(args: &[String]) -> Result {
             "--edge" => edge = it.next().cloned().ok_or("--edge needs a URL")?,
             "--origin" => origins.push(it.next().cloned().ok_or("--origin needs a value")?),
             "--currency" => currency = it.next().cloned().ok_or("--currency needs a code")?,
+            "--extra-host" => {
+                extra_hosts.push(it.next().cloned().ok_or("--extra-host needs a host")?)
+            }
+            "--off" => off = true,
+            flag
+            @ ("--max-events-per-day" | "--max-events-per-visitor-day" | "--bad-rows-kept") => {
+                let n: i64 = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or(format!("{flag} needs a number"))?;
+                settings.insert(flag.trim_start_matches("--").replace('-', "_"), json!(n));
+            }
             _ => words.push(a.clone()),
         }
     }
@@ -56,6 +77,23 @@ pub fn run(args: &[String]) -> Result {
             &format!("{edge}/v1/admin/sites/{id}/origins"),
             &[headers[0], ("Content-Type", "application/json")],
             Some(&json!({"allowed_origins": rest}).to_string()),
+        )?,
+        ["settings", id] => {
+            if !extra_hosts.is_empty() {
+                settings.insert("extra_hosts".into(), json!(extra_hosts));
+            }
+            http::request(
+                "PATCH",
+                &format!("{edge}/v1/admin/sites/{id}"),
+                &[headers[0], ("Content-Type", "application/json")],
+                Some(&Value::Object(settings).to_string()),
+            )?
+        }
+        ["identity-secret", id] => http::request(
+            if off { "DELETE" } else { "POST" },
+            &format!("{edge}/v1/admin/sites/{id}/identity_secret"),
+            &headers,
+            None,
         )?,
         _ => return Err(HELP.to_string()),
     };
