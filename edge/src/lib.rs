@@ -4,7 +4,8 @@
 //! One `#[event(fetch)]` entry dispatches on method and path segments (a `match`, so
 //! that paths such as `events:import` and JSON 404/405 answers need no special cases).
 //! Module map:
-//! - [`ingest`] — `POST /v1/collect`: validate → dedupe → enrich → classify → store.
+//! - [`collect`] — `POST /v1/collect`, the handler; [`ingest`] — its stages: validate →
+//!   dedupe → enrich → classify → store.
 //! - [`trust`] — what a beacon may do: origin, hosts, identities, leads, bad rows.
 //! - [`limits`], [`tally`] — rate limits; refusal counts and bad rows at a bounded cost.
 //! - [`body`] — the one bounded body reader every handler uses.
@@ -21,6 +22,7 @@ pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod body;
+pub mod collect;
 pub mod cors;
 pub mod enrich;
 pub mod error;
@@ -82,7 +84,7 @@ pub async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     let now = Date::now().as_millis() as i64;
     let is_collect = req.path() == "/v1/collect";
     if is_collect && req.method() == Method::Post {
-        let (result, origin) = ingest::collect(req, &env, &ctx, now).await;
+        let (result, origin) = collect::collect(req, &env, &ctx, now).await;
         let mut resp = match result {
             Ok(r) => r,
             Err(e) => e.into_response()?,
