@@ -53,21 +53,11 @@ fn known_capped(site_id: &str, day: i64, now: i64) -> bool {
     })
 }
 
-/// Counts a refused batch of a known site and keeps its bad row (sampled), then writes
-/// the tallies when due.
-async fn refuse(
-    store: &Store,
-    env: &Env,
-    ctx: &Context,
-    site: &SiteConfig,
-    e: &ApiError,
-    body: &[u8],
-    visitor_id: Option<String>,
-    now: i64,
-) {
+/// Counts a refused batch of a known site and keeps its bad row (sampled); the caller then
+/// writes the tallies when due ([`tally::settle`]).
+fn refuse(site: &SiteConfig, e: &ApiError, body: &[u8], visitor_id: Option<String>, now: i64) {
     tally::count(&site.id, health::day_of(now), &metric::refused(e.code), 1);
     tally::bad_row(trust::refused_row(site, now, e, body, visitor_id));
-    tally::settle(store, env, Some(ctx)).await;
 }
 
 /// Handles `POST /v1/collect`. Returns the answer and, once the site is known, the
@@ -101,7 +91,8 @@ pub async fn collect(
                 };
                 match site {
                     Some(site) => {
-                        refuse(&store, env, ctx, &site, &e, &body, None, received_at).await
+                        refuse(&site, &e, &body, None, received_at);
+                        tally::settle(&store, env, Some(ctx)).await;
                     }
                     None => tally::unknown_site("(unreadable batch)"),
                 }
@@ -125,7 +116,8 @@ pub async fn collect(
             limits::rate_limit(env, &req, &site.id, &validated.visitor_id, received_at).await
         };
         if let Err(e) = checks.await {
-            refuse(&store, env, ctx, &site, &e, &body, visitor, received_at).await;
+            refuse(&site, &e, &body, visitor, received_at);
+            tally::settle(&store, env, Some(ctx)).await;
             return Err(e);
         }
         trust::apply_rules(&mut validated, &site);
@@ -184,7 +176,8 @@ pub async fn collect(
                 c.insert(site.id.clone(), (day, received_at + CAPPED_MEMORY_MS));
             });
             let e = site_quota_error(&site, received_at);
-            refuse(&store, env, ctx, &site, &e, &body, visitor, received_at).await;
+            refuse(&site, &e, &body, visitor, received_at);
+            tally::settle(&store, env, Some(ctx)).await;
             return Err(e);
         }
         let ids_where = |what: Stored| -> HashSet<String> {

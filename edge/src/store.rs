@@ -303,11 +303,9 @@ impl Store {
         }
         let row: Option<Row> = self
             .stmt(
-                &format!(
-                    "SELECT id, name, allowed_origins, currency, excluded_referrers, created_at, \
-                     max_events_per_visitor_day, extra_hosts, identity_secret, \
-                     max_events_per_day, bad_rows_kept FROM sites WHERE id = ?1"
-                ),
+                "SELECT id, name, allowed_origins, currency, excluded_referrers, created_at, \
+                 max_events_per_visitor_day, extra_hosts, identity_secret, \
+                 max_events_per_day, bad_rows_kept FROM sites WHERE id = ?1",
                 &[s(id)],
             )?
             .first(None)

@@ -311,6 +311,9 @@ fn absorb(w: &Worker) {
     .expect("health");
 }
 
+/// Request headers, (name, value).
+type Headers<'a> = Vec<(&'a str, &'a str)>;
+
 /// Whether `GET /v1/health` answers 200 within 3 s.
 fn quick_health(w: &Worker) -> bool {
     let addr = w.base.trim_start_matches("http://").to_string();
@@ -350,7 +353,7 @@ fn oversized_bodies_get_413_on_every_endpoint_even_while_streaming() {
         .as_array()
         .map_or(0, Vec::len);
     let pad = |n: usize| format!("{{\"pad\": \"{}\"}}", "x".repeat(n));
-    let cases: Vec<(&str, String, Vec<(&str, &str)>, usize)> = vec![
+    let cases: Vec<(&str, String, Headers<'_>, usize)> = vec![
         (
             "POST",
             "/v1/collect".into(),
@@ -433,7 +436,7 @@ fn oversized_bodies_get_413_on_every_endpoint_even_while_streaming() {
         absorb(w);
     }
     // bodies that never end
-    let unending: Vec<(String, Vec<(&str, &str)>, usize)> = vec![
+    let unending: Vec<(String, Headers<'_>, usize)> = vec![
         (
             "/v1/collect".into(),
             vec![("Origin", origin), ("Content-Type", "text/plain")],
