@@ -4,7 +4,7 @@
 //! with the write key only, and sampled under a flood. Each test creates its own site.
 
 use closeloop_e2e::beacon::{
-    assert_error, away_from_midnight, batch, get, health, new_site, pv, send, statuses, DAY,
+    admin, assert_error, away_from_midnight, batch, get, health, new_site, pv, send, statuses, DAY,
 };
 use closeloop_e2e::http::Answer;
 use closeloop_e2e::now_ms;
@@ -64,8 +64,10 @@ fn dropped_events_are_recorded_and_shown_by_health() {
 /// batch, e7, e6, e5, e4 — listed newest first; the counts say invalid_url 4,
 /// foreign_host 1, event_too_old 1 and origin_not_allowed 1 (all 7 counted though only 5
 /// kept); e6's raw text has the password redacted; filters by kind and reason and paging
-/// by cursor give the expected slices; and the list is refused without a key (401), with
-/// a malformed key, the read key or another site's write key (403).
+/// by cursor give the expected slices; the list is refused without a key (401), with a
+/// malformed key, the read key or another site's write key (403). Then the admin shrinks
+/// the ring to 3: the 3 newest stay (the batch, e7, e6); one more refused batch (e9)
+/// replaces the oldest of them: the new batch, the first batch, e7.
 #[test]
 fn bad_rows_are_kept_bounded_counted_and_readable_with_the_write_key_only() {
     away_from_midnight();
@@ -203,6 +205,48 @@ fn bad_rows_are_kept_bounded_counted_and_readable_with_the_write_key_only() {
         "forbidden",
     );
     assert_error(&get(w, &site, "health", None), 401, "missing_key");
+    // a smaller ring keeps the newest rows, and goes on replacing the oldest
+    let patch = admin(
+        w,
+        "PATCH",
+        &format!("/v1/admin/sites/{}", site.id),
+        Some(&json!({"bad_rows_kept": 3})),
+    );
+    assert_eq!(patch.status, 200, "{}", patch.text);
+    assert_eq!(
+        ids(&list("", Some(&site.write_key))),
+        ["batch:origin_not_allowed", "evt-br-0007", "evt-br-0006"]
+    );
+    let again = send(
+        w,
+        Some("https://not-allowed.example"),
+        &batch(
+            &site,
+            "visitor-bad-0003",
+            vec![pv("evt-br-0009", "https://bad.example/", now)],
+            now,
+        ),
+    );
+    assert_error(&again, 403, "origin_not_allowed");
+    let ring = list("", Some(&site.write_key));
+    let visitors: Vec<&str> = ring.json["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| r["visitor_id"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(
+        ids(&ring),
+        [
+            "batch:origin_not_allowed",
+            "batch:origin_not_allowed",
+            "evt-br-0007"
+        ]
+    );
+    assert_eq!(
+        visitors,
+        ["visitor-bad-0003", "visitor-bad-0002", "visitor-bad-0001"]
+    );
 }
 
 /// Scenario: 130 batches from an origin the site does not allow, back to back (a
