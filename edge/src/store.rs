@@ -19,6 +19,7 @@ use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, Env};
 
 mod ingest;
+pub mod agents;
 pub mod reporting;
 pub mod trust;
 pub mod webhooks;
@@ -533,10 +534,11 @@ impl Store {
             stmts.push(self.stmt(
                 "INSERT INTO sessions (site_id, session_id, visitor_id, started_at, ended_at, channel, \
                  source, medium, campaign, term, content, referrer_host, landing_path, click_id, \
-                 pageviews, is_bot, country, device_type) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, \
-                 ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
+                 pageviews, is_bot, country, device_type, bot_reason) SELECT ?1, ?2, ?3, ?4, ?5, ?6, \
+                 ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
                  (SELECT country FROM events WHERE site_id = ?1 AND event_id = substr(?2, 3)), \
-                 (SELECT device_type FROM events WHERE site_id = ?1 AND event_id = substr(?2, 3)) \
+                 (SELECT device_type FROM events WHERE site_id = ?1 AND event_id = substr(?2, 3)), \
+                 (SELECT bot_reason FROM events WHERE site_id = ?1 AND event_id = substr(?2, 3)) \
                  WHERE true ON CONFLICT (site_id, session_id) DO UPDATE SET \
                  visitor_id = excluded.visitor_id, started_at = excluded.started_at, \
                  ended_at = excluded.ended_at, channel = excluded.channel, source = excluded.source, \
@@ -544,7 +546,8 @@ impl Store {
                  content = excluded.content, referrer_host = excluded.referrer_host, \
                  landing_path = excluded.landing_path, click_id = excluded.click_id, \
                  pageviews = excluded.pageviews, is_bot = excluded.is_bot, \
-                 country = excluded.country, device_type = excluded.device_type",
+                 country = excluded.country, device_type = excluded.device_type, \
+                 bot_reason = excluded.bot_reason",
                 &[
                     s(site_id),
                     s(&x.session_id),

@@ -198,9 +198,9 @@ impl Store {
                  name, props, form_fields, form_values, form_id, created_at, sent_at, received_at, \
                  derived_ts, country, region, region_code, city, continent, postal_code, timezone, \
                  latitude, longitude, asn, as_org, colo, is_eu, device_type, browser, browser_version, \
-                 os, os_version, is_bot) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
-                 ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, \
-                 ?30, ?31, ?32, ?33, ?34, ?35, ?36 \
+                 os, os_version, is_bot, bot_reason, agent_id) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, \
+                 ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, \
+                 ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36, ?40, ?41 \
                  WHERE coalesce((SELECT events FROM visitor_days WHERE day = ?37 AND site_id = ?1 \
                         AND visitor_id = ?3), 0) < ?38 \
                    AND coalesce((SELECT n FROM site_stats WHERE site_id = ?1 AND day = ?37 \
@@ -246,9 +246,13 @@ impl Store {
                     n(q.day),
                     n(q.max_visitor_events),
                     n(q.max_site_events),
+                    opt(agent.bot_reason.as_deref()),
+                    opt(agent.source.as_ref().map(|a| a.id.as_str())),
                 ],
             )?);
         }
+        // the request's user agent and hints, once per site (re-classification; 0013)
+        stmts.extend(super::agents::agent_stmt(self, site_id, agent, received_at)?);
         let writes = rows.len();
         let first = rows.iter().map(|r| r.derived_ts).min().unwrap_or(0);
         let last = rows.iter().map(|r| r.derived_ts).max().unwrap_or(0);
