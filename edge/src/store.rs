@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, Env};
 
-mod ingest;
 pub mod agents;
+mod ingest;
 pub mod reporting;
 pub mod trust;
 pub mod webhooks;

@@ -16,6 +16,9 @@ use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::time::Duration;
 
+/// A browser other than the harness's Chrome.
+const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+
 /// Seconds from `now` to the next UTC midnight, rounded up: what `Retry-After` of a daily
 /// cap says.
 fn to_midnight(now: i64) -> i64 {
@@ -97,7 +100,8 @@ fn the_site_daily_cap_answers_429_and_is_counted() {
 /// device made 48 h ago (an offline queue, within the 72 h bound), then 1 page view made
 /// now. The quota counts events on the day they are received, so the 5 backdated ones
 /// count today. Expected: 5 accepted, then rejected `visitor_quota_exceeded`; 5 stored;
-/// health counts `visitor_quota_exceeded` 1.
+/// health counts `visitor_quota_exceeded` 1. The refused batch comes from a browser the
+/// site has not seen (Firefox): it leaves no `agents` row (1 row, the first batch's Chrome).
 #[test]
 fn the_visitor_quota_counts_backdated_events_when_received() {
     away_from_midnight();
@@ -116,16 +120,23 @@ fn the_visitor_quota_counts_backdated_events_when_received() {
         .collect();
     let a = send(w, Some(origin), &batch(&site, "visitor-rq-0001", old, now));
     assert_eq!(statuses(&a), vec!["accepted"; 5], "{}", a.text);
-    let b = send(
-        w,
-        Some(origin),
-        &batch(
-            &site,
-            "visitor-rq-0001",
-            vec![pv("evt-rq-0009", "https://recv-quota.example/", now - 500)],
-            now,
-        ),
+    let refused = batch(
+        &site,
+        "visitor-rq-0001",
+        vec![pv("evt-rq-0009", "https://recv-quota.example/", now - 500)],
+        now,
     );
+    let b = http::request(
+        "POST",
+        &w.url("/v1/collect"),
+        &[
+            ("Content-Type", "text/plain;charset=UTF-8"),
+            ("User-Agent", FIREFOX),
+            ("Origin", origin),
+        ],
+        Some(&refused.to_string()),
+    )
+    .expect("collect");
     assert_eq!(
         statuses(&b),
         ["rejected:visitor_quota_exceeded"],
@@ -138,6 +149,13 @@ fn the_visitor_quota_counts_backdated_events_when_received() {
             &format!("SELECT count(*) FROM events WHERE site_id = '{}'", site.id)
         ),
         5
+    );
+    assert_eq!(
+        count(
+            w,
+            &format!("SELECT count(*) FROM agents WHERE site_id = '{}'", site.id)
+        ),
+        1
     );
     let h = health(w, &site);
     assert_eq!(

@@ -252,7 +252,13 @@ impl Store {
             )?);
         }
         // the request's user agent and hints, once per site (re-classification; 0013)
-        stmts.extend(super::agents::agent_stmt(self, site_id, agent, received_at)?);
+        stmts.extend(super::agents::agent_stmt(
+            self,
+            site_id,
+            agent,
+            received_at,
+            &ids,
+        )?);
         let writes = rows.len();
         let first = rows.iter().map(|r| r.derived_ts).min().unwrap_or(0);
         let last = rows.iter().map(|r| r.derived_ts).max().unwrap_or(0);
