@@ -23,6 +23,7 @@ pub mod assists;
 #[cfg(feature = "full")]
 pub mod attribution;
 #[cfg(feature = "full")]
+pub mod badrow;
 pub mod bots;
 #[cfg(feature = "full")]
 pub mod channel;
@@ -30,6 +31,8 @@ pub mod channel;
 pub mod costs;
 #[cfg(feature = "full")]
 pub mod dedup;
+#[cfg(feature = "full")]
+pub mod health;
 #[cfg(feature = "full")]
 pub mod identity;
 #[cfg(feature = "full")]

@@ -40,11 +40,17 @@
 //!   deduplication key).
 //!
 //! ## Modes
-//! - [`Mode::Collect`] (`/v1/collect`, the tracker's times): `sent_at` is required and
-//!   must be within [`wire::MAX_CLOCK_SKEW_MS`] of the edge's `received_at`; events
-//!   older than `sent_at −` [`wire::MAX_EVENT_AGE_MS`] or newer than `sent_at +`
+//! - [`Mode::Collect`] (`/v1/collect`, the tracker's times): `sent_at` is required (a
+//!   time between 1970 and JavaScript's largest safe integer); events older than
+//!   `sent_at −` [`wire::MAX_EVENT_AGE_MS`] (72 hours) or newer than `sent_at +`
 //!   [`wire::MAX_FUTURE_MS`] are refused; `derived_ts` corrects the device's clock
-//!   skew with [`wire::derived_ts`].
+//!   skew with [`wire::derived_ts`] (so never more than 72 hours before, nor after,
+//!   `received_at`). A device clock more than [`wire::MAX_CLOCK_SKEW_MS`] away from
+//!   the edge's does not refuse the batch (the offsets still hold): it is flagged
+//!   ([`Validated::clock_skewed`]) for the edge to count.
+//!   After the envelope, the edge applies the site's own rules with
+//!   [`Validated::apply_site_rules`]: events on foreign hosts, and `identify` events
+//!   without a valid `user_hash` on a site that verifies identities, are rejected.
 //! - [`Mode::Import`] (`events:import`, a server's recorded times taken as they are):
 //!   `site_id` and `sent_at` may be left out (the site comes from the path; the edge
 //!   compares a given `site_id` with it), there is no skew check and no age limit,
@@ -99,9 +105,6 @@ pub enum ErrorCode {
     EmptyBatch,
     /// `too_many_events`: more than [`wire::MAX_EVENTS_PER_BATCH`] events.
     TooManyEvents,
-    /// `clock_skew`: `sent_at` is more than [`wire::MAX_CLOCK_SKEW_MS`] away from the
-    /// time the edge received the batch, so its times cannot be corrected.
-    ClockSkew,
     // ---- event level: one event is rejected, the others go on ----
     /// `invalid_event`: not an object, a missing or mistyped field, an unknown
     /// `type`, an empty `track` name.
@@ -130,11 +133,20 @@ pub enum ErrorCode {
     EventInFuture,
     /// `invalid_email`: an `identify` event's email is not a valid address.
     InvalidEmail,
+    /// `foreign_host`: the event's `url` is not on one of the site's hosts (the hosts of
+    /// its allowed origins and its `extra_hosts`); see [`Validated::apply_site_rules`].
+    ForeignHost,
+    /// `user_hash_required`: the site verifies identities and this `identify` carries no
+    /// [`wire::USER_HASH`].
+    UserHashRequired,
+    /// `invalid_user_hash`: the `identify`'s [`wire::USER_HASH`] is not the site's
+    /// HMAC of its email ([`crate::identity::verify_user_hash`]).
+    InvalidUserHash,
 }
 
 impl ErrorCode {
     /// Every code, batch-level ones first.
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 22] = [
         ErrorCode::BodyTooLarge,
         ErrorCode::MalformedJson,
         ErrorCode::InvalidBatch,
@@ -143,7 +155,6 @@ impl ErrorCode {
         ErrorCode::InvalidVisitorId,
         ErrorCode::EmptyBatch,
         ErrorCode::TooManyEvents,
-        ErrorCode::ClockSkew,
         ErrorCode::InvalidEvent,
         ErrorCode::InvalidId,
         ErrorCode::InvalidUrl,
@@ -155,6 +166,9 @@ impl ErrorCode {
         ErrorCode::EventTooOld,
         ErrorCode::EventInFuture,
         ErrorCode::InvalidEmail,
+        ErrorCode::ForeignHost,
+        ErrorCode::UserHashRequired,
+        ErrorCode::InvalidUserHash,
     ];
 
     /// The stable wire string, e.g. `"invalid_url"`.
@@ -168,7 +182,6 @@ impl ErrorCode {
             ErrorCode::InvalidVisitorId => "invalid_visitor_id",
             ErrorCode::EmptyBatch => "empty_batch",
             ErrorCode::TooManyEvents => "too_many_events",
-            ErrorCode::ClockSkew => "clock_skew",
             ErrorCode::InvalidEvent => "invalid_event",
             ErrorCode::InvalidId => "invalid_id",
             ErrorCode::InvalidUrl => "invalid_url",
@@ -180,6 +193,9 @@ impl ErrorCode {
             ErrorCode::EventTooOld => "event_too_old",
             ErrorCode::EventInFuture => "event_in_future",
             ErrorCode::InvalidEmail => "invalid_email",
+            ErrorCode::ForeignHost => "foreign_host",
+            ErrorCode::UserHashRequired => "user_hash_required",
+            ErrorCode::InvalidUserHash => "invalid_user_hash",
         }
     }
 
@@ -200,7 +216,6 @@ impl ErrorCode {
                 | ErrorCode::InvalidVisitorId
                 | ErrorCode::EmptyBatch
                 | ErrorCode::TooManyEvents
-                | ErrorCode::ClockSkew
         )
     }
 
@@ -306,6 +321,11 @@ impl ValidateOptions {
 /// An event that passed every check.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidEvent {
+    /// An `identify`'s [`wire::USER_HASH`] as sent (taken out of the event and its
+    /// traits: never stored).
+    pub user_hash: Option<String>,
+    /// Whether [`Validated::apply_site_rules`] verified this `identify`'s `user_hash`.
+    pub verified: bool,
     /// Its position in the batch's `events` (0-based).
     pub index: usize,
     /// The event, with its id filled in (the content fingerprint when it came
@@ -367,9 +387,142 @@ pub struct Validated {
     pub rejected: Vec<Rejection>,
     /// Repeats of an accepted event within this batch, in batch order.
     pub duplicates_in_batch: Vec<Duplicate>,
+    /// How far the device clock is ahead of the edge's (`sent_at − received_at`, ms;
+    /// 0 in import mode).
+    pub clock_skew_ms: i64,
+}
+
+/// What a site allows of its beacons: [`Validated::apply_site_rules`].
+#[derive(Debug, Clone, Copy)]
+pub struct SiteRules<'a> {
+    /// The hosts events may be recorded on (lower case): the hosts of the site's
+    /// allowed origins and its extra hosts.
+    pub hosts: &'a [String],
+    /// The site's identity secret, when it verifies identities.
+    pub identity_secret: Option<&'a str>,
+}
+
+/// Whether `url`'s host is one of `hosts` (ASCII case-insensitive; ports and schemes
+/// are not compared: `http://127.0.0.1:8080` and `http://127.0.0.1:9000` share a host).
+///
+/// ```
+/// use closeloop_core::validate::host_allowed;
+/// let hosts = vec!["www.example.com".to_string()];
+/// assert!(host_allowed("https://WWW.example.com/pricing?x=1", &hosts));
+/// assert!(!host_allowed("https://example.com/", &hosts));
+/// assert!(!host_allowed("https://evil.example/?utm_source=spam", &hosts));
+/// ```
+pub fn host_allowed(url: &str, hosts: &[String]) -> bool {
+    let Ok(u) = url::Url::parse(url) else {
+        return false;
+    };
+    let Some(host) = u.host_str() else {
+        return false;
+    };
+    hosts.iter().any(|h| h.eq_ignore_ascii_case(host))
 }
 
 impl Validated {
+    /// Whether the device clock was more than [`wire::MAX_CLOCK_SKEW_MS`] away from the
+    /// edge's (the batch is kept; its times come from its own offsets).
+    pub fn clock_skewed(&self) -> bool {
+        self.clock_skew_ms.unsigned_abs() > wire::MAX_CLOCK_SKEW_MS.unsigned_abs()
+    }
+
+    /// Applies a site's rules to the accepted events, moving the ones that break them
+    /// to [`Validated::rejected`] (and their repeats within the batch with them):
+    /// - `foreign_host`: the event's URL is not on one of `rules.hosts`;
+    /// - with an identity secret, an `identify` without [`wire::USER_HASH`] is
+    ///   `user_hash_required`, one whose hash is not the secret's HMAC of its email is
+    ///   `invalid_user_hash`, and one that passes is marked [`ValidEvent::verified`].
+    ///
+    /// Only for `/v1/collect` (a browser is untrusted); `events:import` comes with the
+    /// write key.
+    pub fn apply_site_rules(&mut self, rules: &SiteRules<'_>) {
+        let mut kept = Vec::with_capacity(self.events.len());
+        for mut e in std::mem::take(&mut self.events) {
+            let problem = if !host_allowed(&e.event.url, rules.hosts) {
+                Some((
+                    ErrorCode::ForeignHost,
+                    format!(
+                        "`url` is on `{}`, which is not one of this site's hosts",
+                        cut(
+                            url::Url::parse(&e.event.url)
+                                .ok()
+                                .and_then(|u| u.host_str().map(String::from))
+                                .as_deref()
+                                .unwrap_or(""),
+                            100
+                        )
+                    ),
+                ))
+            } else {
+                match (&e.event.kind, rules.identity_secret) {
+                    (EventKind::Identify { email, .. }, Some(secret)) => {
+                        match e.user_hash.as_deref() {
+                            None => Some((
+                                ErrorCode::UserHashRequired,
+                                "this site verifies identities: `identify` needs the \
+                                 `user_hash` its server computes"
+                                    .to_string(),
+                            )),
+                            Some(h) if !crate::identity::verify_user_hash(secret, email, h) => {
+                                Some((
+                                    ErrorCode::InvalidUserHash,
+                                    "`user_hash` is not the site's HMAC-SHA256 of this email"
+                                        .to_string(),
+                                ))
+                            }
+                            Some(_) => {
+                                e.verified = true;
+                                None
+                            }
+                        }
+                    }
+                    _ => None,
+                }
+            };
+            match problem {
+                None => kept.push(e),
+                Some((code, message)) => {
+                    let id = if e.id_from_content {
+                        String::new()
+                    } else {
+                        e.event.id.clone()
+                    };
+                    for d in self
+                        .duplicates_in_batch
+                        .iter()
+                        .filter(|d| d.first_index == e.index)
+                    {
+                        self.rejected.push(Rejection {
+                            index: d.index,
+                            id: id.clone(),
+                            code,
+                            error: ErrorDetail {
+                                code: code.as_str().to_string(),
+                                message: message.clone(),
+                            },
+                        });
+                    }
+                    self.duplicates_in_batch
+                        .retain(|d| d.first_index != e.index);
+                    self.rejected.push(Rejection {
+                        index: e.index,
+                        id,
+                        code,
+                        error: ErrorDetail {
+                            code: code.as_str().to_string(),
+                            message,
+                        },
+                    });
+                }
+            }
+        }
+        self.events = kept;
+        self.rejected.sort_by_key(|r| r.index);
+    }
+
     /// The ids of the accepted events, for the store to look up which it already
     /// holds.
     pub fn ids(&self) -> Vec<&str> {
@@ -534,17 +687,17 @@ pub fn validate(body: &[u8], options: &ValidateOptions) -> Result<Validated, Bat
             ),
         ));
     }
-    if !import && sent_at.abs_diff(options.received_at) > wire::MAX_CLOCK_SKEW_MS.unsigned_abs() {
+    if !(0..=MAX_SAFE_MS).contains(&sent_at) {
         return Err(BatchError::new(
-            C::ClockSkew,
-            format!(
-                "`sent_at` ({}) is more than 24 hours away from the server's time ({}): \
-                 the device clock is wrong",
-                format_rfc3339(sent_at),
-                format_rfc3339(options.received_at)
-            ),
+            C::InvalidBatch,
+            "`sent_at` must be a time in milliseconds since 1970 (at most 2^53 - 1)",
         ));
     }
+    let clock_skew_ms = if import {
+        0
+    } else {
+        sent_at.saturating_sub(options.received_at)
+    };
 
     let event_count = raw_events.len();
     let ctx = Ctx {
@@ -584,8 +737,13 @@ pub fn validate(body: &[u8], options: &ValidateOptions) -> Result<Validated, Bat
         events,
         rejected,
         duplicates_in_batch,
+        clock_skew_ms,
     })
 }
+
+/// The largest time a JavaScript number holds exactly (2^53 − 1 ms): what D1 and the
+/// tracker can carry.
+const MAX_SAFE_MS: i64 = (1 << 53) - 1;
 
 /// Removes `key` from `obj`; a `null` counts as absent.
 fn take(obj: &mut Map<String, Value>, key: &str) -> Option<Value> {
@@ -704,6 +862,11 @@ fn check_event(index: usize, raw: Value, ctx: &Ctx<'_>) -> Result<ValidEvent, Re
     if let Some(Value::Object(form)) = obj.get_mut("form") {
         strip_nulls(form);
     }
+    // the identity hash travels beside the event's fields, never into a stored one
+    let mut user_hash = match obj.remove(wire::USER_HASH) {
+        Some(Value::String(h)) => Some(h),
+        _ => None,
+    };
     let id_from_content = match obj.get("id") {
         None => {
             obj.insert("id".to_string(), Value::String(String::new()));
@@ -736,6 +899,11 @@ fn check_event(index: usize, raw: Value, ctx: &Ctx<'_>) -> Result<ValidEvent, Re
             ),
         )
     })?;
+    if let EventKind::Identify { traits, .. } = &mut event.kind {
+        if let Some(h) = traits.remove(wire::USER_HASH) {
+            user_hash.get_or_insert(h);
+        }
+    }
     check_limits(&mut event).map_err(|p| reject(&sent_id, p))?;
     let derived_ts = check_times(&event, ctx).map_err(|p| reject(&sent_id, p))?;
     let redacted = redact(&mut event.kind);
@@ -743,6 +911,8 @@ fn check_event(index: usize, raw: Value, ctx: &Ctx<'_>) -> Result<ValidEvent, Re
         event.id = dedup::fingerprint(ctx.site_id, ctx.visitor_id, &event);
     }
     Ok(ValidEvent {
+        user_hash,
+        verified: false,
         index,
         event,
         derived_ts,
@@ -907,7 +1077,8 @@ fn check_times(event: &Event, ctx: &Ctx<'_>) -> Result<i64, Problem> {
                 return Err((
                     ErrorCode::EventTooOld,
                     format!(
-                        "`created_at` ({}) is more than 7 days before `sent_at` ({})",
+                        "`created_at` ({}) is more than 72 hours before `sent_at` ({}): \
+                         older events go through events:import",
                         format_rfc3339(created),
                         format_rfc3339(ctx.sent_at)
                     ),
@@ -1090,7 +1261,7 @@ mod tests {
         assert_eq!(ErrorCode::parse("nope"), None);
         assert_eq!(
             ErrorCode::ALL.iter().filter(|c| c.is_batch_level()).count(),
-            9
+            8
         );
     }
 

@@ -41,15 +41,26 @@ pub const MAX_FIELD_LEN: usize = 512;
 pub const MAX_FIELDS: usize = 64;
 /// Shortest and longest client-made id (visitor and event ids), in bytes.
 pub const ID_LEN: std::ops::RangeInclusive<usize> = 8..=64;
-/// Oldest event `/v1/collect` accepts, measured from the batch's `sent_at`: 7 days.
-/// (A tracker keeps its queue across offline spells; older events are refused.)
-pub const MAX_EVENT_AGE_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+/// Oldest event `/v1/collect` accepts, measured back from the batch's `sent_at` on the
+/// device's own clock: 72 hours. The tracker keeps unacknowledged events in
+/// `localStorage` and sends them at the next page load of the site, so a legitimate event
+/// can be days old; but a browser cannot prove when an event happened, and every hour
+/// accepted is an hour a forged beacon can backdate a session towards first-touch
+/// position. 72 hours is the bound GA4's Measurement Protocol and Firebase Analytics
+/// apply to client times; older events are rejected (`event_too_old`, kept as bad rows
+/// and counted), and servers send history through `events:import` with the write key.
+pub const MAX_EVENT_AGE_MS: i64 = 72 * 60 * 60 * 1000;
 /// How far a device clock may be from the edge's clock (`sent_at` vs. `received_at`)
-/// before the batch's times are not trusted: 24 hours. Within it, [`derived_ts`] corrects
-/// the skew.
+/// before the batch is flagged as coming from a skewed clock: 24 hours. Such a batch is
+/// not refused: its times are derived from its own offsets ([`derived_ts`]), which no
+/// clock skew affects, and the edge counts it (`clock_skew` in the site's health).
 ///
 /// [`derived_ts`]: crate::wire::derived_ts
 pub const MAX_CLOCK_SKEW_MS: i64 = 24 * 60 * 60 * 1000;
+/// The key of an `identify` event (or of its `traits`) that carries the identity
+/// verification hash: `user_hash = hex(HMAC-SHA256(site identity secret, normalised
+/// email))`. Required when the site has an identity secret; never stored.
+pub const USER_HASH: &str = "user_hash";
 /// How far after `sent_at` an event may claim to have been created (it cannot be,
 /// beyond rounding): 1 minute.
 pub const MAX_FUTURE_MS: i64 = 60 * 1000;
@@ -106,7 +117,10 @@ pub enum EventKind {
         /// What was submitted.
         form: FormSubmit,
     },
-    /// The site said who the visitor is (`closeloop.identify(email, traits)`).
+    /// The site said who the visitor is (`closeloop.identify(email, traits)`). A site
+    /// with identity verification on also sends [`USER_HASH`], as a member of the event
+    /// or of its traits (`closeloop.identify(email, {user_hash})`); the edge takes it out
+    /// before anything is stored.
     Identify {
         /// The visitor's email.
         email: String,
@@ -230,7 +244,12 @@ pub struct CollectResponse {
 }
 
 /// The edge's estimate of when an event really happened, safe from device clock skew
-/// (as Snowplow derives it): `received_at - (sent_at - created_at)`.
+/// (as Snowplow derives it): `received_at - (sent_at - created_at)`, clamped to
+/// `received_at` (an event the device says it made after sending the batch — at most
+/// [`MAX_FUTURE_MS`] later, rounding — happened no later than its arrival). Only the
+/// batch's own offset counts, so a device clock off by days changes nothing; with the
+/// offset bounded by [`MAX_EVENT_AGE_MS`], no event lands more than 72 hours before it
+/// arrived.
 ///
 /// ```
 /// use closeloop_core::wire::derived_ts;
@@ -238,7 +257,9 @@ pub struct CollectResponse {
 /// let received_at = 1_000_000_000_000;
 /// let sent_at = received_at - 3_600_000;
 /// assert_eq!(derived_ts(sent_at - 2_000, sent_at, received_at), received_at - 2_000);
+/// // made "30 s after sending": it arrived when it arrived
+/// assert_eq!(derived_ts(sent_at + 30_000, sent_at, received_at), received_at);
 /// ```
 pub fn derived_ts(created_at: i64, sent_at: i64, received_at: i64) -> i64 {
-    received_at.saturating_sub(sent_at.saturating_sub(created_at))
+    received_at.saturating_sub(sent_at.saturating_sub(created_at).max(0))
 }

@@ -13,9 +13,12 @@
 //!   "body": { ... }  |  "raw_body": "text",  // raw_body is sent byte for byte
 //!   "raw_repeat": 3,                         // optional: raw_body repeated
 //!   "already_present": ["id", ...],          // optional: ids the store holds
+//!   "site_rules": {"hosts": [...], "identity_secret": "..."},  // optional: applied
+//!                                            // with `apply_site_rules` after validation
 //!   "expect": {"error": "code"}
 //!         | {"results": [{"status": "accepted", "id"?, "code"?, "derived_ts"?,
-//!                         "redacted"?, "kept_values"?, "email"?}, ...]}
+//!                         "redacted"?, "kept_values"?, "email"?, "verified"?}, ...],
+//!            "clock_skewed"?: bool}
 //!         | {"all": "accepted", "count": 100}
 //! }
 //! ```
@@ -27,7 +30,7 @@
 //!   strings `{i}` is the copy's index and `{i8}` the index zero-padded to 8 digits;
 //! - `{"$map": {"count": N, "key": "k{i}", "value": "v"}}` is an object of N entries.
 
-use closeloop_core::validate::{validate, ErrorCode, Mode, ValidateOptions, Validated};
+use closeloop_core::validate::{validate, ErrorCode, Mode, SiteRules, ValidateOptions, Validated};
 use closeloop_core::wire::Status;
 use serde_json::{Map, Value};
 use std::collections::{BTreeSet, HashSet};
@@ -135,7 +138,28 @@ fn run_case(case: &Value) -> Result<Vec<String>, String> {
             )),
         };
     }
-    let v = outcome.map_err(|e| format!("unexpected batch error {e}"))?;
+    let mut v = outcome.map_err(|e| format!("unexpected batch error {e}"))?;
+    if let Some(rules) = case.get("site_rules") {
+        let hosts: Vec<String> = rules["hosts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|h| h.as_str().map(String::from))
+            .collect();
+        v.apply_site_rules(&SiteRules {
+            hosts: &hosts,
+            identity_secret: rules.get("identity_secret").and_then(Value::as_str),
+        });
+    }
+    if let Some(skewed) = expect.get("clock_skewed").and_then(Value::as_bool) {
+        if v.clock_skewed() != skewed {
+            return Err(format!(
+                "clock_skewed {} != expected {skewed} (skew {} ms)",
+                v.clock_skewed(),
+                v.clock_skew_ms
+            ));
+        }
+    }
     let present: HashSet<String> = case
         .get("already_present")
         .and_then(Value::as_array)
@@ -204,6 +228,7 @@ fn check_valid_event(v: &Validated, index: usize, want: &Value) -> Result<(), St
         "kept_values",
         "email",
         "id_prefix",
+        "verified",
     ];
     if !keys.iter().any(|k| want.get(*k).is_some()) {
         return Ok(());
@@ -247,6 +272,17 @@ fn check_valid_event(v: &Validated, index: usize, want: &Value) -> Result<(), St
         if &values != kept {
             return Err(format!("kept values {values} != expected {kept}"));
         }
+    }
+    if let Some(verified) = want.get("verified").and_then(Value::as_bool) {
+        if e.verified != verified {
+            return Err(format!("verified {} != expected {verified}", e.verified));
+        }
+    }
+    if stored
+        .get("traits")
+        .is_some_and(|t| t.get("user_hash").is_some())
+    {
+        return Err("user_hash left in the stored traits".into());
     }
     if let Some(email) = want.get("email") {
         if stored.get("email") != Some(email) {
@@ -334,7 +370,7 @@ fn every_code_has_a_distinct_snake_case_string() {
         );
     }
     assert_eq!(ErrorCode::BodyTooLarge.http_status(), 413);
-    assert_eq!(ErrorCode::ClockSkew.http_status(), 400);
+    assert_eq!(ErrorCode::InvalidBatch.http_status(), 400);
 }
 
 /// The fingerprint keys below were computed by an independent implementation of

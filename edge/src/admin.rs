@@ -1,12 +1,16 @@
 //! The admin endpoints (`Authorization: Bearer $ADMIN_TOKEN`): create and list sites;
 //! list, add, revoke and rotate keys; replace a site's allowed origins and privacy
-//! settings; read the audit log; run the cron's work now. Keys are shown once, stored
-//! hashed. Every change is written with its audit entry in one transaction.
+//! settings; change its beacon settings (extra hosts, daily caps, bad rows kept) and its
+//! identity secret; read the audit log; run the cron's work now. Keys and secrets are
+//! shown once, keys stored hashed. Every change of keys, origins and privacy is written
+//! with its audit entry in one transaction. Bodies are read with [`crate::body::read`] up
+//! to [`crate::body::ADMIN_MAX_BYTES`].
 
 use crate::auth::{self, KeyKind};
 use crate::error::{ApiError, ApiResult};
 use crate::store::audit::{Actor, AuditRecord};
 use crate::store::keys::{KeyRecord, NewKey};
+use crate::store::trust::{TrustSettings, TrustUpdate, MAX_BAD_ROWS_KEPT};
 use crate::store::{SiteConfig, Store};
 use closeloop_core::privacy::PrivacySettings;
 use closeloop_core::time::format_rfc3339;
@@ -14,9 +18,6 @@ use closeloop_core::validate::valid_site_id;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use worker::{Env, Method, Request, Response};
-
-/// Largest body an admin endpoint reads.
-pub const MAX_ADMIN_BODY_BYTES: usize = 64 * 1024;
 
 /// Dispatches `/v1/admin/{rest}` once the admin token was checked.
 pub async fn route(req: &mut Request, env: &Env, rest: &[&str], now: i64) -> ApiResult<Response> {
@@ -33,6 +34,13 @@ pub async fn route(req: &mut Request, env: &Env, rest: &[&str], now: i64) -> Api
         }
         (["sites", site, "origins"], Method::Put) => set_origins(req, &store, site, now).await,
         (["sites", site, "privacy"], Method::Put) => set_privacy(req, &store, site, now).await,
+        (["sites", site], Method::Patch) => update_settings(req, &store, site).await,
+        (["sites", site, "identity_secret"], Method::Post) => {
+            identity_secret(&store, site, true).await
+        }
+        (["sites", site, "identity_secret"], Method::Delete) => {
+            identity_secret(&store, site, false).await
+        }
         (["sites", site, "reclassify"], Method::Post) => {
             crate::reclassify::step(req, &store, site).await
         }
@@ -65,11 +73,9 @@ pub async fn route(req: &mut Request, env: &Env, rest: &[&str], now: i64) -> Api
         }
         (
             ["sites"]
-            | ["sites", _, "keys"]
+            | ["sites", _]
+            | ["sites", _, "keys" | "origins" | "privacy" | "identity_secret" | "reclassify"]
             | ["sites", _, "keys", _]
-            | ["sites", _, "origins"]
-            | ["sites", _, "privacy"]
-            | ["sites", _, "reclassify"]
             | ["audit"]
             | ["sessions:flush"]
             | ["cron:run"],
@@ -138,13 +144,37 @@ pub struct NewSite {
     /// Referrer hosts that never start a session.
     #[serde(default)]
     pub excluded_referrers: Vec<String>,
-    /// Most events one visitor may send in 24 hours (default 5 000).
+    /// Most events one visitor may send per UTC day (default 5 000).
     #[serde(default)]
     pub max_events_per_visitor_day: Option<i64>,
     /// What is kept of a visitor (query keys of URLs, geo fields).
     #[serde(default)]
     pub privacy: PrivacySettings,
+    /// The site's beacon settings (see [`Settings`]).
+    #[serde(flatten)]
+    pub settings: Settings,
+    /// Turn identity verification on: a secret is made and shown once.
+    #[serde(default)]
+    pub identity_verification: bool,
 }
+
+/// Body of `PATCH /v1/admin/sites/{site}` (and part of a new site's): every member
+/// optional, absent ones unchanged.
+#[derive(Debug, Default, Deserialize)]
+pub struct Settings {
+    /// Hosts besides the allowed origins' that events may be recorded on.
+    #[serde(default)]
+    pub extra_hosts: Option<Vec<String>>,
+    /// Events the site's beacons may store per UTC day.
+    #[serde(default)]
+    pub max_events_per_day: Option<i64>,
+    /// Bad rows kept (1 to 10 000).
+    #[serde(default)]
+    pub bad_rows_kept: Option<i64>,
+}
+
+/// Most extra hosts a site may list.
+const MAX_EXTRA_HOSTS: usize = 50;
 
 /// A site as the admin endpoints show it.
 #[derive(Debug, Serialize)]
@@ -161,10 +191,18 @@ pub struct SiteView {
     pub excluded_referrers: Vec<String>,
     /// Creation time, RFC 3339.
     pub created_at: String,
-    /// Most events one visitor may send in 24 hours.
+    /// Most events one visitor may send per UTC day.
     pub max_events_per_visitor_day: i64,
     /// What is kept of a visitor.
     pub privacy: PrivacySettings,
+    /// Hosts besides the allowed origins' that events may be recorded on.
+    pub extra_hosts: Vec<String>,
+    /// Most events the site's beacons may store per UTC day.
+    pub max_events_per_day: i64,
+    /// Bad rows kept.
+    pub bad_rows_kept: i64,
+    /// Whether `identify` must carry a valid `user_hash` (the secret is never shown again).
+    pub identity_verification: bool,
 }
 
 impl From<SiteConfig> for SiteView {
@@ -178,8 +216,64 @@ impl From<SiteConfig> for SiteView {
             created_at: closeloop_core::time::format_rfc3339(s.created_at),
             max_events_per_visitor_day: s.max_events_per_visitor_day,
             privacy: s.privacy,
+            extra_hosts: s.trust.extra_hosts,
+            max_events_per_day: s.trust.max_events_per_day,
+            bad_rows_kept: s.trust.bad_rows_kept,
+            identity_verification: s.trust.identity_secret.is_some(),
         }
     }
+}
+
+/// Normalises extra hosts: lower-case host names or IP addresses, no scheme, port or path
+/// (400 `invalid_host` otherwise), without repeats.
+pub fn normalise_hosts(list: &[String]) -> ApiResult<Vec<String>> {
+    if list.len() > MAX_EXTRA_HOSTS {
+        return Err(ApiError::bad_request(
+            "invalid_host",
+            format!("at most {MAX_EXTRA_HOSTS} extra hosts"),
+        ));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for h in list {
+        let h = h.trim().trim_end_matches('.').to_ascii_lowercase();
+        let ok = !h.is_empty()
+            && h.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+            })
+            && url::Url::parse(&format!("https://{h}/"))
+                .ok()
+                .and_then(|u| u.host_str().map(|x| x == h && u.port().is_none()))
+                .unwrap_or(false);
+        if !ok {
+            return Err(ApiError::bad_request(
+                "invalid_host",
+                format!(
+                    "`{}` is not a host name like shop.example.com",
+                    h.chars().take(100).collect::<String>()
+                ),
+            ));
+        }
+        if !out.contains(&h) {
+            out.push(h);
+        }
+    }
+    Ok(out)
+}
+
+/// Checks a numeric setting's range (400 `invalid_parameter`).
+fn in_range(name: &str, v: Option<i64>, min: i64, max: i64) -> ApiResult<Option<i64>> {
+    match v {
+        Some(n) if !(min..=max).contains(&n) => Err(ApiError::bad_request(
+            "invalid_parameter",
+            format!("`{name}` must be from {min} to {max}"),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// A new identity secret: `cls_` and 64 hex digits (32 random bytes).
+fn new_identity_secret() -> ApiResult<String> {
+    Ok(format!("cls_{}", auth::random_hex(32)?))
 }
 
 /// Normalises an origin to `scheme://host[:port]` (http or https, no path).
@@ -212,7 +306,7 @@ fn origins(list: &[String]) -> ApiResult<Vec<String>> {
 }
 
 async fn json_body<T: for<'de> Deserialize<'de>>(req: &mut Request) -> ApiResult<T> {
-    let bytes = crate::api::body(req, MAX_ADMIN_BODY_BYTES).await?;
+    let bytes = crate::body::read(req, crate::body::ADMIN_MAX_BYTES).await?;
     serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request("malformed_json", format!("the body is not valid: {e}")))
 }
@@ -262,6 +356,28 @@ pub async fn create_site(req: &mut Request, store: &Store, now: i64) -> ApiResul
             .privacy
             .normalised()
             .map_err(|m| ApiError::bad_request("invalid_privacy", m))?,
+        trust: TrustSettings {
+            extra_hosts: normalise_hosts(&body.settings.extra_hosts.unwrap_or_default())?,
+            identity_secret: if body.identity_verification {
+                Some(new_identity_secret()?)
+            } else {
+                None
+            },
+            max_events_per_day: in_range(
+                "max_events_per_day",
+                body.settings.max_events_per_day,
+                1,
+                1 << 40,
+            )?
+            .unwrap_or(crate::store::trust::DEFAULT_SITE_DAILY_EVENTS),
+            bad_rows_kept: in_range(
+                "bad_rows_kept",
+                body.settings.bad_rows_kept,
+                1,
+                MAX_BAD_ROWS_KEPT,
+            )?
+            .unwrap_or(crate::store::trust::DEFAULT_BAD_ROWS_KEPT),
+        },
     };
     if site.max_events_per_visitor_day < 1 {
         return Err(ApiError::bad_request(
@@ -283,12 +399,16 @@ pub async fn create_site(req: &mut Request, store: &Store, now: i64) -> ApiResul
             format!("site `{}` already exists", site.id),
         ));
     }
-    let answer = serde_json::json!({
+    let secret = site.trust.identity_secret.clone();
+    let mut answer = serde_json::json!({
         "site": SiteView::from(site),
         "read_key": read_key,
         "write_key": write_key,
         "manage_key": manage_key,
     });
+    if let Some(secret) = secret {
+        answer["identity_secret"] = serde_json::Value::String(secret);
+    }
     Ok(Response::from_json(&answer)?.with_status(201))
 }
 
@@ -451,6 +571,80 @@ pub async fn set_origins(
     )?)
 }
 
+/// `PATCH /v1/admin/sites/{site}` with [`Settings`] (and `max_events_per_visitor_day`):
+/// the site as it now is.
+pub async fn update_settings(req: &mut Request, store: &Store, site: &str) -> ApiResult<Response> {
+    #[derive(Deserialize)]
+    struct Body {
+        #[serde(flatten)]
+        settings: Settings,
+        #[serde(default)]
+        max_events_per_visitor_day: Option<i64>,
+    }
+    let body: Body = json_body(req).await?;
+    let update = TrustUpdate {
+        extra_hosts: match &body.settings.extra_hosts {
+            Some(h) => Some(normalise_hosts(h)?),
+            None => None,
+        },
+        max_events_per_day: in_range(
+            "max_events_per_day",
+            body.settings.max_events_per_day,
+            1,
+            1 << 40,
+        )?,
+        max_events_per_visitor_day: in_range(
+            "max_events_per_visitor_day",
+            body.max_events_per_visitor_day,
+            1,
+            1 << 40,
+        )?,
+        bad_rows_kept: in_range(
+            "bad_rows_kept",
+            body.settings.bad_rows_kept,
+            1,
+            MAX_BAD_ROWS_KEPT,
+        )?,
+        identity_secret: None,
+    };
+    if !store.update_trust(site, &update).await? {
+        return Err(site_not_found(site));
+    }
+    let now = store
+        .site(site)
+        .await?
+        .ok_or_else(|| site_not_found(site))?;
+    Ok(Response::from_json(
+        &serde_json::json!({ "site": SiteView::from(now) }),
+    )?)
+}
+
+/// `POST /v1/admin/sites/{site}/identity_secret`: turns identity verification on with a
+/// new secret (replacing any previous one at once), shown once; `DELETE` turns it off.
+pub async fn identity_secret(store: &Store, site: &str, on: bool) -> ApiResult<Response> {
+    let secret = if on {
+        Some(new_identity_secret()?)
+    } else {
+        None
+    };
+    let update = TrustUpdate {
+        identity_secret: Some(secret.clone()),
+        ..TrustUpdate::default()
+    };
+    if !store.update_trust(site, &update).await? {
+        return Err(site_not_found(site));
+    }
+    Ok(match secret {
+        Some(secret) => Response::from_json(&serde_json::json!({
+            "site": site, "identity_verification": true, "identity_secret": secret,
+        }))?
+        .with_status(201),
+        None => Response::from_json(&serde_json::json!({
+            "site": site, "identity_verification": false,
+        }))?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -472,5 +666,26 @@ mod tests {
         assert!(normalise_origin("https://example.com/path").is_err());
         assert!(normalise_origin("ftp://example.com").is_err());
         assert!(normalise_origin("example.com").is_err());
+    }
+
+    #[test]
+    fn extra_hosts_are_host_names() {
+        assert_eq!(
+            normalise_hosts(&["Shop.Example.com.".into(), "shop.example.com".into()]).ok(),
+            Some(vec!["shop.example.com".to_string()])
+        );
+        assert_eq!(
+            normalise_hosts(&["127.0.0.1".into()]).ok(),
+            Some(vec!["127.0.0.1".to_string()])
+        );
+        for bad in [
+            "https://x.example",
+            "x.example:8080",
+            "x.example/p",
+            "",
+            "a b",
+        ] {
+            assert!(normalise_hosts(&[bad.to_string()]).is_err(), "{bad}");
+        }
     }
 }

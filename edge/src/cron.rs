@@ -46,6 +46,15 @@ pub async fn run(store: &Store, env: &Env, now: i64) -> ApiResult<CronSummary> {
         }
     };
     let webhooks = delivery::run(store, env, None, now, BUDGET).await?;
+    // the received-day counters past their use (visitor quotas of earlier days, health
+    // counters past 90 days), a bounded number of rows per run (two statements)
+    let today = closeloop_core::health::day_of(now);
+    if let Err(e) = store
+        .prune_counters(today, crate::api::health::MAX_DAYS, crate::PRUNE_ROWS)
+        .await
+    {
+        worker::console_error!("pruning counters failed: {}", e.message);
+    }
     let subrequests = webhooks.delivered + webhooks.failed;
     Ok(CronSummary {
         sessions,

@@ -1,5 +1,6 @@
-//! `POST /v1/collect`: validate → dedupe → enrich → classify → store, each stage a plain
-//! function; [`collect`] only carries them out against the request and the store.
+//! The stages of `POST /v1/collect`: validate → dedupe → enrich → classify → store, each a
+//! plain function; [`crate::collect::collect`] carries them out against the request and the
+//! store (with what a beacon may do, [`crate::trust`]).
 //!
 //! - **validate** and in-batch **dedupe**: `closeloop_core::validate` (the envelope
 //!   refuses the whole batch; each event is accepted, rejected or a repeat).
@@ -20,22 +21,17 @@
 //! - **leads**: an `identify` event or a form submit with an email creates or updates the
 //!   lead (normalised email) and links the visitor to it.
 
-use crate::cors;
 use crate::enrich::{self, Agent, Geo};
 use crate::error::{ApiError, ApiResult};
-use crate::store::{
-    EventRow, LeadRow, NewEvents, QueuedVisitor, Quota, SessionRow, SiteConfig, Store, Stored,
-    StoredEvent,
-};
+use crate::store::{EventRow, LeadRow, QueuedVisitor, SessionRow, SiteConfig, Store, StoredEvent};
 use crate::touch::{self, Touch};
+use crate::trust::LeadSource;
 use closeloop_core::identity::normalize_email;
 use closeloop_core::session::{sessionize, Arrival, SessionEvent};
-use closeloop_core::time::MS_PER_DAY;
-use closeloop_core::validate::{validate, BatchError, ValidateOptions, Validated};
-use closeloop_core::wire::{self, CollectResponse, ErrorDetail, EventKind, Status, TouchAck};
+use closeloop_core::validate::{BatchError, Validated};
+use closeloop_core::wire::{EventKind, TouchAck};
 use sha2::{Digest, Sha256};
-use std::collections::HashSet;
-use worker::{Env, Request, Response};
+use worker::Request;
 
 /// Most stored events read back to rebuild one visitor's sessions.
 const SESSION_WINDOW_LIMIT: i64 = 5_000;
@@ -120,10 +116,12 @@ fn field<'a>(
 }
 
 /// The leads a batch's accepted events identify (identify events, form submits with an
-/// email value), in batch order.
-pub fn leads_from(site_id: &str, v: &Validated) -> Vec<LeadRow> {
+/// email value), in batch order, each with how its link is made (`source`, see
+/// [`LeadSource::link`]; the most trusted of the batch's events of that email).
+pub fn leads_from(site_id: &str, v: &Validated, source: LeadSource) -> Vec<LeadRow> {
     let mut out: Vec<LeadRow> = Vec::new();
     for ve in &v.events {
+        let (method, may_join) = source.link(ve);
         let (raw_email, values) = match &ve.event.kind {
             EventKind::Identify { email, traits } => (Some(email.clone()), traits),
             EventKind::FormSubmit { form } => (
@@ -143,6 +141,10 @@ pub fn leads_from(site_id: &str, v: &Validated) -> Vec<LeadRow> {
             l.name = name.or(l.name.take());
             l.company = company.or(l.company.take());
             l.phone = phone.or(l.phone.take());
+            if crate::trust::rank(method) > crate::trust::rank(l.method) {
+                l.method = method;
+                l.may_join = may_join;
+            }
             // the identifying event: the earliest, ties to the smallest id
             if (ve.derived_ts, ve.event.id.as_str()) < (l.at, l.event_id.as_str()) {
                 l.at = ve.derived_ts;
@@ -159,18 +161,16 @@ pub fn leads_from(site_id: &str, v: &Validated) -> Vec<LeadRow> {
             at: ve.derived_ts,
             event_id: ve.event.id.clone(),
             event_ids: vec![ve.event.id.clone()],
+            method,
+            may_join,
         });
     }
     out
 }
 
-/// Hosts of a site's allowed origins (its own pages: never a referral).
+/// Hosts of a site's own pages (never a referral): [`crate::trust::site_hosts`].
 pub fn site_hosts(site: &SiteConfig) -> Vec<String> {
-    site.allowed_origins
-        .iter()
-        .filter_map(|o| url::Url::parse(o).ok())
-        .filter_map(|u| u.host_str().map(|h| h.to_ascii_lowercase()))
-        .collect()
+    crate::trust::site_hosts(site)
 }
 
 /// Cuts a visitor's stored events (time order) into sessions with their touches.
@@ -226,199 +226,6 @@ pub fn enrich_request(req: &Request) -> (Geo, Agent) {
     let cf = cf_json(req);
     let agent = enrich::agent_of_request(req.headers(), &cf);
     (enrich::geo_from_cf(&cf), agent)
-}
-
-/// Handles `POST /v1/collect`. Returns the answer and, once the site is known, the
-/// request's origin when that site allows it (for the CORS header).
-pub async fn collect(
-    mut req: Request,
-    env: &Env,
-    received_at: i64,
-) -> (ApiResult<Response>, Option<String>) {
-    let origin = req.headers().get("Origin").ok().flatten();
-    let mut allowed_origin = None;
-    let result = async {
-        let declared = req
-            .headers()
-            .get("Content-Length")?
-            .and_then(|l| l.trim().parse::<usize>().ok());
-        if declared.is_some_and(|l| l > wire::MAX_BODY_BYTES) {
-            return Err(ApiError::new(
-                413,
-                "body_too_large",
-                format!("the body is larger than {} bytes", wire::MAX_BODY_BYTES),
-            ));
-        }
-        let body = req.bytes().await?;
-        let validated = validate(&body, &ValidateOptions::collect(received_at))?;
-        let store = Store::from_env(env)?;
-        let site = store.site(&validated.site_id).await?.ok_or_else(|| {
-            ApiError::new(
-                404,
-                "unknown_site",
-                format!("no site `{}`", validated.site_id),
-            )
-        })?;
-        if let Some(o) = &origin {
-            if !cors::origin_allowed(o, &site.allowed_origins) {
-                return Err(ApiError::new(
-                    403,
-                    "origin_not_allowed",
-                    format!("site `{}` does not accept events from {o}", site.id),
-                ));
-            }
-            allowed_origin = Some(o.clone());
-        }
-        if crate::privacy::gpc(&req) {
-            return Ok(Response::from_json(&crate::privacy::gpc_answer(
-                &validated,
-            ))?);
-        }
-        rate_limit(
-            env,
-            &store,
-            &req,
-            &site.id,
-            &validated.visitor_id,
-            received_at,
-        )
-        .await?;
-        let (geo, agent) = enrich_request(&req);
-        let geo = crate::privacy::minimise_geo(geo, &site.privacy);
-        let mut rows = rows_from(&validated);
-        crate::privacy::clean_rows(&mut rows, &site);
-        let leads = leads_from(&site.id, &validated);
-        let quota = Quota {
-            since: received_at - MS_PER_DAY,
-            max_events: site.max_events_per_visitor_day,
-        };
-        let (stored, anchor) = store
-            .insert_batch_queued(&NewEvents {
-                site_id: &site.id,
-                visitor_id: &validated.visitor_id,
-                rows: &rows,
-                geo: &geo,
-                agent: &agent,
-                leads: &leads,
-                quota,
-            })
-            .await?;
-        let ids_where = |what: Stored| -> HashSet<String> {
-            rows.iter()
-                .zip(&stored)
-                .filter(|(_, s)| **s == what)
-                .map(|(r, _)| r.event_id.clone())
-                .collect()
-        };
-        let already = ids_where(Stored::AlreadyThere);
-        let over_quota = ids_where(Stored::OverQuota);
-        let erased = ids_where(Stored::Erased);
-        let kept = rows
-            .iter()
-            .zip(&stored)
-            .filter(|(_, s)| matches!(**s, Stored::New | Stored::AlreadyThere))
-            .map(|(r, _)| r);
-        let touch = ack_touch(kept, anchor, &site);
-        let answer = refuse_over_quota(validated.response(&already, touch), &over_quota, &site);
-        let answer = crate::privacy::refuse(
-            answer,
-            &erased,
-            crate::privacy::ERASED_CODE,
-            crate::privacy::ERASED_MESSAGE,
-        );
-        Ok(Response::from_json(&answer)?)
-    }
-    .await;
-    (result, allowed_origin)
-}
-
-/// Marks the events the visitor quota refused as rejected (`visitor_quota_exceeded`)
-/// and recounts.
-pub fn refuse_over_quota(
-    mut answer: CollectResponse,
-    over: &HashSet<String>,
-    site: &SiteConfig,
-) -> CollectResponse {
-    if over.is_empty() {
-        return answer;
-    }
-    for r in answer.results.iter_mut() {
-        if r.status == Status::Accepted && over.contains(&r.id) {
-            r.status = Status::Rejected;
-            r.error = Some(ErrorDetail {
-                code: "visitor_quota_exceeded".into(),
-                message: format!(
-                    "this visitor sent more than {} events in 24 hours",
-                    site.max_events_per_visitor_day
-                ),
-            });
-        }
-    }
-    let count = |s: Status| answer.results.iter().filter(|r| r.status == s).count() as u32;
-    answer.accepted = count(Status::Accepted);
-    answer.duplicates = count(Status::Duplicate);
-    answer.rejected = count(Status::Rejected);
-    answer
-}
-
-/// Requests per 10 s a visitor, a client (IP address) and a whole site may send; the
-/// limits live in `wrangler.toml`'s `[[ratelimits]]` (`RL_VISITOR`, `RL_CLIENT`,
-/// `RL_SITE`). A missing binding limits nothing.
-const RATE_LIMITS: [&str; 3] = ["RL_VISITOR", "RL_CLIENT", "RL_SITE"];
-
-/// The key a client is limited by: SHA-256 of a daily salt and its IP address, cut to
-/// 16 hex digits. Kept only in the rate limiter's memory, never stored; the salt (the
-/// `RATE_LIMIT_SALT` secret, or when none is set the deployment's random `ip_salt` made
-/// at first use and kept in D1 — never empty — and the UTC day) rotates every day.
-pub fn client_key(site_id: &str, ip: &str, salt: &str, now: i64) -> String {
-    let day = now.div_euclid(MS_PER_DAY);
-    let digest = hex::encode(Sha256::digest(format!("{salt}\n{day}\n{ip}").as_bytes()));
-    format!("{site_id}|{}", digest.get(..16).unwrap_or(&digest))
-}
-
-/// Refuses with 429 `rate_limited` (and `Retry-After`) when the visitor, the client or
-/// the site is over its limit.
-async fn rate_limit(
-    env: &Env,
-    store: &Store,
-    req: &Request,
-    site_id: &str,
-    visitor: &str,
-    now: i64,
-) -> ApiResult<()> {
-    let ip = req.headers().get("CF-Connecting-IP").ok().flatten();
-    let salt = match (&ip, env.var("RATE_LIMIT_SALT").map(|v| v.to_string())) {
-        (None, _) => String::new(),
-        (Some(_), Ok(v)) if !v.trim().is_empty() => v,
-        (Some(_), _) => {
-            store
-                .deployment_secret(crate::store::tombstones::IP_SALT)
-                .await?
-        }
-    };
-    let keys = [
-        Some(format!("{site_id}|{visitor}")),
-        ip.map(|ip| client_key(site_id, &ip, &salt, now)),
-        Some(site_id.to_string()),
-    ];
-    // the limiters are asked side by side: one wait instead of three
-    let checks = RATE_LIMITS
-        .iter()
-        .zip(keys)
-        .filter_map(|(binding, key)| Some((env.rate_limiter(binding).ok()?, key?)))
-        .map(|(limiter, key)| async move { limiter.limit(key).await });
-    for outcome in futures_util::future::join_all(checks).await {
-        if !outcome?.success {
-            let mut e = ApiError::new(
-                429,
-                "rate_limited",
-                "too many requests: slow down and retry later",
-            );
-            e.retry_after = Some(10);
-            return Err(e);
-        }
-    }
-    Ok(())
 }
 
 /// The touch the answer to a batch tells the tracker: the touch of the batch's last
@@ -606,6 +413,7 @@ pub async fn flush_sessions(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use closeloop_core::validate::{validate, ValidateOptions};
 
     fn site() -> SiteConfig {
         SiteConfig {
@@ -617,6 +425,7 @@ mod tests {
             created_at: 0,
             max_events_per_visitor_day: 5_000,
             privacy: Default::default(),
+            trust: Default::default(),
         }
     }
 
@@ -807,7 +616,7 @@ mod tests {
            "email":"bob@example.com","traits":{"company":"Acme"}},
           {"id":"ev-00000003","type":"pageview","created_at":1764000000200,"url":"https://example.com/"}]}"#;
         let v = validate(body, &ValidateOptions::collect(1_764_000_001_000)).unwrap();
-        let leads = leads_from("demo", &v);
+        let leads = leads_from("demo", &v, LeadSource::Beacon { verifies: false });
         assert_eq!(leads.len(), 2);
         assert_eq!(leads[0].email, "ann@example.com");
         assert_eq!(leads[0].name.as_deref(), Some("Ann"));
@@ -824,21 +633,6 @@ mod tests {
         assert_eq!(rows[0].path, "/demo");
         assert_eq!(rows[0].form_id, None);
         assert_eq!(rows[2].derived_ts, 1_764_000_000_700);
-    }
-
-    #[test]
-    fn the_client_key_hides_the_ip_and_rotates_daily() {
-        let day = 86_400_000;
-        let k1 = client_key("demo", "203.0.113.7", "salt", 10 * day + 5);
-        assert!(k1.starts_with("demo|"));
-        assert!(!k1.contains("203.0.113.7"));
-        assert_eq!(k1.len(), "demo|".len() + 16);
-        assert_eq!(
-            k1,
-            client_key("demo", "203.0.113.7", "salt", 10 * day + 80_000_000)
-        );
-        assert_ne!(k1, client_key("demo", "203.0.113.7", "salt", 11 * day));
-        assert_ne!(k1, client_key("demo", "203.0.113.8", "salt", 10 * day + 5));
     }
 
     #[test]
@@ -864,37 +658,5 @@ mod tests {
         assert_eq!(fitting(&[40, 5], 30, 50), 1);
         assert_eq!(fitting(&[60, 5], 30, 50), 0);
         assert_eq!(fitting(&[], 30, 50), 0);
-    }
-
-    #[test]
-    fn events_over_the_quota_become_rejections() {
-        let ok = |id: &str| wire::EventResult {
-            id: id.into(),
-            status: Status::Accepted,
-            error: None,
-        };
-        let answer = CollectResponse {
-            results: vec![
-                ok("a"),
-                ok("b"),
-                wire::EventResult {
-                    id: "c".into(),
-                    status: Status::Duplicate,
-                    error: None,
-                },
-            ],
-            accepted: 2,
-            duplicates: 1,
-            rejected: 0,
-            touch: None,
-        };
-        let over: HashSet<String> = ["b".to_string()].into();
-        let out = refuse_over_quota(answer, &over, &site());
-        assert_eq!((out.accepted, out.duplicates, out.rejected), (1, 1, 1));
-        assert_eq!(out.results[1].status, Status::Rejected);
-        assert_eq!(
-            out.results[1].error.as_ref().map(|e| e.code.as_str()),
-            Some("visitor_quota_exceeded")
-        );
     }
 }

@@ -4,7 +4,11 @@
 //! One `#[event(fetch)]` entry dispatches on method and path segments (a `match`, so
 //! that paths such as `events:import` and JSON 404/405 answers need no special cases).
 //! Module map:
-//! - [`ingest`] — `POST /v1/collect`: validate → dedupe → enrich → classify → store.
+//! - [`collect`] — `POST /v1/collect`, the handler; [`ingest`] — its stages: validate →
+//!   dedupe → enrich → classify → store.
+//! - [`trust`] — what a beacon may do: origin, hosts, identities, leads, bad rows.
+//! - [`limits`], [`tally`] — rate limits; refusal counts and bad rows at a bounded cost.
+//! - [`body`] — the one bounded body reader every handler uses.
 //! - [`enrich`] — geo from `request.cf`, device / browser / OS, bots.
 //! - [`touch`] — a page load's entry source and channel.
 //! - [`store`] — the only module that knows SQL and KV keys.
@@ -20,17 +24,22 @@
 pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod body;
+pub mod collect;
 pub mod cors;
 pub mod cron;
 pub mod delivery;
 pub mod enrich;
 pub mod error;
 pub mod ingest;
+pub mod limits;
 pub mod privacy;
 pub mod reclassify;
 pub mod reports;
 pub mod store;
+pub mod tally;
 pub mod touch;
+pub mod trust;
 
 use error::{ApiError, ApiResult};
 use store::Store;
@@ -48,6 +57,10 @@ pub fn start() {
 /// Queued visitors the cron trigger sessionises per run, in chunks of
 /// [`ingest::FLUSH_CHUNK`].
 pub(crate) const CRON_FLUSH_ROUNDS: usize = 300;
+
+/// Most rows of each counter table the cron trigger deletes per run (a day's visitor
+/// counters of a busy deployment take a few runs; they are only read for today).
+pub(crate) const PRUNE_ROWS: i64 = 20_000;
 
 /// The cron trigger (`[triggers] crons` in wrangler.toml): the sessionisation that
 /// `POST /v1/collect` deferred, then webhook deliveries, within D1's statements per
@@ -67,12 +80,12 @@ pub async fn scheduled(_event: worker::ScheduledEvent, env: Env, _ctx: worker::S
 
 /// The worker's entry point.
 #[event(fetch)]
-pub async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+pub async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     let now = Date::now().as_millis() as i64;
     let is_collect = req.path() == "/v1/collect";
     if is_collect && req.method() == Method::Post {
         let sender = req.headers().get("Origin").ok().flatten();
-        let (result, origin) = ingest::collect(req, &env, now).await;
+        let (result, origin) = collect::collect(req, &env, &ctx, now).await;
         let (mut resp, origin) = match result {
             Ok(r) => (r, origin),
             // An error is readable by whichever page sent the batch (its body says

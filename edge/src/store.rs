@@ -1,19 +1,20 @@
 //! Storage: the only module that knows SQL, table names and KV keys.
 //!
-//! D1 holds everything (see `edge/migrations/`); KV caches each site's configuration
-//! under `site:{id}` (and the answer "is this origin allowed by some site" under
-//! `origin:{origin}`), so that a beacon costs no D1 read for configuration. Admin
-//! changes delete the cached entries.
+//! D1 holds everything (see `edge/migrations/`); KV caches each existing site's
+//! configuration under `site:{id}`, so that a beacon costs no D1 read for configuration,
+//! and the isolate keeps the directory of site ids and allowed origins in memory
+//! ([`trust::Directory`]), so that an unknown site id or origin costs no D1 or KV access
+//! at all (nothing negative is ever written to KV). Admin changes delete the cached
+//! entries.
 //!
 //! Exactly-once storage: every event is an `INSERT ... ON CONFLICT (site_id, event_id)
 //! DO NOTHING`, all of one request's writes go in one `db.batch()` (a D1 batch is one
 //! transaction: stored whole or not at all), and each statement's `meta.changes` says
 //! whether that event was new (1) or already there (0).
 
-use crate::enrich::{Agent, Geo};
 use crate::error::{ApiError, ApiResult};
 use audit::AuditRecord;
-use closeloop_core::privacy::{PrivacySettings, TombstoneKind};
+use closeloop_core::privacy::PrivacySettings;
 use keys::NewKey;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
@@ -22,9 +23,11 @@ use worker::{D1Database, D1PreparedStatement, Env};
 pub mod agents;
 pub mod audit;
 pub mod erasure;
+mod ingest;
 pub mod keys;
 pub mod reporting;
 pub mod tombstones;
+pub mod trust;
 pub mod webhooks;
 
 /// A site's configuration, as cached in KV.
@@ -42,12 +45,15 @@ pub struct SiteConfig {
     pub excluded_referrers: Vec<String>,
     /// When it was created (ms since the epoch).
     pub created_at: i64,
-    /// Most events one visitor may send in a rolling 24 hours.
+    /// Most events one visitor may send per UTC day (counted when received).
     #[serde(default = "default_quota")]
     pub max_events_per_visitor_day: i64,
     /// What is kept of a visitor: query keys of stored URLs, geo fields.
     #[serde(default)]
     pub privacy: PrivacySettings,
+    /// The beacon rules and limits of issue 12 (migration 0009).
+    #[serde(flatten)]
+    pub trust: trust::TrustSettings,
 }
 
 /// The default [`SiteConfig::max_events_per_visitor_day`].
@@ -63,107 +69,7 @@ struct CachedSite {
     site: Option<SiteConfig>,
 }
 
-/// One event row, ready to insert.
-#[derive(Debug, Clone)]
-pub struct EventRow {
-    /// The event's id (the deduplication key within the site).
-    pub event_id: String,
-    /// The visitor's id.
-    pub visitor_id: String,
-    /// `pageview`, `form_submit`, `identify` or `track`.
-    pub kind: &'static str,
-    /// Full URL.
-    pub url: String,
-    /// URL path.
-    pub path: String,
-    /// Referrer, when any.
-    pub referrer: Option<String>,
-    /// Page title.
-    pub title: Option<String>,
-    /// Custom event name.
-    pub name: Option<String>,
-    /// Props / traits as JSON.
-    pub props: Option<String>,
-    /// Form field names as JSON.
-    pub form_fields: Option<String>,
-    /// Kept form values as JSON.
-    pub form_values: Option<String>,
-    /// Form id.
-    pub form_id: Option<String>,
-    /// Device time of creation.
-    pub created_at: i64,
-    /// Device time of sending.
-    pub sent_at: i64,
-    /// Edge time of receipt.
-    pub received_at: i64,
-    /// Skew-corrected time.
-    pub derived_ts: i64,
-}
-
-/// The visitor quota an insert checks: at most `max_events` events with `derived_ts`
-/// at or after `since`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Quota {
-    /// Start of the rolling window (ms).
-    pub since: i64,
-    /// Most events in it.
-    pub max_events: i64,
-}
-
-/// One request's accepted events with what the edge adds to them: what
-/// [`Store::insert_batch_queued`] writes.
-#[derive(Debug, Clone, Copy)]
-pub struct NewEvents<'a> {
-    /// The site.
-    pub site_id: &'a str,
-    /// The visitor.
-    pub visitor_id: &'a str,
-    /// The event rows.
-    pub rows: &'a [EventRow],
-    /// The request's geo.
-    pub geo: &'a Geo,
-    /// The request's user agent.
-    pub agent: &'a Agent,
-    /// Leads the events identify.
-    pub leads: &'a [LeadRow],
-    /// The visitor quota to check.
-    pub quota: Quota,
-}
-
-/// What became of one event row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stored {
-    /// Inserted now.
-    New,
-    /// Already stored (a retry or a concurrent duplicate).
-    AlreadyThere,
-    /// Refused: the visitor is over its quota.
-    OverQuota,
-    /// Refused: a tombstone (the visitor's events before its erasure, or an erased
-    /// email).
-    Erased,
-}
-
-/// A lead found in a batch (an identify event or a form submit with an email).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LeadRow {
-    /// Stable id derived from the site and email.
-    pub lead_id: String,
-    /// Normalised email.
-    pub email: String,
-    /// Name, when given.
-    pub name: Option<String>,
-    /// Company, when given.
-    pub company: Option<String>,
-    /// Phone, when given.
-    pub phone: Option<String>,
-    /// When the visitor identified (derived_ts).
-    pub at: i64,
-    /// The identifying event: the batch's earliest for this email (ties: smallest id).
-    pub event_id: String,
-    /// Every event of the batch that carries this email.
-    pub event_ids: Vec<String>,
-}
+pub use ingest::{EventRow, Inserted, LeadRow, NewEvents, Quota, Stored};
 
 /// An event as sessionisation reads it back.
 #[derive(Debug, Clone, Deserialize)]
@@ -341,8 +247,9 @@ impl Store {
     // ---- sites and keys -------------------------------------------------------
 
     /// The site's configuration: from the isolate's memory when read there less than
-    /// [`MEMORY_TTL_MS`] ago, else from KV when cached, else from D1 (then cached, a
-    /// missing site too, for a minute).
+    /// [`MEMORY_TTL_MS`] ago; `None` at once when the directory has no such site (no KV
+    /// or D1 access for unknown ids); else from KV when cached, else from D1 (then cached
+    /// in KV).
     pub async fn site(&self, id: &str) -> ApiResult<Option<SiteConfig>> {
         let now = worker::Date::now().as_millis();
         let remembered = SITES.with(|m| {
@@ -354,7 +261,11 @@ impl Store {
         if let Some(site) = remembered {
             return Ok(site);
         }
-        let site = self.site_from_kv_or_db(id).await?;
+        let site = if self.directory().await?.has_site(id) {
+            self.site_from_kv_or_db(id).await?
+        } else {
+            None
+        };
         SITES.with(|m| {
             let mut m = m.borrow_mut();
             // a bound on memory, whatever ids arrive
@@ -372,12 +283,14 @@ impl Store {
             return Ok(cached.site);
         }
         let site = self.site_from_db(id).await?;
-        let ttl = if site.is_some() { self.cache_ttl } else { 60 };
-        let value = serde_json::to_string(&CachedSite { site: site.clone() })
-            .map_err(ApiError::internal)?;
-        // A failed cache write only costs a D1 read next time.
-        if let Ok(put) = self.kv.put(&key, value) {
-            let _ = put.expiration_ttl(ttl).execute().await;
+        // only a site that exists is cached: an unknown id never costs a KV write
+        if site.is_some() {
+            let value = serde_json::to_string(&CachedSite { site: site.clone() })
+                .map_err(ApiError::internal)?;
+            // A failed cache write only costs a D1 read next time.
+            if let Ok(put) = self.kv.put(&key, value) {
+                let _ = put.expiration_ttl(self.cache_ttl).execute().await;
+            }
         }
         Ok(site)
     }
@@ -393,11 +306,16 @@ impl Store {
             created_at: i64,
             max_events_per_visitor_day: i64,
             privacy: String,
+            extra_hosts: String,
+            identity_secret: Option<String>,
+            max_events_per_day: i64,
+            bad_rows_kept: i64,
         }
         let row: Option<Row> = self
             .stmt(
                 "SELECT id, name, allowed_origins, currency, excluded_referrers, created_at, \
-                 max_events_per_visitor_day, privacy FROM sites WHERE id = ?1",
+                 max_events_per_visitor_day, privacy, extra_hosts, identity_secret, \
+                 max_events_per_day, bad_rows_kept FROM sites WHERE id = ?1",
                 &[s(id)],
             )?
             .first(None)
@@ -411,6 +329,12 @@ impl Store {
             created_at: r.created_at,
             max_events_per_visitor_day: r.max_events_per_visitor_day,
             privacy: serde_json::from_str(&r.privacy).unwrap_or_default(),
+            trust: trust::TrustSettings {
+                extra_hosts: serde_json::from_str(&r.extra_hosts).unwrap_or_default(),
+                identity_secret: r.identity_secret,
+                max_events_per_day: r.max_events_per_day,
+                bad_rows_kept: r.bad_rows_kept,
+            },
         }))
     }
 
@@ -446,9 +370,12 @@ impl Store {
         let excluded =
             serde_json::to_string(&site.excluded_referrers).map_err(ApiError::internal)?;
         let privacy = serde_json::to_string(&site.privacy).map_err(ApiError::internal)?;
+        let t = &site.trust;
         let mut stmts = vec![self.stmt(
             "INSERT INTO sites (id, name, allowed_origins, currency, excluded_referrers, created_at, \
-             max_events_per_visitor_day) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING",
+             max_events_per_visitor_day, extra_hosts, identity_secret, max_events_per_day, \
+             bad_rows_kept) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+             ON CONFLICT (id) DO NOTHING",
             &[
                 s(&site.id),
                 s(&site.name),
@@ -457,6 +384,10 @@ impl Store {
                 s(&excluded),
                 n(site.created_at),
                 n(site.max_events_per_visitor_day),
+                s(&serde_json::to_string(&t.extra_hosts).map_err(ApiError::internal)?),
+                opt(t.identity_secret.as_deref()),
+                n(t.max_events_per_day),
+                n(t.bad_rows_kept),
             ],
         )?];
         // only when the site row is the one made here: a taken id gets nothing of this
@@ -482,7 +413,7 @@ impl Store {
         stmts.push(self.audit_stmt_when(audit, made_here, &[n(site.created_at)])?);
         let results = self.db.batch(stmts).await?;
         let created = Self::changes(results.first())? == 1;
-        self.forget_site(&site.id, &site.allowed_origins).await;
+        self.forget_site(&site.id).await;
         Ok(created)
     }
 
@@ -505,7 +436,7 @@ impl Store {
                 self.audit_stmt_when(audit, "EXISTS (SELECT 1 FROM sites WHERE id = ?1)", &[])?,
             ])
             .await?;
-        self.forget_site(site_id, &[]).await;
+        self.forget_site(site_id).await;
         Ok(Self::changes(results.first())? == 1)
     }
 
@@ -517,7 +448,6 @@ impl Store {
         origins: &[String],
         audit: &AuditRecord,
     ) -> ApiResult<bool> {
-        let old = self.site_from_db(site_id).await?;
         let json = serde_json::to_string(origins).map_err(ApiError::internal)?;
         let results = self
             .db
@@ -529,380 +459,21 @@ impl Store {
                 self.audit_stmt_when(audit, "EXISTS (SELECT 1 FROM sites WHERE id = ?1)", &[])?,
             ])
             .await?;
-        let mut touched: Vec<String> = origins.to_vec();
-        if let Some(old) = old {
-            touched.extend(old.allowed_origins);
-        }
-        self.forget_site(site_id, &touched).await;
+        self.forget_site(site_id).await;
         Ok(Self::changes(results.first())? == 1)
     }
 
-    /// Drops the cached configuration of a site and the cached origin answers.
-    async fn forget_site(&self, site_id: &str, origins: &[String]) {
+    /// Drops the cached configuration of a site and this isolate's directory.
+    pub(crate) async fn forget_site(&self, site_id: &str) {
         SITES.with(|m| m.borrow_mut().remove(site_id));
+        trust::forget_directory();
         let _ = self.kv.delete(&format!("site:{site_id}")).await;
-        for o in origins {
-            let _ = self
-                .kv
-                .delete(&format!("origin:{}", o.to_ascii_lowercase()))
-                .await;
-        }
     }
 
-    /// Whether some site allows `origin` (for preflights, which carry no site id).
-    /// Cached in KV under `origin:{origin}`.
+    /// Whether some site allows `origin` (for preflights, which carry no site id): from
+    /// the isolate's directory, so a random origin costs no D1 or KV access.
     pub async fn some_site_allows(&self, origin: &str) -> ApiResult<bool> {
-        let origin = origin.trim_end_matches('/').to_ascii_lowercase();
-        let key = format!("origin:{origin}");
-        if let Ok(Some(v)) = self.kv.get(&key).text().await {
-            return Ok(v == "1");
-        }
-        #[derive(Deserialize)]
-        struct Row {
-            #[allow(dead_code)]
-            id: String,
-        }
-        let row: Option<Row> = self
-            .stmt(
-                "SELECT sites.id AS id FROM sites, json_each(sites.allowed_origins) AS o \
-                 WHERE lower(rtrim(o.value, '/')) = ?1 LIMIT 1",
-                &[s(&origin)],
-            )?
-            .first(None)
-            .await?;
-        let allowed = row.is_some();
-        if let Ok(put) = self.kv.put(&key, if allowed { "1" } else { "0" }) {
-            let _ = put.expiration_ttl(self.cache_ttl).execute().await;
-        }
-        Ok(allowed)
-    }
-
-    // ---- ingestion ------------------------------------------------------------
-
-    /// Stores a batch's events, the visitor and its leads in one transaction, and in the
-    /// same transaction queues the visitor for sessionisation (`session_queue`, from the
-    /// batch's earliest event: every stored event without a session has its visitor
-    /// queued) and reads the time of the visitor's latest stored event before the batch
-    /// (the anchor [`crate::ingest::ack_touch`] needs), so the request makes one D1 round
-    /// trip. Returns, per event row, whether it was new, already stored, or refused (by
-    /// the quota, by a tombstone).
-    pub async fn insert_batch_queued(
-        &self,
-        batch: &NewEvents<'_>,
-    ) -> ApiResult<(Vec<Stored>, Option<i64>)> {
-        self.insert_batch_with(batch, true).await
-    }
-
-    async fn insert_batch_with(
-        &self,
-        batch: &NewEvents<'_>,
-        queue: bool,
-    ) -> ApiResult<(Vec<Stored>, Option<i64>)> {
-        let NewEvents {
-            site_id,
-            visitor_id,
-            rows,
-            geo,
-            agent,
-            leads,
-            quota,
-        } = *batch;
-        if rows.is_empty() {
-            return Ok((Vec::new(), None));
-        }
-        // Tombstones (erasure): an event of an erased visitor made before the erasure, or
-        // one carrying an erased email, is refused; a lead whose email is erased is not
-        // made again (migration 0011).
-        let visitor_grave = self
-            .tombstone_of(site_id, TombstoneKind::Visitor, visitor_id)
-            .await?;
-        let mut lead_graves: Vec<String> = Vec::with_capacity(leads.len());
-        for l in leads {
-            lead_graves.push(
-                self.tombstone_of(site_id, TombstoneKind::Email, &l.email)
-                    .await?,
-            );
-        }
-        let grave_of_event = |id: &str| -> Option<&str> {
-            leads
-                .iter()
-                .zip(&lead_graves)
-                .find(|(l, _)| l.event_ids.iter().any(|e| e == id))
-                .map(|(_, g)| g.as_str())
-        };
-        let mut stmts = Vec::with_capacity(rows.len() + 4 + 3 * leads.len());
-        for r in rows {
-            stmts.push(self.stmt(
-                "INSERT INTO events (site_id, event_id, visitor_id, type, url, path, referrer, title, \
-                 name, props, form_fields, form_values, form_id, created_at, sent_at, received_at, \
-                 derived_ts, country, region, region_code, city, continent, postal_code, timezone, \
-                 latitude, longitude, asn, as_org, colo, is_eu, device_type, browser, browser_version, \
-                 os, os_version, is_bot, bot_reason, agent_id) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, \
-                 ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, \
-                 ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36, ?39, ?40 \
-                 WHERE (SELECT count(*) FROM events WHERE site_id = ?1 AND visitor_id = ?3 \
-                        AND derived_ts >= ?37) < ?38 \
-                 AND NOT EXISTS (SELECT 1 FROM tombstones WHERE site_id = ?1 AND hash = ?41 \
-                        AND erased_at >= ?17) \
-                 AND (?42 IS NULL OR NOT EXISTS (SELECT 1 FROM tombstones \
-                        WHERE site_id = ?1 AND hash = ?42)) \
-                 ON CONFLICT (site_id, event_id) DO NOTHING",
-                &[
-                    s(site_id),
-                    s(&r.event_id),
-                    s(&r.visitor_id),
-                    s(r.kind),
-                    s(&r.url),
-                    s(&r.path),
-                    opt(r.referrer.as_deref()),
-                    opt(r.title.as_deref()),
-                    opt(r.name.as_deref()),
-                    opt(r.props.as_deref()),
-                    opt(r.form_fields.as_deref()),
-                    opt(r.form_values.as_deref()),
-                    opt(r.form_id.as_deref()),
-                    n(r.created_at),
-                    n(r.sent_at),
-                    n(r.received_at),
-                    n(r.derived_ts),
-                    opt(geo.country.as_deref()),
-                    opt(geo.region.as_deref()),
-                    opt(geo.region_code.as_deref()),
-                    opt(geo.city.as_deref()),
-                    opt(geo.continent.as_deref()),
-                    opt(geo.postal_code.as_deref()),
-                    opt(geo.timezone.as_deref()),
-                    optf(geo.latitude),
-                    optf(geo.longitude),
-                    geo.asn.map(n).unwrap_or(JsValue::NULL),
-                    opt(geo.as_org.as_deref()),
-                    opt(geo.colo.as_deref()),
-                    b(geo.is_eu),
-                    s(&agent.device_type),
-                    opt(agent.browser.as_deref()),
-                    opt(agent.browser_version.as_deref()),
-                    opt(agent.os.as_deref()),
-                    opt(agent.os_version.as_deref()),
-                    b(agent.is_bot),
-                    n(quota.since),
-                    n(quota.max_events),
-                    opt(agent.bot_reason.as_deref()),
-                    opt(agent.source.as_ref().map(|a| a.id.as_str())),
-                    s(&visitor_grave),
-                    opt(grave_of_event(&r.event_id)),
-                ],
-            )?);
-        }
-        // the request's user agent and hints, once per site (re-classification; 0013)
-        stmts.extend(agents::agent_stmt(
-            self,
-            site_id,
-            agent,
-            rows.first().map_or(0, |r| r.received_at),
-        )?);
-        let batch_ids =
-            serde_json::to_string(&rows.iter().map(|r| &r.event_id).collect::<Vec<_>>())
-                .map_err(ApiError::internal)?;
-        let first = rows.iter().map(|r| r.derived_ts).min().unwrap_or(0);
-        let last = rows.iter().map(|r| r.derived_ts).max().unwrap_or(0);
-        // the visitor only when one of the batch's events is stored (a refused event
-        // stores nothing)
-        stmts.push(self.stmt(
-            "INSERT INTO visitors (site_id, visitor_id, first_seen, last_seen) \
-             SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM events WHERE site_id = ?1 \
-               AND event_id IN (SELECT value FROM json_each(?5)) AND visitor_id = ?2) \
-             ON CONFLICT (site_id, visitor_id) DO UPDATE SET \
-             first_seen = min(first_seen, excluded.first_seen), last_seen = max(last_seen, excluded.last_seen)",
-            &[s(site_id), s(visitor_id), n(first), n(last), s(&batch_ids)],
-        )?);
-        for (l, grave) in leads.iter().zip(&lead_graves) {
-            // Only when one of the batch's events that carry this email is stored (an
-            // event refused — by the quota, a tombstone — makes no lead and no link), and
-            // never for an erased email.
-            let ids = serde_json::to_string(&l.event_ids).map_err(ApiError::internal)?;
-            let stored = "EXISTS (SELECT 1 FROM events WHERE site_id = ?1 AND visitor_id = ?8 \
-                 AND event_id IN (SELECT value FROM json_each(?9))) \
-                 AND NOT EXISTS (SELECT 1 FROM tombstones WHERE site_id = ?1 AND hash = ?10)";
-            stmts.push(self.stmt(
-                &format!(
-                    "INSERT INTO leads (site_id, lead_id, email, name, company, phone, first_seen) \
-                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE {stored} \
-                     ON CONFLICT (site_id, email) DO UPDATE SET \
-                     name = coalesce(excluded.name, leads.name), \
-                     company = coalesce(excluded.company, leads.company), \
-                     phone = coalesce(excluded.phone, leads.phone), \
-                     first_event_id = CASE WHEN excluded.first_seen < leads.first_seen THEN NULL \
-                       ELSE leads.first_event_id END, \
-                     first_path = CASE WHEN excluded.first_seen < leads.first_seen THEN NULL \
-                       ELSE leads.first_path END, \
-                     first_seen = min(leads.first_seen, excluded.first_seen)"
-                ),
-                &[
-                    s(site_id),
-                    s(&l.lead_id),
-                    s(&l.email),
-                    opt(l.name.as_deref()),
-                    opt(l.company.as_deref()),
-                    opt(l.phone.as_deref()),
-                    n(l.at),
-                    s(visitor_id),
-                    s(&ids),
-                    s(grave),
-                ],
-            )?);
-            // the first identity a visitor gives is the one it keeps
-            stmts.push(self.stmt(
-                "INSERT INTO lead_visitors (site_id, visitor_id, lead_id, linked_at) \
-                 SELECT ?1, ?2, lead_id, ?4 FROM leads WHERE site_id = ?1 AND email = ?3 \
-                 AND EXISTS (SELECT 1 FROM events WHERE site_id = ?1 AND visitor_id = ?2 \
-                   AND event_id IN (SELECT value FROM json_each(?5))) \
-                 ON CONFLICT (site_id, visitor_id) DO NOTHING",
-                &[s(site_id), s(visitor_id), s(&l.email), n(l.at), s(&ids)],
-            )?);
-            // The identifying event's id and page (the pages report's direct conversions,
-            // migration 0008): this batch's event when it is stored, is this visitor's, is at
-            // the lead's `first_seen`, the visitor is the lead's, and no stored identifying
-            // event with a smaller id is there (the upsert above cleared them when it moved
-            // `first_seen` earlier).
-            stmts.push(self.stmt(
-                "UPDATE leads SET first_event_id = ?4, first_path = (SELECT e.path FROM events e \
-                 WHERE e.site_id = ?1 AND e.event_id = ?4) \
-                 WHERE site_id = ?1 AND email = ?3 AND first_seen = ?5 \
-                 AND (first_event_id IS NULL OR first_event_id > ?4) \
-                 AND EXISTS (SELECT 1 FROM events e WHERE e.site_id = ?1 AND e.event_id = ?4 \
-                   AND e.visitor_id = ?2 AND e.derived_ts = ?5 \
-                   AND e.type IN ('form_submit', 'identify')) \
-                 AND EXISTS (SELECT 1 FROM lead_visitors v WHERE v.site_id = ?1 \
-                   AND v.visitor_id = ?2 AND v.lead_id = leads.lead_id)",
-                &[
-                    s(site_id),
-                    s(visitor_id),
-                    s(&l.email),
-                    s(&l.event_id),
-                    n(l.at),
-                ],
-            )?);
-        }
-        if queue {
-            stmts.push(self.stmt(
-                "INSERT INTO session_queue (site_id, visitor_id, from_ts, version) \
-                 VALUES (?1, ?2, ?3, abs(random() % 9007199254740992)) ON CONFLICT (site_id, visitor_id) DO UPDATE SET \
-                 from_ts = min(from_ts, excluded.from_ts), version = excluded.version",
-                &[s(site_id), s(visitor_id), n(first)],
-            )?);
-        }
-        // After the writes, in the same transaction: whether the visitor is at its quota
-        // now (if not, no insert was refused by it, so every event that changed nothing
-        // was already there), and the time of its latest event before the batch.
-        // And the tombstones that may have refused events: the visitor's erasure time and
-        // the erased emails among the batch's.
-        let graves = serde_json::to_string(&lead_graves).map_err(ApiError::internal)?;
-        stmts.push(self.stmt(
-            "SELECT (SELECT count(*) FROM events WHERE site_id = ?1 AND visitor_id = ?2 \
-               AND derived_ts >= ?4) >= ?5 AS full, \
-             (SELECT max(derived_ts) FROM events WHERE site_id = ?1 AND visitor_id = ?2 \
-               AND derived_ts < ?3) AS ts, \
-             (SELECT erased_at FROM tombstones WHERE site_id = ?1 AND hash = ?6) AS erased_at, \
-             (SELECT json_group_array(hash) FROM tombstones WHERE site_id = ?1 \
-               AND hash IN (SELECT value FROM json_each(?7))) AS erased_emails",
-            &[
-                s(site_id),
-                s(visitor_id),
-                n(first),
-                n(quota.since),
-                n(quota.max_events),
-                s(&visitor_grave),
-                s(&graves),
-            ],
-        )?);
-        let writes = rows.len();
-        let results = self.db.batch(stmts).await?;
-        #[derive(Deserialize)]
-        struct After {
-            full: i64,
-            ts: Option<i64>,
-            erased_at: Option<i64>,
-            erased_emails: Option<String>,
-        }
-        let after = match results.last() {
-            Some(r) => r.results::<After>()?.into_iter().next(),
-            None => None,
-        }
-        .ok_or_else(|| ApiError::internal("D1 batch returned fewer results than statements"))?;
-        let anchor = if queue { after.ts } else { None };
-        let changed: Vec<bool> = results
-            .iter()
-            .take(writes)
-            .map(|r| Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0) > 0))
-            .collect::<ApiResult<_>>()?;
-        let erased_emails: Vec<String> = after
-            .erased_emails
-            .as_deref()
-            .and_then(|j| serde_json::from_str(j).ok())
-            .unwrap_or_default();
-        let erased = |row: &EventRow| {
-            after.erased_at.is_some_and(|at| row.derived_ts <= at)
-                || grave_of_event(&row.event_id)
-                    .is_some_and(|g| erased_emails.iter().any(|e| e == g))
-        };
-        // At the quota or a tombstone (rare): which of the unchanged events are there
-        // tells "already there" from "refused"; one more read.
-        let suspects = changed
-            .iter()
-            .zip(rows)
-            .any(|(c, r)| !c && (after.full != 0 || erased(r)));
-        let present = if suspects {
-            self.present_events(site_id, rows).await?
-        } else {
-            std::collections::HashSet::new()
-        };
-        let mut out = Vec::with_capacity(rows.len());
-        for (changed, row) in changed.iter().zip(rows) {
-            out.push(if *changed {
-                Stored::New
-            } else if present.contains(&row.event_id) {
-                Stored::AlreadyThere
-            } else if erased(row) {
-                Stored::Erased
-            } else if after.full == 0 {
-                Stored::AlreadyThere
-            } else {
-                Stored::OverQuota
-            });
-        }
-        if out.len() != rows.len() {
-            return Err(ApiError::internal(
-                "D1 batch returned fewer results than statements",
-            ));
-        }
-        Ok((out, anchor))
-    }
-
-    /// Which of the rows' events are stored.
-    async fn present_events(
-        &self,
-        site_id: &str,
-        rows: &[EventRow],
-    ) -> ApiResult<std::collections::HashSet<String>> {
-        #[derive(Deserialize)]
-        struct Present {
-            event_id: String,
-        }
-        let mut present = std::collections::HashSet::new();
-        // D1 allows 100 bound parameters per statement
-        for chunk in rows.chunks(90) {
-            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("?{}", i + 2)).collect();
-            let sql = format!(
-                "SELECT event_id FROM events WHERE site_id = ?1 AND event_id IN ({})",
-                marks.join(", ")
-            );
-            let mut args = vec![s(site_id)];
-            args.extend(chunk.iter().map(|r| s(&r.event_id)));
-            for p in self.stmt(&sql, &args)?.all().await?.results::<Present>()? {
-                present.insert(p.event_id);
-            }
-        }
-        Ok(present)
+        Ok(self.directory().await?.allows_origin(origin))
     }
 
     fn replace_sessions_stmts(

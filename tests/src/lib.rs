@@ -7,6 +7,7 @@
 //! themselves by creating a site of their own. A test that stops or restarts the worker
 //! starts a dedicated one with [`worker::Worker::start`].
 
+pub mod beacon;
 pub mod http;
 pub mod openapi;
 pub mod receiver;

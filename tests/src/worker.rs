@@ -230,6 +230,10 @@ impl Worker {
             .arg(&self.persist)
             .arg("--var")
             .arg(format!("ADMIN_TOKEN:{}", self.admin_token))
+            // every local request comes from 127.0.0.1: the limits sized for local runs
+            // (wrangler.toml's RL_*_LOCAL)
+            .arg("--var")
+            .arg("LOCAL_RATE_LIMITS:1")
             // `/__scheduled` runs the cron trigger on demand
             .arg("--test-scheduled");
         for (k, v) in &self.vars {

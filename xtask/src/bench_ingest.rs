@@ -11,7 +11,7 @@
 //! inserted) and the stored rows are counted at the end, so a failure cannot look fast.
 //!
 //! Pacing: locally every request comes from 127.0.0.1, and the real worker's per-client
-//! limit (`RL_CLIENT`, 3 000 requests per 10 s) would answer 429. Before a real round
+//! limit (`RL_CLIENT_LOCAL`, 3 000 requests per 10 s in local runs) would answer 429. Before a real round
 //! that would bring the last 10 s over [`CLIENT_BUDGET`], the bench waits, outside any
 //! timed round. Each batch has its own visitor id, so the per-visitor limit (30 per
 //! 10 s) and daily quota never trigger.
@@ -41,7 +41,7 @@ const ROUND: usize = 16;
 const ROUNDS: usize = 30;
 /// Warm-up batches per worker (not measured).
 const WARMUP: usize = 10 * ROUND;
-/// Real-worker requests allowed in any 10 s (below `RL_CLIENT`'s 3 000).
+/// Real-worker requests allowed in any 10 s (below `RL_CLIENT_LOCAL`'s 3 000).
 const CLIENT_BUDGET: usize = 2_500;
 /// The whole measured run stops after this, whatever is left.
 const RUN_LIMIT: Duration = Duration::from_secs(600);
@@ -89,6 +89,8 @@ pub fn run() -> Result<String> {
         let token = format!("bench-{}", closeloop_e2e::now_ms());
         let mut vars: Vec<String> = parts.map(str::to_string).collect();
         vars.push(format!("ADMIN_TOKEN:{token}"));
+        // all local traffic is one client (wrangler.toml's RL_*_LOCAL)
+        vars.push("LOCAL_RATE_LIMITS:1".to_string());
         note(format!("starting variant `{label}` ({config}, {vars:?})"));
         let dev = Dev::start(Path::new(config), &vars)?;
         dev.create_site(&site.id, &token)?;
@@ -191,7 +193,7 @@ pub fn run() -> Result<String> {
     }
     let ratio = targets[0].stats.events_per_sec() / bare_rate;
     note(format!(
-        "budget real/bare ≥ 0.80: {}; paced {:.1} s for RL_CLIENT; {want} rows stored in each",
+        "budget real/bare ≥ 0.80: {}; paced {:.1} s for RL_CLIENT_LOCAL; {want} rows stored in each",
         if ratio >= 0.8 { "holds" } else { "NOT met" },
         paused.as_secs_f64()
     ));
@@ -267,7 +269,7 @@ fn markdown(
     out.push_str(&format!(
         "\nBudget {}: {ratio:.2} of the bare worker's throughput. Every answer was checked \
          (real: all 20 accepted) and {rows} rows were found stored in each database \
-         (warm-up included). Waits to stay under the per-client limit (`RL_CLIENT`, all \
+         (warm-up included). Waits to stay under the per-client limit (`RL_CLIENT_LOCAL`, all \
          local traffic is one client): {:.1} s, outside the timed rounds.\n\n",
         if ratio >= 0.8 { "met" } else { "**not met**" },
         paused.as_secs_f64()

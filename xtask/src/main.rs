@@ -5,7 +5,8 @@
 //! - `cargo xtask test` — install what is missing, then run every test.
 //! - `cargo xtask bench` — build in release and write BENCHMARKS.md (`--only` a part: print it).
 //! - `cargo xtask build` — build the tracker and the worker (`build tracker`: the tracker).
-//! - `cargo xtask site create|list|keys|origins` — manage sites on a running worker.
+//! - `cargo xtask site create|list|keys|origins|settings|identity-secret` — manage sites on a
+//!   running worker.
 //! - `cargo xtask lint` — rustfmt and clippy, native and wasm32.
 //! - `cargo xtask refresh-lists` — refresh the bot lists (package registries) and the
 //!   referrer lists core compiles in.

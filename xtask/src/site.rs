@@ -1,4 +1,5 @@
-//! `cargo xtask site create|list|keys|origins|privacy|audit`: manages sites through the
+//! `cargo xtask site create|list|keys|origins|privacy|settings|identity-secret|audit`:
+//! manages sites through the
 //! worker's admin endpoints (`/v1/admin/...`), on the local demo worker by default or on a
 //! deployed one with `--edge URL` and `CLOSELOOP_ADMIN_TOKEN`.
 
@@ -22,6 +23,12 @@ const HELP: &str = "usage: cargo xtask site <command> [--edge URL]
                          besides UTM tags and click ids; geo fields besides country,
                          region, city)
   audit [ID]             the audit log (of one site, or of all)
+  settings ID [--extra-host HOST ...] [--max-events-per-day N]
+              [--max-events-per-visitor-day N] [--bad-rows-kept N]
+                         change a site's beacon settings (absent ones unchanged)
+  identity-secret ID [--off]
+                         turn identity verification on with a new secret (shown
+                         once), or off
   reclassify ID          classify a site's stored events and sessions again with the
                          lists this worker has (after `cargo xtask refresh-lists` and a
                          deploy); reports follow
@@ -39,6 +46,9 @@ pub fn run(args: &[String]) -> Result {
     let mut scope = None;
     let mut query_keys = vec![];
     let mut geo = vec![];
+    let mut settings = serde_json::Map::new();
+    let mut extra_hosts: Vec<String> = vec![];
+    let mut off = false;
     let mut words = vec![];
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -49,6 +59,18 @@ pub fn run(args: &[String]) -> Result {
             "--scope" => scope = Some(it.next().cloned().ok_or("--scope needs a scope")?),
             "--query-key" => query_keys.push(it.next().cloned().ok_or("--query-key needs a key")?),
             "--geo" => geo.push(it.next().cloned().ok_or("--geo needs a field")?),
+            "--extra-host" => {
+                extra_hosts.push(it.next().cloned().ok_or("--extra-host needs a host")?)
+            }
+            "--off" => off = true,
+            flag
+            @ ("--max-events-per-day" | "--max-events-per-visitor-day" | "--bad-rows-kept") => {
+                let n: i64 = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or(format!("{flag} needs a number"))?;
+                settings.insert(flag.trim_start_matches("--").replace('-', "_"), json!(n));
+            }
             _ => words.push(a.clone()),
         }
     }
@@ -108,6 +130,23 @@ pub fn run(args: &[String]) -> Result {
             &format!("{edge}/v1/admin/sites/{id}/origins"),
             &[headers[0], ("Content-Type", "application/json")],
             Some(&json!({"allowed_origins": rest}).to_string()),
+        )?,
+        ["settings", id] => {
+            if !extra_hosts.is_empty() {
+                settings.insert("extra_hosts".into(), json!(extra_hosts));
+            }
+            http::request(
+                "PATCH",
+                &format!("{edge}/v1/admin/sites/{id}"),
+                &[headers[0], ("Content-Type", "application/json")],
+                Some(&Value::Object(settings).to_string()),
+            )?
+        }
+        ["identity-secret", id] => http::request(
+            if off { "DELETE" } else { "POST" },
+            &format!("{edge}/v1/admin/sites/{id}/identity_secret"),
+            &headers,
+            None,
         )?,
         _ => return Err(HELP.to_string()),
     };

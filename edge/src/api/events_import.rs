@@ -26,7 +26,8 @@ use super::{body, MAX_WRITE_BODY_BYTES};
 use crate::enrich::{self, Agent, Geo};
 use crate::error::{ApiError, ApiResult};
 use crate::ingest;
-use crate::store::{EventRow, LeadRow, NewEvents, Quota, SiteConfig, Store, Stored};
+use crate::store::{EventRow, LeadRow, NewEvents, SiteConfig, Store, Stored};
+use crate::trust::LeadSource;
 use closeloop_core::validate::{validate, ValidateOptions, Validated};
 use closeloop_core::wire::EventResult;
 use serde::{Deserialize, Serialize};
@@ -288,7 +289,10 @@ pub async fn import(
         .map(|p| {
             let mut rows = ingest::rows_from(&p.validated);
             crate::privacy::clean_rows(&mut rows, site);
-            (rows, ingest::leads_from(&site.id, &p.validated))
+            (
+                rows,
+                ingest::leads_from(&site.id, &p.validated, LeadSource::Import),
+            )
         })
         .collect();
     let cost: usize = work
@@ -307,7 +311,7 @@ pub async fn import(
     for (p, (rows, leads)) in prepared.iter().zip(&work) {
         let v = &p.validated;
         let geo = crate::privacy::minimise_geo(p.geo.clone(), &site.privacy);
-        let (stored, _) = store
+        let stored = store
             .insert_batch_queued(&NewEvents {
                 site_id: &site.id,
                 visitor_id: &v.visitor_id,
@@ -315,13 +319,14 @@ pub async fn import(
                 geo: &geo,
                 agent: &p.agent,
                 leads,
-                // trusted writer: no visitor quota
-                quota: Quota {
-                    since: i64::MIN / 2,
-                    max_events: i64::MAX / 2,
-                },
+                // trusted writer: no quota checked or counted
+                quota: None,
+                dropped: 0,
+                counts: &[],
+                bad_rows: &[],
             })
-            .await?;
+            .await?
+            .stored;
         let ids_where = |what: Stored| -> HashSet<String> {
             rows.iter()
                 .zip(&stored)

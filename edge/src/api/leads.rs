@@ -1,7 +1,7 @@
 //! `GET /v1/sites/{site}/leads` (search by email, source, channel, date) and
-//! `GET /v1/sites/{site}/leads/{lead}` (the journey: visitors, sessions with their touches,
-//! pages in order, conversions and every model's credit per touch), read key; erasure
-//! (`DELETE .../leads/{lead}`) and the lifting of its tombstone
+//! `GET /v1/sites/{site}/leads/{lead}` (the journey: visitors and how each was linked,
+//! sessions with their touches, pages in order, conversions and every model's credit per
+//! touch), read key; erasure (`DELETE .../leads/{lead}`) and the lifting of its tombstone
 //! (`DELETE .../tombstones/{email}`), manage key.
 //!
 //! `{lead}` is a lead id or an email (normalised, then turned into the lead id). The
@@ -167,6 +167,25 @@ pub async fn journey(
         store.lead_email(&site.id, &lead).await?,
     ) {
         obj.insert("email".into(), Value::String(email));
+    }
+    // how each visitor became the lead's (issue 12: a browser is untrusted, so a link
+    // says whether a verified identify, a server or an unverified beacon made it)
+    let links: Vec<Value> = store
+        .lead_links(&site.id, &lead)
+        .await?
+        .into_iter()
+        .map(|l| {
+            json!({
+                "visitor": l.visitor_id,
+                "method": l.method,
+                "linked_at": format_rfc3339(l.linked_at),
+                "received_at": l.received_at.map(format_rfc3339),
+                "event_id": l.event_id,
+            })
+        })
+        .collect();
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("links".into(), Value::Array(links));
     }
     Ok(Response::from_json(&body)?)
 }

@@ -1,6 +1,7 @@
 //! The closing-the-loop API under `/v1/sites/{site}/...`: server-side events, CRM
 //! conversions and spend (write key), the marketer's reports and lead journeys (read key),
-//! erasure, tombstones, webhooks and the site's audit log (manage key), plus
+//! beacon health (read key), bad rows (write key), erasure, tombstones, webhooks and the
+//! site's audit log (manage key), plus
 //! `GET /v1/openapi.json`.
 //!
 //! [`ROUTES`] is the one table of these endpoints and the scope each needs: the router
@@ -17,6 +18,7 @@ pub mod audit;
 pub mod bots;
 pub mod conversions;
 pub mod events_import;
+pub mod health;
 pub mod leads;
 pub mod openapi;
 pub mod reports;
@@ -36,6 +38,10 @@ use worker::{Env, Method, Request, Response};
 pub const MAX_WRITE_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// Largest body the management endpoints read (webhooks, settings).
 pub const MAX_MANAGE_BODY_BYTES: usize = 16 * 1024;
+
+/// Largest body of a write endpoint that takes one JSON object (a conversion, a spend
+/// period).
+pub const MAX_JSON_BODY_BYTES: usize = 64 * 1024;
 
 /// One endpoint under `/v1/sites/{site}/`: its method, its path pattern (`{name}` matches
 /// one non-empty segment, or the part of a segment before a `:verb`) and the key scope it
@@ -59,7 +65,7 @@ const fn entry(method: &'static str, path: &'static str, scope: KeyKind) -> Rout
 }
 
 /// Every endpoint under `/v1/sites/{site}/` and its scope.
-pub const ROUTES: [Route; 19] = [
+pub const ROUTES: [Route; 21] = [
     entry("POST", "events:import", KeyKind::Write),
     entry("POST", "conversions", KeyKind::Write),
     entry("POST", "conversions:import", KeyKind::Write),
@@ -79,6 +85,9 @@ pub const ROUTES: [Route; 19] = [
     entry("POST", "webhooks/{webhook}:rotate", KeyKind::Manage),
     entry("POST", "webhooks:deliver", KeyKind::Manage),
     entry("GET", "audit", KeyKind::Manage),
+    entry("GET", "health", KeyKind::Read),
+    // bad rows hold what visitors sent: the write key, as the raw exports
+    entry("GET", "rejected", KeyKind::Write),
 ];
 
 /// Whether the path segments `rest` match `pattern`.
@@ -194,6 +203,8 @@ pub async fn route(
         }
         ("webhooks:deliver", _) => webhooks::deliver(env, &store, &cfg, now).await,
         ("audit", _) => audit::site(req, &store, &cfg).await,
+        ("health", _) => health::health(req, &store, &cfg, now).await,
+        ("rejected", _) => health::rejected(req, &store, &cfg, now).await,
         _ => Err(ApiError::no_route()),
     }
 }
@@ -222,7 +233,7 @@ async fn site_config(store: &Store, site: &str) -> ApiResult<SiteConfig> {
 /// A write endpoint's body that must be one JSON object (400 `malformed_json` or
 /// `invalid_body` otherwise).
 async fn json_object_body(req: &mut Request) -> ApiResult<Value> {
-    let bytes = body(req, MAX_WRITE_BODY_BYTES).await?;
+    let bytes = body(req, MAX_JSON_BODY_BYTES).await?;
     let sent: Value = serde_json::from_slice(&bytes)
         .map_err(|_| ApiError::bad_request("malformed_json", "the body is not valid JSON"))?;
     if !sent.is_object() {
@@ -234,28 +245,10 @@ async fn json_object_body(req: &mut Request) -> ApiResult<Value> {
     Ok(sent)
 }
 
-/// Reads the body, refusing more than `limit` bytes with 413 (a declared length over the
-/// limit is refused before anything is read).
-pub(crate) async fn body(req: &mut Request, limit: usize) -> ApiResult<Vec<u8>> {
-    let declared = req
-        .headers()
-        .get("Content-Length")?
-        .and_then(|l| l.trim().parse::<usize>().ok());
-    let too_large = || {
-        ApiError::new(
-            413,
-            "body_too_large",
-            format!("the body is larger than {limit} bytes"),
-        )
-    };
-    if declared.is_some_and(|l| l > limit) {
-        return Err(too_large());
-    }
-    let bytes = req.bytes().await?;
-    if bytes.len() > limit {
-        return Err(too_large());
-    }
-    Ok(bytes)
+/// Reads the body, refusing more than `limit` bytes with 413 while it streams
+/// ([`crate::body::read`]).
+async fn body(req: &mut Request, limit: usize) -> ApiResult<Vec<u8>> {
+    crate::body::read(req, limit).await
 }
 
 /// The query string as (name, value) pairs, percent-decoded.

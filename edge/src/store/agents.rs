@@ -12,27 +12,34 @@ use worker::D1PreparedStatement;
 pub const RECLASSIFY_EVENTS_PER_WINDOW: i64 = 5_000;
 
 /// The statement that keeps a request's agent once per site, with how the lists
-/// classify it (nothing when the agent came from an import's context).
+/// classify it (nothing when the agent came from an import's context). It runs after the
+/// batch's event inserts and writes only when at least one of `event_ids` (a JSON array)
+/// was stored by this request: a batch refused by a quota or a cap leaves no agent row.
 pub(super) fn agent_stmt(
     store: &Store,
     site_id: &str,
     agent: &Agent,
     received_at: i64,
+    event_ids: &str,
 ) -> ApiResult<Option<D1PreparedStatement>> {
     let Some(src) = &agent.source else {
         return Ok(None);
     };
+    let mut args = class_args(
+        site_id,
+        &src.id,
+        agent,
+        Some((&src.user_agent, &src.hints, received_at)),
+    );
+    args.push(s(event_ids));
     Ok(Some(store.stmt(
         "INSERT INTO agents (site_id, agent_id, user_agent, hints, first_seen, device_type, \
          browser, browser_version, os, os_version, is_bot, bot_reason) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 \
+         WHERE EXISTS (SELECT 1 FROM events WHERE site_id = ?1 \
+           AND event_id IN (SELECT value FROM json_each(?13)) AND received_at = ?5) \
          ON CONFLICT (site_id, agent_id) DO NOTHING",
-        &class_args(
-            site_id,
-            &src.id,
-            agent,
-            Some((&src.user_agent, &src.hints, received_at)),
-        ),
+        &args,
     )?))
 }
 
