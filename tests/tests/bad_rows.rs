@@ -190,8 +190,8 @@ fn bad_rows_are_kept_bounded_counted_and_readable_with_the_write_key_only() {
     let page2 = list(&format!("?limit=2&cursor={cursor}"), Some(&site.write_key));
     assert_eq!(ids(&page2), ["evt-br-0006", "evt-br-0005"]);
     assert_error(&list("", None), 401, "missing_key");
-    assert_error(&list("", Some("clw_not-a-real-key")), 403, "forbidden");
-    assert_error(&list("", Some(&site.read_key)), 403, "forbidden");
+    assert_error(&list("", Some("clw_not-a-real-key")), 403, "malformed_key");
+    assert_error(&list("", Some(&site.read_key)), 403, "insufficient_scope");
     assert_error(&list("", Some(&other.write_key)), 403, "forbidden");
     assert_error(
         &list("?kind=nonsense", Some(&site.write_key)),

@@ -364,8 +364,12 @@ fn oversized_bodies_get_413_on_every_endpoint_even_while_streaming() {
     let own = Worker::start().expect("a worker of its own");
     let w = &own;
     let origin = "https://big.example";
-    let (site, _) = new_site(w, origin, json!({}));
+    let (site, answer) = new_site(w, origin, json!({}));
     let write = format!("Bearer {}", site.write_key);
+    let manage = format!(
+        "Bearer {}",
+        answer["manage_key"].as_str().expect("manage_key")
+    );
     let admin_auth = format!("Bearer {}", w.admin_token);
     let sites_before = admin(w, "GET", "/v1/admin/sites", None).json["sites"]
         .as_array()
@@ -417,7 +421,7 @@ fn oversized_bodies_get_413_on_every_endpoint_even_while_streaming() {
         (
             "POST",
             format!("/v1/sites/{}/webhooks", site.id),
-            vec![("Authorization", &write)],
+            vec![("Authorization", &manage)],
             100 * 1024,
         ),
         (
@@ -517,7 +521,12 @@ fn a_flood_of_one_site_leaves_the_others_working() {
     let w = Worker::shared().expect("worker");
     let (x_origin, y_origin) = ("https://flood-x.example", "https://flood-y.example");
     let (x, _) = new_site(w, x_origin, json!({"max_events_per_day": 50}));
-    let (y, _) = new_site(w, y_origin, json!({}));
+    let (y, y_answer) = new_site(w, y_origin, json!({}));
+    // webhooks take the manage key
+    let y_manage = y_answer["manage_key"]
+        .as_str()
+        .expect("manage_key")
+        .to_string();
     // Y's webhook receiver
     let server = tiny_http::Server::http("127.0.0.1:0").expect("receiver");
     let port = server.server_addr().to_ip().map(|a| a.port()).unwrap_or(0);
@@ -538,7 +547,7 @@ fn a_flood_of_one_site_leaves_the_others_working() {
     let hook = http::post_json(
         &w.url(&format!("/v1/sites/{}/webhooks", y.id)),
         &json!({"url": format!("http://127.0.0.1:{port}/hook"), "events": ["lead.created"]}),
-        &[("Authorization", &format!("Bearer {}", y.write_key))],
+        &[("Authorization", &format!("Bearer {y_manage}"))],
     )
     .expect("webhook");
     assert_eq!(hook.status, 201, "{}", hook.text);
@@ -603,7 +612,7 @@ fn a_flood_of_one_site_leaves_the_others_working() {
     let deliver = http::request(
         "POST",
         &w.url(&format!("/v1/sites/{}/webhooks:deliver", y.id)),
-        &[("Authorization", &format!("Bearer {}", y.write_key))],
+        &[("Authorization", &format!("Bearer {y_manage}"))],
         None,
     )
     .expect("deliver");
