@@ -82,6 +82,12 @@ pub fn enqueue(t: &mut Tracker, ev: JsValue, delay: f64) {
 
 /// Stores `ev` in the queue: one `setItem` of its own key (in memory without
 /// consent; nothing after a refusal). Returns whether it was queued.
+///
+/// Test hook (issue 13's fault runs): when the page defines
+/// `window.__closeloop_log` (an array, before the tag), the id of every event
+/// queued here is pushed into it, so a test can compare what the tracker created
+/// with what the edge stored. Every event goes through here; without the global
+/// it is one property read.
 pub fn put(t: &mut Tracker, ev: &JsValue) -> bool {
     if t.consent == Consent::Denied {
         return false;
@@ -89,6 +95,11 @@ pub fn put(t: &mut Tracker, ev: &JsValue) -> bool {
     let mut key = String::from(store::EVENT);
     key.push_str(&js::get_str(ev, keys::ID));
     t.store.set(&key, &js::stringify(ev));
+    js::call(
+        &js::get(&js::global(), "__closeloop_log"),
+        "push",
+        &[js::get(ev, keys::ID)],
+    );
     true
 }
 
