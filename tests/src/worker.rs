@@ -36,6 +36,48 @@ pub struct Worker {
     port: u16,
     child: Option<Child>,
     log: PathBuf,
+    /// A wrangler configuration of its own (raised rate limits), else `wrangler.toml`.
+    config: Option<PathBuf>,
+}
+
+/// Every `[[ratelimits]]` limit a worker started with [`Worker::start_raised`] has, per
+/// period: far above anything a local run sends, so that a load or fault run measures
+/// the worker, not the limiters (all local traffic comes from one address).
+pub const RAISED_RATE_LIMIT: u64 = 1_000_000;
+
+/// `wrangler.toml` with every rate limit set to `limit` and its paths made absolute, so
+/// that the copy can live outside the repository (in a run's state directory).
+pub fn config_with_limits(limit: u64) -> Result<String> {
+    let text = std::fs::read_to_string(root().join("wrangler.toml"))
+        .map_err(|e| format!("wrangler.toml: {e}"))?;
+    let mut out = String::new();
+    for line in text.lines() {
+        let t = line.trim_start();
+        let path_key = ["main", "directory", "migrations_dir"]
+            .into_iter()
+            .find(|k| t.starts_with(&format!("{k} =")));
+        if t.starts_with("simple = {") {
+            let period = t
+                .split("period")
+                .nth(1)
+                .and_then(|r| r.trim_start_matches([' ', '=']).split([' ', '}']).next())
+                .unwrap_or("10");
+            out.push_str(&format!(
+                "simple = {{ limit = {limit}, period = {period} }}\n"
+            ));
+        } else if let Some(k) = path_key {
+            let value = t
+                .split('"')
+                .nth(1)
+                .ok_or_else(|| format!("wrangler.toml: no quoted value in `{t}`"))?;
+            let abs = root().join(value);
+            out.push_str(&format!("{k} = \"{}\"\n", abs.display()));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    Ok(out)
 }
 
 /// Environment variables through which `cargo xtask test` hands its worker to the tests.
@@ -126,9 +168,29 @@ pub fn migrate(persist: &Path) -> Result {
 impl Worker {
     /// Starts a dedicated worker with fresh local state. Stopped when dropped.
     pub fn start() -> Result<Worker> {
+        Worker::start_with(None)
+    }
+
+    /// Starts a dedicated worker whose rate limits are all [`RAISED_RATE_LIMIT`] (a
+    /// copy of `wrangler.toml` in its state directory), for load and fault runs.
+    pub fn start_raised() -> Result<Worker> {
+        Worker::start_with(Some(RAISED_RATE_LIMIT))
+    }
+
+    /// [`Worker::start`], with every rate limit set to `limit` when given.
+    pub fn start_with(limit: Option<u64>) -> Result<Worker> {
         check_built()?;
         let persist = temp_dir("state")?;
         migrate(&persist)?;
+        let config = match limit {
+            Some(n) => {
+                let path = persist.join("wrangler.toml");
+                std::fs::write(&path, config_with_limits(n)?)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                Some(path)
+            }
+            None => None,
+        };
         let token = format!("admin-{}-{}", std::process::id(), crate::now_ms());
         let port = free_port()?;
         let mut w = Worker {
@@ -138,6 +200,7 @@ impl Worker {
             admin_token: token,
             port,
             child: None,
+            config,
         };
         w.spawn()?;
         Ok(w)
@@ -155,6 +218,7 @@ impl Worker {
             admin_token: admin_token.to_string(),
             port,
             child: None,
+            config: None,
         };
         w.spawn()?;
         Ok(w)
@@ -182,6 +246,7 @@ impl Worker {
                         persist: PathBuf::from(persist),
                         admin_token,
                         child: None,
+                        config: None,
                     }),
                     _ => Worker::start(),
                 }
@@ -195,7 +260,11 @@ impl Worker {
         let log = std::fs::File::create(&self.log).map_err(|e| e.to_string())?;
         let log2 = log.try_clone().map_err(|e| e.to_string())?;
         let mut cmd = watched_wrangler();
-        cmd.args(["dev", "--ip", "127.0.0.1", "--port"])
+        cmd.arg("dev");
+        if let Some(c) = &self.config {
+            cmd.arg("--config").arg(c);
+        }
+        cmd.args(["--ip", "127.0.0.1", "--port"])
             .arg(self.port.to_string())
             .arg("--inspector-port")
             .arg(inspector.to_string())
