@@ -61,6 +61,9 @@ pub fn run(args: &[String]) -> Result {
         return Ok(());
     }
     let path = root().join("BENCHMARKS.md");
+    // the soak, load and fuzz sections are other commands' (see benchmarks_md.rs)
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    let md = crate::benchmarks_md::keep_sections(&md, &old);
     std::fs::write(&path, md).map_err(|e| e.to_string())?;
     note(format!("wrote {}", path.display()));
     Ok(())

@@ -4,6 +4,7 @@
 //!   the worker in wrangler's local mode with the demo site and the dashboard.
 //! - `cargo xtask test` — install what is missing, then run every test.
 //! - `cargo xtask bench` — build in release and write BENCHMARKS.md (`--only` a part: print it).
+//! - `cargo xtask soak` — the fault run at 10,000+ events (writes its BENCHMARKS.md section).
 //! - `cargo xtask build` — build the tracker and the worker.
 //! - `cargo xtask site create|list|keys|origins` — manage sites on a running worker.
 //! - `cargo xtask lint` — rustfmt and clippy, native and wasm32.
@@ -13,11 +14,13 @@ mod bench;
 mod bench_ingest;
 mod bench_reports;
 mod bench_tracker;
+mod benchmarks_md;
 mod dashboard;
 mod demo;
 mod edge;
 mod install;
 mod site;
+mod soak;
 mod test;
 mod tracker;
 mod util;
@@ -31,6 +34,8 @@ commands:
   test            install what is missing, then run every test
   bench [--only sizes,ingest,tracker,reports,core] [--quick]
                   build in release, measure, write BENCHMARKS.md (--only: print)
+  soak [--events N] [--seed S]
+                  10,000 events from Chromium through the fault proxy: exactly once?
   build           build the tracker and the worker
   lint            cargo fmt --check and clippy (native and wasm32), -D warnings
   site ...        manage sites on a running worker (see `cargo xtask site help`)
@@ -44,6 +49,7 @@ fn main() {
         Some("demo") => demo::run(rest),
         Some("test") => test::run(rest),
         Some("bench") => bench::run(rest),
+        Some("soak") => soak::run(rest),
         Some("lint") => lint(),
         Some("site") => site::run(rest),
         Some("refresh-lists") => refresh_lists(),

@@ -1,5 +1,6 @@
 //! The fault run as a command (for `cargo xtask soak`): `closeloop-faults [--events N]
-//! [--seed S] [--browsers B] [--visitors V] [--restarts R] [--json FILE]`. Prints the
+//! [--seed S] [--browsers B] [--visitors V] [--restarts R] [--json FILE] [--markdown
+//! FILE]`. Prints the
 //! tables; exits non-zero unless every created event was stored exactly once.
 
 use closeloop_e2e::faults::{self, Options};
@@ -51,6 +52,11 @@ fn main() {
     println!("{}", outcome.table());
     if let Some(path) = arg::<String>(&args, "--json") {
         if let Err(e) = std::fs::write(&path, outcome.json().to_string()) {
+            eprintln!("{path}: {e}");
+        }
+    }
+    if let Some(path) = arg::<String>(&args, "--markdown") {
+        if let Err(e) = std::fs::write(&path, outcome.table()) {
             eprintln!("{path}: {e}");
         }
     }
