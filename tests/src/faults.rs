@@ -71,7 +71,7 @@ impl Options {
             browsers: 1,
             visitors: 4,
             restarts: 1,
-            time_limit: Duration::from_secs(60),
+            time_limit: Duration::from_secs(75),
         }
     }
 
@@ -128,6 +128,9 @@ pub struct Outcome {
     pub by_fault: Vec<Row>,
     /// Per action that created the events.
     pub by_action: Vec<Row>,
+    /// Visits that ended early on an error of the browser or the harness (counted and
+    /// shown; what their pages created is still checked).
+    pub visit_errors: usize,
     /// Visits made, visitors (browser contexts), tabs opened.
     pub visits: usize,
     /// See [`Outcome::visits`].
@@ -197,8 +200,9 @@ impl Outcome {
             ));
         }
         out.push_str(&format!(
-            "\nStored but never logged: {}; logged twice: {}; lost but still queued in a browser: {}.\n",
-            self.unlogged, self.logged_twice, self.still_queued
+            "\nStored but never logged: {}; logged twice: {}; lost but still queued in a browser: {}; \
+             visits ended early by a browser or harness error: {}.\n",
+            self.unlogged, self.logged_twice, self.still_queued, self.visit_errors
         ));
         out
     }
@@ -230,6 +234,7 @@ impl Outcome {
             "duplicated": self.duplicated, "lost": self.lost, "unlogged": self.unlogged,
             "logged_twice": self.logged_twice, "still_queued": self.still_queued,
             "visits": self.visits, "visitors": self.visitors, "requests": self.requests,
+            "visit_errors": self.visit_errors,
             "restarts": self.restarts, "seconds": self.duration.as_secs_f64(),
             "by_fault": self.by_fault.iter().map(Row::json).collect::<Vec<_>>(),
             "by_action": self.by_action.iter().map(Row::json).collect::<Vec<_>>(),
@@ -253,6 +258,9 @@ struct Run {
     created: Mutex<Created>,
     count: AtomicUsize,
     visits: AtomicUsize,
+    visit_errors: Mutex<Vec<String>>,
+    /// Set when every visitor slot has ended (the restarter stops waiting).
+    visits_done: std::sync::atomic::AtomicBool,
     visitors: AtomicUsize,
     started: Instant,
     /// The visitors' "next visits" under way.
@@ -262,6 +270,14 @@ struct Run {
 }
 
 impl Run {
+    fn visit_ended(&self, r: Result) {
+        if let Err(e) = r {
+            if let Ok(mut errors) = self.visit_errors.lock() {
+                errors.push(e);
+            }
+        }
+    }
+
     fn more(&self) -> bool {
         self.count.load(Ordering::SeqCst) < self.opts.events
             && self.started.elapsed() < self.opts.time_limit
@@ -307,6 +323,8 @@ pub async fn run(opts: &Options) -> Result<Outcome> {
         created: Mutex::new(Created::default()),
         count: AtomicUsize::new(0),
         visits: AtomicUsize::new(0),
+        visit_errors: Mutex::new(Vec::new()),
+        visits_done: std::sync::atomic::AtomicBool::new(false),
         visitors: AtomicUsize::new(0),
         started,
         next_visits: Mutex::new(Vec::new()),
@@ -335,6 +353,23 @@ pub async fn run(opts: &Options) -> Result<Outcome> {
             }));
         }
     }
+    let progress = {
+        let run = Arc::clone(&run);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                let errors = run.visit_errors.lock().map(|e| e.len()).unwrap_or(0);
+                println!(
+                    "  {:>5.0} s: {} events created, {} visits, {} collect requests, {} visit errors",
+                    run.started.elapsed().as_secs_f64(),
+                    run.count.load(Ordering::SeqCst),
+                    run.visits.load(Ordering::SeqCst),
+                    run.proxy.collect_requests(),
+                    errors
+                );
+            }
+        })
+    };
     let mut errors = Vec::new();
     for s in slots {
         match s.await {
@@ -343,6 +378,7 @@ pub async fn run(opts: &Options) -> Result<Outcome> {
             Err(e) => errors.push(e.to_string()),
         }
     }
+    run.visits_done.store(true, Ordering::SeqCst);
     let restarts_done = restarter.await.map_err(|e| e.to_string())??;
     let next_visits = run
         .next_visits
@@ -376,11 +412,17 @@ pub async fn run(opts: &Options) -> Result<Outcome> {
             still_queued.extend(left);
         }
     }
+    progress.abort();
     for b in browsers {
         if let Ok(b) = Arc::try_unwrap(b) {
             b.close().await;
         }
     }
+    let visit_errors = run
+        .visit_errors
+        .lock()
+        .map(|e| e.clone())
+        .unwrap_or_default();
     if !errors.is_empty() && run.count.load(Ordering::SeqCst) == 0 {
         return Err(format!("the visits failed: {}", errors.join("; ")));
     }
@@ -414,6 +456,13 @@ pub async fn run(opts: &Options) -> Result<Outcome> {
     outcome.seed = opts.seed;
     outcome.logged_twice = created.1;
     outcome.visits = run.visits.load(Ordering::SeqCst);
+    outcome.visit_errors = visit_errors.len();
+    if let Some(e) = visit_errors.first() {
+        outcome.examples.push(format!(
+            "{} visits ended early; the first: {e}",
+            visit_errors.len()
+        ));
+    }
     outcome.visitors = run.visitors.load(Ordering::SeqCst);
     outcome.requests = run.proxy.collect_requests();
     outcome.restarts = restarts_done;
@@ -527,9 +576,12 @@ async fn restarts(run: Arc<Run>, worker: Arc<Mutex<Worker>>) -> Result<usize> {
     let mut rng = SplitMix64(run.opts.seed ^ 0x5EED);
     let mut done = 0;
     for k in 1..=n {
+        // at the k-th of n+1 equal shares of the events, or of the time if that is
+        // what ends the run (a slow machine)
         let mark = run.opts.events * k / (n + 1);
-        while run.count.load(Ordering::SeqCst) < mark {
-            if !run.more() {
+        let at = run.opts.time_limit.mul_f64(k as f64 / (n + 1) as f64);
+        while run.count.load(Ordering::SeqCst) < mark && run.started.elapsed() < at {
+            if !run.more() || run.visits_done.load(Ordering::SeqCst) {
                 return Ok(done);
             }
             tokio::time::sleep(Duration::from_millis(200)).await;

@@ -5,7 +5,9 @@
 //! it must control the connection itself — answer nothing and close it after the worker
 //! answered (the write committed, the answer lost), which a router's handlers cannot
 //! express. Only `POST /v1/collect` is faulted; everything else (the tracker's `t.js`
-//! and wasm) passes through untouched.
+//! and wasm) passes through untouched, and the static files are served from the
+//! proxy's copy while the worker is down (Cloudflare serves a worker's static assets
+//! without running the worker).
 //!
 //! The plan decides each collect request's fault from the seed and the request's
 //! number alone ([`Plan::fault`]), so a run with the same seed meets the same sequence
@@ -183,6 +185,9 @@ struct Inner {
     down: AtomicBool,
     seq: AtomicU64,
     ledger: Mutex<Ledger>,
+    /// The last good answer to each static GET (`t.js`, the wasm): served when the worker
+    /// is down, as Cloudflare serves a worker's static assets without running it.
+    assets: Mutex<HashMap<String, Response<Full<Bytes>>>>,
 }
 
 /// The running proxy. Stops when dropped.
@@ -227,6 +232,7 @@ impl Proxy {
             down: AtomicBool::new(false),
             seq: AtomicU64::new(0),
             ledger: Mutex::new(Ledger::default()),
+            assets: Mutex::new(HashMap::new()),
         });
         let shared = Arc::clone(&inner);
         let task = tokio::spawn(async move {
@@ -319,7 +325,24 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Answer {
     };
     let is_collect = parts.method == hyper::Method::POST && parts.uri.path() == "/v1/collect";
     if !is_collect {
-        return forward(&inner, &parts, body).await.map_err(|_| Cut);
+        let asset = parts.method == hyper::Method::GET && !parts.uri.path().starts_with("/v1/");
+        let key = parts.uri.path().to_string();
+        return match forward(&inner, &parts, body).await {
+            Ok(r) => {
+                if asset && r.status() == StatusCode::OK {
+                    if let Ok(mut a) = inner.assets.lock() {
+                        a.insert(key, clone_response(&r));
+                    }
+                }
+                Ok(r)
+            }
+            Err(_) => inner
+                .assets
+                .lock()
+                .ok()
+                .and_then(|a| a.get(&key).map(clone_response))
+                .ok_or(Cut),
+        };
     }
     let n = inner.seq.fetch_add(1, Ordering::SeqCst);
     let ids = event_ids(&body);
@@ -454,6 +477,13 @@ async fn forward(
         }
     }
     Ok(out)
+}
+
+fn clone_response(r: &Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+    let mut out = Response::new(r.body().clone());
+    *out.status_mut() = r.status();
+    *out.headers_mut() = r.headers().clone();
+    out
 }
 
 fn is_hop_by_hop(name: &str) -> bool {

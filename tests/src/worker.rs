@@ -184,7 +184,10 @@ impl Worker {
         migrate(&persist)?;
         let config = match limit {
             Some(n) => {
-                let path = persist.join("wrangler.toml");
+                // a directory of its own: wrangler watches the configuration's directory
+                let dir = persist.join("config");
+                std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                let path = dir.join("wrangler.toml");
                 std::fs::write(&path, config_with_limits(n)?)
                     .map_err(|e| format!("{}: {e}", path.display()))?;
                 Some(path)

@@ -19,6 +19,7 @@ mod dashboard;
 mod demo;
 mod edge;
 mod install;
+mod schema_fuzz;
 mod site;
 mod soak;
 mod test;
@@ -50,6 +51,7 @@ fn main() {
         Some("test") => test::run(rest),
         Some("bench") => bench::run(rest),
         Some("soak") => soak::run(rest),
+        Some("schema-fuzz") => schema_fuzz::cli(rest),
         Some("lint") => lint(),
         Some("site") => site::run(rest),
         Some("refresh-lists") => refresh_lists(),

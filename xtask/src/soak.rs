@@ -16,7 +16,9 @@ fn arg(args: &[String], name: &str) -> Option<String> {
 
 pub fn run(args: &[String]) -> Result {
     let events: usize = match arg(args, "--events") {
-        Some(n) => n.parse().map_err(|_| format!("--events {n}: not a number"))?,
+        Some(n) => n
+            .parse()
+            .map_err(|_| format!("--events {n}: not a number"))?,
         None => 10_000,
     };
     let seed = arg(args, "--seed");

@@ -73,10 +73,11 @@ pub(super) async fn visitor_loop(run: Arc<Run>, browser: Arc<Browser>, slot: usi
                     visit(&run, &browser, ctx.clone(), visitor, &mut r1),
                     visit(&run, &browser, ctx.clone(), visitor, &mut r2)
                 );
-                a?;
-                b2?;
+                run.visit_ended(a);
+                run.visit_ended(b2);
             } else {
-                visit(&run, &browser, ctx.clone(), visitor, &mut rng).await?;
+                let r = visit(&run, &browser, ctx.clone(), visitor, &mut rng).await;
+                run.visit_ended(r);
             }
         }
         // the next visit, in the background (the slot goes on with a new visitor):
@@ -129,6 +130,8 @@ pub(super) const ACTIONS: [&str; 15] = [
 struct Tab {
     page: Page,
     listener: tokio::task::JoinHandle<()>,
+    /// Closed right after an event (mid-send): the close is the action.
+    closing: bool,
     /// SPA entries pushed in the current document (`history.back()` stays in it).
     spa_depth: usize,
     path: String,
@@ -208,10 +211,14 @@ async fn open_tab(
     let tab = Tab {
         page,
         listener,
+        closing: false,
         spa_depth: 0,
         path: url.to_string(),
     };
-    tab.ready().await?;
+    if let Err(e) = tab.ready().await {
+        close(tab).await;
+        return Err(format!("{url}: {e}"));
+    }
     Ok(tab)
 }
 
@@ -252,47 +259,57 @@ async fn visit(
     let (query, referrer) = arrival(rng);
     let url = run.web.url(&format!("{landing}{query}"));
     let mut tab = open_tab(run, browser, ctx, &url, referrer).await?;
+    let result = actions(run, &mut tab, visitor, rng).await;
+    if result.is_ok() {
+        tokio::time::sleep(Duration::from_millis(rng.below(800))).await;
+    }
+    close(tab).await;
+    result
+}
+
+/// A visit's 4–12 actions; ends early (and says so) when the tab is closed mid-send.
+async fn actions(run: &Arc<Run>, tab: &mut Tab, visitor: usize, rng: &mut SplitMix64) -> Result {
     let steps = 4 + rng.below(9);
-    let mut closed = false;
     for step in 0..steps {
         if !run.more() && step > 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50 + rng.below(500))).await;
         let roll = rng.below(100);
-        let result = match roll {
-            0..=21 => spa(&mut tab, rng).await,
-            22..=41 => track(&tab, rng, "track").await,
-            42..=53 => link(&mut tab, rng).await,
-            54..=58 => back(&mut tab).await,
-            59..=63 => reload(&mut tab).await,
-            64..=69 => form(&mut tab, run, visitor).await,
-            70..=72 => identify(&tab, visitor).await,
-            73..=80 => offline(&mut tab, rng).await,
+        match roll {
+            0..=21 => spa(tab, rng).await?,
+            22..=41 => track(tab, rng, "track").await?,
+            42..=53 => link(tab, rng).await?,
+            54..=58 => back(tab).await?,
+            59..=63 => reload(tab).await?,
+            64..=69 => form(tab, run, visitor).await?,
+            70..=72 => identify(tab, visitor).await?,
+            73..=80 => offline(tab, rng).await?,
             81..=86 => {
                 tab.set("pause").await;
                 tokio::time::sleep(Duration::from_millis(500 + rng.below(2_500))).await;
-                Ok(())
             }
             _ => {
                 // an event, and the tab closed before the 300 ms batching delay
-                track(&tab, rng, "closed mid-send").await?;
-                closed = true;
-                break;
+                track(tab, rng, "closed mid-send").await?;
+                tab.closing = true;
+                return Ok(());
             }
-        };
-        result?;
+        }
     }
-    if !closed {
-        tokio::time::sleep(Duration::from_millis(rng.below(800))).await;
+    Ok(())
+}
+
+/// Closes the tab (its `pagehide` sends a beacon) and stops forwarding its log once the
+/// unload's last messages are in.
+async fn close(tab: Tab) {
+    if !tab.closing {
+        tab.set("closed tab").await;
     }
-    tab.set("closed tab").await;
     let listener = tab.listener;
     let _ = tab.page.close().await;
-    // late binding messages of the unload still arrive before the listener ends
     tokio::time::sleep(Duration::from_millis(200)).await;
     listener.abort();
-    Ok(())
 }
 
 async fn spa(tab: &mut Tab, rng: &mut SplitMix64) -> Result {
@@ -321,7 +338,7 @@ async fn back(tab: &mut Tab) -> Result {
 
 async fn track(tab: &Tab, rng: &mut SplitMix64, action: &'static str) -> Result {
     tab.set(action).await;
-    let n = 1 + rng.below(4);
+    let n = 1 + rng.below(6);
     let js = format!(
         "for (let i = 0; i < {n}; i++) closeloop.track('soak-' + i, {{step: String(i), r: '{}'}})",
         rng.below(1_000_000)
@@ -439,9 +456,6 @@ pub(super) async fn drain(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let listener = tab.listener;
-    let _ = tab.page.close().await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    listener.abort();
+    close(tab).await;
     Ok(left)
 }
