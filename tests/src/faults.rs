@@ -314,6 +314,7 @@ pub async fn run(opts: &Options) -> Result<Outcome> {
         tokio::task::block_in_place(|| w.create_site(&[&origin]))?
     };
     let proxy = Proxy::start(&worker.base, Plan::new(opts.seed)).await?;
+    warm_up(&proxy.base).await?;
     let web = StaticSite::start(&root().join("demo-site"), Some(port), &proxy.base, &site.id)?;
     let worker = Arc::new(Mutex::new(worker));
     let run = Arc::new(Run {
@@ -474,6 +475,30 @@ pub async fn run(opts: &Options) -> Result<Outcome> {
     }
     drop(worker);
     Ok(outcome)
+}
+
+/// Fetches the tracker's loader through the proxy until they answer (the worker's first
+/// requests are slow, and the proxy keeps a copy for when the worker is down), so that
+/// the first visits do not time out waiting for a tracker that is still loading.
+async fn warm_up(proxy: &str) -> Result {
+    // (the wasm is binary: the first page's load fetches and keeps it)
+    let paths = ["/v1/health", "/t.js"];
+    for p in paths {
+        let url = format!("{proxy}{p}");
+        tokio::task::block_in_place(|| {
+            crate::wait_for(
+                &format!("{url} to answer 200"),
+                Duration::from_secs(90),
+                || {
+                    crate::http::get(&url, None)
+                        .ok()
+                        .filter(|a| a.status == 200)
+                        .map(|_| ())
+                },
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// Counts created, stored once, duplicated and lost, overall, per fault and per action.

@@ -46,8 +46,9 @@ pub struct Worker {
 pub const RAISED_RATE_LIMIT: u64 = 1_000_000;
 
 /// `wrangler.toml` with every rate limit set to `limit` and its paths made absolute, so
-/// that the copy can live outside the repository (in a run's state directory).
-pub fn config_with_limits(limit: u64) -> Result<String> {
+/// that the copy can live outside the repository (in a run's state directory). Paths
+/// found in `moved` (`main`, `directory`, ... → a new absolute path) are replaced.
+pub fn config_with_limits(limit: u64, moved: &[(&str, PathBuf)]) -> Result<String> {
     let text = std::fs::read_to_string(root().join("wrangler.toml"))
         .map_err(|e| format!("wrangler.toml: {e}"))?;
     let mut out = String::new();
@@ -70,7 +71,11 @@ pub fn config_with_limits(limit: u64) -> Result<String> {
                 .split('"')
                 .nth(1)
                 .ok_or_else(|| format!("wrangler.toml: no quoted value in `{t}`"))?;
-            let abs = root().join(value);
+            let abs = moved
+                .iter()
+                .find(|(key, _)| *key == k)
+                .map(|(_, p)| p.clone())
+                .unwrap_or_else(|| root().join(value));
             out.push_str(&format!("{k} = \"{}\"\n", abs.display()));
         } else {
             out.push_str(line);
@@ -139,6 +144,21 @@ pub fn check_built() -> Result {
     Ok(())
 }
 
+/// Copies the files under `from` into `to` (created), recursively.
+fn copy_dir(from: &Path, to: &Path) -> Result {
+    std::fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
+    let entries = std::fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))?;
+    for e in entries.filter_map(|e| e.ok()) {
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if src.is_dir() {
+            copy_dir(&src, &dst)?;
+        } else {
+            std::fs::copy(&src, &dst).map_err(|e| format!("{}: {e}", src.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// Applies the D1 migrations to the local database under `persist`.
 pub fn migrate(persist: &Path) -> Result {
     let out = wrangler_env(&mut Command::new(wrangler()))
@@ -187,8 +207,15 @@ impl Worker {
                 // a directory of its own: wrangler watches the configuration's directory
                 let dir = persist.join("config");
                 std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                // and a copy of the built worker and assets, so that a build during a
+                // long run does not reload it under the run
+                let build = dir.join("build");
+                let public = dir.join("public");
+                copy_dir(&root().join("edge").join("build"), &build)?;
+                copy_dir(&root().join("dist").join("public"), &public)?;
                 let path = dir.join("wrangler.toml");
-                std::fs::write(&path, config_with_limits(n)?)
+                let moved = [("main", build.join("index.js")), ("directory", public)];
+                std::fs::write(&path, config_with_limits(n, &moved)?)
                     .map_err(|e| format!("{}: {e}", path.display()))?;
                 Some(path)
             }

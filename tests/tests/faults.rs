@@ -26,8 +26,9 @@ async fn every_created_event_is_stored_exactly_once_whatever_the_network_does() 
     println!("{}", outcome.table());
     assert!(
         outcome.created >= 100,
-        "seed {seed}: only {} events were created",
-        outcome.created
+        "seed {seed}: only {} events were created\n{}",
+        outcome.created,
+        outcome.examples.join("\n")
     );
     assert_eq!(
         outcome.restarts, 1,

@@ -5,6 +5,7 @@
 //! - `cargo xtask test` — install what is missing, then run every test.
 //! - `cargo xtask bench` — build in release and write BENCHMARKS.md (`--only` a part: print it).
 //! - `cargo xtask soak` — the fault run at 10,000+ events (writes its BENCHMARKS.md section).
+//! - `cargo xtask fuzz` — every cargo-fuzz target, then schemathesis (its BENCHMARKS.md section).
 //! - `cargo xtask build` — build the tracker and the worker.
 //! - `cargo xtask site create|list|keys|origins` — manage sites on a running worker.
 //! - `cargo xtask lint` — rustfmt and clippy, native and wasm32.
@@ -18,6 +19,7 @@ mod benchmarks_md;
 mod dashboard;
 mod demo;
 mod edge;
+mod fuzz;
 mod install;
 mod schema_fuzz;
 mod site;
@@ -37,6 +39,8 @@ commands:
                   build in release, measure, write BENCHMARKS.md (--only: print)
   soak [--events N] [--seed S]
                   10,000 events from Chromium through the fault proxy: exactly once?
+  fuzz [--minutes N] [--only a,b] [--schema-seconds S]
+                  every cargo-fuzz target N min (10), then schemathesis S s (600)
   build           build the tracker and the worker
   lint            cargo fmt --check and clippy (native and wasm32), -D warnings
   site ...        manage sites on a running worker (see `cargo xtask site help`)
@@ -51,7 +55,7 @@ fn main() {
         Some("test") => test::run(rest),
         Some("bench") => bench::run(rest),
         Some("soak") => soak::run(rest),
-        Some("schema-fuzz") => schema_fuzz::cli(rest),
+        Some("fuzz") => fuzz::run(rest),
         Some("lint") => lint(),
         Some("site") => site::run(rest),
         Some("refresh-lists") => refresh_lists(),

@@ -59,8 +59,6 @@ pub struct Findings {
     pub cases: Option<u64>,
     /// Whether it found nothing wrong.
     pub ok: bool,
-    /// The summary lines.
-    pub summary: Vec<String>,
 }
 
 /// Runs schemathesis for `seconds` against a dedicated worker. `log` names the log file.
@@ -130,19 +128,5 @@ positive_data_acceptance.enabled = false
     Ok(Findings {
         cases,
         ok: ran.is_ok(),
-        summary,
     })
-}
-
-/// `cargo xtask schema-fuzz [SECONDS]`: the schema fuzz alone (default 90 s).
-pub fn cli(args: &[String]) -> Result {
-    let secs = args.first().and_then(|s| s.parse().ok()).unwrap_or(90);
-    crate::build()?;
-    util::say(format!("Schema fuzz of the worker ({secs} s)"));
-    let f = run(secs, "schema-fuzz")?;
-    if f.ok {
-        Ok(())
-    } else {
-        Err("schemathesis found problems (see target/xtask-logs/schema-fuzz.log)".into())
-    }
 }

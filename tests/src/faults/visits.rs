@@ -161,7 +161,7 @@ impl Tab {
     }
 
     async fn ready(&self) -> Result {
-        crate::browser::eval_until(&self.page, READY, Duration::from_secs(40)).await
+        crate::browser::eval_until(&self.page, READY, Duration::from_secs(60)).await
     }
 }
 
