@@ -366,6 +366,12 @@ impl Worker {
         self.spawn()
     }
 
+    /// The process id of the worker's `wrangler dev` (its watchdog shell), when this
+    /// process started it: `workerd` and `node` are its descendants.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The full URL of a path on the worker.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)

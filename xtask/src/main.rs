@@ -5,6 +5,7 @@
 //! - `cargo xtask test` — install what is missing, then run every test.
 //! - `cargo xtask bench` — build in release and write BENCHMARKS.md (`--only` a part: print it).
 //! - `cargo xtask soak` — the fault run at 10,000+ events (writes its BENCHMARKS.md section).
+//! - `cargo xtask load` — rising load on the local worker, the knee (its BENCHMARKS.md section).
 //! - `cargo xtask fuzz` — every cargo-fuzz target, then schemathesis (its BENCHMARKS.md section).
 //! - `cargo xtask build` — build the tracker and the worker.
 //! - `cargo xtask site create|list|keys|origins` — manage sites on a running worker.
@@ -21,6 +22,7 @@ mod demo;
 mod edge;
 mod fuzz;
 mod install;
+mod load;
 mod schema_fuzz;
 mod site;
 mod soak;
@@ -39,6 +41,8 @@ commands:
                   build in release, measure, write BENCHMARKS.md (--only: print)
   soak [--events N] [--seed S]
                   10,000 events from Chromium through the fault proxy: exactly once?
+  load [--step-seconds S] [--max-clients N]
+                  rising concurrent clients, mixed load, real limits: the knee
   fuzz [--minutes N] [--only a,b] [--schema-seconds S]
                   every cargo-fuzz target N min (10), then schemathesis S s (600)
   build           build the tracker and the worker
@@ -56,6 +60,7 @@ fn main() {
         Some("bench") => bench::run(rest),
         Some("soak") => soak::run(rest),
         Some("fuzz") => fuzz::run(rest),
+        Some("load") => load::run(rest),
         Some("lint") => lint(),
         Some("site") => site::run(rest),
         Some("refresh-lists") => refresh_lists(),
