@@ -408,10 +408,16 @@ pub async fn run(opts: &Options) -> Result<Outcome> {
             left
         }));
     }
+    let mut drain_errors = Vec::new();
     for d in drains {
-        if let Ok(Ok(left)) = d.await {
-            still_queued.extend(left);
+        match d.await {
+            Ok(Ok(left)) => still_queued.extend(left),
+            Ok(Err(e)) => drain_errors.push(format!("final drain: {e}")),
+            Err(e) => drain_errors.push(format!("final drain: {e}")),
         }
+    }
+    if let Ok(mut v) = run.visit_errors.lock() {
+        v.extend(drain_errors);
     }
     progress.abort();
     for b in browsers {
@@ -613,6 +619,7 @@ async fn restarts(run: Arc<Run>, worker: Arc<Mutex<Worker>>) -> Result<usize> {
         }
         let down_for = Duration::from_millis(2_000 + rng.below(4_000));
         run.proxy.set_down(true);
+        let stopped_at = run.proxy.elapsed_ms();
         let w = Arc::clone(&worker);
         tokio::task::spawn_blocking(move || {
             if let Ok(mut w) = w.lock() {
@@ -630,6 +637,11 @@ async fn restarts(run: Arc<Run>, worker: Arc<Mutex<Worker>>) -> Result<usize> {
         .await
         .map_err(|e| e.to_string())??;
         run.proxy.set_down(false);
+        println!(
+            "  worker stopped at {stopped_at} ms, answering again at {} ms (life {})",
+            run.proxy.elapsed_ms(),
+            done + 1
+        );
         done += 1;
     }
     Ok(done)

@@ -174,6 +174,10 @@ pub struct Ledger {
     pub requests: BTreeMap<Fault, u64>,
     /// Collect requests whose body was not a batch the proxy could read.
     pub unreadable: u64,
+    /// Event id → each answer the worker gave about it: status, the worker's life
+    /// (0 before the first stop, 1 after the first restart, ...), and when (ms into
+    /// the run); whether the client heard it or not.
+    pub answers: HashMap<String, Vec<(String, u64, u64)>>,
 }
 
 struct Inner {
@@ -184,6 +188,9 @@ struct Inner {
     /// The run stopped the worker: every request now counts as meeting its downtime.
     down: AtomicBool,
     seq: AtomicU64,
+    /// How many times the worker was stopped (its current life).
+    epoch: AtomicU64,
+    started: std::time::Instant,
     ledger: Mutex<Ledger>,
     /// The last good answer to each static GET (`t.js`, the wasm): served when the worker
     /// is down, as Cloudflare serves a worker's static assets without running it.
@@ -231,6 +238,8 @@ impl Proxy {
             faulting: AtomicBool::new(true),
             down: AtomicBool::new(false),
             seq: AtomicU64::new(0),
+            epoch: AtomicU64::new(0),
+            started: std::time::Instant::now(),
             ledger: Mutex::new(Ledger::default()),
             assets: Mutex::new(HashMap::new()),
         });
@@ -267,6 +276,9 @@ impl Proxy {
 
     /// Tells the proxy the worker is down (or up again), for the ledger.
     pub fn set_down(&self, down: bool) {
+        if down {
+            self.inner.epoch.fetch_add(1, Ordering::SeqCst);
+        }
         self.inner.down.store(down, Ordering::SeqCst);
     }
 
@@ -277,6 +289,11 @@ impl Proxy {
             .lock()
             .map(|l| l.clone())
             .unwrap_or_default()
+    }
+
+    /// Milliseconds since the proxy started (the clock of [`Ledger::answers`]).
+    pub fn elapsed_ms(&self) -> u64 {
+        self.inner.started.elapsed().as_millis() as u64
     }
 
     /// Collect requests seen so far.
@@ -399,6 +416,31 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Answer {
     }
 }
 
+/// Keeps what the worker said about each event of a collect answer.
+fn note_answer(inner: &Inner, body: &[u8]) {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return;
+    };
+    let Some(results) = v.get("results").and_then(|r| r.as_array()) else {
+        return;
+    };
+    let epoch = inner.epoch.load(Ordering::SeqCst);
+    let ms = inner.started.elapsed().as_millis() as u64;
+    if let Ok(mut l) = inner.ledger.lock() {
+        for r in results {
+            if let (Some(id), Some(st)) = (
+                r.get("id").and_then(|x| x.as_str()),
+                r.get("status").and_then(|x| x.as_str()),
+            ) {
+                l.answers
+                    .entry(id.to_string())
+                    .or_default()
+                    .push((st.to_string(), epoch, ms));
+            }
+        }
+    }
+}
+
 /// An error answer made by the proxy, in the project's error shape, with CORS headers
 /// so that the page can read its status.
 fn error(status: u16, retry_after: Option<u64>, origin: Option<&str>) -> Response<Full<Bytes>> {
@@ -469,6 +511,9 @@ async fn forward(
         .map_err(|e| e.to_string())?;
     let (rparts, rbody) = resp.into_parts();
     let bytes = rbody.collect().await.map_err(|e| e.to_string())?.to_bytes();
+    if parts.uri.path() == "/v1/collect" && rparts.status == StatusCode::OK {
+        note_answer(inner, &bytes);
+    }
     let mut out = Response::new(Full::new(bytes));
     *out.status_mut() = rparts.status;
     for (k, v) in &rparts.headers {

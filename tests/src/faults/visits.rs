@@ -443,19 +443,20 @@ pub(super) async fn drain(
     let tab = open_tab(run, browser, ctx, &run.web.url("/"), None).await?;
     tab.set("next visit").await;
     let start = Instant::now();
-    let mut left: Vec<String>;
+    // `None`: the queue could not be read (an evaluation that failed): never taken for
+    // an empty queue, or a visitor whose events are still queued would be thrown away
+    let mut left: Option<Vec<String>>;
     loop {
         left = tab
             .eval(QUEUED)
             .await
             .as_str()
-            .and_then(|s| serde_json::from_str(s).ok())
-            .unwrap_or_default();
-        if left.is_empty() || start.elapsed() > limit {
+            .and_then(|s| serde_json::from_str(s).ok());
+        if left.as_ref().is_some_and(Vec::is_empty) || start.elapsed() > limit {
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     close(tab).await;
-    Ok(left)
+    left.ok_or_else(|| "the queue could not be read".to_string())
 }
