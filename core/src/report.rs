@@ -600,7 +600,8 @@ impl GroupBy {
         }
     }
 
-    fn key(self, s: &SessionRow) -> &str {
+    /// A session's row key under this grouping (`(not set)` for a missing campaign).
+    pub fn key(self, s: &SessionRow) -> &str {
         match self {
             GroupBy::Channel => &s.channel,
             GroupBy::Source => &s.source,
@@ -1162,11 +1163,11 @@ fn touch_refs<'s>(sessions: &[&'s SessionRow]) -> Vec<TouchRef<'s>> {
 }
 
 /// A touch is direct when its channel is `Direct` (no referrer, no tags).
-fn is_direct(s: &SessionRow) -> bool {
+pub(crate) fn is_direct(s: &SessionRow) -> bool {
     s.channel.eq_ignore_ascii_case("direct")
 }
 
-fn conversion_of(c: &ConversionRow) -> Conversion {
+pub(crate) fn conversion_of(c: &ConversionRow) -> Conversion {
     if c.kind.eq_ignore_ascii_case(KIND_LEAD) {
         Conversion::lead(c.at)
     } else {
@@ -1199,7 +1200,7 @@ fn conversion_of(c: &ConversionRow) -> Conversion {
 /// ```
 pub fn sources(data: &ReportData, query: &Query) -> SourcesReport {
     let idx = Index::new(data, query.include_bots);
-    let chains = if query.model == Model::DataDriven {
+    let chains = if query.model.needs_chain() {
         Chains::fit_with(&idx, data, query, None)
     } else {
         Chains::default()
@@ -1210,7 +1211,7 @@ pub fn sources(data: &ReportData, query: &Query) -> SourcesReport {
 /// [`sources`] with chains fitted beforehand (e.g. once for several reports over one range).
 pub fn sources_with(data: &ReportData, query: &Query, chains: &Chains) -> SourcesReport {
     let idx = Index::new(data, query.include_bots);
-    let (rows, totals) = compute(data, &idx, query, query.from, query.to, chains, None);
+    let (rows, totals) = compute(data, &idx, query, query.from, query.to, chains, None, &[]);
     SourcesReport {
         query: query.clone(),
         rows,
@@ -1227,7 +1228,7 @@ pub fn sources_with(data: &ReportData, query: &Query, chains: &Chains) -> Source
 /// reads the leads' sessions' visitors).
 pub fn sources_counted(leads: &ReportData, counted: &Counted, query: &Query) -> SourcesReport {
     let idx = Index::leads_only(leads, query.include_bots);
-    let chains = if query.model == Model::DataDriven {
+    let chains = if query.model.needs_chain() {
         Chains::fit_with(&idx, leads, query, Some(&counted.steps))
     } else {
         Chains::default()
@@ -1240,6 +1241,7 @@ pub fn sources_counted(leads: &ReportData, counted: &Counted, query: &Query) -> 
         query.to,
         &chains,
         Some(counted),
+        &[],
     );
     SourcesReport {
         query: query.clone(),
@@ -1248,6 +1250,57 @@ pub fn sources_counted(leads: &ReportData, counted: &Counted, query: &Query) -> 
     }
 }
 
+/// Credited figures of one row computed elsewhere: issue 14's credit rollups
+/// (`rollup::credit`) sum each conversion's credit, kept per day and row key, instead of
+/// crediting the conversions here.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreditedRow {
+    /// The row key (as [`SourceRow::key`]; [`UNATTRIBUTED`] for conversions with no touch).
+    pub key: String,
+    /// Credited lead conversions.
+    pub leads: f64,
+    /// Credited customer conversions.
+    pub customers: f64,
+    /// Their credited revenue (minor units).
+    pub revenue: f64,
+    /// Credited conversions of the query's kind.
+    pub conversions: f64,
+    /// Their credited revenue.
+    pub conversion_revenue: f64,
+}
+
+/// The sources report from counts ([`Counted`]) and credited figures computed elsewhere
+/// ([`CreditedRow`]s), with `spend` (the spend rows, as for [`sources`]): the same rows,
+/// spend, costs, order and totals as [`sources`] gives from the sessions they come from.
+pub fn sources_credited(
+    spend: &[SpendRow],
+    counted: &Counted,
+    credited: &[CreditedRow],
+    query: &Query,
+) -> SourcesReport {
+    let data = ReportData {
+        spend: spend.to_vec(),
+        ..ReportData::default()
+    };
+    let idx = Index::leads_only(&data, query.include_bots);
+    let (rows, totals) = compute(
+        &data,
+        &idx,
+        query,
+        query.from,
+        query.to,
+        &Chains::default(),
+        Some(counted),
+        credited,
+    );
+    SourcesReport {
+        query: query.clone(),
+        rows,
+        totals,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn compute<'a>(
     data: &'a ReportData,
     idx: &Index<'a>,
@@ -1256,6 +1309,7 @@ fn compute<'a>(
     to: i64,
     chains: &Chains,
     counted: Option<&'a Counted>,
+    credited: &'a [CreditedRow],
 ) -> (Vec<SourceRow>, SourceRow) {
     let in_range = |t: i64| t >= from && t < to;
     let filters = &query.filters;
@@ -1308,7 +1362,7 @@ fn compute<'a>(
         }
         let touches = idx.touches_of(&c.lead);
         let refs = touch_refs(touches);
-        let chain = if query.model == Model::DataDriven {
+        let chain = if query.model.needs_chain() {
             chains.get(&c.kind)
         } else {
             None
@@ -1342,6 +1396,17 @@ fn compute<'a>(
                 }
             }
         }
+    }
+
+    // credited figures computed elsewhere (credit rollups)
+    for c in credited {
+        let key: &'a str = &c.key;
+        let r = rows.entry(key).or_insert_with(|| SourceRow::named(key));
+        r.leads += c.leads;
+        r.customers += c.customers;
+        r.revenue += c.revenue;
+        r.conversions += c.conversions;
+        r.conversion_revenue += c.conversion_revenue;
     }
 
     // spend
@@ -1408,7 +1473,7 @@ pub fn timeseries(
     max_buckets: usize,
 ) -> Vec<TimeseriesPoint> {
     let idx = Index::new(data, query.include_bots);
-    let chains = if query.model == Model::DataDriven {
+    let chains = if query.model.needs_chain() {
         Chains::fit_with(&idx, data, query, None)
     } else {
         Chains::default()
@@ -1419,7 +1484,45 @@ pub fn timeseries(
         .map(|start| {
             let from = start.max(query.from);
             let to = start.saturating_add(granularity.len_ms()).min(query.to);
-            let (_, mut figures) = compute(data, &idx, query, from, to, &chains, None);
+            let (_, mut figures) = compute(data, &idx, query, from, to, &chains, None, &[]);
+            figures.key = granularity.label(start);
+            TimeseriesPoint {
+                bucket: figures.key.clone(),
+                from,
+                to,
+                figures,
+            }
+        })
+        .collect()
+}
+
+/// [`timeseries`] from counts (issue 14's rollups): `leads` as for [`sources_counted`] over the
+/// whole range, `steps` the range's [`Counted::steps`] (for the `data_driven` chains, fitted
+/// once over the whole range) and `counted(from, to)` the [`Counted`] of each bucket. The
+/// same answer as [`timeseries`] over the full data.
+pub fn timeseries_counted(
+    leads: &ReportData,
+    steps: &[StepCount],
+    mut counted: impl FnMut(i64, i64) -> Counted,
+    query: &Query,
+    granularity: Granularity,
+    max_buckets: usize,
+) -> Vec<TimeseriesPoint> {
+    let idx = Index::leads_only(leads, query.include_bots);
+    let chains = if query.model.needs_chain() {
+        Chains::fit_with(&idx, leads, query, Some(steps))
+    } else {
+        Chains::default()
+    };
+    granularity
+        .bucket_starts(query.from, query.to, max_buckets)
+        .into_iter()
+        .map(|start| {
+            let from = start.max(query.from);
+            let to = start.saturating_add(granularity.len_ms()).min(query.to);
+            let bucket = counted(from, to);
+            let (_, mut figures) =
+                compute(leads, &idx, query, from, to, &chains, Some(&bucket), &[]);
             figures.key = granularity.label(start);
             TimeseriesPoint {
                 bucket: figures.key.clone(),
