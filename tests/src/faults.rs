@@ -556,8 +556,11 @@ pub fn tally(
             0 => {
                 o.lost += 1;
                 if o.examples.len() < 10 {
-                    o.examples
-                        .push(format!("lost {id} ({action}, met {met:?})"));
+                    // what the worker answered about it (status, its life, ms into the run)
+                    let answers = ledger.answers.get(id).cloned().unwrap_or_default();
+                    o.examples.push(format!(
+                        "lost {id} ({action}, met {met:?}, worker answered {answers:?})"
+                    ));
                 }
             }
             1 => o.stored += 1,

@@ -1,4 +1,4 @@
-//! `cargo xtask load [--step-seconds S] [--max-clients N]`: drives the local worker
+//! `cargo xtask load [--step-seconds S] [--max-clients N] [--no-build]`: drives the local worker
 //! (`wrangler dev`, loopback only) with a rising number of concurrent clients for a
 //! bounded time, then a mixed load, then a real-limits run; stops by itself and writes
 //! its figures to BENCHMARKS.md (its own section).
@@ -294,7 +294,11 @@ fn arg(args: &[String], name: &str) -> Option<u64> {
 pub fn run(args: &[String]) -> Result {
     let step_secs = arg(args, "--step-seconds").unwrap_or(12);
     let max_clients = arg(args, "--max-clients").unwrap_or(64) as usize;
-    crate::build()?;
+    if args.iter().any(|a| a == "--no-build") {
+        closeloop_e2e::worker::check_built()?;
+    } else {
+        crate::build()?;
+    }
     say("Load: the worker under wrangler dev, raised rate limits");
     let w = Worker::start_raised()?;
     let site = w.create_site(&[ORIGIN])?;

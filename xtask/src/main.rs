@@ -42,9 +42,9 @@ commands:
   test            install what is missing, then run every test
   bench [--only sizes,ingest,tracker,reports,core,enrich] [--quick]
                   build in release, measure, write BENCHMARKS.md (--only: print)
-  soak [--events N] [--seed S]
+  soak [--events N] [--seed S] [--no-build]
                   10,000 events from Chromium through the fault proxy: exactly once?
-  load [--step-seconds S] [--max-clients N]
+  load [--step-seconds S] [--max-clients N] [--no-build]
                   rising concurrent clients, mixed load, real limits: the knee
   fuzz [--minutes N] [--only a,b] [--schema-seconds S]
                   every cargo-fuzz target N min (10), then schemathesis S s (600)

@@ -1,4 +1,4 @@
-//! `cargo xtask soak [--events N] [--seed S]`: the fault run at scale (issue 13) —
+//! `cargo xtask soak [--events N] [--seed S] [--no-build]`: the fault run at scale (issue 13) —
 //! 10,000+ events from real Chromium visits through the seeded fault-injecting proxy,
 //! against the real worker stopped and started again along the way
 //! (`tests/src/faults.rs`, run by the `closeloop-faults` binary). Prints created /
@@ -23,7 +23,11 @@ pub fn run(args: &[String]) -> Result {
     };
     let seed = arg(args, "--seed");
     crate::install::chromium()?;
-    crate::build()?;
+    if args.iter().any(|a| a == "--no-build") {
+        closeloop_e2e::worker::check_built()?;
+    } else {
+        crate::build()?;
+    }
     say(format!(
         "Soak: {events} events from Chromium visits through the fault proxy{}",
         seed.as_deref()
