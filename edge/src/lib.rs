@@ -97,9 +97,11 @@ pub fn allowed_methods(path: &str) -> Option<&'static str> {
         ["v1", "health"] | ["v1", "openapi.json"] => "GET",
         ["v1", "collect"] => "POST, OPTIONS",
         ["v1", "admin", "sites"] => "GET, POST",
-        ["v1", "admin", "sites", _, "keys"] | ["v1", "admin", "sessions:flush"] => "POST",
+        ["v1", "admin", "sites", _, "keys" | "reclassify"] | ["v1", "admin", "sessions:flush"] => {
+            "POST"
+        }
         ["v1", "admin", "sites", _, "origins"] => "PUT",
-        ["v1", "sites", _, "reports", "sources" | "pages" | "timeseries"]
+        ["v1", "sites", _, "reports", "sources" | "pages" | "timeseries" | "bots"]
         | ["v1", "sites", _, "leads"] => "GET",
         ["v1", "sites", _, "leads", _] => "GET, DELETE",
         ["v1", "sites", _, "events:import" | "conversions" | "conversions:import" | "spend" | "spend:import"
