@@ -7,7 +7,7 @@
 //! - `cargo xtask soak` — the fault run at 10,000+ events (writes its BENCHMARKS.md section).
 //! - `cargo xtask load` — rising load on the local worker, the knee (its BENCHMARKS.md section).
 //! - `cargo xtask fuzz` — every cargo-fuzz target, then schemathesis (its BENCHMARKS.md section).
-//! - `cargo xtask build` — build the tracker and the worker.
+//! - `cargo xtask build` — build the tracker and the worker (`build tracker`: the tracker).
 //! - `cargo xtask site create|list|keys|origins` — manage sites on a running worker.
 //! - `cargo xtask lint` — rustfmt and clippy, native and wasm32.
 //! - `cargo xtask refresh-lists` — refresh the bot lists (package registries) and the
@@ -48,7 +48,7 @@ commands:
                   rising concurrent clients, mixed load, real limits: the knee
   fuzz [--minutes N] [--only a,b] [--schema-seconds S]
                   every cargo-fuzz target N min (10), then schemathesis S s (600)
-  build           build the tracker and the worker
+  build [tracker] build the tracker and the worker (or the tracker alone)
   lint            cargo fmt --check and clippy (native and wasm32), -D warnings
   site ...        manage sites on a running worker (see `cargo xtask site help`)
   refresh-lists   refresh the bot lists (npm, PyPI) and referrer lists core compiles in";
@@ -57,6 +57,9 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rest = args.get(1..).unwrap_or_default();
     let result = match args.first().map(String::as_str) {
+        Some("build") if rest == ["tracker"] => {
+            install::build_tools().and_then(|_| tracker::build())
+        }
         Some("build") => build(),
         Some("demo") => demo::run(rest),
         Some("test") => test::run(rest),
