@@ -86,10 +86,39 @@ pub async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
         }
         return Ok(resp);
     }
-    match route(req, &env, now).await {
-        Ok(r) => Ok(r),
-        Err(e) => e.into_response(),
+    let path = req.path();
+    let mut resp = match route(req, &env, now).await {
+        Ok(r) => r,
+        Err(e) => e.into_response()?,
+    };
+    if resp.status_code() == 405 {
+        // RFC 9110: a 405 says which methods the path takes (found by the schema fuzz)
+        if let Some(methods) = allowed_methods(&path) {
+            resp.headers_mut().set("Allow", methods)?;
+        }
     }
+    Ok(resp)
+}
+
+/// The methods each path of the HTTP surface takes (`docs/openapi.json`; the e2e tests
+/// check the two agree), for the `Allow` header of a 405.
+pub fn allowed_methods(path: &str) -> Option<&'static str> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    Some(match segments.as_slice() {
+        ["v1", "health"] | ["v1", "openapi.json"] => "GET",
+        ["v1", "collect"] => "POST, OPTIONS",
+        ["v1", "admin", "sites"] => "GET, POST",
+        ["v1", "admin", "sites", _, "keys" | "reclassify"] | ["v1", "admin", "sessions:flush"] => {
+            "POST"
+        }
+        ["v1", "admin", "sites", _, "origins"] => "PUT",
+        ["v1", "sites", _, "reports", "sources" | "pages" | "timeseries" | "bots"]
+        | ["v1", "sites", _, "leads"] => "GET",
+        ["v1", "sites", _, "leads", _] => "GET, DELETE",
+        ["v1", "sites", _, "events:import" | "conversions" | "conversions:import" | "spend" | "spend:import"
+        | "webhooks" | "webhooks:deliver"] => "POST",
+        _ => return None,
+    })
 }
 
 /// Everything but `POST /v1/collect`.
@@ -120,9 +149,9 @@ async fn route(mut req: Request, env: &Env, now: i64) -> ApiResult<Response> {
         (["v1", "sites", site, rest @ ..], _) if api::handles(rest) => {
             api::route(&mut req, env, site, rest, now).await
         }
-        (["v1", "health"] | ["v1", "collect"] | ["v1", "sites", _, "reports", "sources"], _) => {
-            Err(ApiError::method_not_allowed())
-        }
+        // a path of the surface asked with another method (`/v1/openapi.json` was a
+        // 404: found by the schema fuzz)
+        _ if allowed_methods(&path).is_some() => Err(ApiError::method_not_allowed()),
         _ => Err(ApiError::no_route()),
     }
 }

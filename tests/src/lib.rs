@@ -15,6 +15,10 @@ pub mod worker;
 
 #[cfg(feature = "browser")]
 pub mod browser;
+#[cfg(feature = "browser")]
+pub mod faults;
+#[cfg(feature = "browser")]
+pub mod proxy;
 
 /// Errors in the harness are plain strings: they end a test with a readable message.
 pub type Result<T = ()> = std::result::Result<T, String>;

@@ -4,6 +4,9 @@
 //!   the worker in wrangler's local mode with the demo site and the dashboard.
 //! - `cargo xtask test` — install what is missing, then run every test.
 //! - `cargo xtask bench` — build in release and write BENCHMARKS.md (`--only` a part: print it).
+//! - `cargo xtask soak` — the fault run at 10,000+ events (writes its BENCHMARKS.md section).
+//! - `cargo xtask load` — rising load on the local worker, the knee (its BENCHMARKS.md section).
+//! - `cargo xtask fuzz` — every cargo-fuzz target, then schemathesis (its BENCHMARKS.md section).
 //! - `cargo xtask build` — build the tracker and the worker (`build tracker`: the tracker).
 //! - `cargo xtask site create|list|keys|origins` — manage sites on a running worker.
 //! - `cargo xtask lint` — rustfmt and clippy, native and wasm32.
@@ -15,12 +18,17 @@ mod bench_enrich;
 mod bench_ingest;
 mod bench_reports;
 mod bench_tracker;
+mod benchmarks_md;
 mod dashboard;
 mod demo;
 mod edge;
+mod fuzz;
 mod install;
 mod lists;
+mod load;
+mod schema_fuzz;
 mod site;
+mod soak;
 mod test;
 mod tracker;
 mod util;
@@ -34,6 +42,12 @@ commands:
   test            install what is missing, then run every test
   bench [--only sizes,ingest,tracker,reports,core,enrich] [--quick]
                   build in release, measure, write BENCHMARKS.md (--only: print)
+  soak [--events N] [--seed S] [--no-build]
+                  10,000 events from Chromium through the fault proxy: exactly once?
+  load [--step-seconds S] [--max-clients N] [--no-build]
+                  rising concurrent clients, mixed load, real limits: the knee
+  fuzz [--minutes N] [--only a,b] [--schema-seconds S]
+                  every cargo-fuzz target N min (10), then schemathesis S s (600)
   build [tracker] build the tracker and the worker (or the tracker alone)
   lint            cargo fmt --check and clippy (native and wasm32), -D warnings
   site ...        manage sites on a running worker (see `cargo xtask site help`)
@@ -50,6 +64,9 @@ fn main() {
         Some("demo") => demo::run(rest),
         Some("test") => test::run(rest),
         Some("bench") => bench::run(rest),
+        Some("soak") => soak::run(rest),
+        Some("fuzz") => fuzz::run(rest),
+        Some("load") => load::run(rest),
         Some("lint") => lint(),
         Some("site") => site::run(rest),
         Some("refresh-lists") => lists::run(rest),

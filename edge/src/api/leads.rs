@@ -73,23 +73,24 @@ pub async fn list(req: &Request, store: &Store, site: &SiteConfig) -> ApiResult<
             Some(v) => crate::reports::parse_time(name, v),
         }
     };
-    let int = |name: &str, default: i64, max: i64| -> ApiResult<i64> {
+    let int = |name: &str, default: i64, min: i64, max: i64| -> ApiResult<i64> {
         match param(&pairs, name) {
             None => Ok(default),
             Some(v) => v
                 .parse::<i64>()
                 .ok()
-                .filter(|n| (0..=max).contains(n))
+                .filter(|n| (min..=max).contains(n))
                 .ok_or_else(|| {
                     ApiError::bad_request(
                         "invalid_parameter",
-                        format!("`{name}` must be a whole number from 0 to {max}"),
+                        format!("`{name}` must be a whole number from {min} to {max}"),
                     )
                 }),
         }
     };
-    let limit = int("limit", DEFAULT_LIMIT, MAX_LIMIT)?.max(1);
-    let offset = int("cursor", 0, i64::from(u32::MAX))?;
+    // `limit=0` was taken as 1 while the document says 1–500 (found by the schema fuzz)
+    let limit = int("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)?;
+    let offset = int("cursor", 0, 0, i64::from(u32::MAX))?;
     let search = LeadSearch {
         email: param(&pairs, "email").map(|e| e.to_ascii_lowercase()),
         source: param(&pairs, "source").map(String::from),
