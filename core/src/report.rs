@@ -534,6 +534,9 @@ pub struct PageCount {
     pub views: u64,
     /// Of those, the first page views of their sessions.
     pub entrances: u64,
+    /// Of those, the last page views of their sessions.
+    #[serde(default)]
+    pub exits: u64,
     /// Lead conversions in the range it assisted.
     pub assisted_leads: u64,
     /// Customer conversions in the range it assisted.
@@ -554,6 +557,8 @@ impl PageCount {
     /// - **views**: page views with a time in `[from, to)` (whenever their session started);
     /// - **entrances**: those that are the first page view of their session (earliest time;
     ///   ties: the first in the data, as the edge's sessionisation orders them by event id);
+    /// - **exits**: those that are the last page view of their session (latest time; ties:
+    ///   the last in the data);
     /// - **direct conversions**: `lead` and `customer` conversions with `T` in `[from, to)`
     ///   per page they happened on; with filters, only those whose session is in the
     ///   segment;
@@ -579,6 +584,7 @@ impl PageCount {
                 *e = (v.at, i);
             }
         }
+        let last = last_views(&data.pageviews);
         let mut rows: BTreeMap<&str, PageCount> = BTreeMap::new();
         let mut by_lead: BTreeMap<&str, Vec<&PageViewRow>> = BTreeMap::new();
         for (i, v) in data.pageviews.iter().enumerate() {
@@ -593,6 +599,9 @@ impl PageCount {
                 r.views += 1;
                 if first.get(v.session.as_str()).is_some_and(|f| f.1 == i) {
                     r.entrances += 1;
+                }
+                if last.get(v.session.as_str()).is_some_and(|l| l.1 == i) {
+                    r.exits += 1;
                 }
             }
         }
@@ -633,6 +642,19 @@ impl PageCount {
         }
         rows.into_values().collect()
     }
+}
+
+/// The last page view of every session: (time, index in `views`); ties: the last in the
+/// data.
+fn last_views(views: &[PageViewRow]) -> BTreeMap<&str, (i64, usize)> {
+    let mut last: BTreeMap<&str, (i64, usize)> = BTreeMap::new();
+    for (i, v) in views.iter().enumerate() {
+        let e = last.entry(v.session.as_str()).or_insert((v.at, i));
+        if v.at >= e.0 {
+            *e = (v.at, i);
+        }
+    }
+    last
 }
 
 fn page_count<'m, 'p>(
@@ -1688,6 +1710,8 @@ pub enum PageSort {
     Views,
     /// By entrances.
     Entrances,
+    /// By exits.
+    Exits,
     /// By assisted leads.
     AssistedLeads,
     /// By assisted customers.
@@ -1706,6 +1730,7 @@ impl FromStr for PageSort {
             "path" => PageSort::Path,
             "views" => PageSort::Views,
             "entrances" => PageSort::Entrances,
+            "exits" => PageSort::Exits,
             "assisted_leads" => PageSort::AssistedLeads,
             "assisted_customers" => PageSort::AssistedCustomers,
             "assisted_revenue" => PageSort::AssistedRevenue,
@@ -1713,7 +1738,7 @@ impl FromStr for PageSort {
             _ => {
                 return Err(QueryError::new(
                     "sort",
-                    "must be path, views, entrances, assisted_leads, assisted_customers, assisted_revenue or direct_conversions",
+                    "must be path, views, entrances, exits, assisted_leads, assisted_customers, assisted_revenue or direct_conversions",
                 ))
             }
         })
@@ -1749,6 +1774,7 @@ pub fn pages(data: &ReportData, query: &Query, sort: PageSort, descending: bool)
             *e = (v.at, i);
         }
     }
+    let last = last_views(&data.pageviews);
     let lead_lists: Vec<Option<&str>> = data
         .pageviews
         .iter()
@@ -1772,6 +1798,7 @@ pub fn pages(data: &ReportData, query: &Query, sort: PageSort, descending: bool)
             path: &v.path,
             at: v.at,
             entrance: first.get(v.session.as_str()).is_some_and(|f| f.1 == i),
+            exit: last.get(v.session.as_str()).is_some_and(|l| l.1 == i),
             leads: leads.as_slice(),
         })
         .collect();
@@ -1843,6 +1870,7 @@ pub fn pages_counted(counted: &[PageCount], sort: PageSort, descending: bool) ->
             path: c.path.clone(),
             views: c.views,
             entrances: c.entrances,
+            exits: c.exits,
             assisted_leads: c.assisted_leads,
             assisted_customers: c.assisted_customers,
             assisted_revenue: c.assisted_revenue as f64,
@@ -1857,6 +1885,7 @@ fn sort_pages(mut rows: Vec<PageRow>, sort: PageSort, descending: bool) -> Vec<P
     rows.retain(|r| {
         r.views > 0
             || r.entrances > 0
+            || r.exits > 0
             || r.assisted_leads > 0
             || r.assisted_customers > 0
             || r.direct_conversions > 0
@@ -1866,6 +1895,7 @@ fn sort_pages(mut rows: Vec<PageRow>, sort: PageSort, descending: bool) -> Vec<P
             PageSort::Path => a.path.cmp(&b.path),
             PageSort::Views => a.views.cmp(&b.views),
             PageSort::Entrances => a.entrances.cmp(&b.entrances),
+            PageSort::Exits => a.exits.cmp(&b.exits),
             PageSort::AssistedLeads => a.assisted_leads.cmp(&b.assisted_leads),
             PageSort::AssistedCustomers => a.assisted_customers.cmp(&b.assisted_customers),
             PageSort::AssistedRevenue => a.assisted_revenue.total_cmp(&b.assisted_revenue),

@@ -608,6 +608,7 @@ fn pages_report_matches() {
             "{} entrances",
             r.path
         );
+        assert_eq!(Some(r.exits), want["exits"].as_u64(), "{} exits", r.path);
         assert_eq!(
             Some(r.assisted_leads),
             want["assisted_leads"].as_u64(),
@@ -667,6 +668,7 @@ fn check_page_rows(name: &str, rows: &[closeloop_core::assists::PageRow], expect
         let got = [
             r.views,
             r.entrances,
+            r.exits,
             r.assisted_leads,
             r.assisted_customers,
             r.direct_conversions,
@@ -674,6 +676,7 @@ fn check_page_rows(name: &str, rows: &[closeloop_core::assists::PageRow], expect
         let want_counts: Vec<u64> = [
             "views",
             "entrances",
+            "exits",
             "assisted_leads",
             "assisted_customers",
             "direct_conversions",
@@ -684,7 +687,7 @@ fn check_page_rows(name: &str, rows: &[closeloop_core::assists::PageRow], expect
         assert_eq!(
             got.to_vec(),
             want_counts,
-            "{name} {} (views, entrances, assisted leads, customers, direct)",
+            "{name} {} (views, entrances, exits, assisted leads, customers, direct)",
             r.path
         );
         check_f(
@@ -1245,6 +1248,10 @@ fn openapi_schemas_match_the_engine_output() {
             serde_json::to_value(&report.query.filters).expect("filters"),
         ),
         ("PageRow", serde_json::to_value(&page).expect("page")),
+        (
+            "SpendReconciliation",
+            serde_json::to_value(&report.spend_reconciliation).expect("reconciliation"),
+        ),
         (
             "TimeseriesPoint",
             serde_json::to_value(point).expect("point"),

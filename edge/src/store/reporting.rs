@@ -34,7 +34,7 @@ use super::{n, opt, s, Store};
 use crate::error::{ApiError, ApiResult};
 use closeloop_core::costs::allocate_days;
 use closeloop_core::report::{
-    ConversionRow, Counted, GroupBy, PageCount, PageViewRow, Query, ReportData, SessionRow,
+    ConversionRow, Counted, Coverage, GroupBy, PageCount, PageViewRow, Query, ReportData, SessionRow,
     SpendRow, StepCount, TrafficRow,
 };
 use closeloop_core::time::MS_PER_DAY;
@@ -641,6 +641,15 @@ impl DbTraffic {
 }
 
 #[derive(Deserialize)]
+struct DbCoverage {
+    channel: String,
+    source: String,
+    campaign: Option<String>,
+    sessions: i64,
+    in_segment: i64,
+}
+
+#[derive(Deserialize)]
 struct DbCount {
     n: i64,
 }
@@ -1087,7 +1096,35 @@ impl Store {
             self.stmt(&packed(&deals_sql, &CONVERSION_FIELDS), &args3)?,
             self.stmt(SPEND_IN_DAYS, &[s(site_id), n(first_day), n(last_day)])?,
         ]);
+        // in a segment, what each spend record covers (core's `Coverage::of`): the counting
+        // sessions per touch, all and in the segment
+        let segmented = !query.filters.is_empty();
+        if segmented {
+            stmts.push(self.stmt(
+                &format!(
+                    "SELECT s.channel AS channel, s.source AS source, s.campaign AS campaign, \
+                     count(*) AS sessions, sum(CASE WHEN {SEGMENT} THEN 1 ELSE 0 END) \
+                     AS in_segment FROM sessions s INDEXED BY sessions_site_time \
+                     WHERE {in_range} AND (?5 = 1 OR s.is_bot = 0) GROUP BY 1, 2, 3"
+                ),
+                &args,
+            )?);
+        }
         let results = self.db.batch(stmts).await?;
+        let coverage: Vec<Coverage> = if segmented {
+            Self::all::<DbCoverage>(results.get(counting + 4))?
+                .into_iter()
+                .map(|c| Coverage {
+                    channel: c.channel,
+                    source: c.source,
+                    campaign: c.campaign,
+                    sessions: count(c.sessions),
+                    in_segment: count(c.in_segment),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let traffic: Vec<DbTraffic> = Self::all(results.first())?;
         let (rows, visitors, steps) = if marked {
             counted_from_markers(traffic)
@@ -1136,6 +1173,7 @@ impl Store {
                     .collect(),
                 visitors,
                 steps,
+                coverage,
             },
             leads: ReportData {
                 sessions: sessions.into_iter().map(SessionRow::from).collect(),
