@@ -430,13 +430,15 @@ impl Coverage {
             }
         }
         by.into_iter()
-            .map(|((channel, source, campaign), (sessions, in_segment))| Coverage {
-                channel: channel.to_owned(),
-                source: source.to_owned(),
-                campaign: campaign.map(str::to_owned),
-                sessions,
-                in_segment,
-            })
+            .map(
+                |((channel, source, campaign), (sessions, in_segment))| Coverage {
+                    channel: channel.to_owned(),
+                    source: source.to_owned(),
+                    campaign: campaign.map(str::to_owned),
+                    sessions,
+                    in_segment,
+                },
+            )
             .collect()
     }
 }
@@ -802,7 +804,10 @@ impl Filters {
         };
         let named_match = eq(&self.channel, &rec.channel)
             && rec.source.as_deref().is_none_or(|s| eq(&self.source, s))
-            && rec.campaign.as_deref().is_none_or(|c| eq(&self.campaign, c));
+            && rec
+                .campaign
+                .as_deref()
+                .is_none_or(|c| eq(&self.campaign, c));
         if !named_match {
             return SpendShare::Exact(0.0);
         }

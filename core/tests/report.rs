@@ -516,8 +516,16 @@ fn sources_reports_match_the_hand_worked_figures() {
             }
         }
         let rec = &report.spend_reconciliation;
-        assert_eq!(rec.rows + rec.unallocated, rec.total, "{name}: spend adds up");
-        assert_eq!(report.totals.spend, Some(rec.total), "{name}: totals' spend");
+        assert_eq!(
+            rec.rows + rec.unallocated,
+            rec.total,
+            "{name}: spend adds up"
+        );
+        assert_eq!(
+            report.totals.spend,
+            Some(rec.total),
+            "{name}: totals' spend"
+        );
         let rows_spend: i64 = report.rows.iter().filter_map(|r| r.spend).sum();
         assert_eq!(rows_spend, rec.rows, "{name}: rows' spend");
         // page views per row: the hand-written page views of the row's sessions
@@ -977,7 +985,10 @@ fn spend_follows_the_grouping() {
     assert_eq!(row(&r, "bing").roi, Some(-1.0));
 
     assert_eq!(
-        (r.spend_reconciliation.rows, r.spend_reconciliation.unallocated),
+        (
+            r.spend_reconciliation.rows,
+            r.spend_reconciliation.unallocated
+        ),
         (600, 0),
         "every record names a source"
     );

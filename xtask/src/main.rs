@@ -32,7 +32,7 @@ commands:
   bench [--only sizes,ingest,tracker,reports,core] [--quick]
                   build in release, measure, write BENCHMARKS.md (--only: print)
   build           build the tracker and the worker
-  lint            cargo fmt --check and clippy (native and wasm32), -D warnings
+  lint            cargo fmt --check, clippy (native and wasm32, -D warnings), tsc
   site ...        manage sites on a running worker (see `cargo xtask site help`)
   refresh-lists   download the referrer lists that core compiles in (needs internet)";
 
@@ -69,7 +69,8 @@ pub fn build() -> Result {
     Ok(())
 }
 
-/// rustfmt and clippy over every crate, native and wasm32, warnings as errors.
+/// rustfmt and clippy over every crate, native and wasm32, warnings as errors; the
+/// dashboard's TypeScript type-checked.
 fn lint() -> Result {
     install::build_tools()?;
     say("Linting");
@@ -106,6 +107,7 @@ fn lint() -> Result {
             "warnings",
         ]),
     )?;
+    dashboard::typecheck()?;
     Ok(())
 }
 

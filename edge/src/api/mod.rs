@@ -9,6 +9,7 @@
 
 pub mod conversions;
 pub mod events_import;
+pub mod facets;
 pub mod leads;
 pub mod openapi;
 pub mod reports;
@@ -34,7 +35,7 @@ pub fn handles(rest: &[&str]) -> bool {
             | ["conversions:import"]
             | ["spend"]
             | ["spend:import"]
-            | ["reports", "sources" | "pages" | "timeseries"]
+            | ["reports", "sources" | "pages" | "timeseries" | "facets"]
             | ["leads"]
             | ["leads", _]
             | ["webhooks"]
@@ -115,6 +116,10 @@ pub async fn route(
         (["reports", "timeseries"], Method::Get) => {
             let cfg = authorise_fresh(req, &store, site).await?;
             reports::timeseries(req, &store, &cfg, now).await
+        }
+        (["reports", "facets"], Method::Get) => {
+            let cfg = authorise_fresh(req, &store, site).await?;
+            facets::facets(req, &store, &cfg, now).await
         }
         (["leads"], Method::Get) => {
             let cfg = authorise_fresh(req, &store, site).await?;
@@ -343,6 +348,7 @@ mod tests {
         assert!(handles(&["events:import"]));
         assert!(handles(&["leads", "ld_1"]));
         assert!(handles(&["reports", "sources"]));
+        assert!(handles(&["reports", "facets"]));
         assert!(!handles(&["nothing"]));
     }
 }

@@ -34,8 +34,8 @@ use super::{n, opt, s, Store};
 use crate::error::{ApiError, ApiResult};
 use closeloop_core::costs::allocate_days;
 use closeloop_core::report::{
-    ConversionRow, Counted, Coverage, GroupBy, PageCount, PageViewRow, Query, ReportData, SessionRow,
-    SpendRow, StepCount, TrafficRow,
+    ConversionRow, Counted, Coverage, GroupBy, PageCount, PageViewRow, Query, ReportData,
+    SessionRow, SpendRow, StepCount, TrafficRow,
 };
 use closeloop_core::time::MS_PER_DAY;
 use serde::{Deserialize, Serialize};
@@ -146,6 +146,10 @@ pub struct LeadListRow {
     pub l_medium: Option<String>,
     /// Latest touch: campaign.
     pub l_campaign: Option<String>,
+    /// The CRM stages its deals reached (`customer` included), as a JSON array in the
+    /// order they were first reached.
+    #[serde(default)]
+    pub stages: Option<String>,
 }
 
 /// The leads list's search.
@@ -157,6 +161,8 @@ pub struct LeadSearch {
     pub source: Option<String>,
     /// A channel some session of the lead had.
     pub channel: Option<String>,
+    /// A stage some deal of the lead reached (`lead`: every lead).
+    pub stage: Option<String>,
     /// First identification at or after (ms).
     pub from: i64,
     /// First identification before (ms).
@@ -584,6 +590,23 @@ fn page_direct_sql(segment: bool) -> String {
          CROSS JOIN sessions s ON s.site_id = ?1 AND s.session_id = e.session_id \
          WHERE l.site_id = ?1 AND l.first_seen >= ?2 AND l.first_seen < ?3 \
          AND l.first_path IS NOT NULL AND {SEGMENT} GROUP BY l.first_path"
+    )
+}
+
+/// The pages report's exits per path (?1 site, ?2 from, ?3 to, ?5 include_bots; with
+/// `segment`, ?6–?11 the filters): the counting sessions (of the segment) whose last page
+/// view (`exit_path`, `exit_at`, written with the session; migration 0009) is in
+/// `[from, to)`, from the `sessions_site_exit` index (with a segment, each session's row).
+fn page_exits_sql(segment: bool) -> String {
+    let filter = if segment {
+        format!("AND {SEGMENT}")
+    } else {
+        "AND (?5 = 1 OR s.is_bot = 0)".to_string()
+    };
+    format!(
+        "SELECT s.exit_path AS path, count(*) AS n FROM sessions s \
+         INDEXED BY sessions_site_exit WHERE s.site_id = ?1 AND s.exit_at >= ?2 \
+         AND s.exit_at < ?3 {filter} GROUP BY s.exit_path"
     )
 }
 
@@ -1185,9 +1208,9 @@ impl Store {
     }
 
     /// Every figure of the pages report of `query`, counted per page in SQL as core's
-    /// `PageCount::of` defines them, in one batch of three statements: views and entrances,
-    /// assists, direct conversions (see [`page_views_sql`], [`page_assists_sql`],
-    /// [`page_direct_sql`]). Without filters they read covering indexes of the page views
+    /// `PageCount::of` defines them, in one batch of four statements: views and entrances,
+    /// assists, direct conversions, exits (see [`page_views_sql`], [`page_assists_sql`],
+    /// [`page_direct_sql`], [`page_exits_sql`]). Without filters they read covering indexes of the page views
     /// and of the leads only; a segment joins each session (or event) to its session row.
     pub async fn pages_data(&self, site_id: &str, query: &Query) -> ApiResult<Vec<PageCount>> {
         // the binds of `report_args`, but ?4 is the lookback itself (nothing here reads
@@ -1209,6 +1232,7 @@ impl Store {
                 self.stmt(&page_views_sql(segment), &args[..binds])?,
                 self.stmt(&page_assists_sql(segment), &args[..binds])?,
                 self.stmt(&page_direct_sql(segment), &args[..binds_direct])?,
+                self.stmt(&page_exits_sql(segment), &args[..binds])?,
             ])
             .await?;
         #[derive(Deserialize)]
@@ -1243,6 +1267,9 @@ impl Store {
         }
         for d in Self::all::<Direct>(results.get(2))? {
             page_entry(&mut pages, d.path).direct_conversions = count(d.n);
+        }
+        for d in Self::all::<Direct>(results.get(3))? {
+            page_entry(&mut pages, d.path).exits = count(d.n);
         }
         Ok(pages.into_values().collect())
     }
@@ -1321,6 +1348,8 @@ impl Store {
                AND (?6 IS NULL OR EXISTS (SELECT 1 FROM lead_visitors v CROSS JOIN sessions s \
                  ON s.site_id = v.site_id AND s.visitor_id = v.visitor_id \
                  WHERE v.site_id = ?1 AND v.lead_id = leads.lead_id AND lower(s.channel) = lower(?6))) \
+               AND (?9 IS NULL OR lower(?9) = 'lead' OR EXISTS (SELECT 1 FROM conversions c \
+                 WHERE c.site_id = ?1 AND c.lead_id = leads.lead_id AND c.kind = ?9 COLLATE NOCASE)) \
                ORDER BY first_seen DESC, lead_id LIMIT ?7 OFFSET ?8), \
              t AS (SELECT l.*, \
                (SELECT s.session_id {lead_sessions} AND s.is_bot = 0 \
@@ -1331,9 +1360,12 @@ impl Store {
                (SELECT count(*) FROM conversions c WHERE c.site_id = ?1 AND c.lead_id = l.lead_id \
                   AND c.kind = 'customer') AS customers, \
                (SELECT coalesce(sum(c.revenue), 0) FROM conversions c WHERE c.site_id = ?1 \
-                  AND c.lead_id = l.lead_id AND c.kind = 'customer') AS revenue FROM l) \
+                  AND c.lead_id = l.lead_id AND c.kind = 'customer') AS revenue, \
+               (SELECT json_group_array(k.kind) FROM (SELECT lower(c.kind) AS kind \
+                  FROM conversions c WHERE c.site_id = ?1 AND c.lead_id = l.lead_id \
+                  GROUP BY lower(c.kind) ORDER BY min(c.closed_at), 1) k) AS stages FROM l) \
              SELECT t.lead_id, t.email, t.name, t.company, t.first_seen, t.visitors, t.customers, \
-               t.revenue, f.channel AS f_channel, f.source AS f_source, f.medium AS f_medium, \
+               t.revenue, t.stages, f.channel AS f_channel, f.source AS f_source, f.medium AS f_medium, \
                f.campaign AS f_campaign, la.channel AS l_channel, la.source AS l_source, \
                la.medium AS l_medium, la.campaign AS l_campaign FROM t \
              LEFT JOIN sessions f ON f.site_id = ?1 AND f.session_id = t.first_sid \
@@ -1352,6 +1384,7 @@ impl Store {
                     opt(q.channel.as_deref()),
                     n(q.limit),
                     n(q.offset),
+                    opt(q.stage.as_deref()),
                 ],
             )?
             .all()
