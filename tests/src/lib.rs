@@ -7,12 +7,16 @@
 //! themselves by creating a site of their own. A test that stops or restarts the worker
 //! starts a dedicated one with [`worker::Worker::start`].
 
+pub mod demo_data;
 pub mod http;
+pub mod scenario;
 pub mod site;
 pub mod worker;
 
 #[cfg(feature = "browser")]
 pub mod browser;
+#[cfg(feature = "browser")]
+pub mod dashboard;
 
 /// Errors in the harness are plain strings: they end a test with a readable message.
 pub type Result<T = ()> = std::result::Result<T, String>;

@@ -71,7 +71,9 @@ export function Overview() {
           {KPIS.map((k) => {
             const v = k.value(cur.totals);
             const p = k.value(prev.totals);
-            const ch = change(v, p);
+            // ROI is a ratio already: its change is in percentage points
+            const points = k.key === 'roi' && isNum(v) && isNum(p) ? v - p : null;
+            const ch = k.key === 'roi' ? points : change(v, p);
             const good = ch === null || ch === 0 ? 'flat' : (ch > 0) !== !!k.lowerBetter ? 'up' : 'down';
             return (
               <li class="kpi" data-kpi={k.key} key={k.key}>
@@ -84,7 +86,7 @@ export function Overview() {
                     ? isNum(v) && v !== 0 && isNum(p) && p === 0
                       ? 'new (none before)'
                       : `${DASH} vs ${k.show(p, currency)} before`
-                    : `${ch > 0 ? '▲' : ch < 0 ? '▼' : '■'} ${percent(Math.abs(ch))} vs ${k.show(p, currency)}`}
+                    : `${ch > 0 ? '▲' : ch < 0 ? '▼' : '■'} ${k.key === 'roi' ? `${count(Math.round(Math.abs(ch) * 100))} pts` : percent(Math.abs(ch))} vs ${k.show(p, currency)}`}
                 </span>
               </li>
             );

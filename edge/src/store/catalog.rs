@@ -86,11 +86,12 @@ impl Store {
                 &[s(site_id), bots.clone()],
             )?,
             self.stmt(
-                "SELECT 'lead' AS kind, count(*) AS conversions, min(first_seen) AS first, \
+                "SELECT kind, conversions, first, last FROM ( \
+                 SELECT 'lead' AS kind, count(*) AS conversions, min(first_seen) AS first, \
                  max(first_seen) AS last FROM leads WHERE site_id = ?1 HAVING count(*) > 0 \
                  UNION ALL SELECT lower(kind) AS kind, count(*) AS conversions, \
                  min(closed_at) AS first, max(closed_at) AS last FROM conversions \
-                 WHERE site_id = ?1 GROUP BY lower(kind) \
+                 WHERE site_id = ?1 GROUP BY lower(kind)) \
                  ORDER BY kind <> 'lead', conversions DESC, kind",
                 &[s(site_id)],
             )?,

@@ -1,0 +1,179 @@
+//! Driving the marketer's dashboard (`/dashboard/`) in headless Chromium: a page at a
+//! chosen width with every console error, uncaught exception and browser log error
+//! (CSP violations included) collected, sign-in, waiting for a view to settle, and
+//! screenshots. Used by `tests/tests/dashboard.rs` and `cargo xtask demo --screenshots`.
+
+use crate::browser::{eval_until, Browser};
+use crate::Result;
+use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
+use chromiumoxide::cdp::browser_protocol::log::{
+    EnableParams as LogEnable, EventEntryAdded, LogEntryLevel,
+};
+use chromiumoxide::cdp::js_protocol::runtime::{
+    ConsoleApiCalledType, EventConsoleApiCalled, EventExceptionThrown,
+};
+use chromiumoxide::page::ScreenshotParams;
+use chromiumoxide::Page;
+use futures::StreamExt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The laptop and phone widths every view is checked and shown at.
+pub const WIDTHS: [(u32, u32); 2] = [(1366, 900), (390, 844)];
+
+/// A dashboard tab and the errors its console and log reported.
+pub struct Tab {
+    /// The page.
+    pub page: Page,
+    errors: Arc<Mutex<Vec<String>>>,
+}
+
+impl Tab {
+    /// Opens a blank tab at `width` × `height` (a phone, touch and mobile viewport, below
+    /// 500 px), listening to the console and the log, then loads `url`.
+    pub async fn open(browser: &Browser, url: &str, width: u32, height: u32) -> Result<Tab> {
+        let page = browser
+            .inner
+            .new_page("about:blank")
+            .await
+            .map_err(|e| e.to_string())?;
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let mut console = page
+            .event_listener::<EventConsoleApiCalled>()
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut thrown = page
+            .event_listener::<EventExceptionThrown>()
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut log = page
+            .event_listener::<EventEntryAdded>()
+            .await
+            .map_err(|e| e.to_string())?;
+        page.execute(LogEnable::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let e1 = errors.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = console.next().await {
+                if matches!(
+                    ev.r#type,
+                    ConsoleApiCalledType::Error | ConsoleApiCalledType::Assert
+                ) {
+                    let args: Vec<String> = ev
+                        .args
+                        .iter()
+                        .map(|a| {
+                            a.value
+                                .as_ref()
+                                .map_or_else(|| format!("{:?}", a.description), |v| v.to_string())
+                        })
+                        .collect();
+                    e1.lock()
+                        .map(|mut v| v.push(format!("console.error: {}", args.join(" "))))
+                        .ok();
+                }
+            }
+        });
+        let e2 = errors.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = thrown.next().await {
+                let d = &ev.exception_details;
+                let what = d
+                    .exception
+                    .as_ref()
+                    .and_then(|x| x.description.clone())
+                    .unwrap_or_else(|| d.text.clone());
+                e2.lock()
+                    .map(|mut v| v.push(format!("uncaught: {what}")))
+                    .ok();
+            }
+        });
+        let e3 = errors.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = log.next().await {
+                if ev.entry.level == LogEntryLevel::Error {
+                    e3.lock()
+                        .map(|mut v| v.push(format!("log: {} ({:?})", ev.entry.text, ev.entry.url)))
+                        .ok();
+                }
+            }
+        });
+        let mobile = width < 500;
+        page.execute(SetDeviceMetricsOverrideParams::new(
+            width,
+            height,
+            if mobile { 2.0 } else { 1.0 },
+            mobile,
+        ))
+        .await
+        .map_err(|e| e.to_string())?;
+        page.goto(url).await.map_err(|e| e.to_string())?;
+        Ok(Tab { page, errors })
+    }
+
+    /// The errors reported so far.
+    pub fn errors(&self) -> Vec<String> {
+        self.errors.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// Evaluates `js` and returns its value as JSON.
+    pub async fn eval(&self, js: &str) -> Result<serde_json::Value> {
+        let v = self
+            .page
+            .evaluate(js)
+            .await
+            .map_err(|e| format!("{js}: {e}"))?;
+        Ok(v.into_value::<serde_json::Value>()
+            .unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Waits until `expr` is true (30 s).
+    pub async fn until(&self, expr: &str) -> Result {
+        eval_until(&self.page, expr, Duration::from_secs(30)).await
+    }
+
+    /// Signs in on the sign-in form with a site id and a read key, as a person types them.
+    pub async fn sign_in(&self, site: &str, key: &str) -> Result {
+        self.until("!!document.getElementById('login')").await?;
+        for (selector, text) in [("#site", site), ("#key", key)] {
+            let input = self
+                .page
+                .find_element(selector)
+                .await
+                .map_err(|e| e.to_string())?;
+            input.call_js_fn("function() { this.value = ''; this.dispatchEvent(new Event('input', {bubbles: true})); }", false).await.map_err(|e| e.to_string())?;
+            input.click().await.map_err(|e| e.to_string())?;
+            input.type_str(text).await.map_err(|e| e.to_string())?;
+        }
+        self.page
+            .find_element("#login button[type=submit]")
+            .await
+            .map_err(|e| e.to_string())?
+            .click()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// Waits until the view is shown and nothing is loading any more.
+    pub async fn settled(&self) -> Result {
+        self.until(
+            "!!document.getElementById('view-heading') && !document.querySelector('.status.loading') \
+             && !document.querySelector('[data-state=loading]')",
+        )
+        .await?;
+        // charts draw on the next frames
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        Ok(())
+    }
+
+    /// Saves a full-page PNG.
+    pub async fn screenshot(&self, path: &std::path::Path) -> Result {
+        self.page
+            .save_screenshot(ScreenshotParams::builder().full_page(true).build(), path)
+            .await
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(())
+    }
+}
