@@ -267,7 +267,8 @@ function Shell(p: { creds: Creds; state: State; set: Ctx['set']; signOut: () => 
                   data-view={k}
                   onClick={(e) => {
                     e.preventDefault();
-                    set({ view: k }, true);
+                    if (view === k) document.getElementById('view-heading')?.focus();
+                    else set({ view: k }, true);
                   }}
                 >
                   {l}

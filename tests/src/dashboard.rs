@@ -177,3 +177,72 @@ impl Tab {
         Ok(())
     }
 }
+
+/// The views `cargo xtask demo --screenshots` saves, with their URL state.
+pub const SHOTS: [(&str, &str); 8] = [
+    ("overview", "view=overview"),
+    ("sources", "view=sources&group_by=campaign&model=linear"),
+    ("funnel", "view=funnel"),
+    (
+        "compare",
+        "view=compare&model=first_touch&model_b=last_touch",
+    ),
+    ("pages", "view=pages"),
+    ("trend", "view=trend&metric=leads&granularity=day"),
+    ("leads", "view=leads"),
+    ("journey", "view=lead"),
+];
+
+/// Saves every view of [`SHOTS`] at both [`WIDTHS`] into `dir` as
+/// `dashboard-{view}-{width}.png`, signed in to `site` on `base` (a running worker); the
+/// journey is that of `lead`. Fails on any console error. Returns the files written.
+pub fn screenshots(
+    base: &str,
+    site: &str,
+    read_key: &str,
+    lead: &str,
+    dir: &std::path::Path,
+) -> Result<Vec<std::path::PathBuf>> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let browser = Browser::launch().await?;
+        let mut written = Vec::new();
+        let result: Result = async {
+            for (width, height) in WIDTHS {
+                let first = format!("{base}/dashboard/?site={site}");
+                let tab = Tab::open(&browser, &first, width, height).await?;
+                tab.sign_in(site, read_key).await?;
+                tab.settled().await?;
+                for (name, query) in SHOTS {
+                    let mut q = format!("?site={site}&{query}");
+                    if name == "journey" {
+                        q.push_str(&format!("&lead={lead}"));
+                    }
+                    tab.eval(&format!(
+                        "history.pushState(null, '', {}); dispatchEvent(new PopStateEvent('popstate')); true",
+                        serde_json::json!(q)
+                    ))
+                    .await?;
+                    tab.settled().await?;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    tab.eval("window.scrollTo(0, 0); document.activeElement && document.activeElement.blur(); true").await?;
+                    let path = dir.join(format!("dashboard-{name}-{width}.png"));
+                    tab.screenshot(&path).await?;
+                    written.push(path);
+                }
+                let errors = tab.errors();
+                if !errors.is_empty() {
+                    return Err(format!("console errors at {width}px: {errors:?}"));
+                }
+            }
+            Ok(())
+        }
+        .await;
+        browser.close().await;
+        result.map(|_| written)
+    })
+}

@@ -692,20 +692,21 @@ async fn the_leads_list_and_a_lead_journey() {
             "dan@example.com"
         ])
     );
-    tab.page
-        .find_element("#leads tbody tr[data-key] th button")
-        .await
-        .expect("ann")
-        .click()
+    // ann became a lead first: her row is the last (newest first)
+    tab.eval("[...document.querySelectorAll('#leads tbody th button')].find(b => b.textContent === 'ann@example.com').click()")
         .await
         .expect("open ann");
     tab.until("location.search.includes('view=lead')")
         .await
         .expect("journey");
     settle(&tab).await;
-    tab.until("document.querySelectorAll('#timeline .tl-session').length === 3")
+    if let Err(e) = tab
+        .until("document.querySelectorAll('#timeline .tl-session').length === 3")
         .await
-        .expect("timeline");
+    {
+        let main = tab.eval("document.querySelector('main').innerText").await;
+        panic!("{e}: {main:?}");
+    }
     let j = &l.sc["expected"]["journeys"]["ann@example.com"];
     assert_eq!(
         tab.eval("document.querySelectorAll('#devices li').length")
@@ -876,7 +877,24 @@ async fn the_url_round_trips_the_state_and_the_csv_matches_the_table() {
     }
     no_errors(&tab, "round trip (first tab)");
 
+    // a new tab has its own session storage: the key is asked again, the state is kept
     let again = Tab::open(&browser, &href, 1366, 900).await.expect("reload");
+    again
+        .until("!!document.getElementById('site')")
+        .await
+        .expect("sign-in form");
+    assert_eq!(
+        again
+            .eval("document.getElementById('site').value")
+            .await
+            .expect("site"),
+        json!(l.site.id),
+        "the site id comes from the URL"
+    );
+    again
+        .sign_in(&l.site.id, &l.site.read_key)
+        .await
+        .expect("sign in");
     settle(&again).await;
     assert_eq!(
         again.eval(controls).await.expect("controls"),

@@ -27,7 +27,9 @@ use util::{say, Result};
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  demo            install, build, migrate and serve the demo (worker + demo site)
+  demo [--screenshots]
+                  install, build, migrate and serve the demo (worker + demo site);
+                  --screenshots: save every dashboard view into docs/ and stop
   test            install what is missing, then run every test
   bench [--only sizes,ingest,tracker,reports,core] [--quick]
                   build in release, measure, write BENCHMARKS.md (--only: print)
