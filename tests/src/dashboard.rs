@@ -168,13 +168,33 @@ impl Tab {
         Ok(())
     }
 
-    /// Saves a full-page PNG.
-    pub async fn screenshot(&self, path: &std::path::Path) -> Result {
+    /// Saves a PNG of the whole page at `width` (the viewport grown to the page's height,
+    /// then put back to `height`; chromiumoxide's own full-page mode forgets the width).
+    pub async fn screenshot(&self, path: &std::path::Path, width: u32, height: u32) -> Result {
+        let full = self
+            .eval("Math.ceil(document.documentElement.scrollHeight)")
+            .await?
+            .as_u64()
+            .unwrap_or(u64::from(height))
+            .max(u64::from(height));
+        let mobile = width < 500;
+        let scale = if mobile { 2.0 } else { 1.0 };
+        let metrics = |h: u64| SetDeviceMetricsOverrideParams::new(width, h as i64, scale, mobile);
         self.page
-            .save_screenshot(ScreenshotParams::builder().full_page(true).build(), path)
+            .execute(metrics(full))
             .await
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(())
+            .map_err(|e| e.to_string())?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let shot = self
+            .page
+            .save_screenshot(ScreenshotParams::builder().build(), path)
+            .await
+            .map_err(|e| format!("{}: {e}", path.display()));
+        self.page
+            .execute(metrics(u64::from(height)))
+            .await
+            .map_err(|e| e.to_string())?;
+        shot.map(|_| ())
     }
 }
 
@@ -231,7 +251,7 @@ pub fn screenshots(
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     tab.eval("window.scrollTo(0, 0); document.activeElement && document.activeElement.blur(); true").await?;
                     let path = dir.join(format!("dashboard-{name}-{width}.png"));
-                    tab.screenshot(&path).await?;
+                    tab.screenshot(&path, width, height).await?;
                     written.push(path);
                 }
                 let errors = tab.errors();

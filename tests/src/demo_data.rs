@@ -1,11 +1,11 @@
-//! Six weeks of realistic traffic for the demo and its screenshots, sent through the public
+//! Nine weeks of realistic traffic for the demo and its screenshots, sent through the public
 //! API as a site owner's backfill would be: visits from every GA4 channel (search, ads,
 //! email, social, partners, direct) through `events:import`, demo-form leads, deals moving
 //! to `opportunity` and won through `POST /conversions`, and weekly spend per channel,
 //! source and campaign through `POST /spend` (some of it recorded per channel only, as
 //! marketers often do). Deterministic: the same seed gives the same people and numbers,
-//! placed on the six weeks that end yesterday (UTC), so the dashboard's last 30 days hold
-//! data.
+//! placed on the nine weeks that end yesterday (UTC), so the dashboard's last 30 days and
+//! the 30 before them (its comparison) hold data.
 
 use crate::http::Answer;
 use crate::worker::{Site, Worker};
@@ -13,6 +13,8 @@ use crate::Result;
 use serde_json::{json, Value};
 
 const DAY: i64 = 86_400_000;
+/// Weeks of history.
+const WEEKS: i64 = 9;
 
 /// What was sent.
 #[derive(Debug, Default, Clone, Copy)]
@@ -27,6 +29,114 @@ pub struct Seeded {
     pub customers: usize,
     /// Spend records.
     pub spend: usize,
+}
+
+/// The lead whose journey the demo shows: two devices, four sessions from four channels,
+/// the demo form, an opportunity and a won deal.
+pub const SHOWCASE: &str = "maria.lopez@northwind.example";
+
+/// The showcase lead's two visitors, their events starting at `t0`.
+fn showcase(origin: &str, t0: i64) -> Vec<Value> {
+    let h = 3_600_000;
+    let m = 60_000;
+    let ev = |id: &str, at: i64, kind: &str, path: &str, query: &str, referrer: &str| {
+        json!({"id": format!("demo-showcase-{id}"), "type": kind, "created_at": at,
+               "url": format!("{origin}{path}{query}"), "referrer": referrer, "title": "Closeloop demo"})
+    };
+    let form = |mut e: Value, id: &str| {
+        e["form"] = json!({"id": id, "fields": ["email", "name", "company"],
+            "values": {"email": SHOWCASE, "name": "Maria Lopez", "company": "Northwind"}});
+        e
+    };
+    let laptop = vec![
+        ev(
+            "l1",
+            t0,
+            "pageview",
+            "/",
+            "?utm_source=newsletter&utm_medium=email&utm_campaign=monthly-digest",
+            "",
+        ),
+        ev(
+            "l2",
+            t0 + 3 * m,
+            "pageview",
+            "/articles/closed-loop-basics.html",
+            "",
+            "",
+        ),
+        ev(
+            "l3",
+            t0 + 8 * 24 * h,
+            "pageview",
+            "/pricing",
+            "?gclid=showcase1&utm_source=google&utm_medium=cpc&utm_campaign=generic-attribution",
+            "https://www.google.com/",
+        ),
+        ev(
+            "l4",
+            t0 + 8 * 24 * h + 2 * m,
+            "pageview",
+            "/landing/demo.html",
+            "",
+            "",
+        ),
+        form(
+            ev(
+                "l5",
+                t0 + 8 * 24 * h + 4 * m,
+                "form_submit",
+                "/landing/demo.html",
+                "",
+                "",
+            ),
+            "demo-request",
+        ),
+        ev("l6", t0 + 12 * 24 * h, "pageview", "/pricing", "", ""),
+    ];
+    let phone = vec![
+        ev(
+            "p1",
+            t0 + 3 * 24 * h,
+            "pageview",
+            "/articles/attribution-models.html",
+            "",
+            "https://www.linkedin.com/",
+        ),
+        ev(
+            "p2",
+            t0 + 3 * 24 * h + 4 * m,
+            "pageview",
+            "/pricing",
+            "",
+            "",
+        ),
+        ev(
+            "p3",
+            t0 + 13 * 24 * h,
+            "pageview",
+            "/articles/content-that-converts.html",
+            "",
+            "https://t.co/",
+        ),
+        form(
+            ev(
+                "p4",
+                t0 + 13 * 24 * h + 3 * m,
+                "form_submit",
+                "/articles/content-that-converts.html",
+                "",
+                "",
+            ),
+            "newsletter",
+        ),
+    ];
+    vec![
+        json!({"visitor_id": "demo-showcase-maria-laptop", "events": laptop,
+               "context": {"country": "ES", "user_agent": UA_MAC, "device_type": "desktop"}}),
+        json!({"visitor_id": "demo-showcase-maria-phone", "events": phone,
+               "context": {"country": "ES", "user_agent": UA_PHONE, "device_type": "mobile"}}),
+    ]
 }
 
 /// A small deterministic generator (SplitMix64).
@@ -153,19 +263,19 @@ fn post(worker: &Worker, site: &Site, path: &str, body: &Value) -> Result<Answer
     crate::scenario::post(worker, site, path, "application/json", &body.to_string())
 }
 
-/// Sends six weeks of traffic, leads, deals and spend for `origin` (the site's own pages)
+/// Sends nine weeks of traffic, leads, deals and spend for `origin` (the site's own pages)
 /// to `site`, ending yesterday relative to `now_ms`.
 pub fn seed(worker: &Worker, site: &Site, origin: &str, now_ms: i64) -> Result<Seeded> {
     let mut r = Rng(0xC105_E100);
     let today = now_ms.div_euclid(DAY) * DAY;
-    let start = today - 42 * DAY;
+    let start = today - WEEKS * 7 * DAY;
     let total_weight: u64 = ARRIVALS.iter().map(|a| a.0).sum();
     let country_weight: u64 = COUNTRIES.iter().map(|c| c.1).sum();
     let mut out = Seeded::default();
     let mut batches: Vec<Value> = Vec::new();
     let mut leads: Vec<(String, i64)> = Vec::new();
     let mut n_event = 0u64;
-    let visitors = 760;
+    let visitors = 1_100;
     for v in 0..visitors {
         let bot = v % 45 == 7;
         let (ua, device) = match r.below(10) {
@@ -186,7 +296,7 @@ pub fn seed(worker: &Worker, site: &Site, origin: &str, now_ms: i64) -> Result<S
         // traffic grows a little week on week
         let day = {
             let u = r.unit().sqrt();
-            ((u * 41.0) as i64).clamp(0, 41)
+            ((u * (WEEKS * 7 - 1) as f64) as i64).clamp(0, WEEKS * 7 - 1)
         };
         let mut t =
             start + day * DAY + (6 + r.below(15) as i64) * 3_600_000 + r.below(3_600) as i64 * 1000;
@@ -262,6 +372,12 @@ pub fn seed(worker: &Worker, site: &Site, origin: &str, now_ms: i64) -> Result<S
         batches.push(json!({"visitor_id": format!("demo-visitor-{v:04}-{:08x}", r.next() as u32), "events": events,
             "context": {"country": country, "user_agent": if bot { UA_BOT } else { ua }, "device_type": if bot { "bot" } else { device }, "is_bot": bot}}));
     }
+    // the showcase lead: 25 days before today, 09:00 UTC
+    let t0 = today - 25 * DAY + 9 * 3_600_000;
+    for b in showcase(origin, t0) {
+        out.events += b["events"].as_array().map_or(0, Vec::len);
+        batches.push(b);
+    }
     out.visitors = batches.len();
     for chunk in batches.chunks(200) {
         let a = post(worker, site, "events:import", &Value::Array(chunk.to_vec()))?;
@@ -306,6 +422,21 @@ pub fn seed(worker: &Worker, site: &Site, origin: &str, now_ms: i64) -> Result<S
             out.customers += 1;
         }
     }
+    for (deal, stage, at) in [
+        ("DEMO-SHOWCASE", Some("opportunity"), t0 + 10 * DAY),
+        ("DEMO-SHOWCASE", None, t0 + 16 * DAY),
+    ] {
+        let mut body = json!({"deal_id": deal, "email": SHOWCASE, "revenue": "14400.00", "currency": "USD", "closed_at": iso(at)});
+        if let Some(s) = stage {
+            body["stage"] = json!(s);
+        }
+        let a = post(worker, site, "conversions", &body)?;
+        if a.status != 201 {
+            return Err(format!("conversion: {} {}", a.status, a.text));
+        }
+    }
+    out.leads += 1;
+    out.customers += 1;
     // weekly spend: Google Ads per campaign, Meta and LinkedIn per campaign, the newsletter
     // tool per source, and display spend recorded per channel only
     let spend: &[(&str, Option<&str>, Option<&str>, i64)] = &[
@@ -321,7 +452,7 @@ pub fn seed(worker: &Worker, site: &Site, origin: &str, now_ms: i64) -> Result<S
         ("Email", Some("newsletter"), None, 80),
         ("Display", None, None, 250),
     ];
-    for week in 0..6 {
+    for week in 0..WEEKS {
         let first = start + week * 7 * DAY;
         for (channel, source, campaign, amount) in spend {
             let mut body = json!({"amount": format!("{amount}.00"), "currency": "USD",

@@ -1,6 +1,6 @@
 //! `cargo xtask demo`: installs what is missing, builds, migrates the local D1, starts
 //! the worker under `wrangler dev` (local mode) on 127.0.0.1:8787, creates the demo site
-//! with its keys and six weeks of realistic history (`closeloop_e2e::demo_data`: visits from
+//! with its keys and nine weeks of realistic history (`closeloop_e2e::demo_data`: visits from
 //! every channel, leads, deals and spend, sent through the public API), and serves the demo
 //! site on a second origin, 127.0.0.1:8080, so that the tracker runs cross-origin as it
 //! does on a real site.
@@ -44,7 +44,7 @@ pub fn run(args: &[String]) -> Result {
     let keys = match read_json(&keys_file).filter(|v| v["read_key"].is_string()) {
         Some(v) => v,
         None => {
-            say("Creating the demo site with six weeks of history");
+            say("Creating the demo site with nine weeks of history");
             let site = create_demo_site(&worker, &site_origin)?;
             let v = serde_json::json!({
                 "admin_token": admin_token, "site": site.id,
@@ -92,7 +92,7 @@ pub fn run(args: &[String]) -> Result {
     Ok(())
 }
 
-/// Creates the `demo` site for `origin` (and its `localhost` twin) and sends it six weeks
+/// Creates the `demo` site for `origin` (and its `localhost` twin) and sends it nine weeks
 /// of history.
 fn create_demo_site(worker: &Worker, origin: &str) -> Result<Site> {
     let site = worker.create_site_with_id(
@@ -115,31 +115,14 @@ fn screenshots() -> Result {
     say("Starting a worker of its own (free ports, throw-away state)");
     let worker = Worker::start()?;
     note(format!("worker ready on {}", worker.base));
-    say("Seeding the demo site with six weeks of history");
+    say("Seeding the demo site with nine weeks of history");
     let site = create_demo_site(&worker, &format!("http://127.0.0.1:{SITE_PORT}"))?;
-    // the journey shown: the lead with the most sessions among the won ones
-    let leads = closeloop_e2e::http::get(
-        &worker.url(&format!(
-            "/v1/sites/{}/leads?stage=customer&limit=50",
-            site.id
-        )),
-        Some(&site.read_key),
-    )?;
-    let lead = leads.json["leads"]
-        .as_array()
-        .and_then(|l| l.iter().max_by_key(|x| x["visitors"].as_i64().unwrap_or(0)))
-        .and_then(|l| l["lead"].as_str())
-        .unwrap_or_default()
-        .to_string();
+    // the journey shown: the showcase lead (two devices, four channels, a won deal)
+    let lead = closeloop_e2e::demo_data::SHOWCASE;
     say("Saving every view at 1366 and 390 px (headless Chromium)");
     let docs = root().join("docs");
-    let files = closeloop_e2e::dashboard::screenshots(
-        &worker.base,
-        &site.id,
-        &site.read_key,
-        &lead,
-        &docs,
-    )?;
+    let files =
+        closeloop_e2e::dashboard::screenshots(&worker.base, &site.id, &site.read_key, lead, &docs)?;
     for f in &files {
         note(f.strip_prefix(root()).unwrap_or(f).display());
     }
