@@ -108,7 +108,7 @@ export function Table<R>(p: TableProps<R>) {
                 {text}
               </button>
             ) : (
-              <span>{text}</span>
+              <span title={text}>{text}</span>
             )}
             {c.extra?.(r)}
           </Tag>

@@ -16,6 +16,8 @@ interface Kpi {
   show: (v: number | null, cur: string) => string;
   /** Lower is better (CAC). */
   lowerBetter?: boolean;
+  /** Neither direction is better in itself (spend). */
+  neutral?: boolean;
 }
 
 const KPIS: Kpi[] = [
@@ -23,7 +25,7 @@ const KPIS: Kpi[] = [
   { key: 'leads', label: 'Leads', value: (r) => r.leads, show: (v) => count(v) },
   { key: 'customers', label: 'Customers', value: (r) => r.customers, show: (v) => count(v) },
   { key: 'revenue', label: 'Revenue', value: (r) => r.revenue, show: (v, c) => money(v, c) },
-  { key: 'spend', label: 'Spend', value: (r) => r.spend, show: (v, c) => money(v, c) },
+  { key: 'spend', label: 'Spend', value: (r) => r.spend, show: (v, c) => money(v, c), neutral: true },
   { key: 'cac', label: 'CAC', value: (r) => r.cac, show: (v, c) => money(v, c), lowerBetter: true },
   { key: 'roi', label: 'ROI', value: (r) => r.roi, show: (v) => percent(v) },
 ];
@@ -74,7 +76,7 @@ export function Overview() {
             // ROI is a ratio already: its change is in percentage points
             const points = k.key === 'roi' && isNum(v) && isNum(p) ? v - p : null;
             const ch = k.key === 'roi' ? points : change(v, p);
-            const good = ch === null || ch === 0 ? 'flat' : (ch > 0) !== !!k.lowerBetter ? 'up' : 'down';
+            const good = ch === null || ch === 0 || k.neutral ? 'flat' : (ch > 0) !== !!k.lowerBetter ? 'up' : 'down';
             return (
               <li class="kpi" data-kpi={k.key} key={k.key}>
                 <span class="kpi-label">{k.label}</span>
