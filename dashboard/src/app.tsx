@@ -45,6 +45,8 @@ export interface Loaded<T> {
   data: T | null;
   error: string | null;
   loading: boolean;
+  /** What the data (or error) answers: the path and parameters, as `data-for` shows. */
+  key?: string;
 }
 
 /** Loads `path` with `params` (again whenever they change); older answers are dropped. */
@@ -61,10 +63,10 @@ export function useApi<T>(path: string | null, params: Params): Loaded<T> {
     setS((old) => ({ data: old.data, error: null, loading: true }));
     get<T>(creds, path, params, ac.signal).then(
       (data) => {
-        if (!ac.signal.aborted) setS({ data, error: null, loading: false });
+        if (!ac.signal.aborted) setS({ data, error: null, loading: false, key });
       },
       (err: unknown) => {
-        if (!ac.signal.aborted) setS({ data: null, error: describe(err), loading: false });
+        if (!ac.signal.aborted) setS({ data: null, error: describe(err), loading: false, key });
       },
     );
     return () => ac.abort();
@@ -82,10 +84,10 @@ export function useApiMany<T>(path: string, list: Params[]): Loaded<T[]> {
     setS((old) => ({ data: old.data, error: null, loading: true }));
     Promise.all(list.map((p) => get<T>(creds, path, p, ac.signal))).then(
       (data) => {
-        if (!ac.signal.aborted) setS({ data, error: null, loading: false });
+        if (!ac.signal.aborted) setS({ data, error: null, loading: false, key });
       },
       (err: unknown) => {
-        if (!ac.signal.aborted) setS({ data: null, error: describe(err), loading: false });
+        if (!ac.signal.aborted) setS({ data: null, error: describe(err), loading: false, key });
       },
     );
     return () => ac.abort();
@@ -97,7 +99,7 @@ export function useApiMany<T>(path: string, list: Params[]): Loaded<T[]> {
 export function Status(p: { id: string; loaded: Loaded<unknown>; empty?: boolean; emptyText?: string; children?: ComponentChildren }) {
   const state = p.loaded.error ? 'error' : p.loaded.loading ? 'loading' : p.empty ? 'empty' : 'ok';
   return (
-    <p class={`status ${state}`} id={`${p.id}-status`} data-state={state} role="status">
+    <p class={`status ${state}`} id={`${p.id}-status`} data-state={state} data-for={p.loaded.key ?? ''} role="status">
       {p.loaded.error ?? (p.loaded.loading ? 'Loading…' : p.empty ? (p.emptyText ?? 'Nothing in this range.') : p.children)}
     </p>
   );

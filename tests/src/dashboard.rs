@@ -156,8 +156,23 @@ impl Tab {
         Ok(())
     }
 
+    /// Waits until a report whose path and parameters contain `needle` (as JSON, e.g.
+    /// `"model":"linear"`) is shown, and nothing is loading.
+    pub async fn settled_for(&self, needle: &str) -> Result {
+        self.until(&format!(
+            "(() => {{ const s = [...document.querySelectorAll('.status[data-for]')]; \
+             return s.length > 0 && s.every(x => x.dataset.state !== 'loading') \
+             && s.some(x => x.dataset.for.includes({})); }})()",
+            serde_json::json!(needle)
+        ))
+        .await?;
+        self.settled().await
+    }
+
     /// Waits until the view is shown and nothing is loading any more.
     pub async fn settled(&self) -> Result {
+        // a change re-renders, then its effects start the requests: give them a frame
+        tokio::time::sleep(Duration::from_millis(250)).await;
         self.until(
             "!!document.getElementById('view-heading') && !document.querySelector('.status.loading') \
              && !document.querySelector('[data-state=loading]')",

@@ -164,6 +164,17 @@ async fn settle(tab: &Tab) {
     }
 }
 
+/// Waits for the report whose parameters hold `needle` (JSON, e.g. `"model":"linear"`).
+async fn settle_for(tab: &Tab, needle: &str) {
+    if let Err(e) = tab.settled_for(needle).await {
+        let body = tab
+            .eval("document.body.innerText")
+            .await
+            .unwrap_or_default();
+        panic!("{e}\n{body}\nerrors: {:?}", tab.errors());
+    }
+}
+
 fn no_errors(tab: &Tab, what: &str) {
     let errors = tab.errors();
     assert!(errors.is_empty(), "{what}: console errors: {errors:#?}");
@@ -286,7 +297,7 @@ async fn sources_follow_model_lookback_conversion_segment_and_grouping() {
     ));
 
     select(&tab, "model", "linear").await;
-    settle(&tab).await;
+    settle_for(&tab, r#""model":"linear""#).await;
     errors.extend(check_sources(
         "linear",
         &table(&tab, "sources").await,
@@ -295,7 +306,7 @@ async fn sources_follow_model_lookback_conversion_segment_and_grouping() {
 
     select(&tab, "model", "first_touch").await;
     tab.eval("(() => { const i = document.getElementById('lookback'); i.value = '14'; i.dispatchEvent(new Event('change', {bubbles: true})); })()").await.expect("lookback");
-    settle(&tab).await;
+    settle_for(&tab, r#""lookback_days":"14""#).await;
     errors.extend(check_sources(
         "lookback 14",
         &table(&tab, "sources").await,
@@ -304,7 +315,7 @@ async fn sources_follow_model_lookback_conversion_segment_and_grouping() {
     tab.eval("(() => { const i = document.getElementById('lookback'); i.value = '90'; i.dispatchEvent(new Event('change', {bubbles: true})); })()").await.expect("lookback");
 
     select(&tab, "conversion", "opportunity").await;
-    settle(&tab).await;
+    settle_for(&tab, r#""conversion":"opportunity""#).await;
     let got = table(&tab, "sources").await;
     let want = report(&l.sc, "channel/first_touch/conversion=opportunity");
     for (key, w) in want["rows"].as_object().expect("rows") {
@@ -331,7 +342,7 @@ async fn sources_follow_model_lookback_conversion_segment_and_grouping() {
     tab.until("location.search.includes('country=DE')")
         .await
         .expect("segment in the URL");
-    settle(&tab).await;
+    settle_for(&tab, r#""country":"DE""#).await;
     errors.extend(check_sources(
         "country=DE",
         &table(&tab, "sources").await,
@@ -359,7 +370,7 @@ async fn sources_follow_model_lookback_conversion_segment_and_grouping() {
         .expect("segment removed");
 
     select(&tab, "group_by", "campaign").await;
-    settle(&tab).await;
+    settle_for(&tab, r#""group_by":"campaign""#).await;
     let got = table(&tab, "sources").await;
     errors.extend(check_sources(
         "campaign",
@@ -377,7 +388,7 @@ async fn sources_follow_model_lookback_conversion_segment_and_grouping() {
 
     // drill down: the Email row of the channel grouping
     select(&tab, "group_by", "channel").await;
-    settle(&tab).await;
+    settle_for(&tab, r#""group_by":"channel""#).await;
     tab.page
         .find_element("#sources tbody tr[data-key=\"Email\"] button")
         .await
@@ -390,7 +401,7 @@ async fn sources_follow_model_lookback_conversion_segment_and_grouping() {
     )
     .await
     .expect("drill-down");
-    settle(&tab).await;
+    settle_for(&tab, r#""channel":"Email""#).await;
     let got = table(&tab, "sources").await;
     assert_eq!(
         got["newsletter"]["sessions"],
