@@ -37,10 +37,32 @@
 //!   Markov chain fitted over all journeys of the site ([`MarkovModel`]), normalised within the
 //!   conversion. When every touch's channel has a removal effect of 0 (a channel the model has
 //!   never seen, a model fitted on no conversions, or no model given) it falls back to linear.
+//!   So `data_driven` splits **each conversion among its own touches**: a conversion whose
+//!   only touch is Email gives Email all of it, whatever the chain says about Email.
+//! - `data_driven_global`: the **global allocation** of Anderl et al. (2016, "Mapping the
+//!   customer journey: lessons learned from graph-based online attribution modeling"), which
+//!   R's and Python's `ChannelAttribution` (`markov_model`, `total_conversions`) report: the
+//!   `C` conversions the chain was fitted on are shared among the channels in proportion to
+//!   their removal effects, channel `c` getting `C · RE(c) / Σ RE`, whichever conversions its
+//!   touches were in. To fit a report whose rows are touches (sources, campaigns, landing
+//!   pages...), channel `c`'s total is shared equally among its touches in the chain's
+//!   converting journeys (`n(c)` of them): each touch of `c` gets `C · RE(c) / Σ RE / n(c)`
+//!   ([`MarkovModel::global_share`]). Summed per channel over the conversions the chain was
+//!   fitted on, the credit is exactly Anderl's allocation (solved exactly, where
+//!   `ChannelAttribution` simulates), and it adds up to `C`; but the touches of **one**
+//!   conversion need not sum to 1 (that is the point of a global allocation). Two
+//!   differences from `ChannelAttribution`, both written down: `Σ RE` runs over the channels
+//!   that have a touch in a converting journey (a channel seen only in journeys that did not
+//!   convert has no touch to carry credit; its removal effect is left out, so the others'
+//!   shares still add up to `C`); and revenue is credited in the touches' shares of their own
+//!   conversion's revenue, as for every model, where `ChannelAttribution` simulates conversion
+//!   values separately. Without a fitted chain, or when none of a conversion's touches has a
+//!   share, it falls back to linear, as `data_driven` does.
 //!
-//! Credits of one conversion always sum to 1 when it has at least one touch in the window, and
-//! revenue is credited in the same shares (`share * revenue`). A conversion with no touch in
-//! the window gets no credits at all (an empty vector); reports show it as unattributed.
+//! Credits of one conversion always sum to 1 when it has at least one touch in the window
+//! (except under `data_driven_global`, see above), and revenue is credited in the same shares
+//! (`share * revenue`). A conversion with no touch in the window gets no credits at all (an
+//! empty vector); reports show it as unattributed.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -75,13 +97,16 @@ pub enum Model {
     WShaped,
     /// 22.5 % each to the first, lead-creation, opportunity and closing touches, 10 % to the rest.
     FullPath,
-    /// Markov-chain removal effects.
+    /// Markov-chain removal effects, splitting each conversion among its own touches.
     DataDriven,
+    /// Markov-chain removal effects, allocating the range's conversions globally among the
+    /// channels (Anderl et al. 2016, as R's and Python's `ChannelAttribution` report it).
+    DataDrivenGlobal,
 }
 
 impl Model {
     /// Every model, in the design's order.
-    pub const ALL: [Model; 9] = [
+    pub const ALL: [Model; 10] = [
         Model::FirstTouch,
         Model::LastTouch,
         Model::LastNonDirect,
@@ -91,6 +116,7 @@ impl Model {
         Model::WShaped,
         Model::FullPath,
         Model::DataDriven,
+        Model::DataDrivenGlobal,
     ];
 
     /// The snake_case wire name, e.g. `"last_non_direct"`.
@@ -105,7 +131,20 @@ impl Model {
             Model::WShaped => "w_shaped",
             Model::FullPath => "full_path",
             Model::DataDriven => "data_driven",
+            Model::DataDrivenGlobal => "data_driven_global",
         }
+    }
+
+    /// Whether the model needs the site's fitted Markov chain ([`MarkovModel`]):
+    /// `data_driven` and `data_driven_global`.
+    pub fn needs_chain(self) -> bool {
+        matches!(self, Model::DataDriven | Model::DataDrivenGlobal)
+    }
+
+    /// Whether the credits of one conversion sum to 1 under this model (every model but
+    /// `data_driven_global`, whose allocation is global).
+    pub fn shares_sum_to_one(self) -> bool {
+        self != Model::DataDrivenGlobal
     }
 }
 
@@ -265,8 +304,9 @@ pub fn window(touches: &[TouchRef<'_>], at: i64, lookback_ms: i64) -> Vec<usize>
 /// Credits one conversion under one model.
 ///
 /// Returns one [`Credit`] per touch in the window, in time order, summing to 1 (empty when the
-/// window is empty). `markov` is the fitted model used by `data_driven` (ignored by the
-/// others); with `None`, `data_driven` is linear.
+/// window is empty; `data_driven_global` need not sum to 1, see the [module docs](self)).
+/// `markov` is the fitted model used by `data_driven` and `data_driven_global` (ignored by
+/// the others); with `None`, both are linear.
 ///
 /// ```
 /// use closeloop_core::attribution::{credit, Conversion, Model, Params, TouchRef};
@@ -310,6 +350,14 @@ pub fn credit(
         Model::WShaped => key_touch_weights(&in_window, conv, false),
         Model::FullPath => key_touch_weights(&in_window, conv, true),
         Model::DataDriven => data_driven(&in_window, markov),
+        Model::DataDrivenGlobal => {
+            let shares = data_driven_global(&in_window, markov);
+            return win
+                .into_iter()
+                .zip(shares)
+                .map(|(index, share)| Credit { index, share })
+                .collect();
+        }
     };
     let shares = normalise(weights);
     win.into_iter()
@@ -438,6 +486,22 @@ fn data_driven(touches: &[TouchRef<'_>], markov: Option<&MarkovModel>) -> Vec<f6
     weights
 }
 
+/// `data_driven_global`'s shares: each touch gets its channel's global share per touch; linear
+/// when none has one (no chain, or only channels without a converting touch).
+fn data_driven_global(touches: &[TouchRef<'_>], markov: Option<&MarkovModel>) -> Vec<f64> {
+    let shares: Vec<f64> = touches
+        .iter()
+        .map(|t| markov.map_or(0.0, |m| m.global_share(t.channel)))
+        .collect();
+    if shares.iter().all(|w| !(w.is_finite() && *w > 0.0)) {
+        return vec![1.0 / touches.len().max(1) as f64; touches.len()];
+    }
+    shares
+        .into_iter()
+        .map(|w| if w.is_finite() && w > 0.0 { w } else { 0.0 })
+        .collect()
+}
+
 /// A state of the Markov chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State<'a> {
@@ -479,6 +543,12 @@ pub struct MarkovModel {
     out_totals: Vec<u64>,
     conversion_probability: f64,
     removal: Vec<f64>,
+    /// Per channel: its touches in the converting journeys (not collapsed).
+    converting_touches: Vec<u64>,
+    /// The converting journeys (with at least one channel).
+    conversions: u64,
+    /// Per channel: `data_driven_global`'s share per touch.
+    global: Vec<f64>,
 }
 
 impl MarkovModel {
@@ -598,16 +668,25 @@ impl MarkovModel {
         let valid = |id: usize| id < names.len();
         let mut raw: BTreeMap<(usize, usize), u64> = BTreeMap::new();
         let mut add = |from: usize, to: usize, n: u64| *raw.entry((from, to)).or_default() += n;
+        // data_driven_global: touches per channel in the converting journeys, and how many
+        let mut touches_by_id: BTreeMap<usize, u64> = BTreeMap::new();
+        let mut conversions = 0u64;
         for (path, converted, n) in journeys {
             if n == 0 {
                 continue;
             }
             let mut from = 0usize;
             for &id in path.iter().filter(|&&id| valid(id)) {
+                if converted {
+                    *touches_by_id.entry(id).or_default() += n;
+                }
                 if from != 1 + id {
                     add(from, 1 + id, n);
                     from = 1 + id;
                 }
+            }
+            if converted && from != 0 {
+                conversions = conversions.saturating_add(n);
             }
             // journeys with no channel say nothing about any channel
             if from != 0 {
@@ -667,12 +746,19 @@ impl MarkovModel {
             .iter()
             .filter_map(|&id| names.get(id).map(|c| (*c).to_owned()))
             .collect();
+        let converting_touches: Vec<u64> = used
+            .iter()
+            .map(|id| touches_by_id.get(id).copied().unwrap_or(0))
+            .collect();
         let mut model = MarkovModel {
             channels,
             counts,
             out_totals,
             conversion_probability: 0.0,
             removal: vec![0.0; k],
+            converting_touches,
+            conversions,
+            global: vec![0.0; k],
         };
         model.solve();
         model
@@ -703,6 +789,28 @@ impl MarkovModel {
             .iter()
             .zip(&self.removal)
             .map(|(c, r)| (c.as_str(), if sum > 0.0 { r / sum } else { 0.0 }))
+            .collect()
+    }
+
+    /// `data_driven_global`'s credit per touch of `channel`: the chain's converting journeys
+    /// `C`, times the channel's removal effect over the sum of those of the channels with a
+    /// touch in a converting journey, shared by the channel's `n` touches in those journeys:
+    /// `C · RE(c) / Σ RE / n(c)`. 0 for a channel with no converting touch (or never seen).
+    pub fn global_share(&self, channel: &str) -> f64 {
+        self.channel_state(channel)
+            .and_then(|s| self.global.get(s - 1).copied())
+            .unwrap_or(0.0)
+    }
+
+    /// `data_driven_global`'s total per channel (`C · RE(c) / Σ RE` over the channels with a
+    /// converting touch), in channel name order: what `ChannelAttribution` reports as
+    /// `total_conversions`.
+    pub fn global_totals(&self) -> Vec<(&str, f64)> {
+        self.channels
+            .iter()
+            .zip(&self.global)
+            .zip(&self.converting_touches)
+            .map(|((c, share), n)| (c.as_str(), share * *n as f64))
             .collect()
     }
 
@@ -783,6 +891,27 @@ impl MarkovModel {
             };
             if let Some(r) = self.removal.get_mut(c) {
                 *r = effect.clamp(0.0, 1.0);
+            }
+        }
+        // data_driven_global: C · RE(c) / Σ RE (channels with a converting touch) / n(c)
+        let sum: f64 = self
+            .removal
+            .iter()
+            .zip(&self.converting_touches)
+            .filter(|(_, n)| **n > 0)
+            .map(|(r, _)| r)
+            .sum();
+        if sum > 0.0 {
+            let total = self.conversions as f64;
+            for ((g, r), n) in self
+                .global
+                .iter_mut()
+                .zip(&self.removal)
+                .zip(&self.converting_touches)
+            {
+                if *n > 0 {
+                    *g = total * r / sum / *n as f64;
+                }
             }
         }
     }

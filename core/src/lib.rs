@@ -15,6 +15,8 @@ pub mod entry;
 pub mod wire;
 
 #[cfg(feature = "full")]
+pub mod arrival;
+#[cfg(feature = "full")]
 pub mod assists;
 #[cfg(feature = "full")]
 pub mod attribution;
@@ -30,6 +32,10 @@ pub mod identity;
 pub mod import;
 #[cfg(feature = "full")]
 pub mod report;
+#[cfg(feature = "full")]
+pub mod resession;
+#[cfg(feature = "full")]
+pub mod rollup;
 #[cfg(feature = "full")]
 pub mod session;
 #[cfg(feature = "full")]

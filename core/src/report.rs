@@ -701,7 +701,8 @@ impl GroupBy {
         }
     }
 
-    fn key(self, s: &SessionRow) -> &str {
+    /// A session's row key under this grouping (`(not set)` for a missing campaign).
+    pub fn key(self, s: &SessionRow) -> &str {
         match self {
             GroupBy::Channel => &s.channel,
             GroupBy::Source => &s.source,
@@ -1365,11 +1366,11 @@ fn touch_refs<'s>(sessions: &[&'s SessionRow]) -> Vec<TouchRef<'s>> {
 }
 
 /// A touch is direct when its channel is `Direct` (no referrer, no tags).
-fn is_direct(s: &SessionRow) -> bool {
+pub(crate) fn is_direct(s: &SessionRow) -> bool {
     s.channel.eq_ignore_ascii_case("direct")
 }
 
-fn conversion_of(c: &ConversionRow) -> Conversion {
+pub(crate) fn conversion_of(c: &ConversionRow) -> Conversion {
     if c.kind.eq_ignore_ascii_case(KIND_LEAD) {
         Conversion::lead(c.at)
     } else {
@@ -1402,7 +1403,7 @@ fn conversion_of(c: &ConversionRow) -> Conversion {
 /// ```
 pub fn sources(data: &ReportData, query: &Query) -> SourcesReport {
     let idx = Index::new(data, query.include_bots);
-    let chains = if query.model == Model::DataDriven {
+    let chains = if query.model.needs_chain() {
         Chains::fit_with(&idx, data, query, None)
     } else {
         Chains::default()
@@ -1414,7 +1415,7 @@ pub fn sources(data: &ReportData, query: &Query) -> SourcesReport {
 pub fn sources_with(data: &ReportData, query: &Query, chains: &Chains) -> SourcesReport {
     let idx = Index::new(data, query.include_bots);
     let (rows, totals, spend_reconciliation) =
-        compute(data, &idx, query, query.from, query.to, chains, None);
+        compute(data, &idx, query, query.from, query.to, chains, None, &[]);
     SourcesReport {
         query: query.clone(),
         rows,
@@ -1432,7 +1433,7 @@ pub fn sources_with(data: &ReportData, query: &Query, chains: &Chains) -> Source
 /// reads the leads' sessions' visitors).
 pub fn sources_counted(leads: &ReportData, counted: &Counted, query: &Query) -> SourcesReport {
     let idx = Index::leads_only(leads, query.include_bots);
-    let chains = if query.model == Model::DataDriven {
+    let chains = if query.model.needs_chain() {
         Chains::fit_with(&idx, leads, query, Some(&counted.steps))
     } else {
         Chains::default()
@@ -1445,6 +1446,7 @@ pub fn sources_counted(leads: &ReportData, counted: &Counted, query: &Query) -> 
         query.to,
         &chains,
         Some(counted),
+        &[],
     );
     SourcesReport {
         query: query.clone(),
@@ -1454,6 +1456,58 @@ pub fn sources_counted(leads: &ReportData, counted: &Counted, query: &Query) -> 
     }
 }
 
+/// Credited figures of one row computed elsewhere: issue 14's credit rollups
+/// (`rollup::credit`) sum each conversion's credit, kept per day and row key, instead of
+/// crediting the conversions here.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreditedRow {
+    /// The row key (as [`SourceRow::key`]; [`UNATTRIBUTED`] for conversions with no touch).
+    pub key: String,
+    /// Credited lead conversions.
+    pub leads: f64,
+    /// Credited customer conversions.
+    pub customers: f64,
+    /// Their credited revenue (minor units).
+    pub revenue: f64,
+    /// Credited conversions of the query's kind.
+    pub conversions: f64,
+    /// Their credited revenue.
+    pub conversion_revenue: f64,
+}
+
+/// The sources report from counts ([`Counted`]) and credited figures computed elsewhere
+/// ([`CreditedRow`]s), with `spend` (the spend rows, as for [`sources`]): the same rows,
+/// spend, costs, order and totals as [`sources`] gives from the sessions they come from.
+pub fn sources_credited(
+    spend: &[SpendRow],
+    counted: &Counted,
+    credited: &[CreditedRow],
+    query: &Query,
+) -> SourcesReport {
+    let data = ReportData {
+        spend: spend.to_vec(),
+        ..ReportData::default()
+    };
+    let idx = Index::leads_only(&data, query.include_bots);
+    let (rows, totals, spend_reconciliation) = compute(
+        &data,
+        &idx,
+        query,
+        query.from,
+        query.to,
+        &Chains::default(),
+        Some(counted),
+        credited,
+    );
+    SourcesReport {
+        query: query.clone(),
+        rows,
+        totals,
+        spend_reconciliation,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn compute<'a>(
     data: &'a ReportData,
     idx: &Index<'a>,
@@ -1462,6 +1516,7 @@ fn compute<'a>(
     to: i64,
     chains: &Chains,
     counted: Option<&'a Counted>,
+    credited: &'a [CreditedRow],
 ) -> (Vec<SourceRow>, SourceRow, SpendReconciliation) {
     let in_range = |t: i64| t >= from && t < to;
     let filters = &query.filters;
@@ -1514,7 +1569,7 @@ fn compute<'a>(
         }
         let touches = idx.touches_of(&c.lead);
         let refs = touch_refs(touches);
-        let chain = if query.model == Model::DataDriven {
+        let chain = if query.model.needs_chain() {
             chains.get(&c.kind)
         } else {
             None
@@ -1548,6 +1603,17 @@ fn compute<'a>(
                 }
             }
         }
+    }
+
+    // credited figures computed elsewhere (credit rollups)
+    for c in credited {
+        let key: &'a str = &c.key;
+        let r = rows.entry(key).or_insert_with(|| SourceRow::named(key));
+        r.leads += c.leads;
+        r.customers += c.customers;
+        r.revenue += c.revenue;
+        r.conversions += c.conversions;
+        r.conversion_revenue += c.conversion_revenue;
     }
 
     // spend: the range's records (per channel, source, campaign), their part in the
@@ -1677,7 +1743,7 @@ pub fn timeseries(
     max_buckets: usize,
 ) -> Vec<TimeseriesPoint> {
     let idx = Index::new(data, query.include_bots);
-    let chains = if query.model == Model::DataDriven {
+    let chains = if query.model.needs_chain() {
         Chains::fit_with(&idx, data, query, None)
     } else {
         Chains::default()
@@ -1688,7 +1754,45 @@ pub fn timeseries(
         .map(|start| {
             let from = start.max(query.from);
             let to = start.saturating_add(granularity.len_ms()).min(query.to);
-            let (_, mut figures, _) = compute(data, &idx, query, from, to, &chains, None);
+            let (_, mut figures, _) = compute(data, &idx, query, from, to, &chains, None, &[]);
+            figures.key = granularity.label(start);
+            TimeseriesPoint {
+                bucket: figures.key.clone(),
+                from,
+                to,
+                figures,
+            }
+        })
+        .collect()
+}
+
+/// [`timeseries`] from counts (issue 14's rollups): `leads` as for [`sources_counted`] over the
+/// whole range, `steps` the range's [`Counted::steps`] (for the `data_driven` chains, fitted
+/// once over the whole range) and `counted(from, to)` the [`Counted`] of each bucket. The
+/// same answer as [`timeseries`] over the full data.
+pub fn timeseries_counted(
+    leads: &ReportData,
+    steps: &[StepCount],
+    mut counted: impl FnMut(i64, i64) -> Counted,
+    query: &Query,
+    granularity: Granularity,
+    max_buckets: usize,
+) -> Vec<TimeseriesPoint> {
+    let idx = Index::leads_only(leads, query.include_bots);
+    let chains = if query.model.needs_chain() {
+        Chains::fit_with(&idx, leads, query, Some(steps))
+    } else {
+        Chains::default()
+    };
+    granularity
+        .bucket_starts(query.from, query.to, max_buckets)
+        .into_iter()
+        .map(|start| {
+            let from = start.max(query.from);
+            let to = start.saturating_add(granularity.len_ms()).min(query.to);
+            let bucket = counted(from, to);
+            let (_, mut figures, _) =
+                compute(leads, &idx, query, from, to, &chains, Some(&bucket), &[]);
             figures.key = granularity.label(start);
             TimeseriesPoint {
                 bucket: figures.key.clone(),

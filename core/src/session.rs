@@ -150,148 +150,107 @@ where
     });
 
     let mut sessions: Vec<Session<S>> = Vec::new();
-    let mut last_at: Option<i64> = None;
+    let mut cursor: Option<Cursor<S>> = None;
     for idx in order {
         let Some(event) = events.get(idx) else {
             continue;
         };
-        let source = external_source(&event.arrival, &is_excluded);
-        let timed_out = last_at.is_none_or(|last| event.at.saturating_sub(last) > timeout_ms);
-        let new_source = match (sessions.last(), source) {
-            (Some(current), Some(src)) => current.touch.as_ref() != Some(src),
-            _ => false,
-        };
+        let source = event.arrival.source(&is_excluded);
+        let starts = cursor
+            .as_ref()
+            .is_none_or(|c| c.starts_session(event.at, source, timeout_ms));
         match sessions.last_mut() {
-            Some(current) if !timed_out && !new_source => {
+            Some(current) if !starts => {
                 current.end = event.at;
                 current.events.push(idx);
             }
-            _ => sessions.push(Session {
-                start: event.at,
-                end: event.at,
-                touch: source.cloned(),
-                landing_path: event.path.clone(),
-                events: vec![idx],
-            }),
+            _ => {
+                sessions.push(Session {
+                    start: event.at,
+                    end: event.at,
+                    touch: source.cloned(),
+                    landing_path: event.path.clone(),
+                    events: vec![idx],
+                });
+                cursor = Some(Cursor {
+                    last_at: event.at,
+                    touch: source.cloned(),
+                });
+            }
         }
-        last_at = Some(event.at);
+        if let Some(c) = cursor.as_mut() {
+            c.last_at = event.at;
+        }
     }
     sessions
 }
 
-/// The external source an arrival stands for, if any: tags always; a referral unless its host
-/// is excluded; nothing for internal navigations and direct loads.
-fn external_source<'a, S, F>(arrival: &'a Arrival<S>, is_excluded: &F) -> Option<&'a S>
-where
-    F: Fn(&str) -> bool,
-{
-    match arrival {
-        Arrival::Internal | Arrival::Direct => None,
-        Arrival::Tagged(source) => Some(source),
-        Arrival::Referral { host, source } => {
-            if is_excluded(host) {
-                None
-            } else {
-                Some(source)
+/// Where a left-to-right scan over one visitor's events stands: the time of the latest event
+/// and the touch of the session it is in. This and [`Cursor::starts_session`] are the whole
+/// state and the whole rule of sessionisation: [`sessionize`], the incremental sessioniser of
+/// the shards ([`crate::resession`]) and the acknowledgement ([`crate::arrival::ack_touch`])
+/// all decide with them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor<S> {
+    /// The time of the latest event (ms).
+    pub last_at: i64,
+    /// The current session's touch (`None`: direct).
+    pub touch: Option<S>,
+}
+
+impl<S: PartialEq> Cursor<S> {
+    /// Whether an event at `at` whose external source is `source` (after exclusion:
+    /// [`Arrival::source`]) starts a new session: more than `timeout_ms` after the latest
+    /// event, or an external source other than the current session's. The first event of a
+    /// visitor (no cursor yet) always starts one.
+    pub fn starts_session(&self, at: i64, source: Option<&S>, timeout_ms: i64) -> bool {
+        let timed_out = at.saturating_sub(self.last_at) > timeout_ms;
+        let new_source = source.is_some_and(|src| self.touch.as_ref() != Some(src));
+        timed_out || new_source
+    }
+}
+
+impl<S> Arrival<S> {
+    /// The external source this arrival stands for, if any: tags always; a referral unless
+    /// `is_excluded(host)`; nothing for internal navigations and direct loads.
+    pub fn source<F>(&self, is_excluded: F) -> Option<&S>
+    where
+        F: Fn(&str) -> bool,
+    {
+        match self {
+            Arrival::Internal | Arrival::Direct => None,
+            Arrival::Tagged(source) => Some(source),
+            Arrival::Referral { host, source } => {
+                if is_excluded(host) {
+                    None
+                } else {
+                    Some(source)
+                }
             }
         }
     }
 }
 
-/// An external source as the edge sessionises it: the key that says whether two arrivals
-/// come from the same source, and the classified touch stored for the session.
-///
-/// Two `EntrySource`s are equal when their keys are equal (the touch is derived from the
-/// same entry, apart from the landing path, which is not part of the source).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EntrySource {
-    /// What makes the source distinct: `t:` + every UTM tag and click id (and the external
-    /// referrer host when the URL has no `utm_source`/`utm_medium`/`utm_campaign`), or `r:` +
-    /// the referrer host without `www.`.
-    pub key: String,
-    /// The touch as `channel::classify` gives it.
-    pub touch: crate::channel::Touch,
-}
-
-impl PartialEq for EntrySource {
-    fn eq(&self, other: &Self) -> bool {
-        self.key == other.key
-    }
-}
-
 /// The adapter from a parsed entry (`entry::parse_entry` of the event's URL and referrer) to
-/// an [`Arrival`]: UTM tags or a click id → [`Arrival::Tagged`]; an external referrer →
-/// [`Arrival::Referral`]; a same-site referrer → [`Arrival::Internal`]; neither →
-/// [`Arrival::Direct`]. The tracker sends the previous page's URL as the referrer of a
-/// single-page-app navigation, so those come out as internal.
-pub fn arrival_from_entry(entry: &crate::entry::Entry) -> Arrival<EntrySource> {
-    let tags = &entry.tags;
-    let external_host = entry
-        .referrer_host
-        .as_deref()
-        .filter(|_| !entry.same_site_referrer)
-        .map(|h| crate::entry::strip_www(h).to_owned());
-    if tags.has_any() {
-        let mut key = String::from("t:");
-        for value in [
-            &tags.utm_source,
-            &tags.utm_medium,
-            &tags.utm_campaign,
-            &tags.utm_term,
-            &tags.utm_content,
-            &tags.utm_id,
-        ] {
-            key.push_str(value.as_deref().unwrap_or(""));
-            key.push('\u{1f}');
-        }
-        for (kind, value) in &tags.click_ids {
-            key.push_str(kind.param());
-            key.push('=');
-            key.push_str(value);
-            key.push('\u{1f}');
-        }
-        if !tags.has_campaign_tags() {
-            key.push_str(external_host.as_deref().unwrap_or(""));
-        }
-        return Arrival::Tagged(EntrySource {
-            key,
-            touch: crate::channel::classify(entry),
-        });
-    }
-    match (external_host, entry.referrer_host.is_some()) {
-        (Some(host), _) => Arrival::Referral {
-            source: EntrySource {
-                key: format!("r:{host}"),
-                touch: crate::channel::classify(entry),
-            },
-            host: entry.referrer_host.clone().unwrap_or(host),
-        },
-        (None, true) => Arrival::Internal,
-        (None, false) => Arrival::Direct,
-    }
+/// an [`Arrival`], as [`crate::arrival::arrival_of_entry`] decides it for the edge.
+pub fn arrival_from_entry(entry: &crate::entry::Entry) -> Arrival<crate::arrival::SessionTouch> {
+    crate::arrival::arrival_of_entry(entry)
 }
 
-/// [`sessionize`] for the edge: arrivals made by [`arrival_from_entry`], exclusion by
-/// `channel::is_excluded_referrer` with the site's own exclusion list.
+/// [`sessionize`] for the edge: arrivals made by [`crate::arrival::arrival`], exclusion by
+/// [`crate::arrival::SiteRules::excludes`].
 pub fn sessionize_entries(
-    events: &[SessionEvent<EntrySource>],
-    site_exclusions: &[&str],
-) -> Vec<Session<EntrySource>> {
-    sessionize(events, |host| {
-        crate::channel::is_excluded_referrer(host, site_exclusions)
-    })
+    events: &[SessionEvent<crate::arrival::SessionTouch>],
+    rules: &crate::arrival::SiteRules,
+) -> Vec<Session<crate::arrival::SessionTouch>> {
+    sessionize(events, |host| rules.excludes(host))
 }
 
-impl Session<EntrySource> {
-    /// The session's classified touch: its entry source's, or a `Direct` touch landing on
-    /// the session's first page.
-    pub fn classified_touch(&self) -> crate::channel::Touch {
-        match &self.touch {
-            Some(source) => source.touch.clone(),
-            None => crate::channel::classify(&crate::entry::Entry {
-                landing_path: self.landing_path.clone(),
-                ..crate::entry::Entry::default()
-            }),
-        }
+impl Session<crate::arrival::SessionTouch> {
+    /// The session's stored touch: its entry source's, or the direct touch.
+    pub fn touch_or_direct(&self) -> crate::arrival::SessionTouch {
+        self.touch
+            .clone()
+            .unwrap_or_else(crate::arrival::SessionTouch::direct)
     }
 }

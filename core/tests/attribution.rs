@@ -104,6 +104,10 @@ struct Case {
     /// Optional: revenue credited per model and touch.
     #[serde(default)]
     expected_revenue: BTreeMap<String, BTreeMap<String, Value>>,
+    /// Optional: `data_driven_global`'s total per channel over the converting `journeys`
+    /// (each credited as a lead conversion whose touches are its channels, one day apart).
+    #[serde(default)]
+    global_totals: BTreeMap<String, Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -290,6 +294,50 @@ fn run_case(path: &Path) -> usize {
         }
     }
 
+    if !case.global_totals.is_empty() {
+        let (Some(m), Some(journeys)) = (&markov, &case.journeys) else {
+            panic!("{}: global_totals need journeys", case.name);
+        };
+        let mut totals: BTreeMap<&str, f64> = BTreeMap::new();
+        let mut conversions = 0.0;
+        for j in journeys.iter().filter(|j| j.converted) {
+            let refs: Vec<TouchRef<'_>> = j
+                .channels
+                .iter()
+                .enumerate()
+                .map(|(i, ch)| TouchRef {
+                    at: ms(i as f64, 0),
+                    channel: ch,
+                    direct: false,
+                })
+                .collect();
+            let conv = Conversion::lead(ms(j.channels.len() as f64, 0));
+            for _ in 0..j.count {
+                conversions += 1.0;
+                for cr in credit(Model::DataDrivenGlobal, &refs, &conv, &params, Some(m)) {
+                    *totals.entry(refs[cr.index].channel).or_default() += cr.share;
+                }
+            }
+        }
+        let ctx = format!("{}: global totals", case.name);
+        for (ch, v) in &case.global_totals {
+            let got = totals.get(ch.as_str()).copied().unwrap_or(0.0);
+            close(got, number(v, &ctx), &format!("{ctx} {ch}"));
+        }
+        for (ch, total) in m.global_totals() {
+            close(
+                total,
+                totals.get(ch).copied().unwrap_or(0.0),
+                &format!("{ctx} {ch} (model)"),
+            );
+        }
+        close(
+            totals.values().sum(),
+            conversions,
+            &format!("{ctx}: add up to C"),
+        );
+    }
+
     let mut checked = 0;
     for model in Model::ALL {
         let expected = case
@@ -312,7 +360,7 @@ fn run_case(path: &Path) -> usize {
                 &format!("{ctx} touch {id}"),
             );
         }
-        if !credits.is_empty() {
+        if !credits.is_empty() && model.shares_sum_to_one() {
             let sum: f64 = credits.iter().map(|c| c.share).sum();
             close(sum, 1.0, &format!("{ctx} sum"));
         }
@@ -380,6 +428,7 @@ fn model_names_round_trip() {
         "w_shaped",
         "full_path",
         "data_driven",
+        "data_driven_global",
     ];
     for (model, name) in Model::ALL.into_iter().zip(names) {
         assert_eq!(model.as_str(), name);

@@ -81,6 +81,43 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(400))]
 
     #[test]
+    fn global_allocation_adds_up_to_the_conversions(
+        journeys in proptest::collection::vec(
+            (proptest::collection::vec(0usize..CHANNELS.len(), 0..6), any::<bool>()),
+            0..40,
+        ),
+    ) {
+        // every converting journey credited as a conversion whose touches are its channels:
+        // data_driven_global gives each channel C * RE / sum RE, so the credits add up to C
+        let markov = MarkovModel::fit(
+            journeys.iter().map(|(path, conv)| (path.iter().map(|&c| CHANNELS[c]), *conv)),
+        );
+        let mut total = 0.0;
+        let mut conversions = 0u32;
+        let mut per_channel = [0.0f64; CHANNELS.len()];
+        for (path, _) in journeys.iter().filter(|(p, c)| *c && !p.is_empty()) {
+            let touches: Vec<TouchRef<'static>> = path
+                .iter()
+                .enumerate()
+                .map(|(i, &c)| TouchRef { at: i as i64 * DAY, channel: CHANNELS[c], direct: c == 0 })
+                .collect();
+            let conv = Conversion::lead(path.len() as i64 * DAY);
+            conversions += 1;
+            for cr in credit(Model::DataDrivenGlobal, &touches, &conv, &Params::default(), Some(&markov)) {
+                total += cr.share;
+                per_channel[path[cr.index]] += cr.share;
+            }
+        }
+        prop_assert!((total - f64::from(conversions)).abs() <= 1e-9 * f64::from(conversions.max(1)),
+            "credits {} for {} conversions", total, conversions);
+        let totals = markov.global_totals();
+        for (name, want) in totals {
+            let i = CHANNELS.iter().position(|c| *c == name).expect("a known channel");
+            prop_assert!((per_channel[i] - want).abs() <= 1e-9, "{}: {} vs {}", name, per_channel[i], want);
+        }
+    }
+
+    #[test]
     fn credits_sum_to_one_for_every_model(
         raw in proptest::collection::vec(touch_strategy(), 0..25),
         conv in conversion_strategy(),
@@ -94,6 +131,14 @@ proptest! {
             let idx: Vec<usize> = credits.iter().map(|c| c.index).collect();
             prop_assert_eq!(&idx, &in_window, "{} credits the window's touches", model);
             if credits.is_empty() {
+                continue;
+            }
+            if !model.shares_sum_to_one() {
+                // a global allocation: finite, non-negative shares (their sum over the chain's
+                // conversions is checked by `global_allocation_adds_up_to_the_conversions`)
+                for c in &credits {
+                    prop_assert!(c.share.is_finite() && c.share >= 0.0, "{}: share {}", model, c.share);
+                }
                 continue;
             }
             let sum: f64 = credits.iter().map(|c| c.share).sum();

@@ -1397,3 +1397,64 @@ fn pages_from_counts_equal_pages_from_every_view() {
         }
     }
 }
+
+/// `data_driven_global` in the sources report: the journeys of the attribution case
+/// `15_data_driven_global_worked.json` as stored sessions. Ann (lead) came from Paid Social on
+/// day 0 and by Email on day 3 and became a lead on day 4; Bea (lead) came from Paid Social
+/// on day 1 and became a lead on day 2; two anonymous visitors came by Email (days 1 and 2)
+/// and did not convert. The lead chain is the case's (J1 S, E -> conversion; J2 S ->
+/// conversion; J3, J4 E -> null): removal effects S 2/3, E 1/2, normalised 4/7, 3/7.
+/// Global allocation of the 2 leads: Paid Social 8/7, Email 6/7 (the case's arithmetic);
+/// per conversion (`data_driven`): Ann 4/7 S + 3/7 E, Bea 1 S -> Paid Social 11/7, Email 3/7.
+#[test]
+fn data_driven_global_allocates_the_range_like_anderl() {
+    let lead = |id: &str, who: &str, day: i64| ConversionRow {
+        id: id.into(),
+        lead: who.into(),
+        kind: "lead".into(),
+        at: day * D,
+        ..ConversionRow::default()
+    };
+    let data = ReportData {
+        sessions: vec![
+            session("a1", "va", Some("ann"), 0, "Paid Social", "facebook", None),
+            session("a2", "va", Some("ann"), 3, "Email", "newsletter", None),
+            session("b1", "vb", Some("bea"), 1, "Paid Social", "instagram", None),
+            session("c1", "vc", None, 1, "Email", "newsletter", None),
+            session("d1", "vd", None, 2, "Email", "newsletter", None),
+        ],
+        conversions: vec![lead("ann:lead", "ann", 4), lead("bea:lead", "bea", 2)],
+        ..ReportData::default()
+    };
+    let mut q = Query::new(0, 10 * D);
+    q.model = Model::DataDrivenGlobal;
+    let r = sources(&data, &q);
+    assert!(close(row(&r, "Paid Social").leads, 8.0 / 7.0));
+    assert!(close(row(&r, "Email").leads, 6.0 / 7.0));
+    assert!(close(r.totals.leads, 2.0));
+    // by source: Paid Social's 8/7 is shared by its two touches, 4/7 each
+    q.group_by = GroupBy::Source;
+    let r = sources(&data, &q);
+    assert!(close(row(&r, "facebook").leads, 4.0 / 7.0));
+    assert!(close(row(&r, "instagram").leads, 4.0 / 7.0));
+    assert!(close(row(&r, "newsletter").leads, 6.0 / 7.0));
+    // data_driven splits each conversion among its own touches
+    q.group_by = GroupBy::Channel;
+    q.model = Model::DataDriven;
+    let r = sources(&data, &q);
+    assert!(close(row(&r, "Paid Social").leads, 11.0 / 7.0));
+    assert!(close(row(&r, "Email").leads, 3.0 / 7.0));
+    // a lead's journey lists the global shares too: Ann's S 4/7 and E 6/7
+    let chains = Chains::fit(&data, &q);
+    let j = journey(&data, "ann", &q, &chains).expect("ann's journey");
+    let global = j.conversions[0]
+        .credits
+        .iter()
+        .find(|c| c.model == Model::DataDrivenGlobal)
+        .expect("data_driven_global credit");
+    let shares: Vec<f64> = global.touches.iter().map(|t| t.share).collect();
+    assert!(
+        close(shares[0], 4.0 / 7.0) && close(shares[1], 6.0 / 7.0),
+        "{shares:?}"
+    );
+}

@@ -417,8 +417,8 @@ fn spend_in_a_range_sums_the_covered_days() {
 
 #[test]
 fn entry_adapter_end_to_end_with_real_urls() {
+    use closeloop_core::arrival::SiteRules;
     use closeloop_core::attribution::TouchRef;
-    use closeloop_core::channel::Channel;
     use closeloop_core::entry::parse_entry;
     use closeloop_core::session::{arrival_from_entry, sessionize_entries};
 
@@ -466,30 +466,52 @@ fn entry_adapter_end_to_end_with_real_urls() {
         .collect();
     assert!(matches!(events[1].arrival, Arrival::Internal));
     assert!(matches!(events[6].arrival, Arrival::Direct));
-    let sessions = sessionize_entries(&events, &[]);
-    let got: Vec<(Vec<&str>, Channel)> = sessions
+    let rules = SiteRules {
+        hosts: site.iter().map(|h| h.to_string()).collect(),
+        excluded: vec![],
+    };
+    let sessions = sessionize_entries(&events, &rules);
+    let got: Vec<(Vec<&str>, String)> = sessions
         .iter()
         .map(|s| {
             let ids = s.events.iter().map(|&i| events[i].id.as_str()).collect();
-            (ids, s.classified_touch().channel)
+            (ids, s.touch_or_direct().channel)
         })
         .collect();
     assert_eq!(
         got,
         [
-            (vec!["e1", "e2", "e3"], Channel::Email),
-            (vec!["e4"], Channel::OrganicSearch),
-            (vec!["e5", "e6"], Channel::PaidSearch),
-            (vec!["e7"], Channel::Direct),
+            (vec!["e1", "e2", "e3"], "Email".to_string()),
+            (vec!["e4"], "Organic Search".to_string()),
+            (vec!["e5", "e6"], "Paid Search".to_string()),
+            (vec!["e7"], "Direct".to_string()),
         ]
     );
+    // the ad click's touch keeps its click id, the search its referrer host
+    assert_eq!(
+        sessions[2].touch_or_direct().click_id.as_deref(),
+        Some("gclid=abc")
+    );
+    assert_eq!(
+        sessions[1].touch_or_direct().referrer_host.as_deref(),
+        Some("www.google.com")
+    );
     // a site exclusion: the Google search return is treated as a round trip
-    let excluded = sessionize_entries(&events, &["google.com"]);
+    let excluded = sessionize_entries(
+        &events,
+        &SiteRules {
+            excluded: vec!["google.com".into()],
+            ..rules.clone()
+        },
+    );
     assert_eq!(excluded.len(), 3);
     // the attribution adapter
-    let touch = sessions[3].classified_touch();
-    let r = TouchRef::from_touch(7, &touch);
+    let touch = sessions[3].touch_or_direct();
+    let r = TouchRef {
+        at: 7,
+        channel: &touch.channel,
+        direct: touch.is_direct(),
+    };
     assert_eq!((r.at, r.channel, r.direct), (7, "Direct", true));
-    let touch = sessions[0].classified_touch();
-    assert!(!TouchRef::from_touch(0, &touch).direct);
+    assert!(!sessions[0].touch_or_direct().is_direct());
 }

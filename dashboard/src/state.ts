@@ -15,6 +15,7 @@ export const MODELS: [string, string][] = [
   ['w_shaped', 'W-shaped'],
   ['full_path', 'Full path'],
   ['data_driven', 'Data-driven (Markov)'],
+  ['data_driven_global', 'Data-driven (global)'],
 ];
 
 export const GROUPS: [string, string][] = [

@@ -1134,3 +1134,114 @@ fn webhooks_are_signed_and_retried_after_a_failed_attempt() {
     };
     assert_eq!(customer.body["conversion"]["revenue"], 2500);
 }
+
+/// Scenario: `model=data_driven_global` through the worker, on the journeys of core's
+/// hand-worked case `15_data_driven_global_worked.json`. Ann arrives from a Facebook ad
+/// (Paid Social) on 2026-05-01 and from the newsletter (Email) on 05-04, where she leaves
+/// her email a minute later; Bea arrives from a Facebook ad on 05-02 and leaves hers a
+/// minute later; two anonymous visitors come by Email on 05-02 and 05-03. The lead chain
+/// (S, E -> conversion; S -> conversion; E -> null twice) has removal effects S 2/3, E 1/2,
+/// normalised 4/7 and 3/7: the global allocation of the 2 leads gives Paid Social 8/7 and
+/// Email 6/7 (Anderl et al.), where `data_driven` splits each conversion among its own
+/// touches: Ann 4/7 S + 3/7 E, Bea 1 S -> Paid Social 11/7, Email 3/7.
+#[test]
+fn the_global_data_driven_allocation_is_offered() {
+    let (w, site) = new_site();
+    let day = 86_400_000_i64;
+    let t = 1_777_629_600_000_i64; // 2026-05-01T10:00:00Z
+    let ad = "https://api-test.example/?utm_source=facebook&utm_medium=cpc";
+    let news = "https://api-test.example/?utm_source=nl&utm_medium=email";
+    let form = |id: &str, at: i64, email: &str| {
+        json!({"id": id, "type": "form_submit", "created_at": at, "url": "https://api-test.example/",
+               "form": {"fields": ["email"], "values": {"email": email}}})
+    };
+    let page = |id: &str, at: i64, url: &str| json!({"id": id, "type": "pageview", "created_at": at, "url": url});
+    for (visitor, events) in [
+        (
+            "ddg-visitor-ann",
+            vec![
+                page("ddg-ev-a1", t, ad),
+                page("ddg-ev-a2", t + 3 * day, news),
+                form("ddg-ev-a3", t + 3 * day + 60_000, "ann@ddg.example"),
+            ],
+        ),
+        (
+            "ddg-visitor-bea",
+            vec![
+                page("ddg-ev-b1", t + day, ad),
+                form("ddg-ev-b2", t + day + 60_000, "bea@ddg.example"),
+            ],
+        ),
+        ("ddg-visitor-anon-1", vec![page("ddg-ev-c1", t + day, news)]),
+        (
+            "ddg-visitor-anon-2",
+            vec![page("ddg-ev-d1", t + 2 * day, news)],
+        ),
+    ] {
+        let a = post_json(
+            w,
+            &site,
+            "events:import",
+            &json!({"visitor_id": visitor, "events": events}),
+        );
+        assert_eq!(a.json["rejected"].as_u64(), Some(0), "{}", a.text);
+    }
+    let leads_by_channel = |model: &str| -> Vec<(String, f64)> {
+        let r = read(
+            w,
+            &site,
+            &format!("reports/sources?from=2026-05-01&to=2026-05-11&model={model}&conversion=lead"),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+        conforms(&r, "SourcesReport");
+        let mut rows: Vec<(String, f64)> = r.json["rows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|x| {
+                (
+                    x["key"].as_str().unwrap_or("").to_owned(),
+                    x["leads"].as_f64().unwrap_or(-1.0),
+                )
+            })
+            .collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows
+    };
+    let close = |got: &[(String, f64)], want: &[(&str, f64)]| {
+        got.len() == want.len()
+            && got
+                .iter()
+                .zip(want)
+                .all(|((k, v), (wk, wv))| k == wk && (v - wv).abs() < 1e-9)
+    };
+    let global = leads_by_channel("data_driven_global");
+    assert!(
+        close(&global, &[("Email", 6.0 / 7.0), ("Paid Social", 8.0 / 7.0)]),
+        "{global:?}"
+    );
+    let local = leads_by_channel("data_driven");
+    assert!(
+        close(&local, &[("Email", 3.0 / 7.0), ("Paid Social", 11.0 / 7.0)]),
+        "{local:?}"
+    );
+    // Ann's journey lists both models' credits
+    let j = read(
+        w,
+        &site,
+        "leads/ann%40ddg.example?from=2026-05-01&to=2026-05-11",
+    );
+    assert_eq!(j.status, 200, "{}", j.text);
+    conforms(&j, "Journey");
+    let shares: Vec<f64> = j.json["conversions"][0]["credits"]
+        .as_array()
+        .and_then(|c| c.iter().find(|m| m["model"] == "data_driven_global"))
+        .and_then(|m| m["touches"].as_array())
+        .map(|t| t.iter().filter_map(|x| x["share"].as_f64()).collect())
+        .unwrap_or_default();
+    assert_eq!(shares.len(), 2, "{}", j.text);
+    assert!(
+        (shares[0] - 4.0 / 7.0).abs() < 1e-9 && (shares[1] - 6.0 / 7.0).abs() < 1e-9,
+        "{shares:?}"
+    );
+}

@@ -360,11 +360,7 @@ fn touches_sql(query: &Query) -> String {
         column(f.country.is_some(), "s.country", "country"),
         column(f.device.is_some(), "s.device_type", "device"),
     ];
-    let visitor = column(
-        query.model == closeloop_core::attribution::Model::DataDriven,
-        "s.visitor_id",
-        "visitor",
-    );
+    let visitor = column(query.model.needs_chain(), "s.visitor_id", "visitor");
     format!(
         "SELECT s.session_id AS id, {visitor}, lv.lead_id AS lead, s.started_at AS started_at, \
          s.channel AS channel, {} FROM lead_visitors lv CROSS JOIN sessions s \
@@ -1017,7 +1013,7 @@ impl Store {
         let first_day = from.div_euclid(MS_PER_DAY);
         let last_day = to.saturating_sub(1).div_euclid(MS_PER_DAY);
         let key = key_sql(query.group_by);
-        let data_driven = query.model == closeloop_core::attribution::Model::DataDriven;
+        let data_driven = query.model.needs_chain();
         let marked = !query.include_bots && query.filters.is_empty();
         let in_range = "s.site_id = ?1 AND s.started_at >= ?2 AND s.started_at < ?3";
         // the shared touch fields: min = max when all of a row's sessions have the same
