@@ -10,6 +10,7 @@
 //! - [`store`] — the only module that knows SQL and KV keys.
 //! - [`auth`] — keys (SHA-256 hashed, constant-time compared) and the admin token.
 //! - [`admin`] — sites, origins and keys.
+//! - [`reclassify`] — stored events and sessions classified again when the lists change.
 //! - [`reports`] — the read API.
 //! - [`api`] — events:import, conversions, spend, reports, leads, openapi.json.
 //! - [`cors`], [`error`] — CORS headers; one JSON error type.
@@ -21,6 +22,7 @@ pub mod cors;
 pub mod enrich;
 pub mod error;
 pub mod ingest;
+pub mod reclassify;
 pub mod reports;
 pub mod store;
 pub mod touch;
@@ -29,9 +31,10 @@ use error::{ApiError, ApiResult};
 use store::Store;
 use worker::{event, Context, Date, Env, Method, Request, Response};
 
-/// Runs once when an isolate instantiates the module: compiles the user-agent and bot
-/// patterns (about 45 ms of CPU in V8, measured) so that this one-off cost falls in the
-/// isolate's start-up budget instead of its first request's CPU time.
+/// Runs once when an isolate instantiates the module: compiles the user-agent rules and
+/// the bot lists (see BENCHMARKS.md, "Enrichment", for what it costs) so that this
+/// one-off cost falls in the isolate's start-up budget instead of its first request's CPU
+/// time.
 #[event(start)]
 pub fn start() {
     enrich::warm();
@@ -110,6 +113,9 @@ async fn route(mut req: Request, env: &Env, now: i64) -> ApiResult<Response> {
                 (["sites", site, "origins"], Method::Put) => {
                     admin::set_origins(&mut req, &store, site).await
                 }
+                (["sites", site, "reclassify"], Method::Post) => {
+                    reclassify::step(&req, &store, site).await
+                }
                 // what the cron trigger does first, now (operators, tests); `?site=`
                 // limits it to one site
                 (["sessions:flush"], Method::Post) => {
@@ -125,7 +131,11 @@ async fn route(mut req: Request, env: &Env, now: i64) -> ApiResult<Response> {
                     Ok(Response::from_json(&done)?)
                 }
                 (
-                    ["sites"] | ["sites", _, "keys"] | ["sites", _, "origins"] | ["sessions:flush"],
+                    ["sites"]
+                    | ["sites", _, "keys"]
+                    | ["sites", _, "origins"]
+                    | ["sites", _, "reclassify"]
+                    | ["sessions:flush"],
                     _,
                 ) => Err(ApiError::method_not_allowed()),
                 _ => Err(ApiError::no_route()),

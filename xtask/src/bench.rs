@@ -2,7 +2,8 @@
 //!
 //! Rows so far: the tracker's transfer size (every file a visitor downloads, raw,
 //! gzip -9 and brotli -q 11) and core's criterion benchmarks (channel classification
-//! throughput, attribution of a 50-touch journey per model).
+//! throughput, attribution of a 50-touch journey per model), and the enrichment's
+//! accuracy on public corpora with its CPU beside `main`'s (`bench_enrich.rs`).
 
 use crate::util::{self, note, root, say, Result};
 use serde_json::Value;
@@ -18,7 +19,7 @@ pub fn run(args: &[String]) -> Result {
             .map(|v| v.split(',').map(str::to_string).collect())
             .unwrap_or_default()
     });
-    const PARTS: [&str; 5] = ["sizes", "ingest", "tracker", "reports", "core"];
+    const PARTS: [&str; 6] = ["sizes", "ingest", "tracker", "reports", "core", "enrich"];
     if let Some(o) = &only {
         if let Some(bad) = o.iter().find(|p| !PARTS.contains(&p.as_str())) {
             return Err(format!(
@@ -28,7 +29,13 @@ pub fn run(args: &[String]) -> Result {
         }
     }
     let wanted = |p: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == p));
-    crate::build()?;
+    // the enrichment part measures core natively and needs no build of the worker
+    if only
+        .as_ref()
+        .is_none_or(|o| o.iter().any(|p| p != "enrich"))
+    {
+        crate::build()?;
+    }
     let mut md = String::from(
         "# Benchmarks\n\nWritten by `cargo xtask bench` (do not edit by hand). Machine: 2 cores, 24 GiB.\n",
     );
@@ -49,6 +56,10 @@ pub fn run(args: &[String]) -> Result {
     if wanted("reports") {
         say("Reports over a generated data set, beside sqlite3");
         md.push_str(&crate::bench_reports::run()?);
+    }
+    if wanted("enrich") {
+        say("Enrichment: bots, devices and channels against public corpora");
+        md.push_str(&crate::bench_enrich::run()?);
     }
     if wanted("core") {
         say("core benchmarks (criterion)");

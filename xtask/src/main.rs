@@ -7,9 +7,11 @@
 //! - `cargo xtask build` — build the tracker and the worker.
 //! - `cargo xtask site create|list|keys|origins` — manage sites on a running worker.
 //! - `cargo xtask lint` — rustfmt and clippy, native and wasm32.
-//! - `cargo xtask refresh-lists` — download the referrer lists core compiles in.
+//! - `cargo xtask refresh-lists` — refresh the bot lists (package registries) and the
+//!   referrer lists core compiles in.
 
 mod bench;
+mod bench_enrich;
 mod bench_ingest;
 mod bench_reports;
 mod bench_tracker;
@@ -17,6 +19,7 @@ mod dashboard;
 mod demo;
 mod edge;
 mod install;
+mod lists;
 mod site;
 mod test;
 mod tracker;
@@ -31,12 +34,12 @@ commands:
                   install, build, migrate and serve the demo (worker + demo site);
                   --screenshots: save every dashboard view into docs/ and stop
   test            install what is missing, then run every test
-  bench [--only sizes,ingest,tracker,reports,core] [--quick]
+  bench [--only sizes,ingest,tracker,reports,core,enrich] [--quick]
                   build in release, measure, write BENCHMARKS.md (--only: print)
   build           build the tracker and the worker
   lint            cargo fmt --check, clippy (native and wasm32, -D warnings), tsc
   site ...        manage sites on a running worker (see `cargo xtask site help`)
-  refresh-lists   download the referrer lists that core compiles in (needs internet)";
+  refresh-lists   refresh the bot lists (npm, PyPI) and referrer lists core compiles in";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -48,7 +51,7 @@ fn main() {
         Some("bench") => bench::run(rest),
         Some("lint") => lint(),
         Some("site") => site::run(rest),
-        Some("refresh-lists") => refresh_lists(),
+        Some("refresh-lists") => lists::run(rest),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             Ok(())
@@ -111,12 +114,4 @@ fn lint() -> Result {
     )?;
     dashboard::typecheck()?;
     Ok(())
-}
-
-/// Runs `core/data/refresh.sh`, which downloads the upstream referrer lists.
-fn refresh_lists() -> Result {
-    say("Refreshing the referrer lists (core/data)");
-    util::run_visible(
-        std::process::Command::new("bash").arg(util::root().join("core/data/refresh.sh")),
-    )
 }

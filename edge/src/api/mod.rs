@@ -7,6 +7,7 @@
 //! ([`crate::store::reporting`]) and answers JSON. The figures are computed by
 //! `closeloop_core::report` only.
 
+pub mod bots;
 pub mod conversions;
 pub mod events_import;
 pub mod facets;
@@ -35,7 +36,7 @@ pub fn handles(rest: &[&str]) -> bool {
             | ["conversions:import"]
             | ["spend"]
             | ["spend:import"]
-            | ["reports", "sources" | "pages" | "timeseries" | "facets"]
+            | ["reports", "sources" | "pages" | "timeseries" | "facets" | "bots"]
             | ["leads"]
             | ["leads", _]
             | ["webhooks"]
@@ -112,6 +113,10 @@ pub async fn route(
         (["reports", "pages"], Method::Get) => {
             let cfg = authorise_fresh(req, &store, site).await?;
             reports::pages(req, &store, &cfg, now).await
+        }
+        (["reports", "bots"], Method::Get) => {
+            let cfg = authorise_fresh(req, &store, site).await?;
+            bots::report(req, &store, &cfg, now).await
         }
         (["reports", "timeseries"], Method::Get) => {
             let cfg = authorise_fresh(req, &store, site).await?;
