@@ -58,7 +58,10 @@ export function Compare() {
       <ViewHeading>Compare models</ViewHeading>
       <ReportControls compare />
       <Status id="compare" loaded={loaded} empty={!!A && rows.length === 0}>
-        {what} credited by {nameA} (A) and {nameB} (B). Totals are the same under every model: only the split between rows changes.
+        {what} credited by {nameA} (A) and {nameB} (B).{' '}
+        {s.model === 'data_driven_global' || s.model_b === 'data_driven_global'
+          ? 'Data-driven (global) shares out the range’s conversions among the channels at once, not each conversion among its own touches, so its revenue (and a segment’s totals) can differ from other models’.'
+          : 'Totals are the same under both models: only the split between rows changes.'}
       </Status>
       {rows.length > 0 && (
         <ChartView

@@ -104,7 +104,8 @@ export function JourneyView() {
           <h3>Credit per touch</h3>
           <p class="note">
             What each model gives each touch (session) of each conversion, within the {c.state.lookback}-day lookback; your report
-            uses {modelName(MODELS, c.state.model)}.
+            uses {modelName(MODELS, c.state.model)}. Data-driven (global) shares out all the range's conversions among the
+            channels at once, so one conversion's shares under it need not add up to 100%.
           </p>
           {(j.conversions ?? []).map((cv) => (
             <CreditTable key={cv.conversion.id} cv={cv} number={number} sessions={sessions} />
@@ -150,7 +151,9 @@ function CreditTable(p: { cv: JourneyConversion; number: Map<string, number>; se
               return (
                 <tr key={id} data-session={id}>
                   <th scope="row" class="first">
-                    Session {p.number.get(id) ?? '?'}: {s ? `${s.channel}, ${dateTime(s.started_at)}` : id}
+                    Session {p.number.get(id) ?? '?'}
+                    {s ? ` · ${s.channel}` : ''}
+                    <span class="sub">{s ? dateTime(s.started_at) : id}</span>
                   </th>
                   {p.cv.credits.map((m) => {
                     const t = m.touches.find((x) => x.session === id);
