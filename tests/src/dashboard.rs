@@ -5,7 +5,9 @@
 
 use crate::browser::{eval_until, Browser};
 use crate::Result;
-use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
+use chromiumoxide::cdp::browser_protocol::emulation::{
+    MediaFeature, SetDeviceMetricsOverrideParams, SetEmulatedMediaParams,
+};
 use chromiumoxide::cdp::browser_protocol::log::{
     EnableParams as LogEnable, EventEntryAdded, LogEntryLevel,
 };
@@ -228,8 +230,12 @@ pub const SHOTS: [(&str, &str); 8] = [
     ("journey", "view=lead"),
 ];
 
+/// The views also saved in the dark theme (`prefers-color-scheme: dark`), at laptop width.
+pub const DARK_SHOTS: [&str; 2] = ["overview", "sources"];
+
 /// Saves every view of [`SHOTS`] at both [`WIDTHS`] into `dir` as
-/// `dashboard-{view}-{width}.png`, signed in to `site` on `base` (a running worker); the
+/// `dashboard-{view}-{width}.png`, and those of [`DARK_SHOTS`] in the dark theme as
+/// `dashboard-{view}-dark-1366.png`, signed in to `site` on `base` (a running worker); the
 /// journey is that of `lead`. Fails on any console error. Returns the files written.
 pub fn screenshots(
     base: &str,
@@ -247,12 +253,28 @@ pub fn screenshots(
         let browser = Browser::launch().await?;
         let mut written = Vec::new();
         let result: Result = async {
-            for (width, height) in WIDTHS {
+            let mut passes: Vec<(u32, u32, bool)> =
+                WIDTHS.iter().map(|&(w, h)| (w, h, false)).collect();
+            passes.push((WIDTHS[0].0, WIDTHS[0].1, true));
+            for (width, height, dark) in passes {
                 let first = format!("{base}/dashboard/?site={site}");
                 let tab = Tab::open(&browser, &first, width, height).await?;
+                if dark {
+                    tab.page
+                        .execute(
+                            SetEmulatedMediaParams::builder()
+                                .feature(MediaFeature::new("prefers-color-scheme", "dark"))
+                                .build(),
+                        )
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
                 tab.sign_in(site, read_key).await?;
                 tab.settled().await?;
                 for (name, query) in SHOTS {
+                    if dark && !DARK_SHOTS.contains(&name) {
+                        continue;
+                    }
                     let mut q = format!("?site={site}&{query}");
                     if name == "journey" {
                         q.push_str(&format!("&lead={lead}"));
@@ -265,7 +287,8 @@ pub fn screenshots(
                     tab.settled().await?;
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     tab.eval("window.scrollTo(0, 0); document.activeElement && document.activeElement.blur(); true").await?;
-                    let path = dir.join(format!("dashboard-{name}-{width}.png"));
+                    let theme = if dark { "-dark" } else { "" };
+                    let path = dir.join(format!("dashboard-{name}{theme}-{width}.png"));
                     tab.screenshot(&path, width, height).await?;
                     written.push(path);
                 }
