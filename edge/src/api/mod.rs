@@ -36,7 +36,10 @@ pub fn handles(rest: &[&str]) -> bool {
             | ["conversions:import"]
             | ["spend"]
             | ["spend:import"]
-            | ["reports", "sources" | "pages" | "timeseries" | "facets" | "bots"]
+            | [
+                "reports",
+                "sources" | "pages" | "timeseries" | "facets" | "bots"
+            ]
             | ["leads"]
             | ["leads", _]
             | ["webhooks"]
