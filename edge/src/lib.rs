@@ -65,10 +65,15 @@ pub async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
     let now = Date::now().as_millis() as i64;
     let is_collect = req.path() == "/v1/collect";
     if is_collect && req.method() == Method::Post {
+        let sender = req.headers().get("Origin").ok().flatten();
         let (result, origin) = ingest::collect(req, &env, now).await;
-        let mut resp = match result {
-            Ok(r) => r,
-            Err(e) => e.into_response()?,
+        let (mut resp, origin) = match result {
+            Ok(r) => (r, origin),
+            // An error is readable by whichever page sent the batch (its body says
+            // nothing secret): the tracker must see a refusal's status to stop
+            // retrying a batch refused for good (issue 12), which a browser hides
+            // behind a network error without this header.
+            Err(e) => (e.into_response()?, origin.or(sender)),
         };
         if let Some(o) = origin {
             cors::allow(&mut resp, &o)?;

@@ -64,6 +64,14 @@ pub fn with_block(headers: &str) -> String {
     out
 }
 
+/// Puts the dashboard's block into `dist/public/_headers` (the tracker's build rewrites the
+/// file: `cargo xtask build tracker` calls this after it).
+pub fn write_headers() -> Result {
+    let headers = root().join("dist").join("public").join("_headers");
+    let old = std::fs::read_to_string(&headers).unwrap_or_default();
+    std::fs::write(&headers, with_block(&old)).map_err(|e| format!("{}: {e}", headers.display()))
+}
+
 /// Bundles, copies and writes the headers (see the module docs).
 pub fn build() -> Result {
     let root = root();
@@ -87,10 +95,7 @@ pub fn build() -> Result {
             "--log-level=warning",
         ]),
     )?;
-    let headers = public.join("_headers");
-    let old = std::fs::read_to_string(&headers).unwrap_or_default();
-    std::fs::write(&headers, with_block(&old))
-        .map_err(|e| format!("{}: {e}", headers.display()))?;
+    write_headers()?;
     let size = std::fs::metadata(dest.join(BUNDLE)).map_or(0, |m| m.len());
     note(format!(
         "dashboard: dist/public/dashboard/ (index.html, dashboard.css, {BUNDLE} {} KB)",

@@ -4,7 +4,7 @@
 //!   the worker in wrangler's local mode with the demo site and the dashboard.
 //! - `cargo xtask test` — install what is missing, then run every test.
 //! - `cargo xtask bench` — build in release and write BENCHMARKS.md (`--only` a part: print it).
-//! - `cargo xtask build` — build the tracker and the worker.
+//! - `cargo xtask build` — build the tracker and the worker (`build tracker`: the tracker).
 //! - `cargo xtask site create|list|keys|origins` — manage sites on a running worker.
 //! - `cargo xtask lint` — rustfmt and clippy, native and wasm32.
 //! - `cargo xtask refresh-lists` — refresh the bot lists (package registries) and the
@@ -36,7 +36,7 @@ commands:
   test            install what is missing, then run every test
   bench [--only sizes,ingest,tracker,reports,core,enrich] [--quick]
                   build in release, measure, write BENCHMARKS.md (--only: print)
-  build           build the tracker and the worker
+  build [tracker] build the tracker and the worker (or the tracker alone)
   lint            cargo fmt --check, clippy (native and wasm32, -D warnings), tsc
   site ...        manage sites on a running worker (see `cargo xtask site help`)
   refresh-lists   refresh the bot lists (npm, PyPI) and referrer lists core compiles in";
@@ -45,6 +45,9 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rest = args.get(1..).unwrap_or_default();
     let result = match args.first().map(String::as_str) {
+        Some("build") if rest == ["tracker"] => install::build_tools()
+            .and_then(|_| tracker::build())
+            .and_then(|_| dashboard::write_headers()),
         Some("build") => build(),
         Some("demo") => demo::run(rest),
         Some("test") => test::run(rest),
