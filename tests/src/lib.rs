@@ -7,14 +7,18 @@
 //! themselves by creating a site of their own. A test that stops or restarts the worker
 //! starts a dedicated one with [`worker::Worker::start`].
 
+pub mod demo_data;
 pub mod http;
 pub mod openapi;
 pub mod receiver;
+pub mod scenario;
 pub mod site;
 pub mod worker;
 
 #[cfg(feature = "browser")]
 pub mod browser;
+#[cfg(feature = "browser")]
+pub mod dashboard;
 #[cfg(feature = "browser")]
 pub mod faults;
 #[cfg(feature = "browser")]

@@ -38,7 +38,9 @@ use util::{say, Result};
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  demo            install, build, migrate and serve the demo (worker + demo site)
+  demo [--screenshots]
+                  install, build, migrate and serve the demo (worker + demo site);
+                  --screenshots: save every dashboard view into docs/ and stop
   test            install what is missing, then run every test
   bench [--only sizes,ingest,tracker,reports,core,enrich] [--quick]
                   build in release, measure, write BENCHMARKS.md (--only: print)
@@ -49,7 +51,7 @@ commands:
   fuzz [--minutes N] [--only a,b] [--schema-seconds S]
                   every cargo-fuzz target N min (10), then schemathesis S s (600)
   build [tracker] build the tracker and the worker (or the tracker alone)
-  lint            cargo fmt --check and clippy (native and wasm32), -D warnings
+  lint            cargo fmt --check, clippy (native and wasm32, -D warnings), tsc
   site ...        manage sites on a running worker (see `cargo xtask site help`)
   refresh-lists   refresh the bot lists (npm, PyPI) and referrer lists core compiles in";
 
@@ -57,9 +59,9 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rest = args.get(1..).unwrap_or_default();
     let result = match args.first().map(String::as_str) {
-        Some("build") if rest == ["tracker"] => {
-            install::build_tools().and_then(|_| tracker::build())
-        }
+        Some("build") if rest == ["tracker"] => install::build_tools()
+            .and_then(|_| tracker::build())
+            .and_then(|_| dashboard::write_headers()),
         Some("build") => build(),
         Some("demo") => demo::run(rest),
         Some("test") => test::run(rest),
@@ -92,7 +94,8 @@ pub fn build() -> Result {
     Ok(())
 }
 
-/// rustfmt and clippy over every crate, native and wasm32, warnings as errors.
+/// rustfmt and clippy over every crate, native and wasm32, warnings as errors; the
+/// dashboard's TypeScript type-checked.
 fn lint() -> Result {
     install::build_tools()?;
     say("Linting");
@@ -129,5 +132,6 @@ fn lint() -> Result {
             "warnings",
         ]),
     )?;
+    dashboard::typecheck()?;
     Ok(())
 }

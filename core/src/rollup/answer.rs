@@ -17,8 +17,8 @@ use super::visitors::{VisitorSet, Visitors};
 use super::{Bucket, DayRollup, Rollup, VisitorCounts, DAY_MS, HOUR_MS};
 use crate::assists::PageRow;
 use crate::report::{
-    pages_counted, sources_counted, timeseries_counted, Counted, PageCount, PageSort, Query,
-    ReportData, SourcesReport, StepCount, TimeseriesPoint, TrafficRow,
+    pages_counted, sources_counted, timeseries_counted, Counted, Coverage, PageCount, PageSort,
+    Query, ReportData, SourcesReport, StepCount, TimeseriesPoint, TrafficRow,
 };
 use crate::time::Granularity;
 
@@ -129,8 +129,26 @@ fn traffic_between<B: Buckets>(
     let mut steps: BTreeMap<(Option<String>, String), u64> = BTreeMap::new();
     // each row key's report fields once per call
     let mut seen: BTreeMap<&super::RowKey, Option<String>> = BTreeMap::new();
+    // with a segment, what spend records cover (report::Coverage): every counting row key's
+    // sessions per touch, and those in the segment
+    let mut cover: BTreeMap<(&str, &str, Option<&str>), (u64, u64)> = BTreeMap::new();
+    let mut in_segment: BTreeMap<&super::RowKey, bool> = BTreeMap::new();
     for (_, bucket) in r.range(first, end) {
         for (key, row) in &bucket.rows {
+            if !query.filters.is_empty() && (query.include_bots || !key.is_bot) && row.sessions > 0
+            {
+                let inside = *in_segment
+                    .entry(key)
+                    .or_insert_with(|| query.filters.matches(&key.as_session_row()));
+                let n = row.sessions as u64;
+                let c = cover
+                    .entry((&key.channel, &key.source, key.campaign.as_deref()))
+                    .or_default();
+                c.0 = c.0.saturating_add(n);
+                if inside {
+                    c.1 = c.1.saturating_add(n);
+                }
+            }
             let group = seen.entry(key).or_insert_with(|| {
                 let s = key.as_session_row();
                 ((query.include_bots || !key.is_bot) && query.filters.matches(&s))
@@ -188,6 +206,18 @@ fn traffic_between<B: Buckets>(
                     channel,
                     sessions,
                 })
+                .collect(),
+            coverage: cover
+                .into_iter()
+                .map(
+                    |((channel, source, campaign), (sessions, in_segment))| Coverage {
+                        channel: channel.to_owned(),
+                        source: source.to_owned(),
+                        campaign: campaign.map(str::to_owned),
+                        sessions,
+                        in_segment,
+                    },
+                )
                 .collect(),
         },
         visitors_exact: exact,
@@ -303,6 +333,7 @@ pub fn pages<B: Buckets>(
                 path: path.to_owned(),
                 views: t.views.max(0) as u64,
                 entrances: t.entrances.max(0) as u64,
+                exits: t.exits.max(0) as u64,
                 assisted_leads: c.map_or(0, |c| c.assisted_leads),
                 assisted_customers: c.map_or(0, |c| c.assisted_customers),
                 assisted_revenue: c.map_or(0, |c| c.assisted_revenue),

@@ -17,6 +17,7 @@ pub mod audit;
 pub mod bots;
 pub mod conversions;
 pub mod events_import;
+pub mod facets;
 pub mod leads;
 pub mod openapi;
 pub mod reports;
@@ -59,7 +60,7 @@ const fn entry(method: &'static str, path: &'static str, scope: KeyKind) -> Rout
 }
 
 /// Every endpoint under `/v1/sites/{site}/` and its scope.
-pub const ROUTES: [Route; 19] = [
+pub const ROUTES: [Route; 20] = [
     entry("POST", "events:import", KeyKind::Write),
     entry("POST", "conversions", KeyKind::Write),
     entry("POST", "conversions:import", KeyKind::Write),
@@ -69,6 +70,7 @@ pub const ROUTES: [Route; 19] = [
     entry("GET", "reports/pages", KeyKind::Read),
     entry("GET", "reports/bots", KeyKind::Read),
     entry("GET", "reports/timeseries", KeyKind::Read),
+    entry("GET", "reports/facets", KeyKind::Read),
     entry("GET", "leads", KeyKind::Read),
     entry("GET", "leads/{lead}", KeyKind::Read),
     entry("DELETE", "leads/{lead}", KeyKind::Manage),
@@ -177,6 +179,7 @@ pub async fn route(
         ("reports/pages", _) => reports::pages(req, &store, &cfg, now).await,
         ("reports/bots", _) => bots::report(req, &store, &cfg, now).await,
         ("reports/timeseries", _) => reports::timeseries(req, &store, &cfg, now).await,
+        ("reports/facets", _) => facets::facets(req, &store, &cfg, now).await,
         ("leads", _) => leads::list(req, &store, &cfg).await,
         ("leads/{lead}", [_, lead]) if r.method == "GET" => {
             leads::journey(req, &store, &cfg, lead, now).await
@@ -410,6 +413,7 @@ mod tests {
             Err(405)
         );
         assert!(!handles(&["leads", ""]));
+        assert!(handles(&["reports", "facets"]));
         assert!(!handles(&["nothing"]));
         let r = find(&Method::Post, &["webhooks", "wh_1:rotate"]).expect("route");
         assert_eq!(r.path, "webhooks/{webhook}:rotate");
