@@ -16,12 +16,16 @@
 
 pub mod admin;
 pub mod api;
+pub mod archive;
 pub mod auth;
 pub mod cors;
+pub mod engines;
 pub mod enrich;
 pub mod error;
 pub mod ingest;
 pub mod reports;
+pub mod shard;
+pub mod sqlite;
 pub mod store;
 pub mod touch;
 
