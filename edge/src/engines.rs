@@ -4,9 +4,6 @@
 //! ([`client`]), plus the admin routes that exercise them before the public routes are
 //! wired to them.
 
-#[cfg(target_arch = "wasm32")]
-pub mod client;
-
 use crate::sqlite::SqlError;
 
 /// Why an engine refused or failed a request.

@@ -58,7 +58,5 @@ pub mod msg;
 mod rollups;
 pub mod sql;
 
-#[cfg(target_arch = "wasm32")]
-pub mod object;
 
 pub use engine::{ArchivedEvent, Ingested, ShardEngine, ShardStatus};
