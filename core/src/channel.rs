@@ -8,7 +8,7 @@
 //! hand-written functions (private module `matchers`), cross-checked against the `regex` crate in the
 //! tests; a changed regex in the data file fails the build until a matcher exists.
 //!
-//! Source categories (search, social, video, shopping) come from Matomo's
+//! Source categories (search, social, video, shopping, AI assistant) come from Matomo's
 //! searchengine-and-social-list (`core/data/matomo/`, CC0) plus a short hand-kept file
 //! for what Matomo lacks (`core/data/source-categories.txt`: video and shopping sites,
 //! newer social networks), compiled into a perfect-hash map. See `core/data/README.md`.
@@ -19,9 +19,13 @@
 //!    content and id come from the tags too.
 //! 2. A click id that implies a paid network ([`ClickIdKind::implied_source_medium`]),
 //!    e.g. `gclid` → `google` / `cpc`.
-//! 3. An external referrer: a search engine → its name (`google`) / `organic`; anything
-//!    else → the referrer host without `www.` / `referral` (its category still makes
-//!    `facebook.com` Organic Social, `youtube.com` Organic Video...).
+//! 3. An external referrer: a search engine → its name (`google`) / `organic`; an AI
+//!    assistant → its host / `ai-assistant` (GA4's medium for its AI Assistant channel);
+//!    anything else → the referrer host without `www.` / `referral` (its category still
+//!    makes `facebook.com` Organic Social, `youtube.com` Organic Video...). An
+//!    `android-app://` referrer's package is looked up as its network's web host
+//!    (`core/data/android-apps.txt`: `com.reddit.frontpage` → `reddit.com`) and keeps
+//!    the package as its source.
 //! 4. `fbclid` without a referrer → `facebook` / `social` (see `ClickIdKind`).
 //! 5. Otherwise (no referrer, or a same-site one) → `(direct)` / `(none)`.
 //!
@@ -75,6 +79,10 @@ pub enum Channel {
     /// Non-ad search results.
     #[serde(rename = "Organic Search")]
     OrganicSearch,
+    /// Links from AI assistants (ChatGPT, Gemini, Claude, Copilot, Perplexity...): GA4's
+    /// channel since May 2026 (medium `ai-assistant`).
+    #[serde(rename = "AI Assistant")]
+    AiAssistant,
     /// Links from other sites.
     #[serde(rename = "Referral")]
     Referral,
@@ -100,7 +108,7 @@ pub enum Channel {
 
 impl Channel {
     /// Every channel, in the article's evaluation order (Unassigned last).
-    pub const ALL: [Channel; 19] = EVALUATION_ORDER;
+    pub const ALL: [Channel; 20] = EVALUATION_ORDER;
 
     /// GA4's name for the channel ("Organic Search").
     pub fn as_str(self) -> &'static str {
@@ -117,6 +125,7 @@ impl Channel {
             Channel::OrganicSocial => "Organic Social",
             Channel::OrganicVideo => "Organic Video",
             Channel::OrganicSearch => "Organic Search",
+            Channel::AiAssistant => "AI Assistant",
             Channel::Referral => "Referral",
             Channel::Email => "Email",
             Channel::Affiliates => "Affiliates",
@@ -155,6 +164,9 @@ pub enum SourceCategory {
     Video,
     /// A shopping site.
     Shopping,
+    /// An AI assistant (`chatgpt.com`, `gemini.google.com`, `claude.ai`...): GA4 groups
+    /// its referrals as the AI Assistant channel.
+    AiAssistant,
     /// None of these.
     None,
 }
@@ -170,6 +182,13 @@ pub(crate) struct SourceEntry {
 }
 
 include!(concat!(env!("OUT_DIR"), "/sources.rs"));
+include!(concat!(env!("OUT_DIR"), "/android_apps.rs"));
+
+/// The web host of the network an Android app belongs to (`android-app://` referrers:
+/// `com.reddit.frontpage` → `reddit.com`), from `core/data/android-apps.txt`.
+pub fn android_app_host(package: &str) -> Option<&'static str> {
+    ANDROID_APPS.get(lower(package).as_ref()).copied()
+}
 
 /// What the rules look at: lower-cased source, medium, campaign and the source's category.
 pub(crate) struct RuleInput<'a> {
@@ -385,9 +404,15 @@ pub fn classify(entry: &Entry) -> Touch {
         (source.to_string(), medium, None)
     } else if let Some(host) = external_referrer {
         let host = strip_www(host);
-        match lookup(host) {
+        // an Android app's package is classified as its network's web host, and keeps
+        // its own name as the source (as GA4 reports `android-app://` referrers)
+        let entry = lookup(host).or_else(|| android_app_host(host).and_then(lookup));
+        match entry {
             Some(e) if e.category == SourceCategory::Search && !e.name.is_empty() => {
                 (e.name.to_string(), "organic", Some(SourceCategory::Search))
+            }
+            Some(e) if e.category == SourceCategory::AiAssistant => {
+                (host.to_string(), "ai-assistant", Some(e.category))
             }
             Some(e) => (host.to_string(), "referral", Some(e.category)),
             None => (host.to_string(), "referral", Some(SourceCategory::None)),
@@ -595,6 +620,7 @@ mod tests {
                 "Organic Social",
                 "Organic Video",
                 "Organic Search",
+                "AI Assistant",
                 "Referral",
                 "Email",
                 "Affiliates",

@@ -7,7 +7,7 @@
 //!
 //! Features:
 //! - default `full`: everything (URL parsing, referrer lists, channel rules,
-//!   validation, sessions, attribution) — what the edge links.
+//!   validation, sessions, attribution, user agents and bot lists) — what the edge links.
 //! - without `full`: only [`wire`] (the schema of `POST /v1/collect`) and the
 //!   query-string half of [`entry`] — what the tracker links.
 
@@ -15,11 +15,15 @@ pub mod entry;
 pub mod wire;
 
 #[cfg(feature = "full")]
+pub mod agent;
+#[cfg(feature = "full")]
 pub mod arrival;
 #[cfg(feature = "full")]
 pub mod assists;
 #[cfg(feature = "full")]
 pub mod attribution;
+#[cfg(feature = "full")]
+pub mod bots;
 #[cfg(feature = "full")]
 pub mod channel;
 #[cfg(feature = "full")]

@@ -1,18 +1,22 @@
 //! Enrichment at the edge: geo from Cloudflare's `request.cf`, device / browser / OS
-//! from the user agent, and the bot flag. Plain functions of their inputs; the raw IP
-//! address is never read.
+//! from the user agent and Client Hints, and the bot flag with its reason. Plain
+//! functions of their inputs; the raw IP address is never read.
 //!
-//! - User agents are parsed with [`woothee`] (Apache-2.0), the Rust port of Woothee's
-//!   maintained data set: a few dozen literal tests and small regexes, so an isolate
-//!   pays almost nothing to start it (uap-core's thousand regexes would not fit the
-//!   free plan's 10 ms CPU per request when compiled on a cold isolate).
-//! - Bots are recognised by the [`isbot`] crate (MIT), which ships the pattern list of
-//!   the `isbot` npm project (omrilotan/isbot, Unlicense), compiled once per isolate into
-//!   one regex; plus Woothee's crawler category; plus Cloudflare's signals when present
-//!   (`cf.botManagement.verifiedBot`, `cf.verifiedBotCategory`, a bot score below 30).
+//! - User agents and Client Hints are parsed by `closeloop_core::agent` (Woothee with
+//!   device corrections, hints first) and checked against `closeloop_core::bots`
+//!   (crawler-user-agents, isbot, this project's additions, the in-app browser
+//!   allow-list); see those modules for the sources and why. Parsed agents are
+//!   remembered per isolate (512), keyed by the user agent and the hints.
+//! - Cloudflare's own signals, when the zone has them (`cf.botManagement.verifiedBot`,
+//!   `cf.verifiedBotCategory`, a bot-management score below 30), flag the request too;
+//!   their reason starts with `cloudflare:` and, being a fact of that request, is kept
+//!   when stored events are re-classified.
+//! - Each request's user agent and hints are kept once per site (`agents`, migration
+//!   0013) under [`AgentSource::id`], so that `POST /v1/admin/sites/{site}/reclassify`
+//!   can parse them again when the lists change.
 
 use serde_json::Value;
-use std::sync::OnceLock;
+use sha2::{Digest, Sha256};
 
 /// Where the request came from, as Cloudflare saw it (`request.cf`).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -45,12 +49,14 @@ pub struct Geo {
     pub is_eu: bool,
 }
 
-/// What the user agent says, and whether the request is a bot.
+/// What the user agent says, whether the request is a bot and why, and where it came
+/// from (what `agents` keeps for re-classification).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Agent {
-    /// `desktop`, `mobile`, `tablet`, `bot` or `other`.
+    /// One of `closeloop_core::agent::DEVICE_TYPES` (`desktop`, `mobile`, `tablet`,
+    /// `tv`, `console`, `bot`, `other`).
     pub device_type: String,
-    /// Browser name (`Chrome`, `Safari`, `Firefox`, `Googlebot`, ...), when known.
+    /// Browser name (`Chrome`, `Safari`, `Instagram`, `Googlebot`, ...), when known.
     pub browser: Option<String>,
     /// Browser version.
     pub browser_version: Option<String>,
@@ -60,6 +66,101 @@ pub struct Agent {
     pub os_version: Option<String>,
     /// Flagged as a bot: stored, but left out of reports unless asked for.
     pub is_bot: bool,
+    /// Why (`crawler-user-agents:Googlebot\/`, `isbot:headless`, `cloudflare:verified-bot`,
+    /// `import:context`...); `None` for people.
+    pub bot_reason: Option<String>,
+    /// The user agent and hints this was parsed from (`None`: given by an import's
+    /// context, or the caller decided; such rows are never re-classified).
+    pub source: Option<AgentSource>,
+}
+
+/// A request's user agent and Client Hints, as stored in `agents`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AgentSource {
+    /// `ua_` and the first 24 hex digits of SHA-256(user agent, hints): the row's key.
+    pub id: String,
+    /// The `User-Agent` header.
+    pub user_agent: String,
+    /// The Client Hints headers sent, as a JSON object of lower-case names (`{}`: none).
+    pub hints: String,
+}
+
+impl Agent {
+    /// Marks the agent as a bot for `reason` (the first reason stays).
+    pub fn flag_bot(&mut self, reason: impl Into<String>) {
+        if !self.is_bot {
+            self.bot_reason = Some(reason.into());
+        }
+        self.is_bot = true;
+        self.device_type = "bot".into();
+    }
+}
+
+impl From<closeloop_core::agent::Agent> for Agent {
+    fn from(a: closeloop_core::agent::Agent) -> Self {
+        Agent {
+            device_type: a.device_type,
+            browser: a.browser,
+            browser_version: a.browser_version,
+            os: a.os,
+            os_version: a.os_version,
+            is_bot: a.is_bot,
+            bot_reason: a.bot_reason,
+            source: None,
+        }
+    }
+}
+
+/// The Client Hints headers read (lower-case), in the order they are stored.
+pub const HINT_HEADERS: [&str; 6] = [
+    "sec-ch-ua",
+    "sec-ch-ua-mobile",
+    "sec-ch-ua-platform",
+    "sec-ch-ua-platform-version",
+    "sec-ch-ua-model",
+    "sec-ch-ua-form-factors",
+];
+
+/// Longest header value kept (a user agent or a hint); longer ones are cut.
+pub const MAX_HEADER_CHARS: usize = 1024;
+
+/// The hints of `values` (in [`HINT_HEADERS`] order) as core reads them.
+fn hints_of(values: &[Option<String>; 6]) -> closeloop_core::agent::ClientHints<'_> {
+    let g = |i: usize| values[i].as_deref();
+    closeloop_core::agent::ClientHints {
+        brands: g(0),
+        mobile: g(1),
+        platform: g(2),
+        platform_version: g(3),
+        model: g(4),
+        form_factors: g(5),
+    }
+}
+
+/// Cuts `s` to [`MAX_HEADER_CHARS`] characters.
+fn cap(s: &str) -> String {
+    s.chars().take(MAX_HEADER_CHARS).collect()
+}
+
+/// The stored form of a request's hints: a JSON object of the ones sent.
+fn hints_json(values: &[Option<String>; 6]) -> String {
+    let mut obj = serde_json::Map::new();
+    for (name, v) in HINT_HEADERS.iter().zip(values) {
+        if let Some(v) = v {
+            obj.insert((*name).to_string(), Value::String(v.clone()));
+        }
+    }
+    Value::Object(obj).to_string()
+}
+
+/// Reads stored hints back ([`AgentSource::hints`]); anything unreadable is no hints.
+fn hints_from_json(json: &str) -> [Option<String>; 6] {
+    let v: Value = serde_json::from_str(json).unwrap_or(Value::Null);
+    std::array::from_fn(|i| {
+        v.get(HINT_HEADERS[i])
+            .and_then(Value::as_str)
+            .map(|s| cap(s.trim()))
+    })
 }
 
 /// A text field of `cf` (strings, or numbers written as text); empty means absent.
@@ -101,109 +202,119 @@ pub fn geo_from_cf(cf: &Value) -> Geo {
     }
 }
 
-/// Whether Cloudflare's signals in `request.cf` say this is a bot: a verified bot, a
-/// verified bot category, or a bot-management score below 30 (1 = surely automated).
-pub fn cf_says_bot(cf: &Value) -> bool {
+/// Whether Cloudflare's signals in `request.cf` say this is a bot, and which: a
+/// verified bot (`cloudflare:verified-bot`), a verified bot category
+/// (`cloudflare:verified-bot-category:Search Engine Crawler`), or a bot-management score
+/// below 30 (`cloudflare:bot-score:2`; 1 = surely automated).
+pub fn cf_bot_reason(cf: &Value) -> Option<String> {
     let bm = cf.get("botManagement");
-    let verified = bm
+    if let Some(category) = text(cf, "verifiedBotCategory") {
+        return Some(format!("cloudflare:verified-bot-category:{category}"));
+    }
+    if bm
         .and_then(|b| b.get("verifiedBot"))
         .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let category = text(cf, "verifiedBotCategory").is_some();
-    let low_score = bm
-        .and_then(|b| b.get("score"))
+        .unwrap_or(false)
+    {
+        return Some("cloudflare:verified-bot".into());
+    }
+    bm.and_then(|b| b.get("score"))
         .and_then(Value::as_f64)
-        .is_some_and(|s| (1.0..30.0).contains(&s));
-    verified || category || low_score
+        .filter(|s| (1.0..30.0).contains(s))
+        .map(|s| format!("cloudflare:bot-score:{s}"))
 }
 
-fn bots() -> &'static isbot::Bots {
-    static BOTS: OnceLock<isbot::Bots> = OnceLock::new();
-    BOTS.get_or_init(isbot::Bots::default)
+/// Whether Cloudflare's signals say this is a bot ([`cf_bot_reason`]).
+pub fn cf_says_bot(cf: &Value) -> bool {
+    cf_bot_reason(cf).is_some()
 }
 
-fn woothee_parser() -> &'static woothee::parser::Parser {
-    static PARSER: OnceLock<woothee::parser::Parser> = OnceLock::new();
-    PARSER.get_or_init(woothee::parser::Parser::new)
-}
-
-/// Compiles the bot list and Woothee's regexes now (see `start` in `lib.rs`): measured
-/// in V8 (wasm), Woothee's first parse takes ~26 ms and building the bot list ~18 ms;
-/// afterwards a user agent costs ~50 µs (parse and bot check).
+/// Compiles the bot lists and the user-agent rules now (see `start` in `lib.rs`).
 pub fn warm() {
-    let _ = agent("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36");
-    let _ = agent("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1");
-}
-
-/// Woothee's `UNKNOWN` and empty values become `None`.
-fn known(s: &str) -> Option<String> {
-    (!s.is_empty() && s != woothee::woothee::VALUE_UNKNOWN).then(|| s.to_string())
+    closeloop_core::agent::warm();
 }
 
 /// Most user agents an isolate remembers parsed (the map is emptied when full).
 const AGENT_MEMO_MAX: usize = 512;
 
 thread_local! {
-    /// User agents this isolate parsed: a handful of browser builds send most traffic,
-    /// so most requests skip the parse and the bot patterns (~50 µs).
-    static AGENTS: std::cell::RefCell<std::collections::HashMap<String, Agent>> =
+    /// Agents this isolate parsed, by user agent and hints: a handful of browser builds
+    /// send most traffic, so most requests skip the parse and the bot lists.
+    static AGENTS: std::cell::RefCell<std::collections::HashMap<(String, String), Agent>> =
         Default::default();
 }
 
-/// [`agent`], remembered per isolate for the user agents it has seen.
-pub fn agent_memo(user_agent: &str) -> Agent {
-    if let Some(a) = AGENTS.with(|m| m.borrow().get(user_agent).cloned()) {
+/// Parses a user agent and its hints (in [`HINT_HEADERS`] order): device, browser, OS,
+/// bot and why, with the [`AgentSource`] to store. A plain function (no memo).
+pub fn agent_with_hints(user_agent: &str, hints: &[Option<String>; 6]) -> Agent {
+    let ua = cap(user_agent.trim());
+    let hints: [Option<String>; 6] = std::array::from_fn(|i| {
+        hints[i]
+            .as_deref()
+            .map(|h| cap(h.trim()))
+            .filter(|h| !h.is_empty())
+    });
+    let mut a = Agent::from(closeloop_core::agent::parse(&ua, &hints_of(&hints)));
+    let stored = hints_json(&hints);
+    let digest = Sha256::digest(format!("{ua}\n{stored}").as_bytes());
+    let id: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    a.source = Some(AgentSource {
+        id: format!("ua_{id}"),
+        user_agent: ua,
+        hints: stored,
+    });
+    a
+}
+
+/// Parses a user agent alone (no hints): [`agent_with_hints`].
+pub fn agent(user_agent: &str) -> Agent {
+    agent_with_hints(user_agent, &Default::default())
+}
+
+/// Parses an agent again from what `agents` stored (re-classification).
+pub fn agent_from_stored(user_agent: &str, hints_json: &str) -> Agent {
+    agent_with_hints(user_agent, &hints_from_json(hints_json))
+}
+
+/// [`agent_with_hints`], remembered per isolate.
+pub fn agent_memo(user_agent: &str, hints: &[Option<String>; 6]) -> Agent {
+    let key_hints = hints
+        .iter()
+        .map(|h| h.as_deref().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n");
+    if let Some(a) = AGENTS.with(|m| {
+        m.borrow()
+            .get(&(user_agent.to_string(), key_hints.clone()))
+            .cloned()
+    }) {
         return a;
     }
-    let a = agent(user_agent);
+    let a = agent_with_hints(user_agent, hints);
     // a user agent is short in practice; an outsize one is parsed every time
-    if user_agent.len() <= 512 {
+    if user_agent.len() + key_hints.len() <= 1024 {
         AGENTS.with(|m| {
             let mut m = m.borrow_mut();
             if m.len() >= AGENT_MEMO_MAX {
                 m.clear();
             }
-            m.insert(user_agent.to_string(), a.clone());
+            m.insert((user_agent.to_string(), key_hints), a.clone());
         });
     }
     a
 }
 
-/// Parses a user agent (empty when the request had none): device, browser, OS, bot.
-pub fn agent(user_agent: &str) -> Agent {
-    let ua = user_agent.trim();
-    let listed_bot = ua.is_empty() || bots().is_bot(ua);
-    let parsed = woothee_parser().parse(ua);
-    let (category, browser, browser_version, os, os_version) = match &parsed {
-        Some(r) => (
-            r.category,
-            known(r.name),
-            known(r.version),
-            known(r.os),
-            known(&r.os_version),
-        ),
-        None => (woothee::woothee::VALUE_UNKNOWN, None, None, None, None),
-    };
-    let is_bot = listed_bot || category == "crawler";
-    let tablet = ua.contains("iPad") || (ua.contains("Android") && !ua.contains("Mobile"));
-    let device_type = if is_bot {
-        "bot"
-    } else {
-        match category {
-            "pc" => "desktop",
-            "smartphone" if tablet => "tablet",
-            "smartphone" | "mobilephone" => "mobile",
-            _ => "other",
-        }
-    };
-    Agent {
-        device_type: device_type.to_string(),
-        browser,
-        browser_version,
-        os,
-        os_version,
-        is_bot,
+/// The agent of a request: its `User-Agent` and Client Hints headers (memoised), and
+/// Cloudflare's bot signals from `request.cf`.
+pub fn agent_of_request(headers: &worker::Headers, cf: &Value) -> Agent {
+    let get = |name: &str| headers.get(name).ok().flatten();
+    let ua = get("User-Agent").unwrap_or_default();
+    let hints: [Option<String>; 6] = std::array::from_fn(|i| get(HINT_HEADERS[i]));
+    let mut agent = agent_memo(&ua, &hints);
+    if let Some(reason) = cf_bot_reason(cf) {
+        agent.flag_bot(reason);
     }
+    agent
 }
 
 #[cfg(test)]
@@ -220,7 +331,7 @@ mod tests {
     #[test]
     fn the_memo_answers_as_the_parser_does() {
         for ua in [CHROME, SAFARI_IOS, CHROME, "", SAFARI_IOS] {
-            assert_eq!(agent_memo(ua), agent(ua), "{ua}");
+            assert_eq!(agent_memo(ua, &Default::default()), agent(ua), "{ua}");
         }
     }
 
@@ -279,7 +390,68 @@ mod tests {
     }
 
     #[test]
+    fn hints_are_part_of_the_key_and_the_parse() {
+        let hints: [Option<String>; 6] = [
+            None,
+            Some("?0".into()),
+            Some("\"Android\"".into()),
+            None,
+            None,
+            None,
+        ];
+        let phone_ua = "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36";
+        let plain = agent(phone_ua);
+        let hinted = agent_memo(phone_ua, &hints);
+        assert_eq!(plain.device_type, "mobile");
+        assert_eq!(hinted.device_type, "tablet");
+        let (a, b) = (
+            plain.source.expect("source"),
+            hinted.source.expect("source"),
+        );
+        assert_ne!(a.id, b.id);
+        assert_eq!(
+            b.hints,
+            r#"{"sec-ch-ua-mobile":"?0","sec-ch-ua-platform":"\"Android\""}"#
+        );
+        // what `agents` stored parses to the same answer
+        assert_eq!(
+            agent_from_stored(&b.user_agent, &b.hints).device_type,
+            "tablet"
+        );
+        assert_eq!(
+            agent_from_stored(&b.user_agent, &b.hints)
+                .source
+                .map(|s| s.id),
+            Some(b.id)
+        );
+    }
+
+    #[test]
+    fn bots_keep_their_reason() {
+        let a = agent(GOOGLEBOT);
+        assert_eq!(
+            a.bot_reason.as_deref(),
+            Some("crawler-user-agents:Googlebot\\/")
+        );
+        let mut b = agent(CHROME);
+        assert_eq!(b.bot_reason, None);
+        b.flag_bot("cloudflare:verified-bot");
+        b.flag_bot("later");
+        assert_eq!(b.bot_reason.as_deref(), Some("cloudflare:verified-bot"));
+        assert_eq!(b.device_type, "bot");
+    }
+
+    #[test]
     fn cloudflare_bot_signals() {
+        assert_eq!(
+            cf_bot_reason(&serde_json::json!({"verifiedBotCategory": "Search Engine Crawler"}))
+                .as_deref(),
+            Some("cloudflare:verified-bot-category:Search Engine Crawler")
+        );
+        assert_eq!(
+            cf_bot_reason(&serde_json::json!({"botManagement": {"score": 2}})).as_deref(),
+            Some("cloudflare:bot-score:2")
+        );
         assert!(cf_says_bot(
             &serde_json::json!({"botManagement": {"verifiedBot": true, "score": 99}})
         ));

@@ -218,20 +218,11 @@ fn cf_json(req: &Request) -> serde_json::Value {
         .unwrap_or(serde_json::Value::Null)
 }
 
-/// The request's geo and user agent (the IP is never read).
+/// The request's geo and agent (user agent, Client Hints, Cloudflare's bot signals; the
+/// IP is never read).
 pub fn enrich_request(req: &Request) -> (Geo, Agent) {
     let cf = cf_json(req);
-    let ua = req
-        .headers()
-        .get("User-Agent")
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    let mut agent = enrich::agent_memo(&ua);
-    if enrich::cf_says_bot(&cf) {
-        agent.is_bot = true;
-        agent.device_type = "bot".into();
-    }
+    let agent = enrich::agent_of_request(req.headers(), &cf);
     (enrich::geo_from_cf(&cf), agent)
 }
 

@@ -10,6 +10,7 @@
 //! - [`store`] — the only module that knows SQL and KV keys.
 //! - [`auth`] — keys (SHA-256 hashed, constant-time compared) and the admin token.
 //! - [`admin`] — sites, origins and keys.
+//! - [`reclassify`] — stored events and sessions classified again when the lists change.
 //! - [`reports`] — the read API.
 //! - [`api`] — events:import, conversions, spend, reports, leads, openapi.json.
 //! - [`cors`], [`error`] — CORS headers; one JSON error type.
@@ -23,6 +24,7 @@ pub mod engines;
 pub mod enrich;
 pub mod error;
 pub mod ingest;
+pub mod reclassify;
 pub mod reports;
 pub mod shard;
 pub mod sqlite;
@@ -33,9 +35,10 @@ use error::{ApiError, ApiResult};
 use store::Store;
 use worker::{event, Context, Date, Env, Method, Request, Response};
 
-/// Runs once when an isolate instantiates the module: compiles the user-agent and bot
-/// patterns (about 45 ms of CPU in V8, measured) so that this one-off cost falls in the
-/// isolate's start-up budget instead of its first request's CPU time.
+/// Runs once when an isolate instantiates the module: compiles the user-agent rules and
+/// the bot lists (see BENCHMARKS.md, "Enrichment", for what it costs) so that this
+/// one-off cost falls in the isolate's start-up budget instead of its first request's CPU
+/// time.
 #[event(start)]
 pub fn start() {
     enrich::warm();
@@ -66,10 +69,15 @@ pub async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
     let now = Date::now().as_millis() as i64;
     let is_collect = req.path() == "/v1/collect";
     if is_collect && req.method() == Method::Post {
+        let sender = req.headers().get("Origin").ok().flatten();
         let (result, origin) = ingest::collect(req, &env, now).await;
-        let mut resp = match result {
-            Ok(r) => r,
-            Err(e) => e.into_response()?,
+        let (mut resp, origin) = match result {
+            Ok(r) => (r, origin),
+            // An error is readable by whichever page sent the batch (its body says
+            // nothing secret): the tracker must see a refusal's status to stop
+            // retrying a batch refused for good (issue 12), which a browser hides
+            // behind a network error without this header.
+            Err(e) => (e.into_response()?, origin.or(sender)),
         };
         if let Some(o) = origin {
             cors::allow(&mut resp, &o)?;
@@ -114,6 +122,9 @@ async fn route(mut req: Request, env: &Env, now: i64) -> ApiResult<Response> {
                 (["sites", site, "origins"], Method::Put) => {
                     admin::set_origins(&mut req, &store, site).await
                 }
+                (["sites", site, "reclassify"], Method::Post) => {
+                    reclassify::step(&req, &store, site).await
+                }
                 // what the cron trigger does first, now (operators, tests); `?site=`
                 // limits it to one site
                 (["sessions:flush"], Method::Post) => {
@@ -129,7 +140,11 @@ async fn route(mut req: Request, env: &Env, now: i64) -> ApiResult<Response> {
                     Ok(Response::from_json(&done)?)
                 }
                 (
-                    ["sites"] | ["sites", _, "keys"] | ["sites", _, "origins"] | ["sessions:flush"],
+                    ["sites"]
+                    | ["sites", _, "keys"]
+                    | ["sites", _, "origins"]
+                    | ["sites", _, "reclassify"]
+                    | ["sessions:flush"],
                     _,
                 ) => Err(ApiError::method_not_allowed()),
                 _ => Err(ApiError::no_route()),

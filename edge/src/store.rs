@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, Env};
 
+pub mod agents;
 pub mod reporting;
 pub mod webhooks;
 
@@ -624,9 +625,9 @@ impl Store {
                  name, props, form_fields, form_values, form_id, created_at, sent_at, received_at, \
                  derived_ts, country, region, region_code, city, continent, postal_code, timezone, \
                  latitude, longitude, asn, as_org, colo, is_eu, device_type, browser, browser_version, \
-                 os, os_version, is_bot) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
-                 ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, \
-                 ?30, ?31, ?32, ?33, ?34, ?35, ?36 \
+                 os, os_version, is_bot, bot_reason, agent_id) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, \
+                 ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, \
+                 ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36, ?39, ?40 \
                  WHERE (SELECT count(*) FROM events WHERE site_id = ?1 AND visitor_id = ?3 \
                         AND derived_ts >= ?37) < ?38 \
                  ON CONFLICT (site_id, event_id) DO NOTHING",
@@ -669,9 +670,18 @@ impl Store {
                     b(agent.is_bot),
                     n(quota.since),
                     n(quota.max_events),
+                    opt(agent.bot_reason.as_deref()),
+                    opt(agent.source.as_ref().map(|a| a.id.as_str())),
                 ],
             )?);
         }
+        // the request's user agent and hints, once per site (re-classification; 0013)
+        stmts.extend(agents::agent_stmt(
+            self,
+            site_id,
+            agent,
+            rows.first().map_or(0, |r| r.received_at),
+        )?);
         let first = rows.iter().map(|r| r.derived_ts).min().unwrap_or(0);
         let last = rows.iter().map(|r| r.derived_ts).max().unwrap_or(0);
         stmts.push(self.stmt(
@@ -876,10 +886,11 @@ impl Store {
             stmts.push(self.stmt(
                 "INSERT INTO sessions (site_id, session_id, visitor_id, started_at, ended_at, channel, \
                  source, medium, campaign, term, content, referrer_host, landing_path, click_id, \
-                 pageviews, is_bot, country, device_type) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, \
-                 ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
+                 pageviews, is_bot, country, device_type, bot_reason) SELECT ?1, ?2, ?3, ?4, ?5, ?6, \
+                 ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
                  (SELECT country FROM events WHERE site_id = ?1 AND event_id = substr(?2, 3)), \
-                 (SELECT device_type FROM events WHERE site_id = ?1 AND event_id = substr(?2, 3)) \
+                 (SELECT device_type FROM events WHERE site_id = ?1 AND event_id = substr(?2, 3)), \
+                 (SELECT bot_reason FROM events WHERE site_id = ?1 AND event_id = substr(?2, 3)) \
                  WHERE true ON CONFLICT (site_id, session_id) DO UPDATE SET \
                  visitor_id = excluded.visitor_id, started_at = excluded.started_at, \
                  ended_at = excluded.ended_at, channel = excluded.channel, source = excluded.source, \
@@ -887,7 +898,8 @@ impl Store {
                  content = excluded.content, referrer_host = excluded.referrer_host, \
                  landing_path = excluded.landing_path, click_id = excluded.click_id, \
                  pageviews = excluded.pageviews, is_bot = excluded.is_bot, \
-                 country = excluded.country, device_type = excluded.device_type",
+                 country = excluded.country, device_type = excluded.device_type, \
+                 bot_reason = excluded.bot_reason",
                 &[
                     s(site_id),
                     s(&x.session_id),

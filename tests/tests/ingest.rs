@@ -324,7 +324,12 @@ fn every_refused_batch_gets_its_json_error_and_stores_nothing() {
     let foreign = batch(&site.id, "visitor-errors-1", one("evt-er-0005"), now);
     let refused = send(worker, "https://evil.example", CHROME, &foreign);
     assert_error(&refused, 403, "origin_not_allowed");
-    assert_eq!(refused.header("access-control-allow-origin"), None);
+    // The refusal is readable by the page that sent it (nothing in it is secret), so
+    // that a tracker on a page the site does not allow stops retrying (issue 12).
+    assert_eq!(
+        refused.header("access-control-allow-origin"),
+        Some("https://evil.example")
+    );
 
     // the device clock two days off: the batch's times cannot be trusted
     let skewed = batch(

@@ -15,12 +15,9 @@
 //!
 //! A form marked `data-closeloop-ignore` is not recorded at all.
 
-use crate::keys::{MAX_FIELDS, MAX_FIELD_LEN};
-use crate::{js, keys, profile, send, Tracker};
-use alloc::string::{String, ToString};
-use alloc::vec::Vec;
-use js_sys::Array;
-use wasm_bindgen::JsValue;
+use crate::js::{self, s, CFG, NO, ST, V};
+use crate::keys::{MAX_FIELDS, MAX_FIELD_LEN, N};
+use crate::{profile, send, Tracker};
 
 /// An identity field: the canonical key its value is kept under.
 pub fn identity(name: &str, ty: &str, autocomplete: &str) -> Option<&'static str> {
@@ -44,11 +41,18 @@ pub fn identity(name: &str, ty: &str, autocomplete: &str) -> Option<&'static str
     }
     // Bytes, not `chars()` (no UTF-8 decoding linked): non-ASCII bytes are never
     // ASCII alphanumerics, so the result is the same.
-    let mut n = String::new();
+    let mut buf = [0u8; MAX_FIELD_LEN];
+    let mut len = 0;
     for b in name.bytes().filter(u8::is_ascii_alphanumeric) {
-        n.push(char::from(b.to_ascii_lowercase()));
+        if let Some(x) = buf.get_mut(len) {
+            *x = b.to_ascii_lowercase();
+            len += 1;
+        }
     }
-    if js::has(&n, "email") || n == "mail" {
+    let n = buf.get(..len).unwrap_or_default();
+    let is = |words: &[&str]| words.iter().any(|w| w.as_bytes() == n);
+    let has = |word: &str| js::find_bytes(n, word.as_bytes()).is_some();
+    if has("email") || n == b"mail" {
         return Some("email");
     }
     const NAMES: [&str; 13] = [
@@ -66,7 +70,7 @@ pub fn identity(name: &str, ty: &str, autocomplete: &str) -> Option<&'static str
         "first",
         "last",
     ];
-    if NAMES.contains(&n.as_str()) {
+    if is(&NAMES) {
         return Some("name");
     }
     const COMPANIES: [&str; 6] = [
@@ -77,11 +81,11 @@ pub fn identity(name: &str, ty: &str, autocomplete: &str) -> Option<&'static str
         "employer",
         "account",
     ];
-    if js::has(&n, "company") || COMPANIES.contains(&n.as_str()) {
+    if has("company") || is(&COMPANIES) {
         return Some("company");
     }
     const PHONES: [&str; 5] = ["tel", "telephone", "mobile", "cell", "cellphone"];
-    if js::has(&n, "phone") || PHONES.contains(&n.as_str()) {
+    if has("phone") || is(&PHONES) {
         return Some("phone");
     }
     None
@@ -104,91 +108,92 @@ pub fn not_a_field(ty: &str) -> bool {
 
 /// A form is being submitted: record it (once), mark a lead when it carries an
 /// email, and send at once (the page is probably about to navigate away).
-pub fn submitted(t: &mut Tracker, el: &JsValue) {
-    if js::get_str(el, "tagName") != "FORM" {
-        return;
-    }
-    let form = el;
-    if js::has_attr(form, "data-closeloop-ignore") || crate::page::ignored(t) {
+pub fn submitted(t: &mut Tracker, form: V) {
+    if !form.get(N::TagName).is(N::FormTag)
+        || form.call(N::HasAttribute, N::IgnoreAttr, NO).truthy()
+        || crate::page::ignored()
+    {
         return;
     }
     let out = js::obj();
     // Attributes, not `form.id`/`form.name`: a field named "name" shadows those.
-    for (k, a) in [
-        (keys::ID, "id"),
-        (keys::NAME, "name"),
-        (keys::ACTION, "action"),
-    ] {
-        if let Some(v) = js::attr(form, a) {
-            js::set_str(&out, k, &js::truncate(v, MAX_FIELD_LEN));
+    for k in [N::Id, N::Name, N::Action] {
+        let v = js::attr(form, k);
+        if v.truthy() {
+            out.set(k, js::trunc(v, MAX_FIELD_LEN));
         }
     }
-    let mut fields: Vec<String> = Vec::new();
+    let fields = js::arr();
     let values = js::obj();
     let mut has_email = false;
     let mut n_values = 0;
-    let elements = js_sys::Array::from(&js::get(form, "elements"));
-    for field in elements.iter() {
-        let Some(name) = js::attr(&field, "name").or_else(|| js::attr(&field, "id")) else {
-            continue;
-        };
-        let name = js::truncate(name, MAX_FIELD_LEN);
-        let ty = js::get_str(&field, "type").to_ascii_lowercase();
-        if not_a_field(&ty) || js::has_attr(&field, "data-closeloop-ignore") {
-            continue;
+    let capture = CFG.get(N::Capture);
+    let elements = form.get(N::Elements);
+    for i in 0..elements.len() {
+        let field = elements.at(i);
+        let mut name = js::attr(field, N::Name);
+        if !name.truthy() {
+            name = js::attr(field, N::Id);
         }
-        if !fields.contains(&name) && fields.len() < MAX_FIELDS {
-            fields.push(name.clone());
-        }
-        let ac = js::attr(&field, "autocomplete")
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        if forbidden(&ty, &ac) || n_values >= MAX_FIELDS {
+        if !name.truthy() {
             continue;
         }
-        if (ty == "checkbox" || ty == "radio") && !js::get(&field, "checked").is_truthy() {
+        let name = js::trunc(name, MAX_FIELD_LEN);
+        let (mut tb, mut ab, mut nb) = ([0u8; 32], [0u8; 256], [0u8; MAX_FIELD_LEN]);
+        let ty = js::read_lower(field.get(N::Type), &mut tb);
+        if not_a_field(ty) || field.call(N::HasAttribute, N::IgnoreAttr, NO).truthy() {
             continue;
         }
-        let marked =
-            js::has_attr(&field, "data-closeloop-capture") || t.cfg.capture.contains(&name);
-        let key = match identity(&name, &ty, &ac) {
-            Some(k) => k.to_string(),
-            None if marked => name.clone(),
+        if !fields.has(name) && fields.len() < MAX_FIELDS as u32 {
+            fields.push(name);
+        }
+        let ac = js::read_lower(js::attr(field, N::Autocomplete), &mut ab);
+        if forbidden(ty, ac) || n_values >= MAX_FIELDS {
+            continue;
+        }
+        if (ty == "checkbox" || ty == "radio") && !field.get(N::Checked).truthy() {
+            continue;
+        }
+        let marked = field.call(N::HasAttribute, N::CaptureAttr, NO).truthy() || capture.has(name);
+        let key = match identity(js::read(name, &mut nb).unwrap_or(""), ty, ac) {
+            Some(k) => k,
+            None if marked => "",
             None => continue,
         };
-        let value = js::get_str(&field, "value");
-        let value = value.trim_ascii();
+        let mut vb = [0u8; MAX_FIELD_LEN];
+        let value = js::read(field.get(N::Value), &mut vb)
+            .unwrap_or("")
+            .trim_ascii();
         if value.is_empty() || (key == "email" && !js::has(value, "@")) {
             continue;
         }
-        let prev = js::get_str(&values, &key);
-        let joined = if key == "name" && !prev.is_empty() {
-            let mut j = prev;
-            j.push(' ');
-            j.push_str(value);
-            j
-        } else if !prev.is_empty() {
+        let k = if key.is_empty() { name } else { s(key) };
+        let value = s(value);
+        let prev = values.get(k);
+        let joined = if key == "name" && prev.truthy() {
+            prev.cat(s(" "), value)
+        } else if prev.truthy() {
             continue;
         } else {
-            value.to_string()
+            value
         };
         has_email |= key == "email";
-        js::set_str(&values, &key, &js::truncate(joined, MAX_FIELD_LEN));
+        values.set(k, js::trunc(joined, MAX_FIELD_LEN));
         n_values += 1;
     }
-    let list: Array = fields.iter().map(|f| JsValue::from_str(f)).collect();
-    js::set(&out, keys::FIELDS, &list);
-    js::set(&out, keys::VALUES, &values);
+    out.set(N::Fields, fields);
+    out.set(N::Values, values);
     // The same submit seen twice (the submit event, then the site's handler calling
     // `form.submit()`) within 2 s is recorded once.
-    let print = js::stringify(&out);
+    let print = js::json(out);
     let now = js::now();
-    if t.last_form.0 == print && now - t.last_form.1 < 2_000.0 {
+    if ST.get(N::Form).is(print) && now - t.last_form < 2_000.0 {
         return;
     }
-    t.last_form = (print, now);
-    let ev = send::event(t, keys::FORM_SUBMIT);
-    js::set(&ev, keys::FORM, &out);
+    ST.set(N::Form, print);
+    t.last_form = now;
+    let ev = send::event(t, N::FormSubmit);
+    ev.set(N::Form, out);
     if has_email {
         profile::mark_lead(t);
     }

@@ -1,12 +1,19 @@
-//! The wire names the tracker writes and reads, spelled once.
+//! Every name the tracker uses with JavaScript, spelled once: the wire's field
+//! names and values, the DOM's properties and methods, the storage keys and the
+//! profile's fields.
 //!
-//! The schema itself lives in `closeloop_core::wire` (the only module that knows
-//! it); the tracker builds its JavaScript objects with these names through
-//! `Reflect` instead of linking serde, which would cost kilobytes in every
-//! visitor's download. The tests below check that an object built with these
-//! names deserializes into `closeloop_core::wire::Batch`, and that the edge's
-//! answer is read with the names `CollectResponse` serializes to, and that the
-//! limits are core's.
+//! The wire's schema lives in `closeloop_core::wire` (the only module that knows
+//! it); the tracker builds its JavaScript objects with these names instead of
+//! linking serde, which would cost kilobytes in every visitor's download. The tests
+//! below check that an object built with these names deserializes into
+//! `closeloop_core::wire::Batch`, that the edge's answer is read with the names
+//! `CollectResponse` serializes to, and that the limits are core's.
+//!
+//! The names form one table, [`ALL`], which the download build puts in the wasm's
+//! custom section `n` (see [`crate::js`]): the loader reads it once into its value
+//! table, so a name is a small integer in the wasm's code ([`N`]) instead of a
+//! string literal, a pointer and a length, a decoding call and a release at every
+//! use.
 
 /// Largest number of events in one batch (`wire::MAX_EVENTS_PER_BATCH`).
 pub const MAX_EVENTS_PER_BATCH: usize = 100;
@@ -17,79 +24,266 @@ pub const MAX_FIELD_LEN: usize = 512;
 /// Most fields, values, traits or props in one event (`wire::MAX_FIELDS`).
 pub const MAX_FIELDS: usize = 64;
 
-/// Batch: the site's public id.
-pub const SITE_ID: &str = "site_id";
-/// Batch: the visitor's id.
-pub const VISITOR_ID: &str = "visitor_id";
-/// Batch: when the device sent it.
-pub const SENT_AT: &str = "sent_at";
-/// Batch: events dropped from the bounded queue.
-pub const DROPPED: &str = "dropped";
-/// Batch: the events.
-pub const EVENTS: &str = "events";
-/// Event (and result): the client-made id.
-pub const ID: &str = "id";
-/// Event: its type.
-pub const TYPE: &str = "type";
-/// Event: when the device created it.
-pub const CREATED_AT: &str = "created_at";
-/// Event: the page URL.
-pub const URL: &str = "url";
-/// Event: the page's referrer.
-pub const REFERRER: &str = "referrer";
-/// Pageview: the document title.
-pub const TITLE: &str = "title";
-/// Form submit: the form object.
-pub const FORM: &str = "form";
-/// Form (and identify trait key): name.
-pub const NAME: &str = "name";
-/// Form: action.
-pub const ACTION: &str = "action";
-/// Form: the field names.
-pub const FIELDS: &str = "fields";
-/// Form: the captured values.
-pub const VALUES: &str = "values";
-/// Identify: the email.
-pub const EMAIL: &str = "email";
-/// Identify: the other identity fields.
-pub const TRAITS: &str = "traits";
-/// Track: the properties.
-pub const PROPS: &str = "props";
+macro_rules! names {
+    ($($(#[$m:meta])* $id:ident = $s:literal,)*) => {
+        /// A name: its position in [`ALL`]. `js::V::from(name)` is the JavaScript
+        /// string itself (see [`crate::js`]).
+        #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+        #[repr(u32)]
+        pub enum N {
+            $($(#[$m])* $id,)*
+        }
 
-/// Type of a page view.
-pub const PAGEVIEW: &str = "pageview";
-/// Type of a form submit.
-pub const FORM_SUBMIT: &str = "form_submit";
-/// Type of an identify call.
-pub const IDENTIFY: &str = "identify";
-/// Type of a custom event.
-pub const TRACK: &str = "track";
+        /// Every name, in [`N`]'s order, each followed by a space.
+        pub const ALL: &str = concat!($($s, " ",)*);
+    };
+}
 
-/// Response: one result per event.
-pub const RESULTS: &str = "results";
-/// Result: accepted, duplicate or rejected.
-pub const STATUS: &str = "status";
-/// Response: the visitor's latest touch.
-pub const TOUCH: &str = "touch";
-/// Status of a stored event.
-pub const ACCEPTED: &str = "accepted";
-/// Status of an event stored before.
-pub const DUPLICATE: &str = "duplicate";
-/// Status of a refused event (it will never be accepted: it leaves the queue).
-pub const REJECTED: &str = "rejected";
+names! {
+    // The wire (closeloop_core::wire): batch.
+    /// Batch: the site's public id.
+    SiteId = "site_id",
+    /// Batch: the visitor's id.
+    VisitorId = "visitor_id",
+    /// Batch: when the device sent it.
+    SentAt = "sent_at",
+    /// Batch: events the tracker had to drop and had not reported yet.
+    Dropped = "dropped",
+    /// Batch: the events.
+    Events = "events",
+    // Event.
+    /// Event (and result): the client-made id.
+    Id = "id",
+    /// Event: its type (also `PerformanceNavigationTiming.type`, an input's `type`).
+    Type = "type",
+    /// Event: when the device created it.
+    CreatedAt = "created_at",
+    /// Event: the page URL (also the loader's landing URL).
+    Url = "url",
+    /// Event: the page's referrer (also `document.referrer`).
+    Referrer = "referrer",
+    /// Pageview: the document title (also `document.title`).
+    Title = "title",
+    /// Form submit: the form object.
+    Form = "form",
+    /// Form (and identify trait key): name.
+    Name = "name",
+    /// Form: action.
+    Action = "action",
+    /// Form: the field names.
+    Fields = "fields",
+    /// Form: the captured values.
+    Values = "values",
+    /// Identify: the email.
+    Email = "email",
+    /// Identify: the other identity fields.
+    Traits = "traits",
+    /// Track: the properties.
+    Props = "props",
+    /// Type of a page view.
+    Pageview = "pageview",
+    /// Type of a form submit.
+    FormSubmit = "form_submit",
+    /// Type of an identify call.
+    Identify = "identify",
+    /// Type of a custom event.
+    Track = "track",
+    // The edge's answer.
+    /// Response: one result per event.
+    Results = "results",
+    /// Result: accepted, duplicate or rejected.
+    Status = "status",
+    /// Response: the visitor's latest touch.
+    Touch = "touch",
+    /// Status of a stored event.
+    Accepted = "accepted",
+    /// Status of an event stored before.
+    Duplicate = "duplicate",
+    /// Status of a refused event (it will never be accepted: it leaves the queue).
+    Rejected = "rejected",
+    /// Touch: the channel.
+    Channel = "channel",
+    /// Touch: the source.
+    Source = "source",
+    /// Touch: the medium.
+    Medium = "medium",
+    /// Touch: the campaign.
+    Campaign = "campaign",
+
+    // The loader's settings object (tracker/js/loader.js `cfg`).
+    /// `data-site`.
+    Site = "site",
+    /// `data-endpoint`, or the loader's origin + `/v1/collect`.
+    Endpoint = "endpoint",
+    /// `data-consent="required"` (a boolean).
+    Consent = "consent",
+    /// `data-capture`, as an array of field names.
+    Capture = "capture",
+    /// `data-ignore-paths`, as an array of globs.
+    Ignore = "ignore",
+    /// `data-hash-routing` (a boolean); also `location.hash`.
+    Hash = "hash",
+
+    // The browser.
+    /// `navigator`.
+    Navigator = "navigator",
+    /// `navigator.globalPrivacyControl`.
+    GlobalPrivacyControl = "globalPrivacyControl",
+    /// `navigator.onLine`.
+    OnLine = "onLine",
+    /// `navigator.sendBeacon`.
+    SendBeacon = "sendBeacon",
+    /// `localStorage`.
+    LocalStorage = "localStorage",
+    /// `Storage.getItem`.
+    GetItem = "getItem",
+    /// `Storage.setItem`.
+    SetItem = "setItem",
+    /// `Storage.removeItem`.
+    RemoveItem = "removeItem",
+    /// `document`.
+    Document = "document",
+    /// `document.cookie`.
+    Cookie = "cookie",
+    /// `location`.
+    Location = "location",
+    /// `location.href`.
+    Href = "href",
+    /// `location.pathname`.
+    Pathname = "pathname",
+    /// `location.search`.
+    Search = "search",
+    /// `location.protocol`.
+    Protocol = "protocol",
+    /// The protocol of a secure page.
+    Https = "https:",
+    /// `performance`.
+    Performance = "performance",
+    /// `performance.getEntriesByType`.
+    GetEntriesByType = "getEntriesByType",
+    /// The entry type of the page's navigation timing.
+    Navigation = "navigation",
+    /// The navigation type of a reload.
+    Reload = "reload",
+    /// `length` of arrays and strings.
+    Length = "length",
+    /// The `Object` constructor.
+    Object = "Object",
+    /// `Object.keys`.
+    Keys = "keys",
+    /// `String.prototype.startsWith`.
+    StartsWith = "startsWith",
+    /// `String.prototype.concat`.
+    Concat = "concat",
+    /// `Array.prototype.includes`.
+    Includes = "includes",
+    /// `Array.prototype.push`.
+    Push = "push",
+    /// `Element.tagName`.
+    TagName = "tagName",
+    /// The tag name of a form.
+    FormTag = "FORM",
+    /// `HTMLFormElement.elements`.
+    Elements = "elements",
+    /// `Element.getAttribute`.
+    GetAttribute = "getAttribute",
+    /// `Element.hasAttribute`.
+    HasAttribute = "hasAttribute",
+    /// A form or field the tracker must not record.
+    IgnoreAttr = "data-closeloop-ignore",
+    /// A field whose value the site wants kept.
+    CaptureAttr = "data-closeloop-capture",
+    /// An input's `autocomplete` attribute.
+    Autocomplete = "autocomplete",
+    /// `HTMLInputElement.checked`.
+    Checked = "checked",
+    /// An input's `value`.
+    Value = "value",
+
+    // First-party storage keys (see crate::store).
+    /// Visitor id (localStorage and cookie).
+    KeyVid = "_cl_vid",
+    /// Prefix of the unsent events: `_cl_e.<event id>` = the wire event as JSON.
+    KeyEvent = "_cl_e.",
+    /// Events dropped and not yet reported to the edge (a decimal count).
+    KeyDropped = "_cl_d",
+    /// The send lock tabs share: `"<tab id> <expiry ms>"`.
+    KeyLock = "_cl_l",
+    /// The profile (see crate::profile).
+    KeyProfile = "_cl_p",
+    /// The visitor's consent answer: `"1"` granted, `"0"` refused.
+    KeyConsent = "_cl_c",
+    /// Consecutive batches the edge refused for good (a decimal count).
+    KeyRefused = "_cl_r",
+    /// The prefix of every key the tracker writes.
+    KeyPrefix = "_cl_",
+    /// Yes.
+    One = "1",
+    /// No.
+    Zero = "0",
+
+    // The profile's fields (see crate::profile).
+    /// First entry.
+    F = "f",
+    /// Latest entry.
+    L = "l",
+    /// An entry's landing URL.
+    U = "u",
+    /// An entry's referrer.
+    R = "r",
+    /// An entry's time.
+    T = "t",
+    /// Views per path.
+    Pg = "pg",
+    /// The last page view's URL.
+    Lu = "lu",
+    /// The last page view's time.
+    Lv = "lv",
+    /// The last activity's time.
+    La = "la",
+    /// Whether the visitor became a lead.
+    Lead = "lead",
+    /// The first touch, as the edge classified it.
+    Ft = "ft",
+    /// The latest touch, as the edge classified it.
+    Lt = "lt",
+    /// `profile()`'s visitor id; also the state's (see `js::ST`).
+    Vid = "vid",
+
+    // The tracker's state between calls (`js::ST`), besides `vid`, `url`,
+    // `referrer` and `form`.
+    /// This tab's random id (for the send lock).
+    Tab = "tab",
+    /// The page's path (plus hash with hash routing).
+    Path = "path",
+    /// The page's path and query (plus hash with hash routing).
+    Full = "full",
+    /// The ids of the events in the request in flight.
+    Inflight = "inflight",
+    /// The landing page's path, until `settle` counts it in the profile.
+    Landed = "landed",
+}
+
 /// Touch: channel, source, medium, campaign.
-pub const TOUCH_FIELDS: [&str; 4] = ["channel", "source", "medium", "campaign"];
+pub const TOUCH_FIELDS: [N; 4] = [N::Channel, N::Source, N::Medium, N::Campaign];
+
+/// The string of `n` (for tests; the download reads names from the table).
+#[cfg(test)]
+pub fn name(n: N) -> &'static str {
+    ALL.split(' ').nth(n as usize).unwrap_or("")
+}
 
 #[cfg(test)]
 mod tests {
+    use super::N::*;
     use super::*;
     use closeloop_core::wire::{Batch, CollectResponse, EventKind, EventResult, Status, TouchAck};
     use serde_json::{json, Map, Value};
 
-    fn obj(pairs: &[(&str, Value)]) -> Value {
+    fn obj(pairs: &[(N, Value)]) -> Value {
         let mut m = Map::new();
         for (k, v) in pairs {
-            m.insert((*k).to_string(), v.clone());
+            m.insert(name(*k).to_string(), v.clone());
         }
         Value::Object(m)
     }
@@ -103,56 +297,73 @@ mod tests {
         assert_eq!(MAX_FIELDS, wire::MAX_FIELDS);
     }
 
+    /// The table has one entry per name, none empty or with a space, none twice
+    /// (a name found twice would still work, but it is bytes for nothing).
+    #[test]
+    fn the_table_matches_the_enum() {
+        let all: Vec<&str> = ALL.split(' ').collect();
+        assert_eq!(all.last(), Some(&""), "a space after each name");
+        let names = &all[..all.len() - 1];
+        assert_eq!(names.len(), Landed as usize + 1);
+        assert_eq!(name(SiteId), "site_id");
+        assert_eq!(name(FormTag), "FORM");
+        assert_eq!(name(Landed), "landed");
+        for (i, n) in names.iter().enumerate() {
+            assert!(!n.is_empty());
+            assert!(!names[..i].contains(n), "{n} twice");
+        }
+    }
+
     /// A batch built with the tracker's names, as the tracker builds it, is what the
     /// edge's schema reads: one event of each type.
     #[test]
     fn tracker_objects_deserialize_into_core_batch() {
         let page = obj(&[
-            (ID, json!("e1-aaaaaaaa")),
-            (TYPE, json!(PAGEVIEW)),
-            (CREATED_AT, json!(1_764_000_000_000_i64)),
-            (URL, json!("https://example.com/?utm_source=newsletter")),
-            (REFERRER, json!("https://news.example.org/")),
-            (TITLE, json!("Home")),
+            (Id, json!("e1-aaaaaaaa")),
+            (Type, json!(name(Pageview))),
+            (CreatedAt, json!(1_764_000_000_000_i64)),
+            (Url, json!("https://example.com/?utm_source=newsletter")),
+            (Referrer, json!("https://news.example.org/")),
+            (Title, json!("Home")),
         ]);
         let form = obj(&[
-            (ID, json!("e2-aaaaaaaa")),
-            (TYPE, json!(FORM_SUBMIT)),
-            (CREATED_AT, json!(1_764_000_000_400_i64)),
-            (URL, json!("https://example.com/demo")),
+            (Id, json!("e2-aaaaaaaa")),
+            (Type, json!(name(FormSubmit))),
+            (CreatedAt, json!(1_764_000_000_400_i64)),
+            (Url, json!("https://example.com/demo")),
             (
-                FORM,
+                Form,
                 obj(&[
-                    (ID, json!("lead")),
-                    (NAME, json!("lead-form")),
-                    (ACTION, json!("/thanks")),
-                    (FIELDS, json!(["email", "password"])),
-                    (VALUES, obj(&[(EMAIL, json!("ann@example.com"))])),
+                    (Id, json!("lead")),
+                    (Name, json!("lead-form")),
+                    (Action, json!("/thanks")),
+                    (Fields, json!(["email", "password"])),
+                    (Values, obj(&[(Email, json!("ann@example.com"))])),
                 ]),
             ),
         ]);
         let ident = obj(&[
-            (ID, json!("e3-aaaaaaaa")),
-            (TYPE, json!(IDENTIFY)),
-            (CREATED_AT, json!(1_764_000_000_500_i64)),
-            (URL, json!("https://example.com/demo")),
-            (EMAIL, json!("ann@example.com")),
-            (TRAITS, obj(&[(NAME, json!("Ann"))])),
+            (Id, json!("e3-aaaaaaaa")),
+            (Type, json!(name(Identify))),
+            (CreatedAt, json!(1_764_000_000_500_i64)),
+            (Url, json!("https://example.com/demo")),
+            (Email, json!("ann@example.com")),
+            (Traits, obj(&[(Name, json!("Ann"))])),
         ]);
         let track = obj(&[
-            (ID, json!("e4-aaaaaaaa")),
-            (TYPE, json!(TRACK)),
-            (CREATED_AT, json!(1_764_000_000_600_i64)),
-            (URL, json!("https://example.com/demo")),
-            (NAME, json!("signup")),
-            (PROPS, obj(&[("plan", json!("pro"))])),
+            (Id, json!("e4-aaaaaaaa")),
+            (Type, json!(name(Track))),
+            (CreatedAt, json!(1_764_000_000_600_i64)),
+            (Url, json!("https://example.com/demo")),
+            (Name, json!("signup")),
+            (Props, json!({"plan": "pro"})),
         ]);
         let batch = obj(&[
-            (SITE_ID, json!("demo")),
-            (VISITOR_ID, json!("visitor-0001")),
-            (SENT_AT, json!(1_764_000_001_000_i64)),
-            (DROPPED, json!(3)),
-            (EVENTS, json!([page, form, ident, track])),
+            (SiteId, json!("demo")),
+            (VisitorId, json!("visitor-0001")),
+            (SentAt, json!(1_764_000_001_000_i64)),
+            (Dropped, json!(3)),
+            (Events, json!([page, form, ident, track])),
         ]);
         let b: Batch = serde_json::from_value(batch).expect("the tracker's batch shape");
         assert_eq!(b.site_id, "demo");
@@ -226,14 +437,20 @@ mod tests {
             }),
         };
         let v = serde_json::to_value(&resp).expect("serializes");
-        let results = v[RESULTS].as_array().expect("results array");
-        let statuses: Vec<&str> = results.iter().filter_map(|r| r[STATUS].as_str()).collect();
-        assert_eq!(statuses, vec![ACCEPTED, DUPLICATE, REJECTED]);
-        assert_eq!(results[0][ID], "a");
-        let touch = &v[TOUCH];
+        let results = v[name(Results)].as_array().expect("results array");
+        let statuses: Vec<&str> = results
+            .iter()
+            .filter_map(|r| r[name(Status)].as_str())
+            .collect();
+        assert_eq!(
+            statuses,
+            vec![name(Accepted), name(Duplicate), name(Rejected)]
+        );
+        assert_eq!(results[0][name(Id)], "a");
+        let touch = &v[name(Touch)];
         let got: Vec<&str> = TOUCH_FIELDS
             .iter()
-            .filter_map(|k| touch[*k].as_str())
+            .filter_map(|k| touch[name(*k)].as_str())
             .collect();
         assert_eq!(got, vec!["Email", "newsletter", "email", "launch"]);
     }

@@ -11,19 +11,19 @@
 //! - [`form`]: which form fields are recorded and which values kept;
 //! - [`send`]: the bounded queue, batches, acknowledgements, backoff, tab lock;
 //! - [`profile`]: touches, top pages and sections, lead flag;
-//! - [`keys`]: the wire names (checked against `closeloop_core::wire`).
+//! - [`keys`]: every name used with JavaScript (the wire's checked against
+//!   `closeloop_core::wire`);
+//! - [`js`]: the value table and the imports the loader defines.
 //!
 //! Size matters (every visitor downloads this): no `format!`, no serde, no
-//! panicking `unwrap`, the browser's `JSON` through js-sys. The download build
+//! panicking `unwrap`, no wasm-bindgen: a dozen generic imports over the loader's
+//! value table ([`js`]) and the browser's `JSON`. The download build
 //! (`cargo xtask build`, which passes `--cfg closeloop_tracker_bin` and builds this
 //! package alone) is `no_std` with a panic handler that traps (the loader catches
 //! the trap), so none of std's panic and formatting machinery is linked. Every
-//! other build (unit tests, clippy, workspace builds where another crate turns on
-//! wasm-bindgen's `std`) is a plain std crate.
+//! other build (unit tests, clippy) is a plain std crate.
 
 #![cfg_attr(closeloop_tracker_bin, no_std)]
-
-extern crate alloc;
 
 pub mod form;
 pub mod js;
@@ -33,69 +33,56 @@ pub mod profile;
 pub mod send;
 pub mod store;
 
-use alloc::string::String;
-use alloc::vec::Vec;
 use core::cell::RefCell;
-use wasm_bindgen::prelude::*;
+use js::{s, CFG, GLOBAL, ST, V};
+use keys::{MAX_FIELDS, MAX_FIELD_LEN, N};
 
 /// Whether the tracker may store and send.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Consent {
     /// Consent is not needed, or was given.
     Granted,
-    /// Consent is required (tag or GPC) and not given yet: events are held in
-    /// memory only, nothing is stored or sent.
+    /// Consent is required by the tag and not given yet: events are held in memory
+    /// only, nothing is stored or sent.
     Pending,
-    /// The visitor refused (`closeloop.consent(false)`): nothing is recorded.
+    /// The visitor refused (`closeloop.consent(false)`), or the browser sends
+    /// Global Privacy Control: nothing is recorded.
     Denied,
-}
-
-/// What the tag says (`data-*` attributes, read by the loader).
-#[derive(Default)]
-pub struct Config {
-    /// `data-site`.
-    pub site: String,
-    /// `data-endpoint`, or the loader's origin + `/v1/collect`.
-    pub endpoint: String,
-    /// `data-consent="required"`.
-    pub consent_required: bool,
-    /// `data-capture`: extra field names whose values are kept.
-    pub capture: Vec<String>,
-    /// `data-ignore-paths`: path globs (`*` matches anything) never recorded.
-    pub ignore: Vec<String>,
-    /// `data-hash-routing`: hash changes are page views.
-    pub hash_routing: bool,
 }
 
 /// The tracker's state for this page.
 pub struct Tracker {
-    /// The tag's settings.
-    pub cfg: Config,
     /// Storage.
     pub store: store::Store,
     /// Consent state.
     pub consent: Consent,
-    /// The visitor id.
-    pub vid: String,
-    /// This tab's random id (for the send lock).
-    pub tab: String,
-    /// The current page: URL, its referrer, and its keys for change detection.
-    pub page: page::Page,
+    /// Global Privacy Control is on: it always wins (no stored answer and no
+    /// `consent(true)` overrides it).
+    pub gpc: bool,
+    /// `data-hash-routing`: hash changes are page views.
+    pub hash_routing: bool,
+    /// Whether the current page is on an ignored path (its URL is never sent, not
+    /// even as the next page's referrer).
+    pub ignored: bool,
     /// Delivery state.
     pub send: send::SendState,
-    /// The last form submit recorded (fingerprint, time), to skip the same submit
-    /// seen twice (submit event, then the site's script calling `form.submit()`).
-    pub last_form: (String, f64),
+    /// When the last form submit was recorded (its fingerprint is [`ST`]'s `form`),
+    /// to skip the same submit seen twice (submit event, then the site's script
+    /// calling `form.submit()`).
+    pub last_form: f64,
     /// Whether [`settle`] ran: the start-up work deferred until the page view is
     /// queued (visitor id, cookie mirror, profile, queue bound, send timer).
     pub settled: bool,
-    /// The landing page view [`settle`] still has to count in the profile.
-    pub landed: Option<page::Landed>,
-    /// The loader's I/O functions: `timer(ms)` calls [`tick`] after `ms`;
-    /// `post(url, body)` sends with `fetch` (keepalive, `text/plain`, no
-    /// credentials) and calls [`ack`] with a 2xx answer's text or [`fail`].
-    /// (Done in JS: no wasm-bindgen closures, whose machinery costs bytes.)
-    pub io: JsValue,
+    /// When the landing page was viewed, while [`settle`] still has to count it
+    /// in the profile (0 otherwise).
+    pub landed: f64,
+}
+
+impl Tracker {
+    /// Whether events are recorded at all (not after a refusal, not under GPC).
+    pub fn records(&self) -> bool {
+        self.consent != Consent::Denied
+    }
 }
 
 /// The tracker's one global: the page's state, behind a `RefCell`.
@@ -122,94 +109,99 @@ fn with(f: impl FnOnce(&mut Tracker)) {
     }
 }
 
-/// A comma list's trimmed, non-empty items (an empty list, the usual case, links
-/// none of `split`'s code into the start path: each function called costs a lazy
-/// compile there).
-fn list(s: String) -> Vec<String> {
-    if s.is_empty() {
-        return Vec::new();
+/// The names table ([`keys::ALL`]) as the wasm's custom section `n`, which the
+/// loader reads once (`WebAssembly.Module.customSections`): names cost no memory,
+/// no data segment and no code.
+#[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)] // `link_section`: a custom section of bytes, never read by Rust.
+#[link_section = "n"]
+pub static NAMES: [u8; keys::ALL.len()] = {
+    let b = keys::ALL.as_bytes();
+    let mut out = [0u8; keys::ALL.len()];
+    let mut i = 0;
+    while i < b.len() {
+        out[i] = b[i];
+        i += 1;
     }
-    js::parts(&s, b',')
-        .map(str::trim_ascii)
-        .filter(|x| !x.is_empty())
-        .map(String::from)
-        .collect()
-}
+    out
+};
 
 /// The one export: the loader calls every entry point through it (one export
-/// instead of twelve: each costs a wasm-bindgen shim in the wasm and a function in
-/// the JS glue). `op` picks the function, `a` and `b` are its arguments:
-/// 0 [`start`]`(a)`, 1 [`tick`], 2 [`ack`]`(a)`, 3 [`fail`], 4 [`nav`]`(a)`,
-/// 5 [`form`]`(a)`, 6 [`hide`], 7 [`show`], 8 [`identify`]`(a, b)`,
-/// 9 [`track`]`(a, b)`, 10 [`consent`]`(a)`, 11 [`profile`] (its result is returned;
-/// `undefined` for the others and for an unknown `op`), 12 [`settle`] (the loader
-/// calls it in the task after `start`; any other call settles first too).
-#[wasm_bindgen]
-pub fn cl(op: u32, a: JsValue, b: JsValue) -> JsValue {
+/// instead of twelve). `op` picks the function, `a` and `b` are its arguments
+/// (values of the loader's table, see [`js`]); the result is a value too:
+/// 0 [`start`], 1 [`tick`], 2 [`ack`]`(a)`, 3 [`fail`]`(a)`, 4 [`nav`]`(a)`,
+/// 5 [`form`]`(a)`, 6 [`hide`]`(a)`, 7 [`show`], 8 [`identify`]`(a, b)`,
+/// 9 [`track`]`(a, b)`, 10 [`consent`]`(a)`, 11 [`profile`] (its result is
+/// returned; `undefined` for the others and for an unknown `op`), 12 [`settle`]
+/// (the loader calls it in the task after `start`; any other call settles first
+/// too).
+#[allow(unsafe_code)] // `no_mangle`: the export's name, `cl`.
+#[no_mangle]
+pub extern "C" fn cl(op: u32, a: u32, b: u32) -> u32 {
+    let (a, b) = (V(a), V(b));
     match op {
-        0 => start(a),
+        0 => start(),
         1 => tick(),
         2 => ack(a),
-        3 => fail(),
-        4 => nav(a.as_f64().unwrap_or(0.0) as u32),
+        3 => fail(a),
+        4 => nav(a),
         5 => form(a),
-        6 => hide(),
+        6 => hide(a),
         7 => show(),
         8 => identify(a, b),
         9 => track(a, b),
         10 => consent(a),
-        11 => return profile(),
+        11 => return profile().0,
         12 => with(|_| {}),
         _ => {}
     }
-    JsValue::UNDEFINED
+    js::UNDEFINED.0
 }
 
 /// Starts the tracker and queues the landing page view, doing as little as that
 /// needs (this is the start-up budget: main-thread time until the first event is
 /// durably queued): the consent answer, the page, one `setItem`. Everything else
-/// waits for [`settle`]. `cfg` is the loader's object: `site`, `endpoint`,
-/// `consent` (bool), `capture`, `ignore` (comma lists), `hash` (bool) and `url`
-/// (the landing URL, read before any script could rewrite it).
+/// waits for [`settle`]. The tag's settings are the loader's object [`CFG`]:
+/// `site`, `endpoint`, `consent` (bool), `capture`, `ignore` (arrays), `hash`
+/// (bool) and `url` (the landing URL, read before any script could rewrite it).
+///
+/// Global Privacy Control always wins: under it the tracker records nothing, and
+/// what it stored on earlier visits (queue, profile, visitor id, consent answer,
+/// cookie) is deleted.
 #[inline(never)]
-pub fn start(cfg: JsValue) {
-    let started = TRACKER.0.try_borrow().map(|g| g.is_some()).unwrap_or(true);
-    let config = Config {
-        site: js::get_str(&cfg, "site"),
-        endpoint: js::get_str(&cfg, "endpoint"),
-        consent_required: js::get(&cfg, "consent").is_truthy(),
-        capture: list(js::get_str(&cfg, "capture")),
-        ignore: list(js::get_str(&cfg, "ignore")),
-        hash_routing: js::get(&cfg, "hash").is_truthy(),
-    };
-    if started || config.site.is_empty() || config.endpoint.is_empty() {
+pub fn start() {
+    if TRACKER.0.try_borrow().map(|g| g.is_some()).unwrap_or(true) {
         return;
     }
-    let gpc = js::get(&js::get(&js::global(), "navigator"), "globalPrivacyControl").is_truthy();
-    let mut store = store::Store::open(false);
-    let said = store.get(store::CONSENT);
-    let consent = match said.as_deref() {
-        Some("1") => Consent::Granted,
-        Some("0") => Consent::Denied,
-        _ if config.consent_required || gpc => Consent::Pending,
-        _ => Consent::Granted,
+    let gpc = GLOBAL
+        .get(N::Navigator)
+        .get(N::GlobalPrivacyControl)
+        .truthy();
+    let mut store = store::Store { persist: false };
+    let said = store.get(N::KeyConsent);
+    let consent = if gpc || said.is(N::Zero) {
+        Consent::Denied
+    } else if said.is(N::One) || !CFG.get(N::Consent).truthy() {
+        Consent::Granted
+    } else {
+        Consent::Pending
     };
+    if gpc {
+        store.clear();
+    }
     store.persist = consent == Consent::Granted;
-    let landing = js::get_str(&cfg, "url");
     let mut t = Tracker {
-        cfg: config,
         store,
         consent,
-        vid: String::new(),
-        tab: String::new(),
-        page: page::Page::default(),
+        gpc,
+        hash_routing: CFG.get(N::Hash).truthy(),
+        ignored: false,
         send: send::SendState::default(),
-        last_form: (String::new(), 0.0),
+        last_form: 0.0,
         settled: false,
-        landed: None,
-        io: cfg,
+        landed: 0.0,
     };
-    page::landing(&mut t, landing);
+    page::landing(&mut t);
     if let Ok(mut g) = TRACKER.0.try_borrow_mut() {
         *g = Some(t);
     }
@@ -222,19 +214,20 @@ pub fn start(cfg: JsValue) {
 #[inline(never)]
 fn settle(t: &mut Tracker) {
     t.settled = true;
-    t.vid = t
-        .store
-        .get(store::VID)
-        .filter(|v| v.len() >= 8)
+    let ok = |v: &V| (8..=64).contains(&v.utf8_len());
+    let vid = Some(t.store.get(N::KeyVid))
+        .filter(ok)
         .or_else(store::read_cookie)
-        .filter(|v| v.len() >= 8 && v.len() <= 64)
-        .unwrap_or_else(js::random_id);
-    t.tab = js::random_id();
+        .filter(ok)
+        .unwrap_or_else(|| js::id(false));
+    ST.set(N::Vid, vid);
+    ST.set(N::Tab, js::id(false));
     if t.consent == Consent::Granted {
         remember_visitor(t);
     }
-    if let Some(l) = t.landed.take() {
-        profile::landed(t, &l);
+    if t.landed > 0.0 {
+        profile::landed(t, t.landed);
+        t.landed = 0.0;
     }
     if send::bound(t) > 0 {
         send::schedule(t, send::SEND_DELAY_MS);
@@ -243,12 +236,12 @@ fn settle(t: &mut Tracker) {
 
 /// Stores the visitor id and refreshes its cookie mirror.
 fn remember_visitor(t: &mut Tracker) {
-    let vid = t.vid.clone();
-    t.store.set(store::VID, &vid);
-    store::mirror_cookie(&vid);
+    let vid = ST.get(N::Vid);
+    t.store.set(N::KeyVid, vid);
+    store::mirror_cookie(vid);
 }
 
-/// The loader's timer fired (see [`Tracker::io`]).
+/// The loader's timer fired (see [`js::timer`]).
 #[inline(never)]
 pub fn tick() {
     with(|t| {
@@ -261,33 +254,45 @@ pub fn tick() {
 
 /// The edge answered a batch with 2xx: its `CollectResponse` JSON text.
 #[inline(never)]
-pub fn ack(text: JsValue) {
-    with(|t| send::on_ack(t, &text.as_string().unwrap_or_default()));
+pub fn ack(text: V) {
+    with(|t| send::on_ack(t, text));
 }
 
-/// A batch failed (network error, non-2xx status, unreadable body).
+/// A batch failed: `status` is the HTTP status of a non-2xx answer, or 0 (network
+/// error, no answer within the timeout, unreadable body).
 #[inline(never)]
-pub fn fail() {
-    with(send::on_failure);
+pub fn fail(status: V) {
+    with(|t| send::on_failure(t, status.num().unwrap_or(0.0)));
 }
 
 /// A history change: `kind` 0 = `pushState`, 1 = `replaceState`, 2 = `popstate`,
 /// 3 = `hashchange`.
 #[inline(never)]
-pub fn nav(kind: u32) {
-    with(|t| page::navigate(t, kind));
+pub fn nav(kind: V) {
+    with(|t| page::navigate(t, kind.num().unwrap_or(0.0) as u32));
 }
 
 /// A form is being submitted (the `submit` event, or `form.submit()` by script).
 #[inline(never)]
-pub fn form(el: JsValue) {
-    with(|t| form::submitted(t, &el));
+pub fn form(el: V) {
+    with(|t| {
+        if t.records() {
+            form::submitted(t, el)
+        }
+    });
 }
 
-/// The page is being hidden or unloaded: send what is queued as a beacon.
+/// The page is being hidden or (`unload` truthy: `pagehide`) going away: send what
+/// is queued as a beacon; a page going away also gives the send lock up, so that
+/// the next page need not wait for it to expire.
 #[inline(never)]
-pub fn hide() {
-    with(|t| send::flush(t, true));
+pub fn hide(unload: V) {
+    with(|t| {
+        send::flush(t, true);
+        if unload.truthy() {
+            send::release_lock(t);
+        }
+    });
 }
 
 /// The page is visible again, or the browser came back online: send now.
@@ -301,18 +306,17 @@ pub fn show() {
 
 /// `closeloop.identify(email, traits)`: the visitor said who they are.
 #[inline(never)]
-pub fn identify(email: JsValue, traits: JsValue) {
+pub fn identify(email: V, traits: V) {
     with(|t| {
-        let email = js::truncate(email.as_string().unwrap_or_default(), keys::MAX_FIELD_LEN);
-        let email = email.trim_ascii();
-        if !js::has(email, "@") {
+        let mut buf = [0u8; MAX_FIELD_LEN];
+        let email = js::read(email, &mut buf).unwrap_or("").trim_ascii();
+        if !t.records() || !js::has(email, "@") {
             return;
         }
-        let ev = send::event(t, keys::IDENTIFY);
-        js::set_str(&ev, keys::EMAIL, email);
-        let traits = string_map(&traits);
-        if js_sys::Object::keys(&traits.clone().into()).length() > 0 {
-            js::set(&ev, keys::TRAITS, &traits);
+        let ev = send::event(t, N::Identify);
+        ev.set(N::Email, s(email));
+        if let Some(traits) = string_map(traits) {
+            ev.set(N::Traits, traits);
         }
         profile::mark_lead(t);
         send::enqueue(t, ev, 0.0);
@@ -321,43 +325,45 @@ pub fn identify(email: JsValue, traits: JsValue) {
 
 /// `closeloop.track(name, props)`: a custom event.
 #[inline(never)]
-pub fn track(name: JsValue, props: JsValue) {
+pub fn track(name: V, props: V) {
     with(|t| {
-        let name = js::truncate(name.as_string().unwrap_or_default(), keys::MAX_FIELD_LEN);
-        if name.is_empty() || page::ignored(t) {
+        if !t.records() || !name.is_str() || !name.truthy() || page::ignored() {
             return;
         }
-        let ev = send::event(t, keys::TRACK);
-        js::set_str(&ev, keys::NAME, &name);
-        let props = string_map(&props);
-        if js_sys::Object::keys(&props.clone().into()).length() > 0 {
-            js::set(&ev, keys::PROPS, &props);
+        let ev = send::event(t, N::Track);
+        ev.set(N::Name, js::trunc(name, MAX_FIELD_LEN));
+        if let Some(props) = string_map(props) {
+            ev.set(N::Props, props);
         }
         send::enqueue(t, ev, send::SEND_DELAY_MS);
     });
 }
 
 /// `closeloop.consent(bool)`: grant (store and send what was held) or revoke
-/// (forget everything stored, record nothing more).
+/// (forget everything stored, record nothing more). Under Global Privacy Control
+/// neither: GPC always wins, and nothing is stored, not even the answer.
 #[inline(never)]
-pub fn consent(on: JsValue) {
+pub fn consent(on: V) {
     with(|t| {
-        if on.is_truthy() {
+        if t.gpc {
+            return;
+        }
+        if on.truthy() {
             t.consent = Consent::Granted;
             t.store.persist = true;
             t.store.flush_memory();
-            t.store.set(store::CONSENT, "1");
+            t.store.set(N::KeyConsent, N::One);
             remember_visitor(t);
             send::schedule(t, 0.0);
         } else {
             t.consent = Consent::Denied;
             t.store.persist = false;
             t.store.clear();
-            t.vid = js::random_id();
+            ST.set(N::Vid, js::id(false));
             t.send = send::SendState::default();
             // The refusal itself is kept, so the next page does not track either.
             t.store.persist = true;
-            t.store.set(store::CONSENT, "0");
+            t.store.set(N::KeyConsent, N::Zero);
             t.store.persist = false;
         }
     });
@@ -367,45 +373,35 @@ pub fn consent(on: JsValue) {
 /// shapes into first and latest touch, top pages and sections, lead flag (see
 /// [`profile::build`]); `null` before the tracker started.
 #[inline(never)]
-pub fn profile() -> JsValue {
-    let mut out = JsValue::NULL;
+pub fn profile() -> V {
+    let mut out = js::NULL;
     with(|t| out = profile::build(t));
     out
 }
 
 /// A plain object whose values are strings (numbers and booleans converted, other
-/// values as JSON), at most `MAX_FIELDS` keys, each value truncated.
-fn string_map(v: &JsValue) -> JsValue {
-    use keys::{MAX_FIELDS, MAX_FIELD_LEN};
-    let out = js::obj();
+/// values as JSON), at most `MAX_FIELDS` keys, each key and value cut to
+/// `MAX_FIELD_LEN` bytes; `None` when it would be empty.
+fn string_map(v: V) -> Option<V> {
     if !v.is_object() {
-        return out;
+        return None;
     }
-    let keys = js_sys::Object::keys(&js_sys::Object::from(v.clone()));
-    for k in keys.iter().take(MAX_FIELDS) {
-        let Some(k) = k.as_string() else { continue };
-        let val = js::get(v, &k);
-        let s = val.as_string().unwrap_or_else(|| js::stringify(&val));
-        if !k.is_empty() && !s.is_empty() {
-            js::set_str(
-                &out,
-                &js::truncate(k, MAX_FIELD_LEN),
-                &js::truncate(s, MAX_FIELD_LEN),
-            );
+    let out = js::obj();
+    let keys = js::keys(v);
+    let mut n = 0;
+    for i in 0..keys.len().min(MAX_FIELDS as u32) {
+        let k = keys.at(i);
+        let mut val = v.get(k);
+        if !val.is_str() {
+            val = js::json(val);
+        }
+        if k.truthy() && val.truthy() {
+            out.set(js::trunc(k, MAX_FIELD_LEN), js::trunc(val, MAX_FIELD_LEN));
+            n += 1;
         }
     }
-    out
+    (n > 0).then_some(out)
 }
-
-/// The allocator: `lol_alloc`'s free list, a fraction of dlmalloc's size. The
-/// tracker allocates little (ids, a few strings per event) and frees it again.
-#[cfg(target_arch = "wasm32")]
-#[global_allocator]
-// SAFETY: wasm32-unknown-unknown without the atomics feature runs one thread,
-// which is what `AssumeSingleThreaded` requires.
-#[allow(unsafe_code)]
-static ALLOC: lol_alloc::AssumeSingleThreaded<lol_alloc::FreeListAllocator> =
-    unsafe { lol_alloc::AssumeSingleThreaded::new(lol_alloc::FreeListAllocator::new()) };
 
 /// On wasm32 a panic traps at once (`unreachable`): no message is formatted. The
 /// loader catches the resulting `RuntimeError`, so the site never sees it.

@@ -12,158 +12,116 @@
 //!   page view was recorded last, within the 30-minute session window, is not
 //!   counted again.
 
-use crate::{js, keys, profile, send, Tracker};
-use alloc::string::String;
-use wasm_bindgen::JsValue;
+use crate::js::{self, CFG, GLOBAL, NO, ST, V};
+use crate::keys::{self, N};
+use crate::{profile, send, Tracker};
 
-/// The page the visitor is on, as the tracker last counted it.
-#[derive(Default)]
-pub struct Page {
-    /// Full URL (events on the page carry it).
-    pub url: String,
-    /// Referrer of this page view.
-    pub referrer: String,
-    /// Path (plus hash with hash routing): `replaceState` compares this.
-    pub path: String,
-    /// Path and query (plus hash with hash routing): the other navigations compare this.
-    pub full: String,
-    /// Whether this page is on an ignored path (its URL is never sent, not even as
-    /// the next page's referrer).
-    pub ignored: bool,
+fn location() -> V {
+    GLOBAL.get(N::Location)
 }
 
-/// The landing page view, queued by [`landing`] and counted in the profile by
-/// [`crate::settle`] (after the start-up budget) with the URL and referrer of
-/// [`Tracker::page`], which no navigation changes before that (the loader holds
-/// them back until the tracker has settled).
-pub struct Landed {
-    /// Its path (`location.pathname`).
-    pub path: String,
-    /// When it was viewed.
-    pub at: f64,
-}
-
-fn location() -> JsValue {
-    js::get(&js::global(), "location")
-}
-
-/// The current path key and path+query key.
-fn current_keys(hash_routing: bool) -> (String, String) {
+/// The current path key and path+query key (strings), with the hash under hash
+/// routing.
+fn current_keys(hash_routing: bool) -> (V, V) {
     let loc = location();
-    let mut path = js::get_str(&loc, "pathname");
-    if hash_routing {
-        path.push_str(&js::get_str(&loc, "hash"));
-    }
-    let mut full = js::get_str(&loc, "pathname");
-    full.push_str(&js::get_str(&loc, "search"));
-    if hash_routing {
-        full.push_str(&js::get_str(&loc, "hash"));
-    }
-    (path, full)
-}
-
-/// `performance.getEntriesByType("navigation")[0].type` (`navigate`, `reload`,
-/// `back_forward`, `prerender`), or `""`.
-fn navigation_type() -> String {
-    let perf = js::get(&js::global(), "performance");
-    let entries = js::call(
-        &perf,
-        "getEntriesByType",
-        &[JsValue::from_str("navigation")],
-    );
-    js::get_str(&js::get(&entries, "0"), "type")
+    let path = loc.get(N::Pathname);
+    let hash = if hash_routing { loc.get(N::Hash) } else { NO };
+    (path.cat(hash, NO), path.cat(loc.get(N::Search), hash))
 }
 
 /// The page was loaded: queue its page view (unless it is a reload of the last page
-/// viewed, or an ignored path); its entry and view reach the profile later
-/// ([`Tracker::landed`]).
-pub fn landing(t: &mut Tracker, landing_url: String) {
-    let href = js::get_str(&location(), "href");
-    let (path, full) = current_keys(t.cfg.hash_routing);
-    let referrer = js::get_str(&js::get(&js::global(), "document"), "referrer");
-    t.page = Page {
-        url: if landing_url.is_empty() {
-            href
-        } else {
-            landing_url
-        },
-        referrer: js::truncate(referrer, keys::MAX_URL_LEN),
-        path,
-        full,
-        ignored: false,
-    };
-    t.page.ignored = ignored(t);
-    if t.page.ignored {
+/// viewed, or an ignored path); its entry and view reach the profile later, in
+/// `settle` ([`Tracker::landed`]). The landing URL is the loader's (read before any
+/// script could rewrite it). The page's URL, referrer and keys are kept in
+/// [`ST`]: `url`, `referrer`, `path` (`replaceState` compares it) and `full` (the
+/// other navigations compare it).
+pub fn landing(t: &mut Tracker) {
+    let (path, full) = current_keys(t.hash_routing);
+    let url = CFG.get(N::Url);
+    ST.set(N::Url, url);
+    let referrer = GLOBAL.get(N::Document).get(N::Referrer);
+    ST.set(N::Referrer, js::trunc(referrer, keys::MAX_URL_LEN));
+    ST.set(N::Path, path);
+    ST.set(N::Full, full);
+    t.ignored = ignored();
+    if t.ignored || !t.records() {
         return;
     }
     let now = js::now();
-    if navigation_type() == "reload" && profile::was_last_view(t, &t.page.url, now) {
+    let reload = GLOBAL
+        .get(N::Performance)
+        .call(N::GetEntriesByType, N::Navigation, NO)
+        .at(0)
+        .get(N::Type)
+        .is(N::Reload);
+    if reload && profile::was_last_view(t, url, now) {
         return;
     }
     let ev = view_event(t);
-    if send::put(t, &ev) {
-        t.landed = Some(Landed {
-            path: js::get_str(&location(), "pathname"),
-            at: now,
-        });
+    if send::put(t, ev) {
+        ST.set(N::Landed, location().get(N::Pathname));
+        t.landed = now;
     }
 }
 
-/// A history change (see [`crate::nav`] for `kind`).
+/// A history change (see [`crate::cl`] for `kind`).
 pub fn navigate(t: &mut Tracker, kind: u32) {
-    if kind == 3 && !t.cfg.hash_routing {
+    if kind == 3 && !t.hash_routing {
         return;
     }
-    let (path, full) = current_keys(t.cfg.hash_routing);
+    let (path, full) = current_keys(t.hash_routing);
     let changed = if kind == 1 {
-        path != t.page.path
+        !path.is(ST.get(N::Path))
     } else {
-        full != t.page.full
+        !full.is(ST.get(N::Full))
     };
-    t.page.path = path;
-    t.page.full = full;
-    let href = js::get_str(&location(), "href");
+    ST.set(N::Path, path);
+    ST.set(N::Full, full);
+    let loc = location();
+    let href = loc.get(N::Href);
+    let previous = ST.get(N::Url);
+    // Same page (a `replaceState` that only rewrote the query): later events carry
+    // the new URL, no page view.
+    ST.set(N::Url, href);
     if !changed {
-        // Same page (a `replaceState` that only rewrote the query): later events
-        // carry the new URL, no page view.
-        t.page.url = href;
         return;
     }
-    let previous = core::mem::replace(&mut t.page.url, href);
-    if !t.page.ignored {
-        t.page.referrer = previous;
+    // An SPA view's referrer is the previous page, unless that was ignored.
+    if !t.ignored {
+        ST.set(N::Referrer, previous);
     }
-    t.page.ignored = ignored(t);
-    if !t.page.ignored {
-        pageview(t);
+    t.ignored = ignored();
+    if !t.ignored && t.records() {
+        let ev = view_event(t);
+        profile::viewed(t, href, loc.get(N::Pathname));
+        send::enqueue(t, ev, send::SEND_DELAY_MS);
     }
 }
 
 /// A page view event of the current page.
-fn view_event(t: &mut Tracker) -> JsValue {
-    let ev = send::event(t, keys::PAGEVIEW);
-    let title = js::get_str(&js::get(&js::global(), "document"), "title");
-    if !title.is_empty() {
-        js::set_str(&ev, keys::TITLE, &js::truncate(title, keys::MAX_FIELD_LEN));
+fn view_event(t: &mut Tracker) -> V {
+    let ev = send::event(t, N::Pageview);
+    let title = GLOBAL.get(N::Document).get(N::Title);
+    if title.truthy() {
+        ev.set(N::Title, js::trunc(title, keys::MAX_FIELD_LEN));
     }
     ev
 }
 
-/// Records a page view of the current page (an SPA navigation).
-fn pageview(t: &mut Tracker) {
-    let ev = view_event(t);
-    let (url, path) = (t.page.url.clone(), js::get_str(&location(), "pathname"));
-    profile::viewed(t, &url, &path);
-    send::enqueue(t, ev, send::SEND_DELAY_MS);
-}
-
-/// Whether the current path matches one of `data-ignore-paths`.
-pub fn ignored(t: &Tracker) -> bool {
-    if t.cfg.ignore.is_empty() {
+/// Whether the current path matches one of `data-ignore-paths` (the loader's
+/// `cfg.ignore` array).
+pub fn ignored() -> bool {
+    let globs = CFG.get(N::Ignore);
+    let n = globs.len();
+    if n == 0 {
         return false;
     }
-    let path = js::get_str(&location(), "pathname");
-    t.cfg.ignore.iter().any(|g| glob(g, &path))
+    let mut pb = [0u8; keys::MAX_URL_LEN];
+    let path = js::read(location().get(N::Pathname), &mut pb).unwrap_or("");
+    (0..n).any(|i| {
+        let mut gb = [0u8; 256];
+        glob(js::read(globs.at(i), &mut gb).unwrap_or(""), path)
+    })
 }
 
 /// Whether `text` matches `pattern`, where `*` matches any run of characters
@@ -172,13 +130,13 @@ pub fn glob(pattern: &str, text: &str) -> bool {
     let (p, s) = (pattern.as_bytes(), text.as_bytes());
     let (mut pi, mut si) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
-    while si < s.len() {
+    while let Some(&c) = s.get(si) {
         match p.get(pi) {
             Some(b'*') => {
                 star = Some((pi, si));
                 pi += 1;
             }
-            Some(&c) if c == s[si] => {
+            Some(&pc) if pc == c => {
                 pi += 1;
                 si += 1;
             }
@@ -192,7 +150,7 @@ pub fn glob(pattern: &str, text: &str) -> bool {
             },
         }
     }
-    p[pi.min(p.len())..].iter().all(|&c| c == b'*')
+    p.get(pi..).unwrap_or(&[]).iter().all(|&c| c == b'*')
 }
 
 #[cfg(test)]

@@ -7,17 +7,16 @@
 //! Stored as one JSON object under `_cl_p`: `f`/`l` first/latest entry
 //! (`u` URL, `r` referrer, `t` time), `ft`/`lt` first/latest touch from the edge,
 //! `pg` views per path (at most [`MAX_PAGES`]), `lead`, `lu`/`lv` the last page
-//! view's URL and time, `la` the last activity time.
+//! view's URL and time, `la` the last activity time. It is acknowledged data: when
+//! storage is full, its page counts and then all of it give way to unsent events
+//! (see `send::put`).
 
-use crate::page::Landed;
-use crate::{js, keys, store, Tracker};
-use alloc::string::String;
-use alloc::vec::Vec;
-use js_sys::Object;
-use wasm_bindgen::{JsCast, JsValue};
+use crate::js::{self, num, ST, UNDEFINED, V};
+use crate::keys::{MAX_URL_LEN, N, TOUCH_FIELDS};
+use crate::Tracker;
 
 /// Paths whose view counts are kept (the least viewed is forgotten first).
-pub const MAX_PAGES: usize = 100;
+pub const MAX_PAGES: u32 = 100;
 /// A session ends after this long without activity (the design's 30 minutes).
 pub const SESSION_MS: f64 = 30.0 * 60.0 * 1000.0;
 /// Query keys that mark a tagged (campaign) entry: `utm_*` plus the ad click ids
@@ -34,23 +33,25 @@ const CLICK_IDS: [&str; 9] = [
     "twclid",
 ];
 
-fn load(t: &Tracker) -> JsValue {
-    js::parse_object(t.store.get(store::PROFILE))
+fn load(t: &Tracker) -> V {
+    js::parse_object(t.store.get(N::KeyProfile))
 }
 
-fn save(t: &mut Tracker, p: &JsValue) {
-    t.store.set(store::PROFILE, &js::stringify(p));
+fn save(t: &mut Tracker, p: V) {
+    t.store.set(N::KeyProfile, js::json(p));
 }
 
 /// Whether `url` is the page viewed last, less than a session ago (a reload).
-pub fn was_last_view(t: &Tracker, url: &str, now: f64) -> bool {
+pub fn was_last_view(t: &Tracker, url: V, now: f64) -> bool {
     let p = load(t);
-    js::get_str(&p, "lu") == url && now - js::get_num(&p, "lv") < SESSION_MS
+    p.get(N::Lu).is(url) && now - p.get(N::Lv).num().unwrap_or(0.0) < SESSION_MS
 }
 
 /// The host of an absolute URL (`""` when there is none).
 pub fn host(url: &str) -> &str {
-    let rest = js::after(url, "://").unwrap_or("");
+    let rest = js::find(url, "://")
+        .and_then(|i| url.get(i + 3..))
+        .unwrap_or("");
     let end = rest
         .bytes()
         .position(|b| b == b'/' || b == b'?' || b == b'#')
@@ -76,103 +77,110 @@ pub fn external(url: &str, referrer: &str) -> bool {
 /// A page load: a new entry when the last activity is more than a session ago or
 /// the visitor comes from outside again (the edge's session rule, approximated to
 /// decide which entry `profile()` shows; the edge's answer is authoritative).
-fn entry(p: &JsValue, url: &str, referrer: &str, now: f64) {
-    let last = js::get_num(p, "la");
-    if last == 0.0 || now - last > SESSION_MS || external(url, referrer) {
+fn entry(p: V, url: V, referrer: V, now: f64) {
+    let last = p.get(N::La).num().unwrap_or(0.0);
+    let (mut ub, mut rb) = ([0u8; MAX_URL_LEN], [0u8; MAX_URL_LEN]);
+    let ext = external(
+        js::read(url, &mut ub).unwrap_or(""),
+        js::read(referrer, &mut rb).unwrap_or(""),
+    );
+    if last == 0.0 || now - last > SESSION_MS || ext {
         let e = js::obj();
-        js::set_str(&e, "u", url);
-        js::set_str(&e, "r", referrer);
-        js::set(&e, "t", &JsValue::from_f64(now));
-        if !js::get(p, "f").is_object() {
-            js::set(p, "f", &e);
+        e.set(N::U, url);
+        e.set(N::R, referrer);
+        e.set(N::T, num(now));
+        if !p.get(N::F).is_object() {
+            p.set(N::F, e);
         }
-        js::set(p, "l", &e);
+        p.set(N::L, e);
     }
 }
 
 /// A page view of `path` (full URL `url`) at `now`.
-fn view(p: &JsValue, url: &str, path: &str, now: f64) {
-    let mut pages = js::get(p, "pg");
+fn view(p: V, url: V, path: V, now: f64) {
+    let mut pages = p.get(N::Pg);
     if !pages.is_object() {
         pages = js::obj();
-        js::set(p, "pg", &pages);
+        p.set(N::Pg, pages);
     }
-    let n = js::get_num(&pages, path);
-    js::set(&pages, path, &JsValue::from_f64(n + 1.0));
-    let counts = counts(&pages);
-    if counts.len() > MAX_PAGES {
-        if let Some((least, _)) =
-            counts
-                .iter()
-                .filter(|(k, _)| k != path)
-                .reduce(|a, b| if b.1 < a.1 { b } else { a })
-        {
-            // `undefined` rather than `delete` (one import less): `JSON.stringify`
-            // leaves the key out when the profile is saved.
-            js::set(&pages, least, &JsValue::UNDEFINED);
+    let n = pages.get(path).num().unwrap_or(0.0);
+    pages.set(path, num(n + 1.0));
+    let paths = js::keys(pages);
+    if paths.len() > MAX_PAGES {
+        // Forget the least viewed other path (`undefined` rather than `delete`:
+        // `JSON.stringify` leaves the key out when the profile is saved).
+        let mut least: Option<(V, f64)> = None;
+        for i in 0..paths.len() {
+            let k = paths.at(i);
+            let c = pages.get(k).num().unwrap_or(0.0);
+            if !k.is(path) && least.is_none_or(|(_, l)| c < l) {
+                least = Some((k, c));
+            }
+        }
+        if let Some((k, _)) = least {
+            pages.set(k, UNDEFINED);
         }
     }
-    let now = JsValue::from_f64(now);
-    js::set_str(p, "lu", url);
-    js::set(p, "lv", &now);
-    js::set(p, "la", &now);
+    let now = num(now);
+    p.set(N::Lu, url);
+    p.set(N::Lv, now);
+    p.set(N::La, now);
 }
 
-/// The landing page: its entry and its view, in one read and one write.
-pub fn landed(t: &mut Tracker, l: &Landed) {
+/// The landing page viewed at `at`: its entry and its view, in one read and one
+/// write (the page's URL and referrer, which no navigation changed before this).
+pub fn landed(t: &mut Tracker, at: f64) {
     let p = load(t);
-    entry(&p, &t.page.url, &t.page.referrer, l.at);
-    view(&p, &t.page.url, &l.path, l.at);
-    save(t, &p);
+    let url = ST.get(N::Url);
+    entry(p, url, ST.get(N::Referrer), at);
+    view(p, url, ST.get(N::Landed), at);
+    save(t, p);
 }
 
 /// A page view of `path` (full URL `url`): an SPA navigation.
-pub fn viewed(t: &mut Tracker, url: &str, path: &str) {
+pub fn viewed(t: &mut Tracker, url: V, path: V) {
     let p = load(t);
-    view(&p, url, path, js::now());
-    save(t, &p);
+    view(p, url, path, js::now());
+    save(t, p);
 }
 
 /// The visitor became a lead (a form with an email, or `identify`).
 pub fn mark_lead(t: &mut Tracker) {
     let p = load(t);
-    js::set(&p, "lead", &JsValue::TRUE);
-    save(t, &p);
+    p.set(N::Lead, num(1.0));
+    save(t, p);
 }
 
 /// The edge's acknowledgement carried the visitor's latest touch.
-pub fn touch(t: &mut Tracker, ack: &JsValue) {
-    if js::get_str(ack, "channel").is_empty() {
+pub fn touch(t: &mut Tracker, ack: V) {
+    if !ack.get(N::Channel).truthy() {
         return;
     }
     let tt = js::obj();
-    for k in keys::TOUCH_FIELDS {
-        let v = js::get(ack, k);
-        if v.as_string().is_some() {
-            js::set(&tt, k, &v);
+    for k in TOUCH_FIELDS {
+        let v = ack.get(k);
+        if v.is_str() {
+            tt.set(k, v);
         }
     }
     let p = load(t);
-    if !js::get(&p, "ft").is_object() {
-        js::set(&p, "ft", &tt);
+    if !p.get(N::Ft).is_object() {
+        p.set(N::Ft, tt);
     }
-    js::set(&p, "lt", &tt);
-    save(t, &p);
+    p.set(N::Lt, tt);
+    save(t, p);
 }
 
-/// `(path, views)` pairs of the `pg` object.
-fn counts(pages: &JsValue) -> Vec<(String, f64)> {
-    if !pages.is_object() {
-        return Vec::new();
+/// Storage is full: forget the page counts (the profile's history), keeping the
+/// touches. Returns whether there were any.
+pub fn forget_pages(t: &mut Tracker) -> bool {
+    let p = load(t);
+    if !p.get(N::Pg).is_object() {
+        return false;
     }
-    Object::keys(pages.unchecked_ref::<Object>())
-        .iter()
-        .filter_map(|k| {
-            let k = k.as_string()?;
-            let n = js::get_num(pages, &k);
-            Some((k, n))
-        })
-        .collect()
+    p.set(N::Pg, UNDEFINED);
+    save(t, p);
+    true
 }
 
 /// What the wasm gives `closeloop.profile()`: the stored profile object (see the
@@ -182,9 +190,9 @@ fn counts(pages: &JsValue) -> Vec<(String, f64)> {
 /// pageviews, is_lead}` (top 5 by views, then by name; a section is a path's first
 /// segment, `/blog/post-1` → `/blog`). Sorting and building objects is far
 /// smaller in JS than in the wasm.
-pub fn build(t: &Tracker) -> JsValue {
+pub fn build(t: &Tracker) -> V {
     let p = load(t);
-    js::set_str(&p, "vid", &t.vid);
+    p.set(N::Vid, ST.get(N::Vid));
     p
 }
 

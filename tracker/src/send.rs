@@ -1,48 +1,63 @@
 //! Delivery: the bounded queue in first-party storage, batches to
-//! `POST /v1/collect`, acknowledgements, backoff, and the lock tabs share.
+//! `POST /v1/collect`, acknowledgements, backoff, the lock tabs share, and what is
+//! given up when something must be (always counted, never silently).
 //!
 //! Rules:
 //! - an event leaves the queue only when the edge's answer names it (accepted,
 //!   duplicate, or rejected — a rejected event would be refused forever);
-//! - `fetch` with `keepalive` normally, the body as `text/plain` (no CORS
-//!   preflight); `navigator.sendBeacon` when the page is hidden or unloaded. A
+//! - `fetch` with `keepalive` (the loader's `post`), the body as `text/plain` (no
+//!   CORS preflight); `navigator.sendBeacon` when the page is hidden or unloaded. A
 //!   beacon's answer is unknown, so its events stay queued and are sent again later
 //!   (the edge deduplicates by event id);
-//! - failures back off exponentially (2 s to 5 min) with jitter; offline waits for
-//!   the `online` event;
+//! - a request without an answer after [`REQUEST_TIMEOUT_MS`] is aborted by the
+//!   loader and counts as failed; failures back off exponentially (2 s to 5 min)
+//!   with jitter; offline waits for the `online` event;
+//! - a batch refused with a permanent 4xx (any but 408 and 429: the envelope —
+//!   site, origin, visitor id, body — is refused, and sending it again cannot help)
+//!   is sent [`MAX_REFUSALS`] times in all, counted across page loads in `_cl_r`;
+//!   then its events are dropped and counted;
 //! - one sender per site at a time: a lock (`_cl_l`, tab id + expiry) in storage,
-//!   so two tabs never send the same event at the same moment;
-//! - the queue keeps at most [`MAX_QUEUE`] events, dropping the oldest; the count
-//!   is reported in the next acknowledged batch's `dropped`.
+//!   held [`LOCK_MS`], longer than a request can last, so that it never expires
+//!   under a request in flight; a page that goes away (`pagehide`) gives it up, so
+//!   the next page sends at once;
+//! - the queue keeps at most [`MAX_QUEUE`] events, dropping the oldest. When storage
+//!   is full, acknowledged data makes room first (the profile's page counts, then
+//!   the profile), then the oldest unsent events;
+//! - every event dropped is counted in `_cl_d` and the count is sent as the next
+//!   batch's `dropped`, and taken off once the edge acknowledged that batch.
 
-use crate::keys::MAX_EVENTS_PER_BATCH;
-use crate::{js, keys, store, Consent, Tracker};
-use alloc::string::{String, ToString};
-use alloc::vec::Vec;
-use js_sys::Array;
-use wasm_bindgen::{JsCast, JsValue};
+use crate::js::{self, num, CFG, GLOBAL, NO, ST, UNDEFINED, V};
+use crate::keys::{MAX_EVENTS_PER_BATCH, N};
+use crate::{profile, Consent, Tracker};
 
 /// Most events kept in the queue.
-pub const MAX_QUEUE: usize = 500;
-/// Largest batch body: keepalive requests and beacons are limited to 64 KiB.
+pub const MAX_QUEUE: u32 = 500;
+/// Largest batch body in bytes: keepalive requests and beacons are limited to 64 KiB.
 pub const MAX_BODY: usize = 60_000;
 /// Delay between an event and its batch, so events close together share one.
 pub const SEND_DELAY_MS: f64 = 300.0;
-/// How long a tab's send lock holds without an answer.
-pub const LOCK_MS: f64 = 15_000.0;
-/// After this long without an answer, a request is treated as failed.
-pub const REQUEST_TIMEOUT_MS: f64 = 20_000.0;
+/// After this long without an answer, the loader aborts a request: it failed.
+pub const REQUEST_TIMEOUT_MS: f64 = 15_000.0;
+/// How long a tab's send lock holds: longer than a request can last (with room for
+/// its failure to be handled), so that no other tab sends while one is in flight.
+pub const LOCK_MS: f64 = REQUEST_TIMEOUT_MS + 5_000.0;
+/// How many times a batch refused for good (a permanent 4xx) is sent in all.
+pub const MAX_REFUSALS: u32 = 3;
 const BACKOFF_MIN_MS: f64 = 2_000.0;
 const BACKOFF_MAX_MS: f64 = 300_000.0;
 
-/// This tab's delivery state.
+// The lock must outlive the request it guards (issue 12: a 15 s lock against a 20 s
+// timeout let two tabs send at once).
+const _: () = assert!(LOCK_MS > REQUEST_TIMEOUT_MS);
+
+/// This tab's delivery state (the ids in flight are in [`ST`]'s `inflight`).
 #[derive(Default)]
 pub struct SendState {
-    /// Ids of the events in the request in flight.
-    pub inflight: Vec<String>,
+    /// Whether a request is in flight.
+    pub busy: bool,
     /// The `dropped` count the request in flight reported.
     pub inflight_dropped: u32,
-    /// When the request in flight started (0 when none).
+    /// When the request in flight started.
     pub inflight_at: f64,
     /// Current backoff (0 after a success).
     pub backoff: f64,
@@ -57,97 +72,123 @@ pub struct SendState {
 /// A new event of type `ty` on the current page: id, type, time, URL, referrer.
 /// `created_at` is strictly increasing within a tab (two events in one millisecond
 /// are 1 ms apart), so the queue and the edge keep the order they happened in.
-pub fn event(t: &mut Tracker, ty: &str) -> JsValue {
+pub fn event(t: &mut Tracker, ty: N) -> V {
     let ev = js::obj();
-    js::set_str(&ev, keys::ID, &js::random_id());
-    js::set_str(&ev, keys::TYPE, ty);
+    ev.set(N::Id, js::id(true));
+    ev.set(N::Type, ty);
     let created = js::now().max(t.send.last_created + 1.0);
     t.send.last_created = created;
-    js::set(&ev, keys::CREATED_AT, &JsValue::from_f64(created));
-    js::set_str(&ev, keys::URL, &t.page.url);
-    if !t.page.referrer.is_empty() {
-        js::set_str(&ev, keys::REFERRER, &t.page.referrer);
+    ev.set(N::CreatedAt, num(created));
+    ev.set(N::Url, ST.get(N::Url));
+    let referrer = ST.get(N::Referrer);
+    if referrer.truthy() {
+        ev.set(N::Referrer, referrer);
     }
     ev
 }
 
-/// Appends `ev` to the queue (dropping the oldest beyond [`MAX_QUEUE`]) and
-/// schedules a send in `delay` ms. Without consent the queue lives in memory.
-pub fn enqueue(t: &mut Tracker, ev: JsValue, delay: f64) {
-    if put(t, &ev) {
+/// Queues `ev` (see [`put`]), keeps the queue bounded and schedules a send in
+/// `delay` ms.
+pub fn enqueue(t: &mut Tracker, ev: V, delay: f64) {
+    if put(t, ev) {
         bound(t);
         schedule(t, delay);
     }
 }
 
+/// The storage key of the event with id `id`: `_cl_e.<id>`.
+fn key_of(id: V) -> V {
+    V::from(N::KeyEvent).cat(id, NO)
+}
+
 /// Stores `ev` in the queue: one `setItem` of its own key (in memory without
-/// consent; nothing after a refusal). Returns whether it was queued.
-pub fn put(t: &mut Tracker, ev: &JsValue) -> bool {
+/// consent; nothing after a refusal). When storage is full, makes room (see the
+/// module doc) and tries again; what still does not fit lives in memory, sent from
+/// there while the page lasts. Returns whether it was queued.
+pub fn put(t: &mut Tracker, ev: V) -> bool {
     if t.consent == Consent::Denied {
         return false;
     }
-    let mut key = String::from(store::EVENT);
-    key.push_str(&js::get_str(ev, keys::ID));
-    t.store.set(&key, &js::stringify(ev));
+    let key = key_of(ev.get(N::Id));
+    let value = js::json(ev);
+    // Bounded: each round removes one stored item.
+    for _ in 0..MAX_QUEUE + 2 {
+        if t.store.set(key, value) || !t.store.persist || !make_room(t) {
+            break;
+        }
+    }
     true
+}
+
+/// Storage refused a write: frees some of it, acknowledged data first. Returns
+/// whether anything was freed.
+fn make_room(t: &mut Tracker) -> bool {
+    if t.store.stored(N::KeyProfile) {
+        if !profile::forget_pages(t) {
+            t.store.remove(N::KeyProfile);
+        }
+        return true;
+    }
+    let q = queue(t);
+    for i in 0..q.len() {
+        let k = key_of(q.at(i).get(N::Id));
+        if t.store.stored(k) {
+            t.store.remove(k);
+            add(t, N::KeyDropped, 1);
+            return true;
+        }
+    }
+    false
 }
 
 /// Keeps the queue within [`MAX_QUEUE`] events, dropping the oldest and counting
 /// them for the next batch's `dropped`; returns how many events are queued.
-pub fn bound(t: &mut Tracker) -> usize {
-    let n = t.store.keys(store::EVENT).len();
+pub fn bound(t: &mut Tracker) -> u32 {
+    let n = t.store.keys(N::KeyEvent).len();
     if n <= MAX_QUEUE {
         return n;
     }
+    let extra = n - MAX_QUEUE;
     let q = queue(t);
-    let extra = q.len().saturating_sub(MAX_QUEUE);
-    for e in q.iter().take(extra) {
-        remove_event(t, &js::get_str(e, keys::ID));
+    for i in 0..extra {
+        t.store.remove(key_of(q.at(i).get(N::Id)));
     }
-    let total = stored_dropped(t).saturating_add(extra as u32);
-    t.store.set(store::DROPPED, &js::num_str(f64::from(total)));
-    n - extra
+    add(t, N::KeyDropped, extra);
+    MAX_QUEUE
 }
 
-/// The queued events, oldest first (by `created_at`).
-pub fn queue(t: &Tracker) -> Vec<JsValue> {
-    let mut q: Vec<(f64, JsValue)> = t
-        .store
-        .keys(store::EVENT)
-        .iter()
-        .filter_map(|k| {
-            let ev = js::parse(&t.store.get(k)?);
-            ev.is_object()
-                .then(|| (js::get_num(&ev, keys::CREATED_AT), ev))
-        })
-        .collect();
-    // Insertion sort: queues are short, and the standard sorts cost kilobytes.
-    // (`get_mut` of a pair: indexing would link a panic message and location.)
-    for i in 1..q.len() {
-        let mut j = i;
-        while let Some([a, b]) = q.get_mut(j.wrapping_sub(1)..=j) {
-            if a.0 <= b.0 {
-                break;
-            }
-            core::mem::swap(a, b);
-            j -= 1;
+/// The queued events (an array), oldest first by `created_at`.
+pub fn queue(t: &Tracker) -> V {
+    let q = js::arr();
+    let keys = t.store.keys(N::KeyEvent);
+    for i in 0..keys.len() {
+        let ev = js::parse(t.store.get(keys.at(i)));
+        if ev.is_object() {
+            q.push(ev);
         }
     }
-    q.into_iter().map(|(_, e)| e).collect()
+    js::sort(q, N::CreatedAt);
+    q
 }
 
-fn remove_event(t: &mut Tracker, id: &str) {
-    let mut key = String::from(store::EVENT);
-    key.push_str(id);
-    t.store.remove(&key);
+/// A stored count (`_cl_d`, `_cl_r`), 0 when absent.
+fn count(t: &Tracker, k: N) -> u32 {
+    js::str_num(t.store.get(k)).map_or(0, |n| n as u32)
 }
 
-fn stored_dropped(t: &Tracker) -> u32 {
-    t.store
-        .get(store::DROPPED)
-        .and_then(|s| js::str_num(&s))
-        .map(|n| n as u32)
-        .unwrap_or(0)
+/// Sets a stored count; 0 removes it.
+fn set_count(t: &mut Tracker, k: N, n: u32) {
+    if n == 0 {
+        t.store.remove(k);
+    } else {
+        t.store.set(k, js::json(num(f64::from(n))));
+    }
+}
+
+/// Adds `n` to a stored count.
+fn add(t: &mut Tracker, k: N, n: u32) {
+    let total = count(t, k).saturating_add(n);
+    set_count(t, k, total);
 }
 
 /// Makes sure a send happens within `delay` ms.
@@ -157,24 +198,24 @@ pub fn schedule(t: &mut Tracker, delay: f64) {
         return;
     }
     t.send.timer_at = at;
-    js::call(&t.io, "timer", &[JsValue::from_f64(delay)]);
+    js::timer(delay);
 }
 
-/// Who holds the lock and until when.
-fn lock_holder(t: &Tracker) -> Option<(String, f64)> {
-    let v = t.store.get(store::LOCK)?;
-    let (tab, until) = js::split_once(&v, b' ')?;
-    Some((tab.to_string(), js::str_num(until)?))
+/// The lock: `[tab id, expiry ms]` (JSON), or `undefined`.
+fn lock(t: &Tracker) -> V {
+    js::parse(t.store.get(N::KeyLock))
 }
 
 /// Whether another tab holds a live lock.
-fn locked_by_other(t: &Tracker, now: f64) -> bool {
-    matches!(lock_holder(t), Some((tab, until)) if tab != t.tab && until > now)
+pub fn locked_by_other(t: &Tracker, now: f64) -> bool {
+    let l = lock(t);
+    !l.at(0).is(ST.get(N::Tab)) && l.at(1).num().is_some_and(|until| until > now)
 }
 
-fn release_lock(t: &mut Tracker) {
-    if matches!(lock_holder(t), Some((tab, _)) if tab == t.tab) {
-        t.store.remove(store::LOCK);
+/// Gives the lock up if this tab holds it.
+pub fn release_lock(t: &mut Tracker) {
+    if lock(t).at(0).is(ST.get(N::Tab)) {
+        t.store.remove(N::KeyLock);
     }
 }
 
@@ -193,14 +234,17 @@ pub fn flush(t: &mut Tracker, beacon: bool) {
         send_beacon(t, now);
         return;
     }
-    if !t.send.inflight.is_empty() {
+    if t.send.busy {
         if now - t.send.inflight_at < REQUEST_TIMEOUT_MS {
             return;
         }
-        t.send.inflight.clear();
+        // The loader's abort never came (timers of hidden pages are throttled):
+        // the request is given up here.
+        t.send.busy = false;
+        ST.set(N::Inflight, UNDEFINED);
     }
-    let navigator = js::get(&js::global(), "navigator");
-    if js::get(&navigator, "onLine").as_bool() == Some(false) {
+    let online = GLOBAL.get(N::Navigator).get(N::OnLine);
+    if !online.truthy() && !online.is(UNDEFINED) {
         return;
     }
     if now < t.send.retry_at {
@@ -213,26 +257,24 @@ pub fn flush(t: &mut Tracker, beacon: bool) {
         return;
     }
     if locked_by_other(t, now) {
-        let wait = 500.0 + js_sys::Math::random() * 1_000.0;
+        let wait = 500.0 + js::random() * 1_000.0;
         schedule(t, wait);
         return;
     }
-    let mut lock = t.tab.clone();
-    lock.push(' ');
-    lock.push_str(&js::num_str(now + LOCK_MS));
-    t.store.set(store::LOCK, &lock);
-    let dropped = stored_dropped(t);
-    let Some((body, ids)) = batch(t, &q, &[], dropped, now) else {
+    let l = js::arr();
+    l.push(ST.get(N::Tab));
+    l.push(num(now + LOCK_MS));
+    t.store.set(N::KeyLock, js::json(l));
+    let dropped = count(t, N::KeyDropped);
+    let Some((body, ids)) = batch(q, dropped, now) else {
         release_lock(t);
         return;
     };
-    t.send.inflight = ids;
+    ST.set(N::Inflight, ids);
+    t.send.busy = true;
     t.send.inflight_dropped = dropped;
     t.send.inflight_at = now;
-    let endpoint = JsValue::from_str(&t.cfg.endpoint);
-    if js::try_call(&t.io, "post", &[endpoint, JsValue::from_str(&body)]).is_err() {
-        on_failure(t);
-    }
+    js::post(CFG.get(N::Endpoint), body, REQUEST_TIMEOUT_MS);
 }
 
 /// The page is going away: send the queue (less what is in flight) with
@@ -242,52 +284,45 @@ fn send_beacon(t: &mut Tracker, now: f64) {
         return;
     }
     let q = queue(t);
-    let skip = t.send.inflight.clone();
+    let skip = ST.get(N::Inflight);
+    let pending = js::arr();
+    for i in 0..q.len() {
+        let e = q.at(i);
+        if !(t.send.busy && skip.has(e.get(N::Id))) {
+            pending.push(e);
+        }
+    }
     // The beacon never reports `dropped`: its answer is unknown, so the count
     // would be reported twice.
-    if let Some((body, _)) = batch(t, &q, &skip, 0, now) {
-        let navigator = js::get(&js::global(), "navigator");
-        let url = JsValue::from_str(&t.cfg.endpoint);
-        js::call(&navigator, "sendBeacon", &[url, JsValue::from_str(&body)]);
+    if let Some((body, _)) = batch(pending, 0, now) {
+        GLOBAL
+            .get(N::Navigator)
+            .call(N::SendBeacon, CFG.get(N::Endpoint), body);
     }
 }
 
-/// Builds a batch body from the oldest queued events not in `skip`: at most
+/// Builds a batch body from the oldest of the events `q`: at most
 /// `MAX_EVENTS_PER_BATCH` and [`MAX_BODY`] bytes. Returns the body and the ids.
-fn batch(
-    t: &Tracker,
-    q: &[JsValue],
-    skip: &[String],
-    dropped: u32,
-    now: f64,
-) -> Option<(String, Vec<String>)> {
-    let pending: Vec<JsValue> = q
-        .iter()
-        .filter(|e| {
-            let id = js::get_str(e, keys::ID);
-            !skip.contains(&id)
-        })
-        .take(MAX_EVENTS_PER_BATCH)
-        .cloned()
-        .collect();
-    let mut n = pending.len();
+fn batch(q: V, dropped: u32, now: f64) -> Option<(V, V)> {
+    let mut n = q.len().min(MAX_EVENTS_PER_BATCH as u32);
     while n > 0 {
-        let events: Array = pending.iter().take(n).collect();
-        let b = js::obj();
-        js::set_str(&b, keys::SITE_ID, &t.cfg.site);
-        js::set_str(&b, keys::VISITOR_ID, &t.vid);
-        js::set(&b, keys::SENT_AT, &JsValue::from_f64(now));
-        if dropped > 0 {
-            js::set(&b, keys::DROPPED, &JsValue::from_f64(f64::from(dropped)));
+        let events = js::arr();
+        let ids = js::arr();
+        for i in 0..n {
+            let e = q.at(i);
+            events.push(e);
+            ids.push(e.get(N::Id));
         }
-        js::set(&b, keys::EVENTS, &events);
-        let body = js::stringify(&b);
-        if body.len() <= MAX_BODY || n == 1 {
-            let ids = pending
-                .iter()
-                .take(n)
-                .map(|e| js::get_str(e, keys::ID))
-                .collect();
+        let b = js::obj();
+        b.set(N::SiteId, CFG.get(N::Site));
+        b.set(N::VisitorId, ST.get(N::Vid));
+        b.set(N::SentAt, num(now));
+        if dropped > 0 {
+            b.set(N::Dropped, num(f64::from(dropped)));
+        }
+        b.set(N::Events, events);
+        let body = js::json(b);
+        if body.utf8_len() <= MAX_BODY || n == 1 {
             return Some((body, ids));
         }
         n /= 2;
@@ -297,47 +332,60 @@ fn batch(
 
 /// The edge's answer (`CollectResponse` JSON): remove every event it names from
 /// the queue, settle the `dropped` count it received, keep its touch.
-pub fn on_ack(t: &mut Tracker, text: &str) {
+pub fn on_ack(t: &mut Tracker, text: V) {
     let v = js::parse(text);
-    let results = js::get(&v, keys::RESULTS);
-    if !Array::is_array(&results) {
-        on_failure(t);
+    let results = v.get(N::Results);
+    if !results.is_array() {
+        on_failure(t, 0.0);
         return;
     }
-    let results: Array = results.unchecked_into();
-    let mut done: Vec<String> = Vec::new();
-    for r in results.iter() {
-        let status = js::get_str(&r, keys::STATUS);
-        if status == keys::ACCEPTED || status == keys::DUPLICATE || status == keys::REJECTED {
-            done.push(js::get_str(&r, keys::ID));
-        }
-    }
     if t.consent == Consent::Granted {
-        for id in &done {
-            remove_event(t, id);
+        for i in 0..results.len() {
+            let r = results.at(i);
+            let status = r.get(N::Status);
+            if status.is(N::Accepted) || status.is(N::Duplicate) || status.is(N::Rejected) {
+                t.store.remove(key_of(r.get(N::Id)));
+            }
         }
-        let dropped = stored_dropped(t).saturating_sub(t.send.inflight_dropped);
-        if dropped == 0 {
-            t.store.remove(store::DROPPED);
-        } else {
-            t.store
-                .set(store::DROPPED, &js::num_str(f64::from(dropped)));
-        }
-        crate::profile::touch(t, &js::get(&v, keys::TOUCH));
+        let dropped = count(t, N::KeyDropped).saturating_sub(t.send.inflight_dropped);
+        set_count(t, N::KeyDropped, dropped);
+        set_count(t, N::KeyRefused, 0);
+        profile::touch(t, v.get(N::Touch));
     }
-    t.send.inflight.clear();
+    t.send.busy = false;
     t.send.inflight_dropped = 0;
     t.send.backoff = 0.0;
     t.send.retry_at = 0.0;
     release_lock(t);
-    if !t.store.keys(store::EVENT).is_empty() {
+    if !t.store.keys(N::KeyEvent).is_empty() {
         schedule(t, 0.0);
     }
 }
 
-/// A request failed (network, 4xx/5xx, unreadable answer): back off with jitter.
-pub fn on_failure(t: &mut Tracker) {
-    t.send.inflight.clear();
+/// Whether an HTTP status refuses the batch for good: a 4xx but 408 (timeout) and
+/// 429 (too many requests), which ask to come back later.
+pub fn permanent(status: f64) -> bool {
+    (400.0..500.0).contains(&status) && status != 408.0 && status != 429.0
+}
+
+/// A request failed with `status` (0: no answer, a network error or a timeout;
+/// else a non-2xx status): a permanent refusal is counted and, the last time,
+/// its events dropped; then back off with jitter.
+pub fn on_failure(t: &mut Tracker, status: f64) {
+    if permanent(status) && t.send.busy && t.consent == Consent::Granted {
+        let refused = count(t, N::KeyRefused) + 1;
+        if refused >= MAX_REFUSALS {
+            let sent = ST.get(N::Inflight);
+            for i in 0..sent.len() {
+                t.store.remove(key_of(sent.at(i)));
+            }
+            add(t, N::KeyDropped, sent.len());
+            set_count(t, N::KeyRefused, 0);
+        } else {
+            set_count(t, N::KeyRefused, refused);
+        }
+    }
+    t.send.busy = false;
     t.send.inflight_dropped = 0;
     release_lock(t);
     // Not `clamp`: it asserts min <= max with a formatted panic message.
@@ -347,7 +395,34 @@ pub fn on_failure(t: &mut Tracker) {
         .min(BACKOFF_MAX_MS);
     t.send.backoff = next;
     // "Equal jitter": half fixed, half random, so tabs and visitors spread out.
-    let wait = next / 2.0 + js_sys::Math::random() * next / 2.0;
+    let wait = next / 2.0 + js::random() * next / 2.0;
     t.send.retry_at = js::now() + wait;
     schedule(t, wait);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 12: a 408 or 429 asks to come back later; any other 4xx refuses the
+    /// batch for good; 5xx and no answer (0) are failures to retry.
+    #[test]
+    fn which_statuses_refuse_for_good() {
+        for st in [400.0, 401.0, 403.0, 404.0, 413.0, 422.0, 499.0] {
+            assert!(permanent(st), "{st}");
+        }
+        for st in [0.0, 200.0, 399.0, 408.0, 429.0, 500.0, 503.0] {
+            assert!(!permanent(st), "{st}");
+        }
+    }
+
+    /// A request lasts at most the timeout; the lock taken for it must still hold
+    /// then, or a second tab starts sending the same events (issue 12's fault run).
+    #[test]
+    fn the_lock_outlives_a_request() {
+        let taken_at = 1_000.0;
+        let lock_until = taken_at + LOCK_MS;
+        let last_answer_at = taken_at + REQUEST_TIMEOUT_MS;
+        assert!(lock_until > last_answer_at);
+    }
 }

@@ -1,166 +1,151 @@
 //! First-party storage: `localStorage` with an in-memory fallback, and the
 //! visitor-id cookie mirror.
 //!
-//! When storage is blocked (Safari private mode, quota full, cookies disabled) or
-//! consent is not given, every write goes to memory: the tracker keeps working for
-//! the page's lifetime and never throws. A value in memory shadows the stored one,
-//! so a failed write (quota) never leaves a stale value visible.
+//! When storage is blocked (Safari private mode, cookies disabled) or consent is
+//! not given, writes go to memory (the loader's object [`MEM`], for the page's
+//! lifetime): the tracker keeps working and never throws. A value in memory shadows
+//! the stored one, so a failed write never leaves a stale value visible. What to do
+//! when storage is *full* is the caller's decision ([`Store::set`] says whether the
+//! write reached storage; see `send::put`, which evicts acknowledged data first).
+//!
+//! Keys (all under `_cl_`, see [`crate::keys`]): `_cl_vid` visitor id, `_cl_e.<id>`
+//! one unsent event each (one key per event, not one array, so that tabs never
+//! overwrite each other's events: appending and acknowledging are single
+//! `setItem`/`removeItem` calls with no read-modify-write of a shared value),
+//! `_cl_d` dropped events not yet reported, `_cl_r` consecutive refused batches,
+//! `_cl_l` the send lock, `_cl_p` the profile, `_cl_c` the consent answer.
 
-use crate::js;
-use alloc::string::{String, ToString};
-use alloc::vec::Vec;
-use wasm_bindgen::JsValue;
+use crate::js::{self, s, GLOBAL, MEM, NO, UNDEFINED, V};
+use crate::keys::N;
 
-/// Visitor id (localStorage and cookie).
-pub const VID: &str = "_cl_vid";
-/// Prefix of the unsent events: one key per event, `_cl_e.<event id>` = the wire
-/// event as JSON. One key each (not one array) so that tabs never overwrite each
-/// other's events: appending and acknowledging are single `setItem`/`removeItem`
-/// calls, with no read-modify-write of a shared value.
-pub const EVENT: &str = "_cl_e.";
-/// Events dropped from the bounded queue and not yet reported to the edge.
-pub const DROPPED: &str = "_cl_d";
-/// The per-site send lock shared by tabs: `"<tab id> <expiry ms>"`.
-pub const LOCK: &str = "_cl_l";
-/// The profile: touches, page counts, lead flag, last pageview (JSON object).
-pub const PROFILE: &str = "_cl_p";
-/// Consent granted by `closeloop.consent(true)` (`"1"`).
-pub const CONSENT: &str = "_cl_c";
-/// The prefix of every key the tracker writes (cleared when consent is revoked).
-pub const PREFIX: &str = "_cl_";
+/// The cookie's attributes: two years, the whole site, `SameSite=Lax`.
+const COOKIE_ATTRS: &str = "; path=/; max-age=63072000; SameSite=Lax";
+/// The attributes that delete it.
+const COOKIE_DELETE: &str = "; path=/; max-age=0; SameSite=Lax";
 
-/// Cookie lifetime: two years, in seconds.
-const COOKIE_MAX_AGE: u64 = 2 * 365 * 24 * 60 * 60;
+fn storage() -> V {
+    GLOBAL.get(N::LocalStorage)
+}
 
 /// Key-value storage that never throws.
 pub struct Store {
-    ls: Option<JsValue>,
-    mem: Vec<(String, String)>,
     /// Whether writes may reach first-party storage (consent).
     pub persist: bool,
 }
 
 impl Store {
-    /// Opens `localStorage` if the browser lets the page read it (the getter throws
-    /// when storage is blocked); otherwise the store lives in memory only. No test
-    /// write: a write that fails later (quota, Safari's old private mode) goes to
-    /// memory by itself (see [`Store::set`]), and the test would cost the start path
-    /// two storage calls.
-    pub fn open(persist: bool) -> Store {
-        let ls = Some(js::get(&js::global(), "localStorage")).filter(JsValue::is_object);
-        Store {
-            ls,
-            mem: Vec::new(),
-            persist,
+    /// Reads `k`: memory first (it holds what storage refused), then storage; a
+    /// string, or `null`/`undefined` when absent.
+    pub fn get(&self, k: impl Into<V>) -> V {
+        let k = k.into();
+        let m = MEM.get(k);
+        if m.is_str() {
+            return m;
         }
+        storage().call(N::GetItem, k, NO)
     }
 
-    /// Reads `k`: memory first (it holds writes that storage refused), then storage.
-    pub fn get(&self, k: &str) -> Option<String> {
-        if let Some((_, v)) = self.mem.iter().find(|(key, _)| key == k) {
-            return Some(v.clone());
+    /// Writes `k`: to storage when allowed and possible (then `true`), else to
+    /// memory (`false`).
+    pub fn set(&mut self, k: impl Into<V>, v: impl Into<V>) -> bool {
+        let (k, v) = (k.into(), v.into());
+        if self.persist && storage().call(N::SetItem, k, v).ok().is_some() {
+            MEM.set(k, UNDEFINED);
+            return true;
         }
-        self.ls
-            .as_ref()
-            .and_then(|s| js::call(s, "getItem", &[JsValue::from_str(k)]).as_string())
+        MEM.set(k, v);
+        false
     }
 
-    /// Writes `k`: to storage when allowed and possible, else to memory.
-    pub fn set(&mut self, k: &str, v: &str) {
-        if self.persist {
-            if let Some(s) = &self.ls {
-                let args = [JsValue::from_str(k), JsValue::from_str(v)];
-                if js::try_call(s, "setItem", &args).is_ok() {
-                    if !self.mem.is_empty() {
-                        self.mem.retain(|(key, _)| key != k);
-                    }
-                    return;
-                }
-            }
-        }
-        match self.mem.iter_mut().find(|(key, _)| key == k) {
-            Some(entry) => entry.1 = v.to_string(),
-            None => self.mem.push((k.to_string(), v.to_string())),
-        }
+    /// Whether storage itself (not memory) holds `k`.
+    pub fn stored(&self, k: impl Into<V>) -> bool {
+        storage().call(N::GetItem, k, NO).is_str()
     }
 
     /// Removes `k` from memory and storage.
-    pub fn remove(&mut self, k: &str) {
-        self.mem.retain(|(key, _)| key != k);
-        if let Some(s) = &self.ls {
-            js::call(s, "removeItem", &[JsValue::from_str(k)]);
-        }
+    pub fn remove(&self, k: impl Into<V>) {
+        let k = k.into();
+        MEM.set(k, UNDEFINED);
+        storage().call(N::RemoveItem, k, NO);
     }
 
-    /// Every key starting with `prefix`, in storage and in memory.
-    pub fn keys(&self, prefix: &str) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .mem
-            .iter()
-            .filter(|(k, _)| k.starts_with(prefix))
-            .map(|(k, _)| k.clone())
-            .collect();
-        if let Some(s) = &self.ls {
-            let n = js::get_num(s, "length") as u32;
-            for i in 0..n {
-                if let Some(k) = js::call(s, "key", &[JsValue::from(i)]).as_string() {
-                    if k.starts_with(prefix) && !out.contains(&k) {
-                        out.push(k);
-                    }
+    /// Every key starting with `prefix`, in memory and in storage, once each (an
+    /// array).
+    pub fn keys(&self, prefix: N) -> V {
+        let out = js::arr();
+        for (i, src) in [MEM, storage()].into_iter().enumerate() {
+            let ks = js::keys(src);
+            for j in 0..ks.len() {
+                let k = ks.at(j);
+                // Memory: only keys holding a value; storage: only keys memory
+                // does not shadow (listed already).
+                if k.call(N::StartsWith, prefix, NO).truthy() && MEM.get(k).is_str() == (i == 0) {
+                    out.push(k);
                 }
             }
         }
         out
     }
 
-    /// Copies what is held in memory to storage (after consent is given).
+    /// Copies what is held in memory to storage (after consent is given): only
+    /// the keys memory holds a value for (the others are storage's own).
     pub fn flush_memory(&mut self) {
-        let held = core::mem::take(&mut self.mem);
-        for (k, v) in held {
-            self.set(&k, &v);
+        let ks = js::keys(MEM);
+        for i in 0..ks.len() {
+            let k = ks.at(i);
+            let v = MEM.get(k);
+            if v.is_str() {
+                self.set(k, v);
+            }
         }
     }
 
-    /// Forgets everything the tracker stored (consent revoked); memory too.
+    /// Forgets everything the tracker stored, memory and cookie included.
     pub fn clear(&mut self) {
-        for k in self.keys(PREFIX) {
-            self.remove(&k);
+        let ks = self.keys(N::KeyPrefix);
+        for i in 0..ks.len() {
+            self.remove(ks.at(i));
         }
-        write_cookie("", 0);
+        write_cookie(s(""), COOKIE_DELETE);
     }
 }
 
-fn document() -> JsValue {
-    js::get(&js::global(), "document")
+fn document() -> V {
+    GLOBAL.get(N::Document)
 }
 
-/// The visitor id from the first-party cookie, if any.
-pub fn read_cookie() -> Option<String> {
-    let all = js::get_str(&document(), "cookie");
-    js::parts(&all, b';').find_map(|c| {
+/// The visitor id from the first-party cookie (`_cl_vid`), if any.
+pub fn read_cookie() -> Option<V> {
+    let mut buf = [0u8; 8192];
+    let all = js::read(document().get(N::Cookie), &mut buf)?;
+    js::parts(all, b';').find_map(|c| {
         let (k, v) = js::split_once(c.trim_ascii(), b'=')?;
-        (k == VID && !v.is_empty()).then(|| v.to_string())
+        (k == "_cl_vid" && !v.is_empty()).then(|| s(v))
     })
 }
 
-/// Writes the visitor-id cookie (two years, `SameSite=Lax`, `Secure` on https);
-/// `max_age` 0 deletes it.
-pub fn write_cookie(value: &str, max_age: u64) {
-    let mut c = String::with_capacity(96);
-    c.push_str(VID);
-    c.push('=');
-    c.push_str(value);
-    c.push_str("; path=/; max-age=");
-    c.push_str(&js::num_str(max_age as f64));
-    c.push_str("; SameSite=Lax");
-    let proto = js::get_str(&js::get(&js::global(), "location"), "protocol");
-    if proto == "https:" {
-        c.push_str("; Secure");
+/// Writes the visitor-id cookie `_cl_vid` (`Secure` on https).
+fn write_cookie(value: V, attrs: &str) {
+    let mut c = V::from(N::KeyVid).cat(s("="), value).cat(s(attrs), NO);
+    if GLOBAL.get(N::Location).get(N::Protocol).is(N::Https) {
+        c = c.cat(s("; Secure"), NO);
     }
-    js::set_str(&document(), "cookie", &c);
+    document().set(N::Cookie, c);
 }
 
 /// Mirrors the visitor id into the cookie for two years.
-pub fn mirror_cookie(vid: &str) {
-    write_cookie(vid, COOKIE_MAX_AGE);
+pub fn mirror_cookie(vid: V) {
+    write_cookie(vid, COOKIE_ATTRS);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cookie_lasts_two_years_or_is_deleted() {
+        assert!(COOKIE_ATTRS.contains(&format!("max-age={}", 2 * 365 * 24 * 60 * 60)));
+        assert!(COOKIE_DELETE.contains("max-age=0;"));
+        assert_eq!(crate::keys::name(N::KeyVid), "_cl_vid");
+    }
 }

@@ -2,11 +2,11 @@
 //!
 //! Rows so far: the tracker's transfer size (every file a visitor downloads, raw,
 //! gzip -9 and brotli -q 11) and core's criterion benchmarks (channel classification
-//! throughput, attribution of a 50-touch journey per model).
+//! throughput, attribution of a 50-touch journey per model), and the enrichment's
+//! accuracy on public corpora with its CPU beside `main`'s (`bench_enrich.rs`).
 
 use crate::util::{self, note, root, say, Result};
 use serde_json::Value;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub fn run(args: &[String]) -> Result {
@@ -18,7 +18,7 @@ pub fn run(args: &[String]) -> Result {
             .map(|v| v.split(',').map(str::to_string).collect())
             .unwrap_or_default()
     });
-    const PARTS: [&str; 5] = ["sizes", "ingest", "tracker", "reports", "core"];
+    const PARTS: [&str; 6] = ["sizes", "ingest", "tracker", "reports", "core", "enrich"];
     if let Some(o) = &only {
         if let Some(bad) = o.iter().find(|p| !PARTS.contains(&p.as_str())) {
             return Err(format!(
@@ -28,7 +28,13 @@ pub fn run(args: &[String]) -> Result {
         }
     }
     let wanted = |p: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == p));
-    crate::build()?;
+    // the enrichment part measures core natively and needs no build of the worker
+    if only
+        .as_ref()
+        .is_none_or(|o| o.iter().any(|p| p != "enrich"))
+    {
+        crate::build()?;
+    }
     let mut md = String::from(
         "# Benchmarks\n\nWritten by `cargo xtask bench` (do not edit by hand). Machine: 2 cores, 24 GiB.\n",
     );
@@ -36,7 +42,7 @@ pub fn run(args: &[String]) -> Result {
 
     if wanted("sizes") {
         say("Tracker transfer size");
-        md.push_str(&tracker_sizes()?);
+        md.push_str(&crate::bench_tracker::sizes()?);
     }
     if wanted("ingest") {
         say("Ingest throughput: the worker beside a bare insert-only worker");
@@ -50,68 +56,84 @@ pub fn run(args: &[String]) -> Result {
         say("Reports over a generated data set, beside sqlite3");
         md.push_str(&crate::bench_reports::run()?);
     }
+    if wanted("enrich") {
+        say("Enrichment: bots, devices and channels against public corpora");
+        md.push_str(&crate::bench_enrich::run()?);
+    }
     if wanted("core") {
         say("core benchmarks (criterion)");
         md.push_str(&core_benches(quick)?);
     }
 
-    if only.is_some() {
+    let path = root().join("BENCHMARKS.md");
+    if let Some(parts) = &only {
         println!("\n{md}");
-        note("a partial run (--only): BENCHMARKS.md left as it was");
+        // A partial run rewrites only its own sections of BENCHMARKS.md.
+        let old = std::fs::read_to_string(&path).unwrap_or_default();
+        let new = splice_sections(&old, &md, &today(), &parts.join(","));
+        std::fs::write(&path, new).map_err(|e| e.to_string())?;
+        note(format!(
+            "a partial run (--only): its sections of {} rewritten",
+            path.display()
+        ));
         return Ok(());
     }
-    let path = root().join("BENCHMARKS.md");
     std::fs::write(&path, md).map_err(|e| e.to_string())?;
     note(format!("wrote {}", path.display()));
     Ok(())
 }
 
-/// Sizes of what a visitor downloads: the loader (t.js, with the glue) and the wasm.
-fn tracker_sizes() -> Result<String> {
-    let public = root().join("dist").join("public");
-    let mut files: Vec<PathBuf> = vec![public.join("t.js")];
-    let wasm_dir = public.join("t");
-    if let Ok(rd) = std::fs::read_dir(&wasm_dir) {
-        files.extend(
-            rd.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "wasm")),
-        );
+/// The `## ` sections of a markdown text: (heading line, the whole section).
+fn sections(md: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in md.split_inclusive('\n') {
+        if line.starts_with("## ") {
+            out.push((line.trim_end().to_string(), String::new()));
+        }
+        if let Some(last) = out.last_mut() {
+            last.1.push_str(line);
+        }
     }
-    let mut out = String::from(
-        "## Tracker transfer size\n\nEverything a visitor downloads (budget: ≤ 20 KB gzipped in all, aiming at 12 KB).\n\n\
-         | file | raw bytes | gzip -9 | brotli -q 11 |\n|---|---:|---:|---:|\n",
-    );
-    let (mut tr, mut tg, mut tb) = (0, 0, 0);
-    for f in &files {
-        let bytes = std::fs::read(f)
-            .map_err(|e| format!("{}: {e} (was the tracker built?)", f.display()))?;
-        let (r, g, b) = (bytes.len(), gzip_len(&bytes)?, brotli_len(&bytes)?);
-        let name = f.strip_prefix(&public).unwrap_or(f).display().to_string();
-        note(format!("{name}: {r} B raw, {g} B gzip, {b} B brotli"));
-        out.push_str(&format!("| `{name}` | {r} | {g} | {b} |\n"));
-        (tr, tg, tb) = (tr + r, tg + g, tb + b);
+    out
+}
+
+/// `old` BENCHMARKS.md with the sections of a partial run's `new` text put in place
+/// of those with the same heading (appended when new), and a line saying which
+/// were measured when.
+fn splice_sections(old: &str, new: &str, date: &str, parts: &str) -> String {
+    let fresh = sections(new);
+    let head_end = old.find("\n## ").map_or(old.len(), |i| i + 1);
+    let mut head: String = old[..head_end]
+        .lines()
+        .filter(|l| !l.starts_with("Partial run"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    if head.trim().is_empty() {
+        head = "# Benchmarks\n\n".into();
     }
-    out.push_str(&format!(
-        "| **total** | **{tr}** | **{tg}** ({:.1} KB) | **{tb}** ({:.1} KB) |\n\n",
-        tg as f64 / 1024.0,
-        tb as f64 / 1024.0
+    while head.ends_with("\n\n") {
+        head.pop();
+    }
+    head.push_str(&format!(
+        "Partial run (`--only {parts}`) on {date}: its sections below are from that day.\n\n"
     ));
-    Ok(out)
-}
-
-fn gzip_len(bytes: &[u8]) -> Result<usize> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    enc.write_all(bytes).map_err(|e| e.to_string())?;
-    enc.finish().map(|v| v.len()).map_err(|e| e.to_string())
-}
-
-fn brotli_len(bytes: &[u8]) -> Result<usize> {
-    let mut out = Vec::new();
-    {
-        let mut w = brotli::CompressorWriter::new(&mut out, 4096, 11, 22);
-        w.write_all(bytes).map_err(|e| e.to_string())?;
+    let mut out = head;
+    let mut used = vec![false; fresh.len()];
+    for (heading, text) in sections(&old[head_end.min(old.len())..]) {
+        match fresh.iter().position(|(h, _)| *h == heading) {
+            Some(i) => {
+                out.push_str(&fresh[i].1);
+                used[i] = true;
+            }
+            None => out.push_str(&text),
+        }
     }
-    Ok(out.len())
+    for (i, (_, text)) in fresh.iter().enumerate() {
+        if !used[i] {
+            out.push_str(text);
+        }
+    }
+    out
 }
 
 /// Runs `cargo bench -p closeloop-core` and tabulates criterion's estimates.
@@ -185,4 +207,26 @@ fn human_ns(ns: f64) -> String {
 
 fn today() -> String {
     util::output(std::process::Command::new("date").args(["-u", "+%Y-%m-%d"])).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::splice_sections;
+
+    #[test]
+    fn a_partial_run_replaces_only_its_sections() {
+        let old = "# Benchmarks\n\nMeasured: 2026-01-01.\n\n## A\n\nold a\n\n## B\n\nold b\n";
+        let new = "# Benchmarks\n\nMeasured: 2026-02-02.\n\n## B\n\nnew b\n\n## C\n\nnew c\n";
+        let out = splice_sections(old, new, "2026-02-02", "b,c");
+        assert_eq!(
+            out,
+            "# Benchmarks\n\nMeasured: 2026-01-01.\nPartial run (`--only b,c`) on 2026-02-02: \
+             its sections below are from that day.\n\n## A\n\nold a\n\n## B\n\nnew b\n\n\
+             ## C\n\nnew c\n"
+        );
+        // a second partial run replaces the line, not adds one
+        let again = splice_sections(&out, new, "2026-03-03", "b");
+        assert_eq!(again.matches("Partial run").count(), 1);
+        assert!(again.contains("on 2026-03-03"));
+    }
 }

@@ -16,14 +16,20 @@
 //! and cache: a first visit). The page reports its figures by requesting an image
 //! from a one-shot HTTP listener of this process, so no DevTools client is needed
 //! (xtask depends on closeloop-e2e without its `browser` feature).
+//!
+//! [`sizes`] is the bench's other tracker part: the download's transfer size
+//! against its budget, where the wasm's bytes are (per function group, from the
+//! optimised module with its names), wasm-opt's `--metrics`, and wasm-opt pass
+//! sets side by side on the same cargo output.
 
+use crate::tracker::{self, FileSize, BUDGET_GZIP, WASM_OPT_PASSES};
 use crate::util::{note, root, Result};
 use closeloop_e2e::site::StaticSite;
 use closeloop_e2e::worker::Worker;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -186,7 +192,7 @@ fn row(label: &str, v: Vec<f64>, n: usize) -> String {
 }
 
 /// The markdown section for BENCHMARKS.md: per page kind, median / p90 / max.
-fn table(tracker: &[Load], empty: &[Load]) -> String {
+fn table(tracker: &[Load], baseline: &[Load], empty: &[Load]) -> String {
     let mut out = String::from(
         "## Tracker start time (headless Chromium)\n\n\
          Budget: start to first event queued ≤ 5 ms of main-thread time, no long task. \
@@ -237,6 +243,25 @@ fn table(tracker: &[Load], empty: &[Load]) -> String {
         col(&|l| l.started, tracker),
         n,
     ));
+    if !baseline.is_empty() {
+        let b = baseline.len();
+        for (label, f) in [
+            (
+                "baseline: `start()` main-thread time",
+                &(|l: &Load| l.main_thread()) as &dyn Fn(&Load) -> Option<f64>,
+            ),
+            ("baseline: `settle()` main-thread time", &|l| {
+                l.settle_time()
+            }),
+            ("baseline: the loader's run", &|l| l.loader_time()),
+            ("baseline: all of it", &|l| l.total_time()),
+            ("baseline: navigation start → first event queued", &|l| {
+                l.started
+            }),
+        ] {
+            out.push_str(&row(label, col(f, baseline), b));
+        }
+    }
     out.push_str(&row(
         "tracker page: navigation start → load event end",
         col(&|l| l.load, tracker),
@@ -261,6 +286,13 @@ fn table(tracker: &[Load], empty: &[Load]) -> String {
             .fold(0.0, f64::max);
         (with, total, max)
     };
+    if !baseline.is_empty() {
+        out.push_str(&format!(
+            "\nThe baseline rows are another build of the tracker (`{BASELINE_ENV}`, here the \
+             tracker before issue 17), loaded in the same run, interleaved with the current \
+             one and the empty page, so that the machine's load affects all three alike.\n"
+        ));
+    }
     let (tw, tt, tm) = lt(tracker);
     let (ew, et, em) = lt(empty);
     let during: usize = tracker.iter().map(Load::tracker_longtasks).sum();
@@ -292,9 +324,10 @@ fn verdict(tracker: &[Load], during: usize) -> String {
     }
 }
 
-/// Writes the two bench pages into `dir`: `tracker.html` (the demo home page with
-/// the probe first in `<head>`) and `empty.html` (the probe alone), plus the
-/// demo's stylesheet.
+/// Writes the bench pages into `dir`: `tracker.html` (the demo home page with the
+/// probe first in `<head>`), `baseline.html` (the same with the baseline build's
+/// `t.js`, `/base/t.js`) and `empty.html` (the probe alone), plus the demo's
+/// stylesheet.
 fn write_pages(dir: &Path, collect: &str) -> Result {
     let demo = root().join("demo-site");
     let home = std::fs::read_to_string(demo.join("index.html"))
@@ -318,6 +351,7 @@ fn write_pages(dir: &Path, collect: &str) -> Result {
         std::fs::write(dir.join(name), text).map_err(|e| format!("{name}: {e}"))
     };
     write("tracker.html", &tracked)?;
+    write("baseline.html", &tracked.replace("/t.js\"", "/base/t.js\""))?;
     write("empty.html", &empty)?;
     let css = std::fs::read(demo.join("style.css")).unwrap_or_default();
     std::fs::write(dir.join("style.css"), css).map_err(|e| format!("style.css: {e}"))
@@ -439,11 +473,59 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// An environment variable naming another build's `dist/public` (its `t.js` and
+/// `t/*.wasm`) to measure beside the current tracker, e.g. the tracker of `main`.
+pub const BASELINE_ENV: &str = "CLOSELOOP_BENCH_BASELINE";
+
+/// The baseline build copied into `dist/public/base/` (served by the worker's
+/// assets next to the current tracker, with a `_headers` rule that lets pages fetch
+/// its wasm cross-origin) while the bench runs; removed when dropped.
+struct Baseline(PathBuf, String);
+
+impl Baseline {
+    fn stage(from: &Path) -> Result<Baseline> {
+        let to = root().join("dist").join("public").join("base");
+        let _ = std::fs::remove_dir_all(&to);
+        std::fs::create_dir_all(to.join("t")).map_err(|e| e.to_string())?;
+        let copy = |a: PathBuf, b: PathBuf| {
+            std::fs::copy(&a, &b)
+                .map(|_| ())
+                .map_err(|e| format!("{}: {e}", a.display()))
+        };
+        copy(from.join("t.js"), to.join("t.js"))?;
+        let wasm = std::fs::read_dir(from.join("t"))
+            .map_err(|e| format!("{}: {e}", from.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "wasm"));
+        for w in wasm {
+            let name = w.file_name().map(PathBuf::from).unwrap_or_default();
+            copy(w, to.join("t").join(name))?;
+        }
+        let headers = root().join("dist").join("public").join("_headers");
+        let before = std::fs::read_to_string(&headers).unwrap_or_default();
+        let with_base = format!("{before}/base/*\n  Access-Control-Allow-Origin: *\n");
+        std::fs::write(&headers, with_base).map_err(|e| format!("_headers: {e}"))?;
+        Ok(Baseline(to, before))
+    }
+}
+
+impl Drop for Baseline {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+        let headers = root().join("dist").join("public").join("_headers");
+        let _ = std::fs::write(headers, &self.1);
+    }
+}
+
 /// Measures the tracker's start time against a fresh worker and the demo page
-/// (the tracker and worker must be built: `cargo xtask build`), and returns the
-/// markdown section for BENCHMARKS.md.
+/// (the tracker and worker must be built: `cargo xtask build`), beside the build in
+/// [`BASELINE_ENV`] when set, and returns the markdown section for BENCHMARKS.md.
 pub fn run() -> Result<String> {
     let bin = chromium()?;
+    let staged = match std::env::var_os(BASELINE_ENV) {
+        Some(dir) => Some(Baseline::stage(Path::new(&dir))?),
+        None => None,
+    };
     let worker = Worker::start()?;
     let port = closeloop_e2e::free_port()?;
     let origin = format!("http://127.0.0.1:{port}");
@@ -459,10 +541,18 @@ pub fn run() -> Result<String> {
     // One warm-up load: wrangler's first requests are slow (it builds on start).
     let _ = load_once(bin, &static_site.url("/tracker.html"), &listener);
     let mut tracker = Vec::new();
+    let mut baseline = Vec::new();
     let mut empty = Vec::new();
     for i in 0..RUNS {
-        // Interleaved, so that the machine's load affects both alike.
-        for (page, out) in [("/tracker.html", &mut tracker), ("/empty.html", &mut empty)] {
+        // Interleaved, so that the machine's load affects all alike.
+        for (page, out) in [
+            ("/tracker.html", &mut tracker),
+            ("/baseline.html", &mut baseline),
+            ("/empty.html", &mut empty),
+        ] {
+            if page == "/baseline.html" && staged.is_none() {
+                continue;
+            }
             match load_once(bin, &static_site.url(page), &listener) {
                 Ok(l) => out.push(l),
                 Err(e) => note(format!("bench tracker: load {i} of {page}: {e}")),
@@ -472,14 +562,311 @@ pub fn run() -> Result<String> {
     let _ = std::fs::remove_dir_all(&dir);
     drop(static_site);
     drop(worker);
-    let md = table(&tracker, &empty);
+    drop(staged);
+    let md = table(&tracker, &baseline, &empty);
     note(md.trim_end());
     Ok(md)
+}
+
+/// The bench's sizes section (the tracker must be built).
+pub fn sizes() -> Result<String> {
+    let files = tracker::download_sizes()?;
+    let mut out = download_table(&files);
+    let named = std::fs::read(tracker::named_wasm()).map_err(|e| format!("named wasm: {e}"))?;
+    out.push_str(&group_table(&groups(&named)?));
+    out.push_str(&metrics()?);
+    out.push_str(&pass_sets()?);
+    Ok(out)
+}
+
+fn download_table(files: &[FileSize]) -> String {
+    let mut out = format!(
+        "## Tracker transfer size\n\nEverything a visitor downloads: `t.js` (the loader) and the \
+         wasm. Budget: ≤ {BUDGET_GZIP} B gzipped in all (issue 17; `cargo xtask test` fails past \
+         it). Brotli is what Cloudflare serves to browsers that accept it (tracker/README.md).\n\n\
+         | file | raw bytes | gzip -9 | brotli -q 11 |\n|---|---:|---:|---:|\n"
+    );
+    let (mut tr, mut tg, mut tb) = (0, 0, 0);
+    for f in files {
+        note(format!(
+            "{}: {} B raw, {} B gzip, {} B brotli",
+            f.name, f.raw, f.gzip, f.brotli
+        ));
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            f.name, f.raw, f.gzip, f.brotli
+        ));
+        (tr, tg, tb) = (tr + f.raw, tg + f.gzip, tb + f.brotli);
+    }
+    out.push_str(&format!(
+        "| **total** | **{tr}** | **{tg}** ({:.1} KB) | **{tb}** ({:.1} KB) |\n\n",
+        tg as f64 / 1024.0,
+        tb as f64 / 1024.0
+    ));
+    let verdict = match tracker::budget_verdict(files) {
+        Ok(_) => "met",
+        Err(_) => "NOT met",
+    };
+    out.push_str(&format!(
+        "**{tg} B gzip in all — budget ({BUDGET_GZIP} B) {verdict}.**\n\n"
+    ));
+    out
+}
+
+/// The group a function of the tracker belongs to, from its (demangled) name.
+fn group_of(name: &str) -> String {
+    let n = name.trim_start_matches('<');
+    if let Some(rest) = n.strip_prefix("closeloop_tracker::") {
+        return match rest.split_once("::") {
+            Some((m, _)) if !m.contains(' ') => format!("`{m}`"),
+            _ => "`lib` (entry points)".into(),
+        };
+    }
+    if n == "cl" {
+        return "`lib` (entry points)".into();
+    }
+    if n.starts_with("core::") || n.starts_with("str") || n.starts_with("T as core") {
+        return "core (iterators, str, slices)".into();
+    }
+    "other".into()
+}
+
+/// Bytes per group: function bodies by [`group_of`] and the other sections by
+/// their kind, as in the download (the `name` section left out).
+fn groups(wasm: &[u8]) -> Result<Vec<(String, usize, usize)>> {
+    use wasmparser::{Parser, Payload};
+    let names: std::collections::HashMap<u32, String> =
+        tracker::function_names(wasm)?.into_iter().collect();
+    let mut imported = 0u32;
+    let mut defined = 0u32;
+    let mut by: Vec<(String, usize, usize)> = Vec::new();
+    let mut add = |g: String, bytes: usize| match by.iter_mut().find(|x| x.0 == g) {
+        Some(x) => {
+            x.1 += bytes;
+            x.2 += 1;
+        }
+        None => by.push((g, bytes, 1)),
+    };
+    let span = |r: std::ops::Range<u64>| (r.end - r.start) as usize;
+    let mut bodies = 0usize;
+    for payload in Parser::new(0).parse_all(wasm) {
+        let payload = payload.map_err(|e| e.to_string())?;
+        match &payload {
+            Payload::ImportSection(r) => {
+                imported = r.count();
+                add("imports (the loader's functions)".into(), span(r.range()));
+            }
+            Payload::CodeSectionEntry(body) => {
+                let name = names
+                    .get(&(imported + defined))
+                    .map(|n| demangle(n))
+                    .unwrap_or_default();
+                defined += 1;
+                let len = span(body.range());
+                bodies += len;
+                add(group_of(&name), len);
+            }
+            Payload::CodeSectionStart {
+                unchecked_range, ..
+            } => {
+                add("code section framing".into(), span(unchecked_range.clone()));
+            }
+            Payload::CustomSection(c) if c.name() == "name" => {}
+            Payload::CustomSection(c) => add(
+                format!("custom section `{}` (the names table)", c.name()),
+                span(c.range()),
+            ),
+            Payload::DataSection(r) => add("data (string literals)".into(), span(r.range())),
+            other => {
+                if let Some((_, range)) = other.as_section() {
+                    add("types, exports, memory, globals".into(), span(range));
+                }
+            }
+        }
+    }
+    // The code section's own bytes less its bodies.
+    if let Some(f) = by.iter_mut().find(|x| x.0 == "code section framing") {
+        f.1 = f.1.saturating_sub(bodies);
+        f.2 = 1;
+    }
+    by.sort_by_key(|g| std::cmp::Reverse(g.1));
+    Ok(by)
+}
+
+/// Demangles the legacy Rust mangling rustc uses (`_ZN4core3fmt5write17h…E` →
+/// `core::fmt::write`), enough to group names; other names are kept as they are.
+fn demangle(n: &str) -> String {
+    let Some(mut rest) = n.strip_prefix("_ZN") else {
+        return n.to_string();
+    };
+    let mut parts = Vec::new();
+    while let Some(d) = rest.find(|c: char| !c.is_ascii_digit()).filter(|&d| d > 0) {
+        let Ok(len) = rest[..d].parse::<usize>() else {
+            break;
+        };
+        let Some(p) = rest.get(d..d + len) else {
+            break;
+        };
+        if !(p.len() == 17 && p.starts_with('h')) {
+            parts.push(
+                p.replace("$LT$", "<")
+                    .replace("$GT$", ">")
+                    .replace("..", "::"),
+            );
+        }
+        rest = &rest[d + len..];
+    }
+    parts.join("::")
+}
+
+fn group_table(groups: &[(String, usize, usize)]) -> String {
+    let total: usize = groups.iter().map(|g| g.1).sum();
+    let mut out = String::from(
+        "Where the wasm's bytes are (raw, before compression; from the optimised module \
+         with its function names, `target/tracker-build/closeloop.named.wasm`, which \
+         `twiggy top` also reads):\n\n| part | bytes | share | functions |\n|---|---:|---:|---:|\n",
+    );
+    for (g, bytes, n) in groups {
+        let funcs = if g.starts_with('`') || g.starts_with("core") || g == "other" {
+            n.to_string()
+        } else {
+            String::new()
+        };
+        out.push_str(&format!(
+            "| {g} | {bytes} | {:.1} % | {funcs} |\n",
+            100.0 * *bytes as f64 / total.max(1) as f64
+        ));
+    }
+    out.push_str(&format!("| **total** | **{total}** | | |\n\n"));
+    out
+}
+
+/// wasm-opt's `--metrics` of the download's wasm, its module-level counts.
+fn metrics() -> Result<String> {
+    let files = tracker::download_sizes()?;
+    let Some(wasm) = files.iter().find(|f| f.name.ends_with(".wasm")) else {
+        return Err("no tracker wasm".into());
+    };
+    let path = root().join("dist").join("public").join(&wasm.name);
+    let out = Command::new(crate::util::node_tool("binaryen/bin/wasm-opt"))
+        .args(tracker::WASM_FEATURES)
+        .arg("--metrics")
+        .arg(&path)
+        .args(["-o", "/dev/null"])
+        .output()
+        .map_err(|e| format!("wasm-opt --metrics: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut row = Vec::new();
+    for l in text.lines() {
+        let l = l.trim();
+        for k in ["funcs", "imports", "exports", "memory-data", "total"] {
+            if let Some(v) = l.strip_prefix(&format!("[{k}]")) {
+                row.push(format!("{k} {}", v.trim_start_matches([' ', ':']).trim()));
+            }
+        }
+        if row.len() == 5 {
+            break;
+        }
+    }
+    Ok(format!(
+        "wasm-opt `--metrics` of the download: {} (expressions in `total`).\n\n",
+        row.join(", ")
+    ))
+}
+
+/// wasm-opt pass sets, each run on the same cargo output: raw and gzip sizes, the
+/// smallest and the build's marked.
+const PASS_SETS: [&[&str]; 8] = [
+    &["-Os"],
+    &["-Oz"],
+    &["-Oz", "-Oz"],
+    &["-Oz", "--converge"],
+    &["-Oz", "-Oz", "--gufa", "-Oz"],
+    &["-Oz", "--flatten", "--rereloop", "-Oz", "-Oz"],
+    &["-O3"],
+    &WASM_OPT_PASSES,
+];
+
+fn pass_sets() -> Result<String> {
+    let input = tracker::cargo_wasm();
+    let dir = closeloop_e2e::temp_dir("bench-wasm-opt")?;
+    let mut rows = Vec::new();
+    for (i, set) in PASS_SETS.iter().enumerate() {
+        let out = dir.join(format!("{i}.wasm"));
+        let status = tracker::wasm_opt()
+            .args(*set)
+            .args([
+                "--strip-debug",
+                "--strip-producers",
+                "--strip-target-features",
+            ])
+            .arg(&input)
+            .arg("-o")
+            .arg(&out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| format!("wasm-opt: {e}"))?;
+        let bytes = std::fs::read(&out).map_err(|e| format!("wasm-opt {set:?}: {e} ({status})"))?;
+        rows.push((set.join(" "), bytes.len(), tracker::gzip_len(&bytes)?));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let best = rows.iter().map(|r| r.2).min().unwrap_or(0);
+    let ours = WASM_OPT_PASSES.join(" ");
+    let mut out = String::from(
+        "wasm-opt pass sets side by side on the same cargo output (`--strip-debug` etc. \
+         added to each):\n\n| passes | raw bytes | gzip -9 | |\n|---|---:|---:|---|\n",
+    );
+    for (set, raw, gz) in &rows {
+        let mut mark = Vec::new();
+        if *gz == best {
+            mark.push("smallest");
+        }
+        if *set == ours {
+            mark.push("**the build's**");
+        }
+        note(format!("wasm-opt {set}: {raw} B raw, {gz} B gzip"));
+        out.push_str(&format!(
+            "| `{set}` | {raw} | {gz} | {} |\n",
+            mark.join(", ")
+        ));
+    }
+    out.push_str(
+        "\nThe build's set keeps functions with one caller apart when they are not tiny, \
+         so that `start()` compiles only its own code (Chromium compiles each wasm function \
+         on its first call, on the main thread): a few bytes more than the smallest set, \
+         for a shorter start.\n\n",
+    );
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn demangles_and_groups_tracker_functions() {
+        assert_eq!(
+            demangle("_ZN17closeloop_tracker4send5flush17h0c402ccf9deee801E"),
+            "closeloop_tracker::send::flush"
+        );
+        assert_eq!(
+            demangle("_ZN4core3fmt5write17h0123456789abcdefE"),
+            "core::fmt::write"
+        );
+        assert_eq!(demangle("cl"), "cl");
+        assert_eq!(group_of("closeloop_tracker::send::flush"), "`send`");
+        assert_eq!(group_of("closeloop_tracker::start"), "`lib` (entry points)");
+        assert_eq!(group_of("cl"), "`lib` (entry points)");
+        assert_eq!(
+            group_of("<closeloop_tracker::js::Parts as core::iter::Iterator>::next"),
+            "`js`"
+        );
+        assert_eq!(
+            group_of("core::str::<impl str>::get"),
+            "core (iterators, str, slices)"
+        );
+    }
 
     #[test]
     fn stats_are_median_p90_max_by_nearest_rank() {
@@ -528,7 +915,7 @@ mod tests {
             ls: Some(1.5),
             longtasks: vec![],
         };
-        let md = table(&[ok, none.clone()], &[none]);
+        let md = table(&[ok, none.clone()], &[], &[none]);
         // one of two tracker loads has both marks: 2.00 ms main-thread time
         assert!(md.contains("| 2.00 ms | 2.00 ms | 2.00 ms | 1/2 |"));
         assert!(md.contains("tracker page 0/2 loads had any"));

@@ -4,12 +4,14 @@
 //!   the worker in wrangler's local mode with the demo site and the dashboard.
 //! - `cargo xtask test` — install what is missing, then run every test.
 //! - `cargo xtask bench` — build in release and write BENCHMARKS.md (`--only` a part: print it).
-//! - `cargo xtask build` — build the tracker and the worker.
+//! - `cargo xtask build` — build the tracker and the worker (`build tracker`: the tracker).
 //! - `cargo xtask site create|list|keys|origins` — manage sites on a running worker.
 //! - `cargo xtask lint` — rustfmt and clippy, native and wasm32.
-//! - `cargo xtask refresh-lists` — download the referrer lists core compiles in.
+//! - `cargo xtask refresh-lists` — refresh the bot lists (package registries) and the
+//!   referrer lists core compiles in.
 
 mod bench;
+mod bench_enrich;
 mod bench_ingest;
 mod bench_reports;
 mod bench_tracker;
@@ -17,6 +19,7 @@ mod dashboard;
 mod demo;
 mod edge;
 mod install;
+mod lists;
 mod site;
 mod test;
 mod tracker;
@@ -29,24 +32,27 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   demo            install, build, migrate and serve the demo (worker + demo site)
   test            install what is missing, then run every test
-  bench [--only sizes,ingest,tracker,reports,core] [--quick]
+  bench [--only sizes,ingest,tracker,reports,core,enrich] [--quick]
                   build in release, measure, write BENCHMARKS.md (--only: print)
-  build           build the tracker and the worker
+  build [tracker] build the tracker and the worker (or the tracker alone)
   lint            cargo fmt --check and clippy (native and wasm32), -D warnings
   site ...        manage sites on a running worker (see `cargo xtask site help`)
-  refresh-lists   download the referrer lists that core compiles in (needs internet)";
+  refresh-lists   refresh the bot lists (npm, PyPI) and referrer lists core compiles in";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rest = args.get(1..).unwrap_or_default();
     let result = match args.first().map(String::as_str) {
+        Some("build") if rest == ["tracker"] => {
+            install::build_tools().and_then(|_| tracker::build())
+        }
         Some("build") => build(),
         Some("demo") => demo::run(rest),
         Some("test") => test::run(rest),
         Some("bench") => bench::run(rest),
         Some("lint") => lint(),
         Some("site") => site::run(rest),
-        Some("refresh-lists") => refresh_lists(),
+        Some("refresh-lists") => lists::run(rest),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             Ok(())
@@ -107,12 +113,4 @@ fn lint() -> Result {
         ]),
     )?;
     Ok(())
-}
-
-/// Runs `core/data/refresh.sh`, which downloads the upstream referrer lists.
-fn refresh_lists() -> Result {
-    say("Refreshing the referrer lists (core/data)");
-    util::run_visible(
-        std::process::Command::new("bash").arg(util::root().join("core/data/refresh.sh")),
-    )
 }

@@ -13,6 +13,9 @@ const HELP: &str = "usage: cargo xtask site <command> [--edge URL]
   list                   list the sites
   keys ID                make a new read and write key for a site
   origins ID ORIGIN ...  replace a site's allowed origins
+  reclassify ID          classify a site's stored events and sessions again with the
+                         lists this worker has (after `cargo xtask refresh-lists` and a
+                         deploy); reports follow
 
 The admin token comes from CLOSELOOP_ADMIN_TOKEN, or from the demo's
 .wrangler/demo-state/demo-keys.json; --edge defaults to http://127.0.0.1:8787.";
@@ -51,6 +54,7 @@ pub fn run(args: &[String]) -> Result {
             &json!({}),
             &headers,
         )?,
+        ["reclassify", id] => return reclassify(&edge, id, &headers),
         ["origins", id, rest @ ..] => http::request(
             "PUT",
             &format!("{edge}/v1/admin/sites/{id}/origins"),
@@ -66,6 +70,56 @@ pub fn run(args: &[String]) -> Result {
     if answer.status >= 400 {
         return Err(format!("the worker answered {}", answer.status));
     }
+    Ok(())
+}
+
+/// Calls `POST /v1/admin/sites/{id}/reclassify` step by step until it is done, then
+/// flushes the re-queued sessions; one line per phase.
+fn reclassify(edge: &str, id: &str, headers: &[(&str, &str)]) -> Result {
+    let mut cursor: Option<String> = None;
+    let (mut agents, mut changed, mut events, mut visitors) = (0, 0, 0, 0);
+    loop {
+        let url = match &cursor {
+            Some(c) => format!(
+                "{edge}/v1/admin/sites/{id}/reclassify?cursor={}",
+                c.replace('%', "%25")
+                    .replace(':', "%3A")
+                    .replace('+', "%2B")
+            ),
+            None => format!("{edge}/v1/admin/sites/{id}/reclassify"),
+        };
+        let a = http::request("POST", &url, headers, Some(""))?;
+        if a.status >= 400 {
+            return Err(format!("the worker answered {}: {}", a.status, a.text));
+        }
+        agents += a.json["agents"].as_i64().unwrap_or(0);
+        changed += a.json["agents_changed"].as_i64().unwrap_or(0);
+        events += a.json["events_updated"].as_i64().unwrap_or(0);
+        visitors += a.json["visitors_queued"].as_i64().unwrap_or(0);
+        if a.json["done"].as_bool() == Some(true) {
+            break;
+        }
+        cursor = a.json["cursor"].as_str().map(str::to_string);
+        if cursor.is_none() {
+            return Err(format!("no cursor in {}", a.text));
+        }
+    }
+    println!("re-classified {agents} user agents ({changed} changed), {events} events updated, {visitors} visitors queued");
+    loop {
+        let a = http::request(
+            "POST",
+            &format!("{edge}/v1/admin/sessions:flush?site={id}"),
+            headers,
+            Some(""),
+        )?;
+        if a.status >= 400 {
+            return Err(format!("the worker answered {}: {}", a.status, a.text));
+        }
+        if a.json["more"].as_bool() != Some(true) {
+            break;
+        }
+    }
+    println!("sessions rebuilt: reports now follow the lists");
     Ok(())
 }
 

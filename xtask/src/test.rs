@@ -30,6 +30,19 @@ pub fn run(args: &[String]) -> Result {
     crate::build()?;
 
     let mut tally = Tally::default();
+    say("Tracker size budget (issue 17)");
+    match crate::tracker::check_budget() {
+        Ok(line) => {
+            note(format!("ok     {line}"));
+            tally.passed += 1;
+        }
+        Err(e) => {
+            note(format!("FAILED {e}"));
+            tally.failed += 1;
+            tally.failures.push(format!("tracker size budget: {e}"));
+        }
+    }
+
     say("Unit and property tests (core, tracker, edge, xtask)");
     cargo_test(
         &mut tally,

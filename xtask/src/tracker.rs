@@ -1,40 +1,47 @@
 //! Builds the browser tracker into `dist/public/` (served by the worker's static
-//! assets):
+//! assets), and checks what every visitor downloads:
 //!
-//! - `t.js`: wasm-bindgen's `--target no-modules` glue followed by
-//!   `tracker/js/loader.js`, minified by esbuild into one IIFE (one script, no
-//!   global but `window.closeloop`);
-//! - `t/closeloop.<hash>.wasm`: the tracker built with the `tracker` profile, run
-//!   through wasm-bindgen and `wasm-opt -Oz`; `<hash>` is the first 16 hex digits of
-//!   its SHA-256, so it can be cached forever;
+//! - `t.js`: `tracker/js/loader.js`, minified by esbuild into one IIFE (one
+//!   script, no global but `window.closeloop`), with the wasm's hashed path in it;
+//! - `t/closeloop.<hash>.wasm`: the tracker built with the `tracker` profile and
+//!   run through `wasm-opt` ([`WASM_OPT_PASSES`]); `<hash>` is the first 16 hex
+//!   digits of its SHA-256, so it can be cached forever. No wasm-bindgen: the
+//!   tracker's imports are the loader's own (tracker/src/js.rs);
 //! - `_headers`: the wasm `immutable` for a year, `t.js` 5 minutes, both with
 //!   `Access-Control-Allow-Origin: *` (sites load them cross-origin; the wasm is
 //!   fetched in CORS mode).
+//!
+//! The build fails when the wasm links any `core::fmt` or panic code (see
+//! [`check_symbols`]); `cargo xtask test` fails when the download passes
+//! [`BUDGET_GZIP`] (see [`check_budget`]).
 
 use crate::util::{self, root, step, Result};
 use sha2::{Digest, Sha256};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The crate's name as cargo writes its wasm file.
 const CRATE_FILE: &str = "closeloop_tracker";
 
+/// Everything a visitor downloads (`t.js` + the wasm), gzipped, at most (issue 17).
+pub const BUDGET_GZIP: usize = 12_288;
+
 /// Flags of the download build:
 /// - `--cfg closeloop_tracker_bin`: the tracker is `no_std` with a trapping panic
-///   handler (no formatting code linked; see tracker/src/lib.rs). Only valid when the
-///   package is built alone, as here, so that nothing turns on wasm-bindgen's `std`.
-/// - no `reference-types` and `multivalue`: wasm-bindgen then keeps JS objects in its
-///   small JS-side heap instead of generating externref shims around every export
-///   (~0.5 KB gzip less in all). wasm-bindgen sees this because the `tracker` profile
-///   strips the `target_features` section (std's precompiled objects would list
-///   reference-types there) and the module exports no `__externref_table_alloc`.
+///   handler (see tracker/src/lib.rs). Only valid when the package is built alone,
+///   as here.
+/// - no `reference-types` and `multivalue`: nothing in the tracker uses them, and
+///   without them the module needs only WebAssembly's core features plus bulk
+///   memory (sign extension, non-trapping conversions, mutable globals). The
+///   output is byte for byte as small either way (measured: 14,383 B).
 const TRACKER_RUSTFLAGS: &str =
     "--cfg closeloop_tracker_bin -C target-feature=-reference-types,-multivalue";
 
 /// The wasm features rustc 1.95 enables for wasm32-unknown-unknown with
 /// [`TRACKER_RUSTFLAGS`]; wasm-opt must be given exactly these (never
 /// `--all-features`: it may emit instructions browsers reject).
-const WASM_FEATURES: [&str; 6] = [
+pub const WASM_FEATURES: [&str; 6] = [
     "--enable-bulk-memory",
     "--enable-bulk-memory-opt",
     "--enable-call-indirect-overlong",
@@ -43,9 +50,21 @@ const WASM_FEATURES: [&str; 6] = [
     "--enable-sign-ext",
 ];
 
-/// Largest function (in binaryen's size measure) that wasm-opt still inlines into
-/// its only caller (see [`build`]).
-const ONE_CALLER_INLINE_MAX: u32 = 30;
+/// The wasm-opt passes of the download, the winner of the bench's side-by-side
+/// table (`cargo xtask bench --only sizes`, BENCHMARKS.md):
+/// - `-Oz` twice: the second round still finds a little (`--converge` would run
+///   until nothing changes, for no gain here);
+/// - functions with one caller are inlined only when small: Chromium compiles a
+///   wasm function on its first call, on the main thread, so the entry points
+///   (`cl`'s ops) must stay apart for `start` to compile only its own code;
+/// - functions of up to 5 bytes are inlined everywhere (binaryen's default: 2):
+///   about as small, and fewer functions to compile lazily.
+pub const WASM_OPT_PASSES: [&str; 4] = [
+    "-Oz",
+    "-Oz",
+    "--one-caller-inline-max-function-size=30",
+    "--always-inline-max-function-size=5",
+];
 
 /// The first line of `t.js` (see [`build`]).
 pub const COMPILE_HINT: &str = "//# allFunctionsCalledOnLoad";
@@ -59,6 +78,25 @@ fn target_dir() -> PathBuf {
         .map(PathBuf::from)
         .map(|p| if p.is_absolute() { p } else { root().join(p) })
         .unwrap_or_else(|| root().join("target"))
+}
+
+/// Where the build keeps its intermediate files: `target/tracker-build/`.
+pub fn work_dir() -> PathBuf {
+    target_dir().join("tracker-build")
+}
+
+/// The cargo output: the tracker before wasm-opt, with its function names.
+pub fn cargo_wasm() -> PathBuf {
+    target_dir()
+        .join("wasm32-unknown-unknown")
+        .join("tracker")
+        .join(format!("{CRATE_FILE}.wasm"))
+}
+
+/// The optimised wasm with its function names kept (for twiggy and the bench's
+/// table of sizes per function group); the download is this less its names.
+pub fn named_wasm() -> PathBuf {
+    work_dir().join("closeloop.named.wasm")
 }
 
 fn path_str(p: &Path) -> Result<&str> {
@@ -83,10 +121,17 @@ pub fn headers_file() -> String {
     )
 }
 
+/// `wasm-opt` with the tracker's features.
+pub fn wasm_opt() -> Command {
+    let mut c = Command::new(util::node_tool("binaryen/bin/wasm-opt"));
+    c.args(WASM_FEATURES);
+    c
+}
+
 /// Builds the tracker into `dist/public/` (see the module doc).
 pub fn build() -> Result {
     let root = root();
-    let work = target_dir().join("tracker-build");
+    let work = work_dir();
     let public = root.join("dist").join("public");
     std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
     std::fs::create_dir_all(public.join("t")).map_err(|e| format!("{}: {e}", public.display()))?;
@@ -107,59 +152,40 @@ pub fn build() -> Result {
             .env(
                 "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS",
                 TRACKER_RUSTFLAGS,
-            ),
+            )
+            // Function names kept for the symbol check; wasm-opt strips them.
+            .env("CARGO_PROFILE_TRACKER_STRIP", "false"),
     )?;
-    let wasm = target_dir()
-        .join("wasm32-unknown-unknown")
-        .join("tracker")
-        .join(format!("{CRATE_FILE}.wasm"));
+    let wasm = cargo_wasm();
+    let bytes = std::fs::read(&wasm).map_err(|e| format!("{}: {e}", wasm.display()))?;
+    check_symbols(&bytes)?;
 
+    let named = named_wasm();
     step(
-        "tracker: wasm-bindgen --target no-modules",
-        "tracker-bindgen",
-        Command::new("wasm-bindgen").args([
-            "--target",
-            "no-modules",
-            "--no-typescript",
-            // The loader always passes the wasm's URL.
-            "--omit-default-module-path",
-            "--out-dir",
-            path_str(&work)?,
-            path_str(&wasm)?,
-        ]),
+        "tracker: wasm-opt -Oz",
+        "tracker-wasm-opt",
+        wasm_opt()
+            .args(WASM_OPT_PASSES)
+            .args(["-g", "--strip-dwarf", "--strip-producers"])
+            .arg("--strip-target-features")
+            .arg(&wasm)
+            .arg("-o")
+            .arg(&named),
     )?;
-    let bg = work.join(format!("{CRATE_FILE}_bg.wasm"));
     let opt = work.join("closeloop.opt.wasm");
-    let mut wasm_opt = Command::new(util::node_tool("binaryen/bin/wasm-opt"));
-    wasm_opt
-        .args(WASM_FEATURES)
-        // Import, export and module names become one or two letters (the
-        // wasm-bindgen names carry 16-hex-digit hashes, in the wasm and again in
-        // the glue); wasm-opt prints the renaming as JSON, applied to the glue below.
-        .arg("--minify-imports-and-exports-and-modules")
-        // Twice: the second round still finds ~50 B (`--converge` would rerun the
-        // renaming too).
-        .args(["-Oz", "-Oz"])
-        // Functions with one caller are inlined only when small: Chromium compiles
-        // a wasm function on its first call, on the main thread, so the entry
-        // points (`cl`'s ops) must stay apart for `start` to compile only its own
-        // code (a `cl` holding every op's body cost ~0.5-2 ms to compile at start).
-        .arg(format!(
-            "--one-caller-inline-max-function-size={ONE_CALLER_INLINE_MAX}"
-        ))
-        // Functions of up to 5 bytes are inlined everywhere (binaryen's default:
-        // 2): about as small, and ~10 fewer functions to compile lazily.
-        .arg("--always-inline-max-function-size=5")
-        .args(["--strip-debug", "--strip-producers"])
-        .arg(&bg)
-        .arg("-o")
-        .arg(&opt);
-    step("tracker: wasm-opt -Oz", "tracker-wasm-opt", &mut wasm_opt)?;
-    let renames = util::log_dir().join("tracker-wasm-opt.log");
-    let renames =
-        std::fs::read_to_string(&renames).map_err(|e| format!("{}: {e}", renames.display()))?;
-
+    step(
+        "tracker: wasm-opt --strip-debug (function names out)",
+        "tracker-wasm-strip",
+        wasm_opt()
+            .arg("--strip-debug")
+            .arg(&named)
+            .arg("-o")
+            .arg(&opt),
+    )?;
     let bytes = std::fs::read(&opt).map_err(|e| format!("{}: {e}", opt.display()))?;
+    if !has_custom_section(&bytes, "n")? {
+        return Err("the tracker wasm lost its names section `n` (tracker/src/lib.rs)".into());
+    }
     let name = format!("closeloop.{}.wasm", content_hash(&bytes));
     // Old hashed files are removed: only the current one is served.
     if let Ok(dir) = std::fs::read_dir(public.join("t")) {
@@ -174,22 +200,14 @@ pub fn build() -> Result {
     let wasm_out = public.join("t").join(&name);
     std::fs::write(&wasm_out, &bytes).map_err(|e| format!("{}: {e}", wasm_out.display()))?;
 
-    let glue = std::fs::read_to_string(work.join(format!("{CRATE_FILE}.js")))
-        .map_err(|e| format!("wasm-bindgen glue: {e}"))?;
-    let glue = apply_renames(&glue, &renames, &format!("./{CRATE_FILE}_bg.js"))?;
-    let glue = slim_init(&glue)?;
-    let loader = std::fs::read_to_string(root.join("tracker").join("js").join("loader.js"))
-        .map_err(|e| format!("tracker/js/loader.js: {e}"))?;
-    let src = work.join("t.src.js");
-    std::fs::write(&src, format!("{glue}\n{loader}"))
-        .map_err(|e| format!("{}: {e}", src.display()))?;
+    let loader = root.join("tracker").join("js").join("loader.js");
     let define = format!("--define:WASM_PATH=\"t/{name}\"");
     let outfile = format!("--outfile={}", path_str(&public.join("t.js"))?);
     step(
-        "tracker: esbuild --minify (glue + loader -> t.js)",
+        "tracker: esbuild --minify (loader -> t.js)",
         "tracker-esbuild",
         Command::new(util::node_tool(".bin/esbuild")).args([
-            path_str(&src)?,
+            path_str(&loader)?,
             "--minify",
             "--legal-comments=none",
             "--format=iife",
@@ -197,8 +215,8 @@ pub fn build() -> Result {
             // V8's explicit compile hint (Chrome 136+; a plain comment elsewhere):
             // compile every function of t.js eagerly, with the script, which an
             // async script does on a background thread while it streams in. Without
-            // it each glue and loader function is compiled on its first call, on
-            // the main thread, ~30 of them inside `start()` (~1 ms in a trace).
+            // it each loader function is compiled on its first call, on the main
+            // thread.
             &format!("--banner:js={COMPILE_HINT}"),
             &define,
             &outfile,
@@ -211,185 +229,166 @@ pub fn build() -> Result {
     Ok(())
 }
 
-/// Replaces `from` by `to` where `from` is not followed by a name character (so
-/// that `__wbindgen_export` does not match inside `__wbindgen_export2`); returns
-/// the text and how many were replaced.
-fn replace_name(text: &str, from: &str, to: &str) -> (String, usize) {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    let mut n = 0;
-    while let Some(i) = rest.find(from) {
-        let (before, after) = rest.split_at(i);
-        let tail = &after[from.len()..];
-        out.push_str(before);
-        if tail.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '$') {
-            out.push_str(from);
-        } else {
-            out.push_str(to);
-            n += 1;
+/// The names of the module's functions (its `name` section), with their indexes.
+pub fn function_names(wasm: &[u8]) -> Result<Vec<(u32, String)>> {
+    use wasmparser::{KnownCustom, Name, Parser, Payload};
+    let mut out = Vec::new();
+    for payload in Parser::new(0).parse_all(wasm) {
+        let payload = payload.map_err(|e| format!("reading the tracker wasm: {e}"))?;
+        let Payload::CustomSection(c) = payload else {
+            continue;
+        };
+        let KnownCustom::Name(names) = c.as_known() else {
+            continue;
+        };
+        for sub in names {
+            if let Ok(Name::Function(map)) = sub {
+                for n in map.into_iter().flatten() {
+                    out.push((n.index, n.name.to_string()));
+                }
+            }
         }
-        rest = tail;
     }
-    out.push_str(rest);
-    (out, n)
+    Ok(out)
 }
 
-/// What [`slim_init`] puts in place of wasm-bindgen's loading code: `init(url)`
-/// instantiates the wasm with `instantiateStreaming` (compiled while it downloads;
-/// the worker serves it as `application/wasm`), falling back to an `ArrayBuffer`
-/// where that is missing or fails.
-const SLIM_INIT: &str = "    function __wbg_init(url) {
-        const imports = __wbg_get_imports();
-        const W = WebAssembly;
-        const bytes = () => fetch(url).then(r => r.arrayBuffer()).then(b => W.instantiate(b, imports));
-        return (W.instantiateStreaming ? W.instantiateStreaming(fetch(url), imports).catch(bytes) : bytes())
-            .then(r => __wbg_finalize_init(r.instance, r.module));
+fn has_custom_section(wasm: &[u8], name: &str) -> Result<bool> {
+    use wasmparser::{Parser, Payload};
+    for payload in Parser::new(0).parse_all(wasm) {
+        if let Payload::CustomSection(c) = payload.map_err(|e| e.to_string())? {
+            if c.name() == name {
+                return Ok(true);
+            }
+        }
     }
-    return Object.assign(__wbg_init, exports);
-";
-
-/// Cuts what the tracker never uses from wasm-bindgen's `--target no-modules`
-/// glue (about 1.5 KB before minifying, with long warning strings that no minifier
-/// can drop): the default module path computed from `document.currentScript`
-/// (the loader always passes the wasm's URL), `initSync`, the deprecated-argument
-/// warnings and the `Response` checks of `__wbg_load`, replaced by [`SLIM_INIT`].
-/// Fails when the glue does not have the expected shape (another wasm-bindgen
-/// version), rather than shipping a broken loader.
-pub fn slim_init(glue: &str) -> Result<String> {
-    const SCRIPT_SRC: &str = "    let script_src;
-    if (typeof document !== 'undefined' && document.currentScript !== null) {
-        script_src = new URL(document.currentScript.src, location.href).toString();
-    }
-";
-    const LOAD: &str = "    async function __wbg_load(module, imports) {";
-    const END: &str = "    return Object.assign(__wbg_init, { initSync }, exports);\n";
-    if glue.matches(SCRIPT_SRC).count() != 1 || glue.matches("script_src").count() != 2 {
-        return Err("wasm-bindgen glue: the default module path is not where expected".into());
-    }
-    let glue = glue.replacen(SCRIPT_SRC, "", 1);
-    let (Some(a), Some(b)) = (glue.find(LOAD), glue.find(END)) else {
-        return Err("wasm-bindgen glue: its init code is not where expected".into());
-    };
-    if a > b || glue.matches(LOAD).count() != 1 {
-        return Err("wasm-bindgen glue: its init code is not where expected".into());
-    }
-    Ok(format!(
-        "{}{SLIM_INIT}{}",
-        &glue[..a],
-        &glue[b + END.len()..]
-    ))
+    Ok(false)
 }
 
-/// The import module name wasm-opt's `--minify-imports-and-exports-and-modules`
-/// gives every import (binaryen's `ENV`, not printed in its JSON).
-const MINIFIED_MODULE: &str = "a";
+/// The functions of a linked tracker that must not be there: any of `core::fmt`
+/// (formatting costs kilobytes: its machinery, digit tables, panic messages) or of
+/// panicking (a panic path means an `unwrap`, an index or a slice that can fail,
+/// and with it a message and a location). Names are searched as linked (mangled:
+/// `_ZN4core3fmt…`, `…panic_fmt…`, or demangled), so `fmt` or `panic` anywhere
+/// in a name counts.
+pub fn forbidden_symbols(names: &[(u32, String)]) -> Vec<String> {
+    names
+        .iter()
+        .filter(|(_, n)| n.contains("fmt") || n.contains("panic"))
+        .map(|(_, n)| n.clone())
+        .collect()
+}
 
-/// Applies wasm-opt's `--minify-imports-and-exports-and-modules` renaming (the JSON
-/// it printed, found in `log`) to wasm-bindgen's glue: import functions are the
-/// glue's `name: function` keys, exports are read as `wasm.name`, and the import
-/// module `module` becomes the minified one. Fails when an import is not found in
-/// the glue (the wasm would not instantiate).
-pub fn apply_renames(glue: &str, log: &str, module: &str) -> Result<String> {
-    let json = match (log.find('{'), log.rfind('}')) {
-        (Some(a), Some(b)) if a < b => &log[a..=b],
-        _ => return Err("wasm-opt printed no renaming".into()),
-    };
-    let v: serde_json::Value =
-        serde_json::from_str(json).map_err(|e| format!("wasm-opt renaming: {e}"))?;
-    let list = |k: &str| {
-        v.get(k)
-            .and_then(|x| x.as_array())
-            .cloned()
-            .unwrap_or_default()
-    };
-    let mut glue = glue.to_string();
-    for imp in list("imports") {
-        let f = |i: usize| imp.get(i).and_then(|x| x.as_str()).unwrap_or("");
-        let (m, old, new) = (f(0), f(1), f(2));
-        if m != module || old.is_empty() || new.is_empty() {
-            return Err(format!("unexpected import in the tracker wasm: {imp}"));
-        }
-        let (g, n) = replace_name(
-            &glue,
-            &format!("{old}: function"),
-            &format!("{new}: function"),
-        );
-        if n != 1 {
-            return Err(format!("import {old}: found {n} times in the glue"));
-        }
-        glue = g;
+/// Fails when the tracker links `core::fmt` or panic code (see
+/// [`forbidden_symbols`]), or has no function names to check.
+pub fn check_symbols(wasm: &[u8]) -> Result {
+    let names = function_names(wasm)?;
+    if names.is_empty() {
+        return Err("the tracker wasm has no function names: cannot check for fmt code".into());
     }
-    let (g, n) = replace_name(
-        &glue,
-        &format!("\"{module}\": import0"),
-        &format!("\"{MINIFIED_MODULE}\": import0"),
-    );
-    if n != 1 {
-        return Err(format!(
-            "import module {module}: found {n} times in the glue"
+    let bad = forbidden_symbols(&names);
+    if bad.is_empty() {
+        util::note(format!(
+            "tracker: {} functions, none of core::fmt or panicking",
+            names.len()
         ));
+        return Ok(());
     }
-    glue = g;
-    for exp in list("exports") {
-        let f = |i: usize| exp.get(i).and_then(|x| x.as_str()).unwrap_or("");
-        let (old, new) = (f(0), f(1));
-        if old.is_empty() || new.is_empty() {
-            return Err(format!("unexpected export in the tracker wasm: {exp}"));
-        }
-        glue = replace_name(&glue, &format!("wasm.{old}"), &format!("wasm.{new}")).0;
+    let mut msg = format!(
+        "the tracker links {} formatting or panicking function(s), which every visitor \
+         would download (an `unwrap`, indexing, slicing, `format!` or an `alloc` collection \
+         somewhere; see tracker/README.md):",
+        bad.len()
+    );
+    for b in bad.iter().take(20) {
+        msg.push_str("\n  ");
+        msg.push_str(b);
     }
-    Ok(glue)
+    Err(msg)
+}
+
+/// One downloaded file's sizes.
+pub struct FileSize {
+    /// Its path under `dist/public/`.
+    pub name: String,
+    /// Raw bytes.
+    pub raw: usize,
+    /// `gzip -9`.
+    pub gzip: usize,
+    /// `brotli -q 11`.
+    pub brotli: usize,
+}
+
+/// Sizes of what a visitor downloads: `t.js` and the wasm (the build must have run).
+pub fn download_sizes() -> Result<Vec<FileSize>> {
+    let public = root().join("dist").join("public");
+    let mut files: Vec<PathBuf> = vec![public.join("t.js")];
+    if let Ok(rd) = std::fs::read_dir(public.join("t")) {
+        files.extend(
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "wasm")),
+        );
+    }
+    files
+        .iter()
+        .map(|f| {
+            let bytes = std::fs::read(f)
+                .map_err(|e| format!("{}: {e} (was the tracker built?)", f.display()))?;
+            Ok(FileSize {
+                name: f.strip_prefix(&public).unwrap_or(f).display().to_string(),
+                raw: bytes.len(),
+                gzip: gzip_len(&bytes)?,
+                brotli: brotli_len(&bytes)?,
+            })
+        })
+        .collect()
+}
+
+/// `gzip -9` size.
+pub fn gzip_len(bytes: &[u8]) -> Result<usize> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(bytes).map_err(|e| e.to_string())?;
+    enc.finish().map(|v| v.len()).map_err(|e| e.to_string())
+}
+
+/// `brotli -q 11` size.
+pub fn brotli_len(bytes: &[u8]) -> Result<usize> {
+    let mut out = Vec::new();
+    {
+        let mut w = brotli::CompressorWriter::new(&mut out, 4096, 11, 22);
+        w.write_all(bytes).map_err(|e| e.to_string())?;
+    }
+    Ok(out.len())
+}
+
+/// The budget's verdict on `files`: `Ok(line)` within [`BUDGET_GZIP`], else the
+/// same line as the error.
+pub fn budget_verdict(files: &[FileSize]) -> Result<String> {
+    let gz: usize = files.iter().map(|f| f.gzip).sum();
+    let br: usize = files.iter().map(|f| f.brotli).sum();
+    let parts: Vec<String> = files
+        .iter()
+        .map(|f| format!("{} {}", f.name, f.gzip))
+        .collect();
+    let line = format!(
+        "tracker download {gz} B gzip ({}), {br} B brotli; budget {BUDGET_GZIP} B gzip",
+        parts.join(" + ")
+    );
+    if files.iter().any(|f| f.name.ends_with(".wasm")) && gz <= BUDGET_GZIP {
+        Ok(line)
+    } else {
+        Err(format!("{line}: OVER BUDGET (or no wasm built)"))
+    }
+}
+
+/// `cargo xtask test`'s size check: fails when `t.js` + the wasm, gzipped, pass
+/// [`BUDGET_GZIP`].
+pub fn check_budget() -> Result<String> {
+    budget_verdict(&download_sizes()?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn renames_reach_imports_exports_and_module() {
-        let glue = "const import0 = {\n x_export: function(a) { return wasm.x_export2(a); },\n \
-                    x_export2: function() { return wasm.memory; },\n};\n\
-                    return { \"./t_bg.js\": import0 };";
-        let log = r#"{"imports": [["./t_bg.js", "x_export", "a"], ["./t_bg.js", "x_export2", "b"]],
-                      "exports": [["memory", "G"], ["x_export2", "H"]]}"#;
-        let out = apply_renames(glue, log, "./t_bg.js").unwrap_or_default();
-        assert_eq!(
-            out,
-            "const import0 = {\n a: function(a) { return wasm.H(a); },\n \
-             b: function() { return wasm.G; },\n};\nreturn { \"a\": import0 };"
-        );
-        // an import the glue does not define is an error, not a broken download
-        let bad = r#"{"imports": [["./t_bg.js", "missing", "a"]], "exports": []}"#;
-        assert!(apply_renames(glue, bad, "./t_bg.js").is_err());
-    }
-
-    #[test]
-    fn slim_init_replaces_the_loading_code_and_refuses_other_shapes() {
-        let glue = "let wasm_bindgen = (function(exports) {
-    let script_src;
-    if (typeof document !== 'undefined' && document.currentScript !== null) {
-        script_src = new URL(document.currentScript.src, location.href).toString();
-    }
-    function cl() {}
-    function __wbg_finalize_init(instance, module) {}
-    async function __wbg_load(module, imports) {
-        console.warn('long');
-    }
-    function initSync(module) {}
-    return Object.assign(__wbg_init, { initSync }, exports);
-})({ __proto__: null });
-";
-        let out = slim_init(glue).unwrap_or_default();
-        assert!(out.starts_with("let wasm_bindgen = (function(exports) {\n    function cl() {}\n"));
-        assert!(out.contains(SLIM_INIT));
-        assert!(out.ends_with(
-            "    return Object.assign(__wbg_init, exports);\n})({ __proto__: null });\n"
-        ));
-        for gone in ["script_src", "console.warn", "initSync", "__wbg_load"] {
-            assert!(!out.contains(gone), "{gone}");
-        }
-        assert!(slim_init("let wasm_bindgen = 1;").is_err());
-    }
 
     #[test]
     fn content_hash_is_sha256_prefix() {
@@ -403,5 +402,77 @@ mod tests {
         assert!(h.contains("/t/*\n  Cache-Control: public, max-age=31536000, immutable\n"));
         assert!(h.contains("/t.js\n  Cache-Control: public, max-age=300\n"));
         assert_eq!(h.matches("Access-Control-Allow-Origin: *").count(), 2);
+    }
+
+    #[test]
+    fn fmt_and_panic_symbols_are_caught_mangled_or_not() {
+        let names: Vec<(u32, String)> = [
+            "closeloop_tracker::send::flush::h0123",
+            "_ZN4core3fmt9Formatter12pad_integral17h0123E",
+            "core::panicking::panic_fmt",
+            "_RNvCs123_7___rustc17rust_begin_unwind",
+            "<u32 as core::fmt::Display>::fmt",
+            "_ZN17closeloop_tracker5panic17h0123E",
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (i as u32, n.to_string()))
+        .collect();
+        let bad = forbidden_symbols(&names);
+        assert_eq!(bad.len(), 4, "{bad:?}");
+        assert!(!bad.iter().any(|n| n.contains("send::flush")));
+        assert!(!bad.iter().any(|n| n.contains("rust_begin_unwind")));
+    }
+
+    #[test]
+    fn the_budget_counts_every_file_gzipped() {
+        let f = |name: &str, gzip| FileSize {
+            name: name.into(),
+            raw: 0,
+            gzip,
+            brotli: gzip - 100,
+        };
+        // 2,000 + 10,288 = 12,288: exactly the budget passes
+        let ok = [f("t.js", 2_000), f("t/closeloop.x.wasm", 10_288)];
+        assert!(budget_verdict(&ok).is_ok());
+        // one byte more fails
+        let over = [f("t.js", 2_001), f("t/closeloop.x.wasm", 10_288)];
+        let e = budget_verdict(&over).unwrap_err();
+        assert!(e.contains("12289 B gzip"), "{e}");
+        // no wasm at all is no pass
+        assert!(budget_verdict(&[f("t.js", 500)]).is_err());
+    }
+
+    /// The real check on a real module: a wasm whose name section lists a
+    /// `core::fmt` function is refused (the module is hand-assembled: one function,
+    /// its name in the `name` section).
+    #[test]
+    fn check_symbols_reads_the_name_section() {
+        fn module(name: &str) -> Vec<u8> {
+            let mut m = b"\0asm\x01\0\0\0".to_vec();
+            // type section: one type () -> ()
+            m.extend([1, 4, 1, 0x60, 0, 0]);
+            // function section: one function of type 0
+            m.extend([3, 2, 1, 0]);
+            // code section: one body, no locals, `end`
+            m.extend([10, 4, 1, 2, 0, 0x0b]);
+            // custom section "name", subsection 1 (functions): [0 -> name]
+            let mut names = vec![1u8, 0, 0, name.len() as u8];
+            names.extend(name.as_bytes());
+            names[1] = (names.len() - 2) as u8;
+            // count of the map: one entry, placed after the subsection size
+            names.insert(2, 1);
+            names[1] += 1;
+            let mut custom = vec![4u8];
+            custom.extend(b"name");
+            custom.extend(&names);
+            m.push(0);
+            m.push(custom.len() as u8);
+            m.extend(custom);
+            m
+        }
+        assert!(check_symbols(&module("closeloop_tracker::cl")).is_ok());
+        let e = check_symbols(&module("_ZN4core3fmt5write17h0E")).unwrap_err();
+        assert!(e.contains("core3fmt"), "{e}");
     }
 }

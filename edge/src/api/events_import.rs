@@ -7,7 +7,8 @@
 //! unreadable refuses the whole request (400, naming the batch) and nothing is stored.
 //! Then each batch goes through the collect pipeline's own stages: rows and leads
 //! ([`crate::ingest::rows_from`], [`crate::ingest::leads_from`]), enrichment from the
-//! batch's `context` (geo fields; user agent parsed by [`crate::enrich::agent`]),
+//! batch's `context` (geo fields; user agent and Client Hints parsed by
+//! [`crate::enrich::agent_with_hints`]),
 //! exactly-once storage ([`Store::insert_batch`]) and re-sessionisation of the visitor
 //! (`crate::ingest::resessionize`). No rate limit and no visitor quota apply: the
 //! write key is trusted.
@@ -57,6 +58,10 @@ pub struct EventContext {
     pub is_eu: Option<bool>,
     /// The visitor's user agent.
     pub user_agent: Option<String>,
+    /// The visitor's Client Hints headers (`sec-ch-ua-mobile`, `sec-ch-ua-platform`...,
+    /// names case-insensitive), when a server forwards them: they take precedence over
+    /// the user agent, as on `/v1/collect`.
+    pub client_hints: Option<std::collections::BTreeMap<String, String>>,
     /// Device type, overriding what the user agent says.
     pub device_type: Option<String>,
     /// Bot flag, overriding what the user agent says.
@@ -89,7 +94,18 @@ impl EventContext {
             is_eu: self.is_eu.unwrap_or(false),
         };
         let mut agent = match clean(&self.user_agent) {
-            Some(ua) => enrich::agent(&ua),
+            Some(ua) => {
+                let given: std::collections::BTreeMap<String, &str> = self
+                    .client_hints
+                    .iter()
+                    .flatten()
+                    .map(|(k, v)| (k.to_ascii_lowercase(), v.as_str()))
+                    .collect();
+                let hints: [Option<String>; 6] = std::array::from_fn(|i| {
+                    given.get(enrich::HINT_HEADERS[i]).map(|v| v.to_string())
+                });
+                enrich::agent_with_hints(&ua, &hints)
+            }
             // no user agent: a server-side event is not a bot unless it says so
             None => Agent {
                 device_type: "other".into(),
@@ -97,18 +113,22 @@ impl EventContext {
             },
         };
         if let Some(bot) = self.is_bot {
+            // the caller decided: kept as given, never re-classified from the user agent
+            agent.source = None;
             agent.is_bot = bot;
             if bot {
                 agent.device_type = "bot".into();
-            } else if agent.device_type == "bot" {
-                agent.device_type = "other".into();
+                agent.bot_reason = Some("import:context".into());
+            } else {
+                agent.bot_reason = None;
+                if agent.device_type == "bot" {
+                    agent.device_type = "other".into();
+                }
             }
         }
         if let Some(d) = clean(&self.device_type) {
-            if matches!(
-                d.as_str(),
-                "desktop" | "mobile" | "tablet" | "bot" | "other"
-            ) {
+            if closeloop_core::agent::DEVICE_TYPES.contains(&d.as_str()) {
+                agent.source = None;
                 agent.device_type = d;
             }
         }

@@ -7,6 +7,7 @@
 //! ([`crate::store::reporting`]) and answers JSON. The figures are computed by
 //! `closeloop_core::report` only.
 
+pub mod bots;
 pub mod conversions;
 pub mod events_import;
 pub mod leads;
@@ -34,7 +35,7 @@ pub fn handles(rest: &[&str]) -> bool {
             | ["conversions:import"]
             | ["spend"]
             | ["spend:import"]
-            | ["reports", "sources" | "pages" | "timeseries"]
+            | ["reports", "sources" | "pages" | "timeseries" | "bots"]
             | ["leads"]
             | ["leads", _]
             | ["webhooks"]
@@ -111,6 +112,10 @@ pub async fn route(
         (["reports", "pages"], Method::Get) => {
             let cfg = authorise_fresh(req, &store, site).await?;
             reports::pages(req, &store, &cfg, now).await
+        }
+        (["reports", "bots"], Method::Get) => {
+            let cfg = authorise_fresh(req, &store, site).await?;
+            bots::report(req, &store, &cfg, now).await
         }
         (["reports", "timeseries"], Method::Get) => {
             let cfg = authorise_fresh(req, &store, site).await?;

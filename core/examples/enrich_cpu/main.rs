@@ -1,0 +1,93 @@
+//! CPU of enrichment before and after issue 16, side by side in one process (release):
+//! `cargo run --release -p closeloop-core --example enrich_cpu -- FILE` with one user
+//! agent per line; prints JSON. Run by `cargo xtask bench --only enrich`.
+
+use closeloop_core::agent::{self, ClientHints};
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::time::Instant;
+
+mod before {
+    include!("before.rs");
+}
+
+fn per_call(uas: &[&str], f: &mut dyn FnMut(&str)) -> f64 {
+    let t = Instant::now();
+    for u in uas {
+        f(u);
+    }
+    t.elapsed().as_nanos() as f64 / uas.len().max(1) as f64
+}
+
+/// The fastest round: on a shared machine the others are the same work plus noise.
+fn best(v: Vec<f64>) -> f64 {
+    v.into_iter().fold(f64::INFINITY, f64::min)
+}
+
+fn main() {
+    let path = std::env::args().nth(1).expect("a file of user agents");
+    let text = std::fs::read_to_string(&path).expect("readable");
+    let uas: Vec<&str> = text.lines().collect();
+
+    let t = Instant::now();
+    before::warm();
+    let start_before = t.elapsed().as_secs_f64() * 1e3;
+    let t = Instant::now();
+    agent::warm();
+    let start_after = t.elapsed().as_secs_f64() * 1e3;
+
+    let (mut ub, mut ua) = (Vec::new(), Vec::new());
+    for _ in 0..9 {
+        ub.push(per_call(&uas, &mut |u| {
+            black_box(before::agent_full(u));
+        }));
+        ua.push(per_call(&uas, &mut |u| {
+            black_box(agent::parse(u, &ClientHints::default()));
+        }));
+    }
+
+    // Events through the edge's memo (512 user agents per isolate, emptied when full):
+    // 20 browser builds send 90 % of the events.
+    let mut events: Vec<&str> = Vec::new();
+    for (i, u) in uas.iter().enumerate() {
+        for _ in 0..9 {
+            events.push(uas[i % 20.min(uas.len())]);
+        }
+        events.push(u);
+    }
+    let (mut mb, mut ma) = (Vec::new(), Vec::new());
+    for _ in 0..9 {
+        let mut m: HashMap<String, before::OldAgent> = HashMap::new();
+        mb.push(per_call(&events, &mut |u| {
+            if let Some(v) = m.get(u) {
+                black_box(v.clone());
+                return;
+            }
+            if m.len() >= 512 {
+                m.clear();
+            }
+            m.insert(u.to_string(), before::agent_full(u));
+        }));
+        let mut m: HashMap<String, agent::Agent> = HashMap::new();
+        ma.push(per_call(&events, &mut |u| {
+            if let Some(v) = m.get(u) {
+                black_box(v.clone());
+                return;
+            }
+            if m.len() >= 512 {
+                m.clear();
+            }
+            m.insert(u.to_string(), agent::parse(u, &ClientHints::default()));
+        }));
+    }
+    println!(
+        "{{\"uas\": {}, \"events\": {}, \"start_before_ms\": {start_before:.3}, \"start_after_ms\": {start_after:.3}, \
+         \"uncached_before_ns\": {:.1}, \"uncached_after_ns\": {:.1}, \"memo_before_ns\": {:.1}, \"memo_after_ns\": {:.1}}}",
+        uas.len(),
+        events.len(),
+        best(ub),
+        best(ua),
+        best(mb),
+        best(ma)
+    );
+}

@@ -1,0 +1,567 @@
+//! Bot user agents, from maintained lists: [`check`] says whether a user agent is a
+//! bot and, if so, why (which list, which pattern).
+//!
+//! The lists (`core/data/bots/`, compiled in by `build/agents.rs`; refreshed from the
+//! package registries by `cargo xtask refresh-lists`):
+//! - `crawler-user-agents` (MIT, PyPI): one pattern per named crawler, tool or
+//!   monitoring service, each with its URL;
+//! - `isbot` (Unlicense, npm): the generic patterns of the `isbot` project (words such
+//!   as `bot`, `crawl`, `headless`, libraries' default user agents);
+//! - `closeloop` (`extra.txt`): the few this project adds, each with its reason.
+//!
+//! A user agent is a bot when any pattern of any list matches it (case-insensitively),
+//! after what names a person's software or hardware has been blanked out:
+//! - the allow-list of in-app browsers ([`IN_APP`], `data/bots/in-app.txt`): people
+//!   reading a page inside Instagram or Snapchat are people, while the same companies'
+//!   link-preview fetchers still say `bot`, `preview` or `externalhit` elsewhere in
+//!   their user agent;
+//! - an Android browser's device model and build id (`(Linux; Android 13; Spider 8
+//!   Build/TP1A...)`: phones are sold as "Spider 8", "M bot tab 10" or "Radar Deluxe",
+//!   and a crawler that spoofs a phone adds its name elsewhere, e.g. `(compatible;
+//!   Googlebot/2.1; ...)`);
+//! - the TV platform tokens of `data/devices.txt` (`HbbTV/1.1.1;CE-HTML/1.0;` reads as
+//!   isbot's "`name/1.0;` is a library" otherwise); and on TV and feature-phone user
+//!   agents (`data/devices.txt`'s `tv` and `feature` rules), whose capability tokens
+//!   (`Java/ASVM/1.1`, `MMS/LG-MMS-V1.0/1.2`) look like libraries' names, only the named
+//!   lists count, not isbot's generic patterns.
+//!
+//! An empty user agent is a bot (every browser sends one).
+//!
+//! The reason reported is the first matching pattern of the first list in the order
+//! above, so that a named crawler is reported by name rather than by isbot's `bot`.
+//!
+//! Matching: the lists' literal patterns (most of them) go into one Aho-Corasick
+//! automaton over the lower-cased user agent, the anchored ones are prefix / suffix
+//! tests, the rest are one `RegexSet` (RE2 syntax, ASCII classes as in JavaScript), and
+//! isbot's few look-around patterns are a core expression checked against the literal
+//! alternatives it must not follow or precede. Everything is compiled once per process
+//! ([`warm`]); a browser's user agent then costs a few microseconds.
+
+use std::sync::OnceLock;
+
+/// One list compiled in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BotListInfo {
+    /// Its name, as used in reasons (`crawler-user-agents`, `closeloop`, `isbot`).
+    pub name: &'static str,
+    /// The registry it was taken from (`PyPI`, `npm`) or the file for our own.
+    pub registry: &'static str,
+    /// The package version taken.
+    pub version: &'static str,
+    /// Its licence.
+    pub licence: &'static str,
+    /// When it was refreshed (`YYYY-MM-DD`).
+    pub retrieved: &'static str,
+    /// How many patterns it has.
+    pub patterns: usize,
+}
+
+/// How one pattern is matched (decided at build time).
+#[derive(Debug)]
+pub(crate) enum PatternKind {
+    /// A plain lower-case string, maybe anchored.
+    Literal {
+        text: &'static str,
+        start: bool,
+        end: bool,
+    },
+    /// A regular expression (RE2 syntax, case-insensitive, ASCII classes).
+    Regex(&'static str),
+    /// `core`, not right after any of `before`, not right before any of `after`.
+    Look {
+        core: &'static str,
+        before: &'static [&'static str],
+        after: &'static [&'static str],
+    },
+}
+
+/// One pattern of one list.
+#[derive(Debug)]
+pub(crate) struct BotPattern {
+    /// Index into [`BOT_LISTS`].
+    pub(crate) list: usize,
+    /// The pattern as the list publishes it.
+    pub(crate) pattern: &'static str,
+    pub(crate) kind: PatternKind,
+}
+
+include!(concat!(env!("OUT_DIR"), "/agents.rs"));
+
+/// Why a user agent was flagged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BotReason {
+    /// The list (`crawler-user-agents`, `isbot`, `closeloop`).
+    pub list: &'static str,
+    /// The pattern that matched, as the list publishes it (`(empty user agent)` for none).
+    pub pattern: &'static str,
+}
+
+impl BotReason {
+    /// `list:pattern`, as stored and shown to the site owner.
+    pub fn code(&self) -> String {
+        format!("{}:{}", self.list, self.pattern)
+    }
+}
+
+/// The reason given for a request without a user agent.
+pub const EMPTY: BotReason = BotReason {
+    list: "closeloop",
+    pattern: "(empty user agent)",
+};
+
+struct Matcher {
+    /// Unanchored literals, and the pattern index of each.
+    ac: aho_corasick::AhoCorasick,
+    ac_ids: Vec<usize>,
+    /// Anchored literals: (text, at start, at end, pattern index).
+    anchored: Vec<(&'static str, bool, bool, usize)>,
+    set: regex::bytes::RegexSet,
+    set_ids: Vec<usize>,
+    looks: Vec<(
+        regex::bytes::Regex,
+        &'static [&'static str],
+        &'static [&'static str],
+        usize,
+    )>,
+    in_app: Vec<(&'static str, regex::bytes::Regex)>,
+    in_app_set: regex::bytes::RegexSet,
+    /// TV and feature-phone user agents (`data/devices.txt` classes `tv`, `feature`):
+    /// only the named lists count on them.
+    platform_tokens: regex::bytes::RegexSet,
+    /// The device-model slot of an Android browser's platform (`(Linux; Android 13;
+    /// SM-S911B Build/TP1A...)`) and the TV platform tokens of `data/devices.txt`.
+    hardware: Vec<regex::bytes::Regex>,
+}
+
+fn build_regex(p: &str) -> Option<regex::bytes::Regex> {
+    regex::bytes::RegexBuilder::new(p)
+        .case_insensitive(true)
+        .unicode(false)
+        .build()
+        .ok()
+}
+
+fn matcher() -> &'static Matcher {
+    static M: OnceLock<Matcher> = OnceLock::new();
+    M.get_or_init(|| {
+        let mut lits = Vec::new();
+        let mut ac_ids = Vec::new();
+        let mut anchored = Vec::new();
+        let mut res = Vec::new();
+        let mut set_ids = Vec::new();
+        let mut looks = Vec::new();
+        for (i, p) in BOT_PATTERNS.iter().enumerate() {
+            match &p.kind {
+                PatternKind::Literal {
+                    text,
+                    start: false,
+                    end: false,
+                } => {
+                    lits.push(*text);
+                    ac_ids.push(i);
+                }
+                PatternKind::Literal { text, start, end } => {
+                    anchored.push((*text, *start, *end, i))
+                }
+                PatternKind::Regex(r) => {
+                    // build.rs checked the syntax; a pattern the engine still refuses
+                    // (none today) is skipped rather than stopping every request.
+                    if build_regex(r).is_some() {
+                        res.push(*r);
+                        set_ids.push(i);
+                    }
+                }
+                PatternKind::Look {
+                    core,
+                    before,
+                    after,
+                } => {
+                    if let Some(re) = build_regex(core) {
+                        looks.push((re, *before, *after, i));
+                    }
+                }
+            }
+        }
+        let ac = aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::Standard)
+            // the cheapest automaton to build (once per isolate); a search costs ~1 µs
+            .kind(Some(aho_corasick::AhoCorasickKind::NoncontiguousNFA))
+            .build(&lits)
+            .unwrap_or_else(|_| {
+                aho_corasick::AhoCorasick::new(Vec::<&str>::new()).expect("an empty automaton")
+            });
+        let set = regex::bytes::RegexSetBuilder::new(&res)
+            .case_insensitive(true)
+            .unicode(false)
+            .size_limit(64 << 20)
+            .dfa_size_limit(8 << 20)
+            .build()
+            .unwrap_or_else(|_| regex::bytes::RegexSet::empty());
+        // Every expression here is ASCII: compiled without Unicode tables (a worker
+        // pays for this once per isolate, in V8).
+        let in_app: Vec<(&'static str, regex::bytes::Regex)> = IN_APP
+            .iter()
+            .filter_map(|(name, re)| build_regex(re).map(|r| (*name, r)))
+            .collect();
+        let in_app_set = regex::bytes::RegexSetBuilder::new(in_app.iter().map(|(_, r)| r.as_str()))
+            .case_insensitive(true)
+            .unicode(false)
+            .build()
+            .unwrap_or_else(|_| regex::bytes::RegexSet::empty());
+        let mut hardware: Vec<regex::bytes::Regex> = [
+            // "(Linux; U; Android 7.1.2; en-us; M bot tab 10 Build/N2G47H)": the model
+            // and build id name hardware and firmware, never a client
+            r"\(Linux; (?:U; )?Android[^;)]*; (?:[a-z]{2}[-_][a-z]{2}; )?([^;)]+)",
+        ]
+        .into_iter()
+        .filter_map(build_regex)
+        .collect();
+        hardware.extend(
+            DEVICE_RULES
+                .iter()
+                .filter(|(class, _)| *class == "tv")
+                .filter_map(|(_, r)| build_regex(r)),
+        );
+        let platform_tokens = regex::bytes::RegexSetBuilder::new(
+            DEVICE_RULES
+                .iter()
+                .filter(|(class, _)| matches!(*class, "tv" | "feature"))
+                .map(|(_, r)| *r),
+        )
+        .case_insensitive(true)
+        .unicode(false)
+        .build()
+        .unwrap_or_else(|_| regex::bytes::RegexSet::empty());
+        Matcher {
+            ac,
+            platform_tokens,
+            hardware,
+            ac_ids,
+            anchored,
+            set,
+            set_ids,
+            looks,
+            in_app,
+            in_app_set,
+        }
+    })
+}
+
+/// Compiles the lists now (the first [`check`] would otherwise pay for it).
+pub fn warm() {
+    let _ = matcher();
+}
+
+/// The in-app browser a user agent comes from, per `data/bots/in-app.txt`: its name and
+/// version (when the app's token carries one).
+pub fn in_app_browser(ua: &str) -> Option<(&'static str, Option<String>)> {
+    let m = matcher();
+    let i = m.in_app_set.matches(ua.as_bytes()).into_iter().next()?;
+    let (name, re) = m.in_app.get(i)?;
+    let version = re
+        .captures(ua.as_bytes())
+        .and_then(|c| c.get(1))
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+        .map(|v| v.trim_end_matches('.').to_string())
+        .filter(|v| !v.is_empty());
+    Some((*name, version))
+}
+
+/// Whether `ua` is a bot, and why. `None`: a person, as far as the lists can tell.
+pub fn check(ua: &str) -> Option<BotReason> {
+    let ua = ua.trim();
+    if ua.is_empty() {
+        return Some(EMPTY);
+    }
+    let m = matcher();
+    // Most user agents are people's and match nothing: one pass over the lower-cased
+    // text says so. Blanking out in-app tokens, device models and TV tokens can only
+    // take matches away, so it is done (and the reason looked for) only after a hit.
+    if !any(m, &ua.as_bytes().to_ascii_lowercase()) {
+        return None;
+    }
+    let hay = blanked(m, ua);
+    // a TV's or feature phone's capability tokens are not a library's name: isbot's
+    // generic patterns do not count there, the named lists do
+    let named_only = m.platform_tokens.is_match(ua.as_bytes());
+    best(m, &hay, named_only).map(|i| {
+        let p = &BOT_PATTERNS[i];
+        BotReason {
+            list: BOT_LISTS[p.list].name,
+            pattern: p.pattern,
+        }
+    })
+}
+
+/// Every list with a pattern that matches `ua` (after the in-app allow-list), in
+/// [`BOT_LISTS`] order: how the benchmark measures each list on its own.
+pub fn matching_lists(ua: &str) -> Vec<&'static str> {
+    let ua = ua.trim();
+    if ua.is_empty() {
+        return vec![EMPTY.list];
+    }
+    let m = matcher();
+    let hay = blanked(m, ua);
+    let named_only = m.platform_tokens.is_match(ua.as_bytes());
+    let mut hit = [false; 3];
+    visit(m, &hay, |i| {
+        if !(named_only && BOT_LISTS[BOT_PATTERNS[i].list].name == "isbot") {
+            hit[BOT_PATTERNS[i].list] = true;
+        }
+    });
+    BOT_LISTS
+        .iter()
+        .zip(hit)
+        .filter(|(_, h)| *h)
+        .map(|(l, _)| l.name)
+        .collect()
+}
+
+/// The lower-cased user agent with what names a person's software or hardware rather
+/// than a client blanked out: in-app browsers' own tokens, an Android browser's device
+/// model and build id, TV platform tokens (`HbbTV`, `CE-HTML`, `SmartTV`).
+fn blanked(m: &Matcher, ua: &str) -> Vec<u8> {
+    let mut hay = ua.as_bytes().to_ascii_lowercase();
+    let mut blank = |r: std::ops::Range<usize>| {
+        for b in &mut hay[r] {
+            *b = b' ';
+        }
+    };
+    if m.in_app_set.is_match(ua.as_bytes()) {
+        for (_, re) in &m.in_app {
+            for found in re.find_iter(ua.as_bytes()) {
+                blank(found.range());
+            }
+        }
+    }
+    for re in &m.hardware {
+        for c in re.captures_iter(ua.as_bytes()) {
+            if let Some(g) = c.get(1).or_else(|| c.get(0)) {
+                blank(g.range());
+            }
+        }
+    }
+    hay
+}
+
+/// The lowest pattern index that matches the lower-cased `hay` (patterns are in the
+/// order reasons are preferred).
+fn best(m: &Matcher, hay: &[u8], named_only: bool) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    visit(m, hay, |i: usize| {
+        if named_only && BOT_LISTS[BOT_PATTERNS[i].list].name == "isbot" {
+            return;
+        }
+        if best.is_none_or(|b| i < b) {
+            best = Some(i);
+        }
+    });
+    best
+}
+
+/// Whether any pattern matches `hay` (the fast path: no reason looked for).
+fn any(m: &Matcher, hay: &[u8]) -> bool {
+    m.anchored.iter().any(|(text, start, end, _)| {
+        let t = text.as_bytes();
+        match (start, end) {
+            (true, true) => hay == t,
+            (true, false) => hay.starts_with(t),
+            (false, true) => hay.ends_with(t),
+            (false, false) => false,
+        }
+    }) || m.ac.is_match(hay)
+        || m.set.is_match(hay)
+        || m.looks
+            .iter()
+            .any(|(re, before, after, _)| look_matches(re, before, after, hay))
+}
+
+/// Calls `consider` with the index of every pattern that matches `hay`.
+fn visit(m: &Matcher, hay: &[u8], mut consider: impl FnMut(usize)) {
+    for (text, start, end, i) in &m.anchored {
+        let t = text.as_bytes();
+        let hit = match (start, end) {
+            (true, true) => hay == t,
+            (true, false) => hay.starts_with(t),
+            (false, true) => hay.ends_with(t),
+            (false, false) => false,
+        };
+        if hit {
+            consider(*i);
+        }
+    }
+    if m.ac.is_match(hay) {
+        for found in m.ac.find_overlapping_iter(hay) {
+            if let Some(i) = m.ac_ids.get(found.pattern().as_usize()) {
+                consider(*i);
+            }
+        }
+    }
+    if m.set.is_match(hay) {
+        for k in m.set.matches(hay).iter() {
+            if let Some(i) = m.set_ids.get(k) {
+                consider(*i);
+            }
+        }
+    }
+    for (re, before, after, i) in &m.looks {
+        if look_matches(re, before, after, hay) {
+            consider(*i);
+        }
+    }
+}
+
+/// Whether `re` matches somewhere in `hay` not right after any of `before` and not right
+/// before any of `after` (every start position is tried, as a backtracking engine would).
+fn look_matches(re: &regex::bytes::Regex, before: &[&str], after: &[&str], hay: &[u8]) -> bool {
+    let mut at = 0;
+    while at <= hay.len() {
+        let Some(found) = re.find_at(hay, at) else {
+            return false;
+        };
+        let ok_before = !before
+            .iter()
+            .any(|b| hay[..found.start()].ends_with(b.as_bytes()));
+        let ok_after = !after
+            .iter()
+            .any(|a| hay[found.end()..].starts_with(a.as_bytes()));
+        if ok_before && ok_after {
+            return true;
+        }
+        at = found.start() + 1;
+    }
+    false
+}
+
+/// How many patterns are compiled in, per list (for diagnostics and the docs).
+pub fn lists() -> &'static [BotListInfo] {
+    &BOT_LISTS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
+    #[test]
+    fn browsers_are_people() {
+        assert_eq!(check(CHROME), None);
+        assert_eq!(
+            check("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_named_crawler_is_reported_by_name() {
+        let r = check("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)")
+            .expect("a bot");
+        assert_eq!(r.list, "crawler-user-agents");
+        assert_eq!(r.pattern, "Googlebot\\/");
+        assert_eq!(r.code(), "crawler-user-agents:Googlebot\\/");
+    }
+
+    #[test]
+    fn empty_is_a_bot() {
+        assert_eq!(check("  "), Some(EMPTY));
+    }
+
+    #[test]
+    fn look_around_patterns_follow_their_look_arounds() {
+        // isbot: "(?<! cu)bots?(?:\b|_)" — "cubot" phones are not bots
+        let cubot = "Mozilla/5.0 (Linux; Android 9; CUBOT X19) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36";
+        assert_eq!(check(cubot), None);
+        assert!(check("Mozilla/5.0 (compatible; examplebot/1.0)").is_some());
+        // "google(?!(?:wv|app|/google| pixel))": the Google app is a person
+        let gapp = "Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/119.0.0.0 Mobile Safari/537.36 GoogleApp/14.46";
+        assert_eq!(check(gapp), None);
+    }
+
+    #[test]
+    fn in_app_browsers_are_people_and_their_fetchers_are_not() {
+        let snap = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Snapchat/12.63.0.40 (like Safari/8617.2.4.10.8, panda)";
+        assert_eq!(check(snap), None);
+        assert_eq!(
+            in_app_browser(snap),
+            Some(("Snapchat", Some("12.63.0.40".to_string())))
+        );
+        let preview = "Mozilla/5.0 (compatible; Snap URL Preview Service; bot; snapchat; https://developers.snap.com/robots)";
+        assert!(check(preview).is_some());
+        let fb = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 [FBAN/FBIOS;FBAV/442.0.0.39.113;FBBV/543578389;FBDV/iPhone14,5;FBMD/iPhone;FBSN/iOS;FBSV/17.1.2;FBSS/3;FBID/phone;FBLC/en_US;FBOP/5;FBRV/545029474]";
+        assert_eq!(check(fb), None);
+        assert_eq!(in_app_browser(fb).map(|b| b.0), Some("Facebook"));
+        assert!(
+            check("facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)")
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn capability_tokens_of_tvs_and_feature_phones_are_not_libraries() {
+        // J2ME phones list their runtime as product tokens; isbot reads `java` as a bot
+        let phone = "Nokia6300/2.0 (05.00) Profile/MIDP-2.0 Configuration/CLDC-1.1 Java/Jbed/7.0";
+        assert_eq!(check(phone), None);
+        let tv = "Opera/9.80 (Linux mips; U; HbbTV/1.1.1 (; Philips; ; ; ; ) CE-HTML/1.0 NETTV/3.2.1; en) Presto/2.6.33 Version/10.70";
+        assert_eq!(check(tv), None);
+        // a named crawler on a feature phone's user agent is still found
+        let gbot = "Nokia6820/2.0 (4.83) Profile/MIDP-1.0 Configuration/CLDC-1.0 (compatible; Googlebot-Mobile/2.1; +http://www.google.com/bot.html)";
+        assert_eq!(check(gbot).map(|r| r.list), Some("crawler-user-agents"));
+    }
+
+    #[test]
+    fn device_models_are_not_bot_names() {
+        let phone = "Mozilla/5.0 (Linux; Android 13; Spider 8 Build/TP1A.220624.014) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36";
+        assert_eq!(check(phone), None);
+        let spoof = "Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X Build/MMB29P) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/41.0.2272.96 Mobile Safari/537.36 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+        assert!(check(spoof).is_some());
+    }
+
+    #[test]
+    fn the_issue_s_misses_are_caught() {
+        // issue 16: agents the old list (isbot crate 0.1.3) let through
+        for ua in [
+            "WhatsApp/2.23.20.0 A",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 (compatible; GoogleOther)",
+            "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; Google-Extended)",
+            "meta-externalagent/1.1 (+https://developers.facebook.com/docs/sharing/webmasters/crawler)",
+            "facebookcatalog/1.0",
+            "anthropic-ai",
+            "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; Claude-User/1.0; +Claude-User@anthropic.com)",
+            "cohere-ai",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/116.0.0.0 Safari/537.36 crawl4ai",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.6099.28 Safari/537.36 Playwright/1.40.0",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 Selenium",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 DatadogSynthetics",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 NewRelicSynthetics/1.0",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 RuxitSynthetic/1.0 v1234",
+            "Mozilla/5.0 (X11; Linux x86_64; GTmetrix https://gtmetrix.com/) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 ThousandEyes-Dragonfly-x1",
+            "Mozilla/5.00 (Nikto/2.1.6) (Evasions:None) (Test:Port Check)",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 acunetix-wvs-test",
+            "HTTPie/3.2.2",
+            "colly - https://github.com/gocolly/colly",
+        ] {
+            assert!(check(ua).is_some(), "{ua}");
+        }
+    }
+
+    #[test]
+    fn the_lists_are_compiled_in_with_their_provenance() {
+        let l = lists();
+        assert_eq!(l[0].name, "crawler-user-agents");
+        assert_eq!(l[0].licence, "MIT");
+        assert!(l[0].patterns > 1000, "{:?}", l[0]);
+        assert_eq!(l[2].name, "isbot");
+        assert_eq!(l[2].licence, "Unlicense");
+        assert!(l[2].patterns > 100);
+        // every pattern compiles in the engine it was given to
+        for p in BOT_PATTERNS {
+            match &p.kind {
+                PatternKind::Regex(r) => assert!(build_regex(r).is_some(), "{r}"),
+                PatternKind::Look { core, .. } => assert!(build_regex(core).is_some(), "{core}"),
+                PatternKind::Literal { .. } => {}
+            }
+        }
+    }
+}
