@@ -41,7 +41,9 @@ impl From<SqlError> for EngineError {
 
 impl From<serde_json::Error> for EngineError {
     fn from(e: serde_json::Error) -> Self {
-        EngineError::Sql(SqlError::new(format!("a stored value does not read back: {e}")))
+        EngineError::Sql(SqlError::new(format!(
+            "a stored value does not read back: {e}"
+        )))
     }
 }
 

@@ -58,5 +58,4 @@ pub mod msg;
 mod rollups;
 pub mod sql;
 
-
 pub use engine::{ArchivedEvent, Ingested, ShardEngine, ShardStatus};

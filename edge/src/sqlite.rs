@@ -166,8 +166,7 @@ pub trait Sql {
 
     /// Runs `f` in one transaction: committed when it returns `Ok`, rolled back when it
     /// returns `Err` (the error is returned). Not nested.
-    fn transaction<T, E: From<SqlError>>(&self, f: impl FnOnce() -> Result<T, E>)
-        -> Result<T, E>;
+    fn transaction<T, E: From<SqlError>>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<T, E>;
 
     /// Rows read and written since the connection was made.
     fn counters(&self) -> Counters;

@@ -139,7 +139,10 @@ fn a_written_scenario_gives_the_hand_worked_sessions_and_traffic() {
         )],
     );
     let second = shard.ingest(&b).expect("batch 2");
-    assert_eq!(outcomes(&second), vec![("b1".to_owned(), Outcome::Accepted)]);
+    assert_eq!(
+        outcomes(&second),
+        vec![("b1".to_owned(), Outcome::Accepted)]
+    );
     let after_b = (
         vec![
             ("google".to_owned(), 1, 1, 2),
@@ -152,7 +155,10 @@ fn a_written_scenario_gives_the_hand_worked_sessions_and_traffic() {
 
     // A retry of the same batch: a duplicate, and nothing changes.
     let retry = shard.ingest(&b).expect("retry");
-    assert_eq!(outcomes(&retry), vec![("b1".to_owned(), Outcome::Duplicate)]);
+    assert_eq!(
+        outcomes(&retry),
+        vec![("b1".to_owned(), Outcome::Duplicate)]
+    );
     assert_eq!(figures(&shard), after_b);
     let status_after_retry = shard.status().expect("status");
     assert_eq!(status_after_retry.events, status_before_retry.events);
@@ -164,7 +170,12 @@ fn a_written_scenario_gives_the_hand_worked_sessions_and_traffic() {
         .ingest(&batch(
             &s,
             "v1",
-            vec![pageview("c1", T + 20 * MIN, "/docs", Some("https://example.com/"))],
+            vec![pageview(
+                "c1",
+                T + 20 * MIN,
+                "/docs",
+                Some("https://example.com/"),
+            )],
         ))
         .expect("late");
     assert_eq!(outcomes(&late), vec![("c1".to_owned(), Outcome::Accepted)]);
@@ -183,7 +194,12 @@ fn a_written_scenario_gives_the_hand_worked_sessions_and_traffic() {
         .ingest(&batch(
             &s,
             "v2",
-            vec![pageview("d1", T + 3 * HOUR, "/?utm_source=google&utm_medium=cpc", None)],
+            vec![pageview(
+                "d1",
+                T + 3 * HOUR,
+                "/?utm_source=google&utm_medium=cpc",
+                None,
+            )],
         ))
         .expect("v2");
     assert_eq!(outcomes(&v2), vec![("d1".to_owned(), Outcome::Accepted)]);
@@ -202,7 +218,10 @@ fn a_written_scenario_gives_the_hand_worked_sessions_and_traffic() {
     assert_eq!(status.events, 5);
     assert_eq!(status.sessions, 3);
     assert_eq!(status.visitors, 2);
-    assert_eq!(status.pending, 5, "every accepted event waits for the archive");
+    assert_eq!(
+        status.pending, 5,
+        "every accepted event waits for the archive"
+    );
 }
 
 #[test]
@@ -232,9 +251,16 @@ fn the_visitor_quota_refuses_what_is_over_it_and_stores_the_rest() {
     );
     // A later batch the same day: still over.
     let more = shard
-        .ingest(&batch(&s, "v1", vec![pageview("q4", T + 3 * MIN, "/c", None)]))
+        .ingest(&batch(
+            &s,
+            "v1",
+            vec![pageview("q4", T + 3 * MIN, "/c", None)],
+        ))
         .expect("batch");
-    assert_eq!(outcomes(&more), vec![("q4".to_owned(), Outcome::VisitorQuotaExceeded)]);
+    assert_eq!(
+        outcomes(&more),
+        vec![("q4".to_owned(), Outcome::VisitorQuotaExceeded)]
+    );
     assert_eq!(shard.status().expect("status").events, 2);
 }
 
@@ -299,20 +325,31 @@ fn events_reach_the_archive_only_once_written_and_a_rebuild_replays_them() {
         .ingest(&batch(
             &s,
             "v2",
-            vec![pageview("d1", T + 3 * HOUR, "/?utm_source=google&utm_medium=cpc", None)],
+            vec![pageview(
+                "d1",
+                T + 3 * HOUR,
+                "/?utm_source=google&utm_medium=cpc",
+                None,
+            )],
         ))
         .expect("batch 2");
 
     // The archive is down: nothing leaves the queue.
     let sink = MemoryArchive::default();
     sink.failing.set(true);
-    assert_eq!(ready(flush_archive(&shard, &sink, T + 4 * HOUR, 10)).expect("flush"), 0);
+    assert_eq!(
+        ready(flush_archive(&shard, &sink, T + 4 * HOUR, 10)).expect("flush"),
+        0
+    );
     assert_eq!(shard.pending().expect("pending"), 3);
     assert!(sink.objects.borrow().is_empty());
 
     // Back up: the 3 events of the one day land in one object under the site's day.
     sink.failing.set(false);
-    assert_eq!(ready(flush_archive(&shard, &sink, T + 4 * HOUR, 10)).expect("flush"), 3);
+    assert_eq!(
+        ready(flush_archive(&shard, &sink, T + 4 * HOUR, 10)).expect("flush"),
+        3
+    );
     assert_eq!(shard.pending().expect("pending"), 0);
     {
         let objects = sink.objects.borrow();
@@ -339,7 +376,18 @@ fn events_reach_the_archive_only_once_written_and_a_rebuild_replays_them() {
     // By hand: google 2 visitors, 2 sessions, 3 page views (a1, a2 | d1).
     assert_eq!(figures(&rebuilt), (vec![("google".to_owned(), 2, 2, 3)], 2));
     assert_eq!(figures(&rebuilt), figures(&shard));
-    assert_eq!(rebuilt.pending().expect("pending"), 0, "replayed events are not archived again");
+    assert_eq!(
+        rebuilt.pending().expect("pending"),
+        0,
+        "replayed events are not archived again"
+    );
     // A shard that holds events refuses a fresh rebuild.
-    assert_eq!(shard.rebuild_begin(&s, false).expect_err("refused").parts().0, 409);
+    assert_eq!(
+        shard
+            .rebuild_begin(&s, false)
+            .expect_err("refused")
+            .parts()
+            .0,
+        409
+    );
 }

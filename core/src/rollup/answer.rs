@@ -351,7 +351,13 @@ pub fn pages<B: Buckets>(
     sort: PageSort,
     descending: bool,
 ) -> Result<Vec<PageRow>, NotAligned> {
-    Ok(pages_from(&page_traffic(r, query)?, leads, query, sort, descending))
+    Ok(pages_from(
+        &page_traffic(r, query)?,
+        leads,
+        query,
+        sort,
+        descending,
+    ))
 }
 
 /// [`pages`] from page figures already summed (the shards' [`page_traffic`], merged with

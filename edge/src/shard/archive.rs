@@ -153,7 +153,11 @@ impl<S: Sql> ShardEngine<S> {
                 event_id: String,
                 end_ts: i64,
             }
-            let rows = query_as::<E, S>(&self.sql, sql::EXPIRED_EVENTS, &args![horizon, EXPIRE_BATCH])?;
+            let rows = query_as::<E, S>(
+                &self.sql,
+                sql::EXPIRED_EVENTS,
+                &args![horizon, EXPIRE_BATCH],
+            )?;
             let Some(latest_end) = rows.iter().map(|e| e.end_ts).max() else {
                 return Ok(0);
             };
@@ -224,10 +228,7 @@ impl<S: Sql> ShardEngine<S> {
     /// Replays one archive object's lines: this shard's visitors' events, through the same
     /// ingest as a beacon (no quota, not archived again), a request's events together.
     /// Returns (lines, accepted, duplicates) and what to tell the directory.
-    pub fn replay(
-        &self,
-        body: &str,
-    ) -> Result<(u64, u64, u64, Vec<VisitorSync>), EngineError> {
+    pub fn replay(&self, body: &str) -> Result<(u64, u64, u64, Vec<VisitorSync>), EngineError> {
         let settings = self
             .settings()?
             .ok_or_else(|| EngineError::invalid("a rebuild needs the site's settings first"))?;
@@ -235,8 +236,9 @@ impl<S: Sql> ShardEngine<S> {
         let mut batches: Vec<ShardBatch> = Vec::new();
         for line in body.lines().filter(|l| !l.trim().is_empty()) {
             lines += 1;
-            let e: ArchivedEvent = serde_json::from_str(line)
-                .map_err(|err| EngineError::invalid(format!("an archive line does not read: {err}")))?;
+            let e: ArchivedEvent = serde_json::from_str(line).map_err(|err| {
+                EngineError::invalid(format!("an archive line does not read: {err}"))
+            })?;
             if e.site != settings.site
                 || super::msg::shard_of(&e.visitor_id, settings.shards) != settings.shard
             {
@@ -378,12 +380,16 @@ pub async fn rebuild_step<S: Sql, A: ArchiveSink, D: DirectoryLink>(
             REBUILD_OBJECTS_PER_STEP,
         )
         .await
-        .map_err(|e| EngineError::Sql(crate::sqlite::SqlError::new(format!("archive list: {e}"))))?;
+        .map_err(|e| {
+            EngineError::Sql(crate::sqlite::SqlError::new(format!("archive list: {e}")))
+        })?;
     for key in &keys {
         let body = sink
             .get(key)
             .await
-            .map_err(|e| EngineError::Sql(crate::sqlite::SqlError::new(format!("archive get: {e}"))))?
+            .map_err(|e| {
+                EngineError::Sql(crate::sqlite::SqlError::new(format!("archive get: {e}")))
+            })?
             .unwrap_or_default();
         let (lines, accepted, duplicates, syncs) = engine.replay(&body)?;
         for s in &syncs {

@@ -7,9 +7,9 @@ use super::msg::{
     ShardBatch, ShardSettings, SyncAnswer, VisitorSync, JOURNEY_MAX_SESSIONS, JOURNEY_MAX_VIEWS,
 };
 use super::sql;
+use crate::args;
 use crate::engines::EngineError;
 use crate::sqlite::{query_as, query_one, Arg, Sql, SqlError};
-use crate::args;
 use closeloop_core::arrival::{arrival, SessionTouch};
 use closeloop_core::resession::{
     plan, resessionize, Changes, Marker, PageRef, Plan, VisitEvent, VisitSession, Window,
@@ -284,7 +284,11 @@ impl<S: Sql> ShardEngine<S> {
         Ok(out)
     }
 
-    fn sessions(&self, q: &str, args: &[Arg]) -> Result<Vec<VisitSession<SessionTouch>>, EngineError> {
+    fn sessions(
+        &self,
+        q: &str,
+        args: &[Arg],
+    ) -> Result<Vec<VisitSession<SessionTouch>>, EngineError> {
         query_as::<DbSession, S>(&self.sql, q, args)?
             .iter()
             .map(DbSession::visit)
@@ -299,8 +303,14 @@ impl<S: Sql> ShardEngine<S> {
         from: (i64, &str),
         inclusive: bool,
         latest: &str,
-    ) -> Result<(Vec<VisitSession<SessionTouch>>, Vec<VisitEvent<SessionTouch>>, bool), EngineError>
-    {
+    ) -> Result<
+        (
+            Vec<VisitSession<SessionTouch>>,
+            Vec<VisitEvent<SessionTouch>>,
+            bool,
+        ),
+        EngineError,
+    > {
         let q = if inclusive {
             sql::SESSIONS_FROM
         } else {
@@ -539,7 +549,9 @@ impl<S: Sql> ShardEngine<S> {
                 received_at: batch.received_at,
                 event: (*e).clone(),
                 context: batch.context.clone(),
-                lead: links_by_event.get(e.event_id.as_str()).map(|l| (*l).clone()),
+                lead: links_by_event
+                    .get(e.event_id.as_str())
+                    .map(|l| (*l).clone()),
             };
             self.sql.execute(
                 sql::EVENT_INSERT,
@@ -645,7 +657,13 @@ impl<S: Sql> ShardEngine<S> {
                 )?;
                 let dirty = state.version > state.synced;
                 sync = Some(if linked && !dirty {
-                    delta_sync(visitor, version, state.version.max(0) as u64, pending, &changes)
+                    delta_sync(
+                        visitor,
+                        version,
+                        state.version.max(0) as u64,
+                        pending,
+                        &changes,
+                    )
                 } else {
                     self.full_sync_in_tx(visitor)?
                         .ok_or_else(|| SqlError::new("a visitor just written is missing"))?
@@ -776,12 +794,7 @@ impl<S: Sql> ShardEngine<S> {
         self.atomically(|| {
             self.sql.execute(
                 sql::VISITOR_SYNCED,
-                &args![
-                    visitor,
-                    version,
-                    answer.lead.clone(),
-                    answer.lead.is_some()
-                ],
+                &args![visitor, version, answer.lead.clone(), answer.lead.is_some()],
             )?;
             Ok(())
         })
@@ -882,7 +895,8 @@ fn delta_sync(
                 }
             }
         }
-        sync.views_out.extend(c.views_out.iter().map(|p| p.id.clone()));
+        sync.views_out
+            .extend(c.views_out.iter().map(|p| p.id.clone()));
     }
     sync
 }

@@ -503,14 +503,11 @@ impl TrafficAnswer {
     /// `Traffic::merge_disjoint`).
     pub fn merge(parts: &[TrafficAnswer]) -> TrafficAnswer {
         let traffic = Traffic::merge_disjoint(parts.iter().map(|p| &p.traffic));
-        let pages = parts
-            .iter()
-            .any(|p| p.pages.is_some())
-            .then(|| {
-                closeloop_core::rollup::answer::merge_page_traffic(
-                    parts.iter().filter_map(|p| p.pages.as_ref()),
-                )
-            });
+        let pages = parts.iter().any(|p| p.pages.is_some()).then(|| {
+            closeloop_core::rollup::answer::merge_page_traffic(
+                parts.iter().filter_map(|p| p.pages.as_ref()),
+            )
+        });
         let mut buckets: Vec<BucketTraffic> = Vec::new();
         if let Some(first) = parts.first() {
             for (i, b) in first.buckets.iter().enumerate() {
@@ -518,7 +515,10 @@ impl TrafficAnswer {
                     from: b.from,
                     to: b.to,
                     traffic: Traffic::merge_disjoint(
-                        parts.iter().filter_map(|p| p.buckets.get(i)).map(|b| &b.traffic),
+                        parts
+                            .iter()
+                            .filter_map(|p| p.buckets.get(i))
+                            .map(|b| &b.traffic),
                     ),
                 });
             }

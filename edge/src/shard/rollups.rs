@@ -11,7 +11,7 @@ use crate::sqlite::{query_as, Sql};
 use closeloop_core::rollup::answer::{page_traffic, traffic, Buckets, NotAligned};
 use closeloop_core::rollup::visitors::VisitorSet;
 use closeloop_core::rollup::{
-    Bucket, DayRollup, PageFigures, Row, Rollup, RowKey, StepKey, DAY_MS, HOUR_MS,
+    Bucket, DayRollup, PageFigures, Rollup, Row, RowKey, StepKey, DAY_MS, HOUR_MS,
 };
 use closeloop_core::time::Granularity;
 use serde::Deserialize;
@@ -71,7 +71,8 @@ impl<S: Sql> ShardEngine<S> {
                     &args![hour, path, id, p.views, p.entrances, p.exits],
                 )?;
                 if p.views < 0 || p.entrances < 0 || p.exits < 0 {
-                    self.sql.execute(sql::HOUR_PAGE_PRUNE, &args![hour, path, id])?;
+                    self.sql
+                        .execute(sql::HOUR_PAGE_PRUNE, &args![hour, path, id])?;
                 }
             }
             for (step, &n) in &b.steps {
@@ -191,7 +192,11 @@ impl<S: Sql> ShardEngine<S> {
         struct D {
             day: i64,
         }
-        let days = query_as::<D, S>(&self.sql, sql::DIRTY_DAYS_IN, &args![from, to, limit as i64])?;
+        let days = query_as::<D, S>(
+            &self.sql,
+            sql::DIRTY_DAYS_IN,
+            &args![from, to, limit as i64],
+        )?;
         for d in &days {
             self.atomically(|| self.summarise_day(d.day))?;
         }
@@ -201,7 +206,11 @@ impl<S: Sql> ShardEngine<S> {
     fn summarise_day(&self, day: i64) -> Result<(), EngineError> {
         let hours = self.hours(day * 24, day * 24 + 24)?;
         let summary = hours.days();
-        for q in [sql::DAY_ROWS_CLEAR, sql::DAY_PAGES_CLEAR, sql::DAY_STEPS_CLEAR] {
+        for q in [
+            sql::DAY_ROWS_CLEAR,
+            sql::DAY_PAGES_CLEAR,
+            sql::DAY_STEPS_CLEAR,
+        ] {
             self.sql.execute(q, &args![day])?;
         }
         if let Some(b) = summary.days.get(&day) {
@@ -285,7 +294,9 @@ impl<S: Sql> ShardEngine<S> {
         let mut out = DayRollup::default();
         for r in rows {
             let visitors = VisitorSet::from_bytes(&r.visitors).ok_or_else(|| {
-                EngineError::Sql(crate::sqlite::SqlError::new("a day's visitors do not read back"))
+                EngineError::Sql(crate::sqlite::SqlError::new(
+                    "a day's visitors do not read back",
+                ))
             })?;
             let b: &mut Bucket<VisitorSet> = out.days.entry(r.day).or_default();
             b.rows.insert(

@@ -229,26 +229,44 @@ macro_rules! session_columns {
     };
 }
 /// The visitor's latest session.
-pub const SESSION_LATEST: &str = concat!(session_columns!(), "WHERE visitor_id = ?1 \
-     ORDER BY start_ts DESC, session_id DESC LIMIT 1");
+pub const SESSION_LATEST: &str = concat!(
+    session_columns!(),
+    "WHERE visitor_id = ?1 \
+     ORDER BY start_ts DESC, session_id DESC LIMIT 1"
+);
 /// The visitor's latest session whose first event is at or before `(?2, ?3)`.
-pub const SESSION_HOLDING: &str = concat!(session_columns!(), "WHERE visitor_id = ?1 \
+pub const SESSION_HOLDING: &str = concat!(
+    session_columns!(),
+    "WHERE visitor_id = ?1 \
      AND (start_ts < ?2 OR (start_ts = ?2 AND session_id <= 's_' || ?3)) \
-     ORDER BY start_ts DESC, session_id DESC LIMIT 1");
+     ORDER BY start_ts DESC, session_id DESC LIMIT 1"
+);
 /// The visitor's first session.
-pub const SESSION_FIRST: &str = concat!(session_columns!(), "WHERE visitor_id = ?1 \
-     ORDER BY start_ts, session_id LIMIT 1");
+pub const SESSION_FIRST: &str = concat!(
+    session_columns!(),
+    "WHERE visitor_id = ?1 \
+     ORDER BY start_ts, session_id LIMIT 1"
+);
 /// Up to `?4` of the visitor's sessions from `(?2, ?3)` on (inclusive).
-pub const SESSIONS_FROM: &str = concat!(session_columns!(), "WHERE visitor_id = ?1 \
+pub const SESSIONS_FROM: &str = concat!(
+    session_columns!(),
+    "WHERE visitor_id = ?1 \
      AND (start_ts > ?2 OR (start_ts = ?2 AND session_id >= ?3)) \
-     ORDER BY start_ts, session_id LIMIT ?4");
+     ORDER BY start_ts, session_id LIMIT ?4"
+);
 /// Up to `?4` of the visitor's sessions after `(?2, ?3)`.
-pub const SESSIONS_AFTER: &str = concat!(session_columns!(), "WHERE visitor_id = ?1 \
+pub const SESSIONS_AFTER: &str = concat!(
+    session_columns!(),
+    "WHERE visitor_id = ?1 \
      AND (start_ts > ?2 OR (start_ts = ?2 AND session_id > ?3)) \
-     ORDER BY start_ts, session_id LIMIT ?4");
+     ORDER BY start_ts, session_id LIMIT ?4"
+);
 /// The latest `?2` sessions of the visitor (a journey's full state).
-pub const SESSIONS_LATEST_N: &str = concat!(session_columns!(), "WHERE visitor_id = ?1 \
-     ORDER BY start_ts DESC, session_id DESC LIMIT ?2");
+pub const SESSIONS_LATEST_N: &str = concat!(
+    session_columns!(),
+    "WHERE visitor_id = ?1 \
+     ORDER BY start_ts DESC, session_id DESC LIMIT ?2"
+);
 /// The visitor's events in `[?2, ?3]` (the events of a run of its sessions: sessions do
 /// not overlap in time).
 pub const EVENTS_BETWEEN: &str = "SELECT event_id, type, path, derived_ts, arrival, is_bot, \
@@ -429,4 +447,3 @@ pub const STATUS: &str = "SELECT \
      (SELECT count(*) FROM archive_pending) AS pending, \
      (SELECT count(*) FROM archive_objects) AS objects, \
      (SELECT count(*) FROM dirty_days) AS dirty_days";
-

@@ -102,10 +102,7 @@ impl Sql for DurableSql {
         Ok(self.run(sql, args)?.1)
     }
 
-    fn transaction<T, E: From<SqlError>>(
-        &self,
-        f: impl FnOnce() -> Result<T, E>,
-    ) -> Result<T, E> {
+    fn transaction<T, E: From<SqlError>>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
         let mut f = Some(f);
         let mut out: Option<Result<T, E>> = None;
         let mut callback = || -> Result<JsValue, JsValue> {

@@ -131,10 +131,7 @@ impl Sql for NativeSql {
         Ok(n)
     }
 
-    fn transaction<T, E: From<SqlError>>(
-        &self,
-        f: impl FnOnce() -> Result<T, E>,
-    ) -> Result<T, E> {
+    fn transaction<T, E: From<SqlError>>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
         self.conn
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(|e| E::from(err(e)))?;
@@ -207,7 +204,8 @@ mod tests {
             f: Option<f64>,
             b: Option<Vec<u8>>,
         }
-        let got: Vec<R> = super::super::query_as(&db, "SELECT b, f, n, id FROM t", &[]).expect("rows");
+        let got: Vec<R> =
+            super::super::query_as(&db, "SELECT b, f, n, id FROM t", &[]).expect("rows");
         assert_eq!(
             got,
             vec![R {
