@@ -102,11 +102,12 @@ impl<T: Into<Arg>> From<Option<T>> for Arg {
     }
 }
 
-/// Binds: `args![a, b, c]` is `vec![Arg::from(a), Arg::from(b), Arg::from(c)]`.
+/// Binds: `args![a, b, c]` is `[Arg::from(a), Arg::from(b), Arg::from(c)]` (an array:
+/// `&args![..]` is the `&[Arg]` a statement takes).
 #[macro_export]
 macro_rules! args {
     ($($v:expr),* $(,)?) => {
-        vec![$($crate::sqlite::Arg::from($v)),*]
+        [$($crate::sqlite::Arg::from($v)),*]
     };
 }
 

@@ -160,6 +160,13 @@ pub(super) struct DbVisitor {
     pub(super) pending_links: Option<String>,
 }
 
+/// A page of a re-cut: the sessions, their events, and whether no session follows.
+type RecutPage = (
+    Vec<VisitSession<SessionTouch>>,
+    Vec<VisitEvent<SessionTouch>>,
+    bool,
+);
+
 /// The shard's logic over its SQL (see the [module docs](super)).
 pub struct ShardEngine<S: Sql> {
     pub(super) sql: S,
@@ -303,14 +310,7 @@ impl<S: Sql> ShardEngine<S> {
         from: (i64, &str),
         inclusive: bool,
         latest: &str,
-    ) -> Result<
-        (
-            Vec<VisitSession<SessionTouch>>,
-            Vec<VisitEvent<SessionTouch>>,
-            bool,
-        ),
-        EngineError,
-    > {
+    ) -> Result<RecutPage, EngineError> {
         let q = if inclusive {
             sql::SESSIONS_FROM
         } else {
