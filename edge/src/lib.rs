@@ -19,16 +19,20 @@
 
 pub mod admin;
 pub mod api;
+pub mod archive;
 pub mod auth;
 pub mod cors;
 pub mod cron;
 pub mod delivery;
+pub mod engines;
 pub mod enrich;
 pub mod error;
 pub mod ingest;
 pub mod privacy;
 pub mod reclassify;
 pub mod reports;
+pub mod shard;
+pub mod sqlite;
 pub mod store;
 pub mod touch;
 

@@ -95,12 +95,78 @@ impl std::error::Error for NotAligned {}
 
 /// A range's traffic: what `report::Counted::of` counts over every session, and whether the
 /// visitor counts are exact.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Traffic {
     /// The counts.
     pub counted: Counted,
     /// Whether every visitor figure is exact (no sketch was merged).
     pub visitors_exact: bool,
+}
+
+impl Traffic {
+    /// The traffic of a site from the traffic of its shards, when every visitor lives in
+    /// exactly one shard (issue 14's shards are keyed by a hash of the visitor id): rows with
+    /// the same key add up, visitors too (the shards' visitor sets are disjoint, so the
+    /// distinct visitors of the union are the sum), and each visitor's journey steps are
+    /// counted in its own shard only, so the steps add up as well. Exact when every part is.
+    /// The rows and steps come out in the order [`traffic`] gives them (by key).
+    pub fn merge_disjoint<'a>(parts: impl IntoIterator<Item = &'a Traffic>) -> Traffic {
+        let mut rows: BTreeMap<String, TrafficRow> = BTreeMap::new();
+        let mut steps: BTreeMap<(Option<String>, String), u64> = BTreeMap::new();
+        let mut visitors = 0u64;
+        let mut exact = true;
+        for p in parts {
+            exact &= p.visitors_exact;
+            visitors = visitors.saturating_add(p.counted.visitors);
+            for r in &p.counted.rows {
+                let row = rows.entry(r.key.clone()).or_insert_with(|| TrafficRow {
+                    key: r.key.clone(),
+                    ..TrafficRow::default()
+                });
+                row.visitors = row.visitors.saturating_add(r.visitors);
+                row.sessions = row.sessions.saturating_add(r.sessions);
+                row.pageviews = row.pageviews.saturating_add(r.pageviews);
+            }
+            for s in &p.counted.steps {
+                let n = steps
+                    .entry((s.previous.clone(), s.channel.clone()))
+                    .or_default();
+                *n = n.saturating_add(s.sessions);
+            }
+        }
+        Traffic {
+            counted: Counted {
+                rows: rows.into_values().collect(),
+                visitors,
+                steps: steps
+                    .into_iter()
+                    .map(|((previous, channel), sessions)| StepCount {
+                        previous,
+                        channel,
+                        sessions,
+                    })
+                    .collect(),
+            },
+            visitors_exact: exact,
+        }
+    }
+}
+
+/// Page figures of a site from those of its shards (they add up: a page view is in one
+/// shard).
+pub fn merge_page_traffic<'a>(
+    parts: impl IntoIterator<Item = &'a BTreeMap<String, super::PageFigures>>,
+) -> BTreeMap<String, super::PageFigures> {
+    let mut out: BTreeMap<String, super::PageFigures> = BTreeMap::new();
+    for part in parts {
+        for (path, p) in part {
+            let f = out.entry(path.clone()).or_default();
+            f.views += p.views;
+            f.entrances += p.entrances;
+            f.exits += p.exits;
+        }
+    }
+    out
 }
 
 fn bucket_range<B: Buckets>(r: &B, from: i64, to: i64) -> Result<(i64, i64), NotAligned> {
@@ -315,7 +381,24 @@ pub fn pages<B: Buckets>(
     sort: PageSort,
     descending: bool,
 ) -> Result<Vec<PageRow>, NotAligned> {
-    let traffic = page_traffic(r, query)?;
+    Ok(pages_from(
+        &page_traffic(r, query)?,
+        leads,
+        query,
+        sort,
+        descending,
+    ))
+}
+
+/// [`pages`] from page figures already summed (the shards' [`page_traffic`], merged with
+/// [`merge_page_traffic`]).
+pub fn pages_from(
+    traffic: &BTreeMap<String, super::PageFigures>,
+    leads: &ReportData,
+    query: &Query,
+    sort: PageSort,
+    descending: bool,
+) -> Vec<PageRow> {
     let credited = PageCount::of(leads, query);
     let paths: BTreeSet<&str> = traffic
         .keys()
@@ -341,5 +424,5 @@ pub fn pages<B: Buckets>(
             }
         })
         .collect();
-    Ok(pages_counted(&counted, sort, descending))
+    pages_counted(&counted, sort, descending)
 }
