@@ -108,11 +108,13 @@ impl Traffic {
     /// exactly one shard (issue 14's shards are keyed by a hash of the visitor id): rows with
     /// the same key add up, visitors too (the shards' visitor sets are disjoint, so the
     /// distinct visitors of the union are the sum), and each visitor's journey steps are
-    /// counted in its own shard only, so the steps add up as well. Exact when every part is.
-    /// The rows and steps come out in the order [`traffic`] gives them (by key).
+    /// counted in its own shard only, so the steps add up as well; so do the spend coverage
+    /// rows (a session is in one shard). Exact when every part is. The rows, steps and
+    /// coverage come out in the order [`traffic`] gives them (by key).
     pub fn merge_disjoint<'a>(parts: impl IntoIterator<Item = &'a Traffic>) -> Traffic {
         let mut rows: BTreeMap<String, TrafficRow> = BTreeMap::new();
         let mut steps: BTreeMap<(Option<String>, String), u64> = BTreeMap::new();
+        let mut cover: BTreeMap<(String, String, Option<String>), (u64, u64)> = BTreeMap::new();
         let mut visitors = 0u64;
         let mut exact = true;
         for p in parts {
@@ -133,6 +135,13 @@ impl Traffic {
                     .or_default();
                 *n = n.saturating_add(s.sessions);
             }
+            for c in &p.counted.coverage {
+                let e = cover
+                    .entry((c.channel.clone(), c.source.clone(), c.campaign.clone()))
+                    .or_default();
+                e.0 = e.0.saturating_add(c.sessions);
+                e.1 = e.1.saturating_add(c.in_segment);
+            }
         }
         Traffic {
             counted: Counted {
@@ -145,6 +154,18 @@ impl Traffic {
                         channel,
                         sessions,
                     })
+                    .collect(),
+                coverage: cover
+                    .into_iter()
+                    .map(
+                        |((channel, source, campaign), (sessions, in_segment))| Coverage {
+                            channel,
+                            source,
+                            campaign,
+                            sessions,
+                            in_segment,
+                        },
+                    )
                     .collect(),
             },
             visitors_exact: exact,
