@@ -861,6 +861,7 @@ mod tests {
             is_bot: false,
             event_ids: vec![String::new(); events],
             entrance: None,
+            exit: None,
         };
         // delete + queue (3) + one insert and one update per 90 events per session
         assert_eq!(write_cost(&[]), 3);
