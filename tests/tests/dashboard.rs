@@ -1246,7 +1246,7 @@ fn facets_refuse_what_they_must() {
             url.clone(),
             Some(l.site.write_key.as_str()),
             403,
-            "forbidden",
+            "insufficient_scope",
         ),
         (
             "a bad from",
