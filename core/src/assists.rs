@@ -9,7 +9,8 @@
 //! revenue of the customer conversions a page assisted. A page's **direct conversions** are the
 //! conversions that happened on it (normally lead form submits).
 //!
-//! Views and entrances count the page views (and session landings) whose time is in the
+//! Views, entrances and exits count the page views (and the sessions' first and last page
+//! views) whose time is in the
 //! report's range `[from, to)`; conversions are counted when their `T` is in the range. Views
 //! before `from` still count as assists of a conversion in the range (within the lookback), so
 //! the caller passes the converting leads' earlier views too, marked with their lead.
@@ -29,6 +30,8 @@ pub struct PageView<'a> {
     pub at: i64,
     /// Whether it was the first page view of its session (an entrance).
     pub entrance: bool,
+    /// Whether it was the last page view of its session (an exit).
+    pub exit: bool,
     /// The leads the viewing visitor belongs to (normalised emails or lead ids); empty for an
     /// anonymous visitor.
     pub leads: &'a [&'a str],
@@ -58,6 +61,8 @@ pub struct PageRow {
     pub views: u64,
     /// Sessions that landed on it in the range.
     pub entrances: u64,
+    /// Sessions that left from it in the range (their last page view, in the range).
+    pub exits: u64,
     /// Lead conversions it assisted.
     pub assisted_leads: u64,
     /// Customer conversions it assisted.
@@ -77,9 +82,9 @@ pub struct PageRow {
 /// use closeloop_core::attribution::ConversionKind;
 /// let ann: &[&str] = &["ann@example.com"];
 /// let views = [
-///     PageView { path: "/pricing", at: 10, entrance: true, leads: ann },
-///     PageView { path: "/pricing", at: 20, entrance: false, leads: ann },
-///     PageView { path: "/demo", at: 30, entrance: false, leads: ann },
+///     PageView { path: "/pricing", at: 10, entrance: true, exit: false, leads: ann },
+///     PageView { path: "/pricing", at: 20, entrance: false, exit: false, leads: ann },
+///     PageView { path: "/demo", at: 30, entrance: false, exit: true, leads: ann },
 /// ];
 /// let conv = [PageConversion { lead: "ann@example.com", at: 31, kind: ConversionKind::Lead,
 ///     page: Some("/demo"), revenue: 0.0 }];
@@ -87,7 +92,7 @@ pub struct PageRow {
 /// let pricing = rows.iter().find(|r| r.path == "/pricing").unwrap();
 /// assert_eq!((pricing.views, pricing.entrances, pricing.assisted_leads), (2, 1, 1));
 /// let demo = rows.iter().find(|r| r.path == "/demo").unwrap();
-/// assert_eq!((demo.assisted_leads, demo.direct_conversions), (0, 1));
+/// assert_eq!((demo.assisted_leads, demo.direct_conversions, demo.exits), (0, 1, 1));
 /// ```
 pub fn pages_report(
     views: &[PageView<'_>],
@@ -103,6 +108,9 @@ pub fn pages_report(
         r.views += 1;
         if v.entrance {
             r.entrances += 1;
+        }
+        if v.exit {
+            r.exits += 1;
         }
     }
 

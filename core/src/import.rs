@@ -476,6 +476,11 @@ fn read_table(input: &[u8]) -> Result<Table, FileError> {
         .collect::<Result<_, _>>()?;
     let mut rows = Vec::new();
     let mut last_row = 1u64;
+    // Lines are counted here, not taken from the reader: it counts `\n` only, so in a
+    // file with lone `\r` line ends (old Mac spreadsheet exports, which the reader does
+    // split into rows) every row would get the same number (found by the `csv_import`
+    // fuzz target).
+    let mut lines = LineCounter::default();
     for rec in records {
         let position = match &rec {
             Ok(r) => r.position().cloned(),
@@ -488,12 +493,13 @@ fn read_table(input: &[u8]) -> Result<Table, FileError> {
             |p| {
                 let start = usize::try_from(p.byte()).unwrap_or(usize::MAX);
                 let blank = input.get(start..).map_or(0, |rest| {
-                    rest.iter()
+                    let n = rest
+                        .iter()
                         .take_while(|b| matches!(b, b'\n' | b'\r'))
-                        .filter(|b| **b == b'\n')
-                        .count()
+                        .count();
+                    line_ends(input, start, start + n)
                 });
-                p.line().saturating_add(blank as u64)
+                lines.line_at(input, start).saturating_add(blank)
             },
         );
         last_row = row;
@@ -526,6 +532,41 @@ fn read_table(input: &[u8]) -> Result<Table, FileError> {
         }
     }
     Ok((header, rows))
+}
+
+/// Line ends (`\r\n`, `\n` or a lone `\r`, as the CSV reader splits rows) in
+/// `input[from..to]`; a `\r` right before `to` looks at the byte after it.
+fn line_ends(input: &[u8], from: usize, to: usize) -> u64 {
+    let to = to.min(input.len());
+    let from = from.min(to);
+    let mut n = 0u64;
+    for i in from..to {
+        match input[i] {
+            b'\n' => n += 1,
+            b'\r' if input.get(i + 1) != Some(&b'\n') => n += 1,
+            _ => {}
+        }
+    }
+    n
+}
+
+/// The line number (1-based) of a byte offset, counted forward from the last offset
+/// asked (rows come in file order, so the whole file is scanned once).
+#[derive(Default)]
+struct LineCounter {
+    byte: usize,
+    ends: u64,
+}
+
+impl LineCounter {
+    fn line_at(&mut self, input: &[u8], byte: usize) -> u64 {
+        if byte < self.byte {
+            *self = LineCounter::default();
+        }
+        self.ends += line_ends(input, self.byte, byte);
+        self.byte = byte.min(input.len()).max(self.byte);
+        self.ends + 1
+    }
 }
 
 fn row_err(row: u64, code: &str, message: String) -> RowError {

@@ -73,17 +73,39 @@
 //! - values compare case-insensitively (ASCII), except `landing_page`, a path, which compares
 //!   exactly; a campaign filter `(not set)` selects sessions without a campaign.
 //!
-//! # Spend per row
+//! # Spend per row, and the reconciliation
 //!
-//! Spend rows carry a channel and optionally a source and a campaign. Grouped by `channel`,
-//! a row gets the spend of its channel; by `source` (or `campaign`), the spend rows with
-//! that source (campaign); spend without one goes to the `(not set)` row. Rows appear for
-//! spend keys that had no traffic (money spent on nothing is worth seeing). Spend has no
-//! medium and no landing page: grouped by `medium` or `landing_page` the rows' spend is
-//! `null` and only the totals carry it. Filters on `channel`, `source` and `campaign` filter
-//! spend rows by the same value (a spend row without a source does not match a source
-//! filter). Spend has no country, device or landing page either: with any of those filters
-//! spend is `null` everywhere (unknown for that segment), and so are CAC and ROI.
+//! Spend records carry a channel and optionally a source and a campaign (what the
+//! marketer recorded them for). A record goes **exactly** to the row its own values name:
+//! grouped by `channel`, the row of its channel; by `source` (`campaign`), the row of its
+//! source (campaign) when it was recorded with one. A record that does not name the
+//! grouping's dimension (a source grouping and spend recorded per channel; any record under
+//! `medium` or `landing_page`, which spend never has) is **unallocated**: it is not guessed
+//! onto a row (never a fake `(not set)` campaign at −100 % ROI), it is summed in
+//! [`SpendReconciliation::unallocated`] with the records it came from, and the totals carry
+//! it: `Σ rows' spend + unallocated = totals.spend`. Rows appear for spend keys that had no
+//! traffic (money spent on a campaign that brought no tracked visit is worth seeing). Under
+//! `medium` and `landing_page` the rows' spend is `null` (it cannot be split that way), and
+//! so are their CAC and ROI.
+//!
+//! # Spend in a segment (filters)
+//!
+//! Spend is never recorded per country, device or landing page, and a record without a
+//! source (campaign) says nothing about one. So in a segment each record counts:
+//! - **exactly** (0 or all of it) when the filters name only dimensions the record has:
+//!   `channel=Email` keeps the Email records whole and drops the others;
+//! - otherwise **in proportion to its sessions**: the record *covers* the counting sessions
+//!   of the range whose channel (and source, campaign, when the record has them) are its
+//!   own ([`Coverage`]); its share in the segment is `amount × (covered sessions in the
+//!   segment ÷ covered sessions)` (a filter on a dimension the record names still excludes
+//!   it whole when the values differ). The report says so:
+//!   [`SpendReconciliation::basis`] is `estimated`;
+//! - a record to be split that covers no session in the range cannot be split: it is left
+//!   out of the segment and reported in [`SpendReconciliation::not_estimated`] (with its
+//!   records), never silently dropped.
+//!
+//! Shares are summed per row in real numbers and rounded to whole minor units per row (and
+//! for the unallocated line), so that the totals are the sum of what is shown.
 //!
 //! # data_driven
 //!
@@ -368,6 +390,57 @@ pub struct Counted {
     /// visitors and leads' visitors alike: the leads' own steps are taken out again from
     /// their sessions, which the report reads anyway.
     pub steps: Vec<StepCount>,
+    /// With segment filters: the counting sessions of the range per touch (channel,
+    /// source, campaign), all of them and those in the segment, from which spend records
+    /// are split into the segment (see the [module docs](self#spend-in-a-segment-filters)).
+    /// Empty without filters (spend is then exact).
+    #[serde(default)]
+    pub coverage: Vec<Coverage>,
+}
+
+/// The counting sessions of a range with one touch (channel, source, campaign): how many,
+/// and how many are in the query's segment. A spend record covers the rows whose channel,
+/// and source and campaign when it has them, are its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Coverage {
+    /// The sessions' channel.
+    pub channel: String,
+    /// Their source.
+    pub source: String,
+    /// Their campaign (`None`: untagged).
+    pub campaign: Option<String>,
+    /// Counting sessions started in the range with this touch.
+    pub sessions: u64,
+    /// Of those, the sessions in the segment.
+    pub in_segment: u64,
+}
+
+impl Coverage {
+    /// The coverage rows of `sessions` (those that count, started in `[from, to)`):
+    /// what [`Counted::of`] gives and the store's SQL counts.
+    fn of<'s>(sessions: impl Iterator<Item = &'s SessionRow>, filters: &Filters) -> Vec<Coverage> {
+        let mut by: BTreeMap<(&str, &str, Option<&str>), (u64, u64)> = BTreeMap::new();
+        for s in sessions {
+            let e = by
+                .entry((&s.channel, &s.source, s.campaign.as_deref()))
+                .or_default();
+            e.0 += 1;
+            if filters.matches(s) {
+                e.1 += 1;
+            }
+        }
+        by.into_iter()
+            .map(
+                |((channel, source, campaign), (sessions, in_segment))| Coverage {
+                    channel: channel.to_owned(),
+                    source: source.to_owned(),
+                    campaign: campaign.map(str::to_owned),
+                    sessions,
+                    in_segment,
+                },
+            )
+            .collect()
+    }
 }
 
 impl Counted {
@@ -410,7 +483,13 @@ impl Counted {
                 sessions,
             })
             .collect();
+        let coverage = if query.filters.is_empty() {
+            Vec::new()
+        } else {
+            Coverage::of(data.sessions.iter().filter(counts), &query.filters)
+        };
         Counted {
+            coverage,
             rows: rows
                 .into_values()
                 .map(|(mut row, seen)| {
@@ -457,6 +536,9 @@ pub struct PageCount {
     pub views: u64,
     /// Of those, the first page views of their sessions.
     pub entrances: u64,
+    /// Of those, the last page views of their sessions.
+    #[serde(default)]
+    pub exits: u64,
     /// Lead conversions in the range it assisted.
     pub assisted_leads: u64,
     /// Customer conversions in the range it assisted.
@@ -477,6 +559,8 @@ impl PageCount {
     /// - **views**: page views with a time in `[from, to)` (whenever their session started);
     /// - **entrances**: those that are the first page view of their session (earliest time;
     ///   ties: the first in the data, as the edge's sessionisation orders them by event id);
+    /// - **exits**: those that are the last page view of their session (latest time; ties:
+    ///   the last in the data);
     /// - **direct conversions**: `lead` and `customer` conversions with `T` in `[from, to)`
     ///   per page they happened on; with filters, only those whose session is in the
     ///   segment;
@@ -502,6 +586,7 @@ impl PageCount {
                 *e = (v.at, i);
             }
         }
+        let last = last_views(&data.pageviews);
         let mut rows: BTreeMap<&str, PageCount> = BTreeMap::new();
         let mut by_lead: BTreeMap<&str, Vec<&PageViewRow>> = BTreeMap::new();
         for (i, v) in data.pageviews.iter().enumerate() {
@@ -516,6 +601,9 @@ impl PageCount {
                 r.views += 1;
                 if first.get(v.session.as_str()).is_some_and(|f| f.1 == i) {
                     r.entrances += 1;
+                }
+                if last.get(v.session.as_str()).is_some_and(|l| l.1 == i) {
+                    r.exits += 1;
                 }
             }
         }
@@ -556,6 +644,19 @@ impl PageCount {
         }
         rows.into_values().collect()
     }
+}
+
+/// The last page view of every session: (time, index in `views`); ties: the last in the
+/// data.
+fn last_views(views: &[PageViewRow]) -> BTreeMap<&str, (i64, usize)> {
+    let mut last: BTreeMap<&str, (i64, usize)> = BTreeMap::new();
+    for (i, v) in views.iter().enumerate() {
+        let e = last.entry(v.session.as_str()).or_insert((v.at, i));
+        if v.at >= e.0 {
+            *e = (v.at, i);
+        }
+    }
+    last
 }
 
 fn page_count<'m, 'p>(
@@ -611,14 +712,25 @@ impl GroupBy {
         }
     }
 
-    /// The spend row's key for this grouping; `None` when spend cannot be split this way.
-    fn spend_key(self, s: &SpendRow) -> Option<&str> {
+    /// The row a spend record names under this grouping; `None` when the record does not
+    /// name this dimension (it is unallocated).
+    fn spend_key<'k>(
+        self,
+        channel: &'k str,
+        source: Option<&'k str>,
+        campaign: Option<&'k str>,
+    ) -> Option<&'k str> {
         match self {
-            GroupBy::Channel => Some(&s.channel),
-            GroupBy::Source => Some(s.source.as_deref().unwrap_or(NOT_SET)),
-            GroupBy::Campaign => Some(s.campaign.as_deref().unwrap_or(NOT_SET)),
+            GroupBy::Channel => Some(channel),
+            GroupBy::Source => source,
+            GroupBy::Campaign => campaign,
             GroupBy::Medium | GroupBy::LandingPage => None,
         }
+    }
+
+    /// Whether rows of this grouping can hold spend at all.
+    fn holds_spend(self) -> bool {
+        !matches!(self, GroupBy::Medium | GroupBy::LandingPage)
     }
 }
 
@@ -683,23 +795,64 @@ impl Filters {
                 .is_none_or(|p| p == &s.landing_page)
     }
 
-    /// Whether spend can be reported under these filters (no country, device or landing page).
-    pub fn spend_known(&self) -> bool {
-        self.country.is_none() && self.device.is_none() && self.landing_page.is_none()
-    }
-
-    fn matches_spend(&self, s: &SpendRow) -> bool {
-        let eq = |want: &Option<String>, have: Option<&str>| match want {
-            None => true,
-            Some(w) => have.is_some_and(|h| h.eq_ignore_ascii_case(w)),
+    /// How much of a spend record is in the segment: exactly all or nothing when the
+    /// filters name only dimensions the record has, else its sessions' share from
+    /// `coverage` (`None`: it covers no session, so it cannot be split). See the
+    /// [module docs](self#spend-in-a-segment-filters).
+    fn spend_share(&self, rec: &SpendKey, coverage: &[Coverage]) -> SpendShare {
+        let eq = |want: &Option<String>, have: &str| {
+            want.as_ref().is_none_or(|w| w.eq_ignore_ascii_case(have))
         };
-        eq(&self.channel, Some(&s.channel))
-            && eq(&self.source, s.source.as_deref())
-            && eq(
-                &self.campaign,
-                Some(s.campaign.as_deref().unwrap_or(NOT_SET)),
-            )
+        let named_match = eq(&self.channel, &rec.channel)
+            && rec.source.as_deref().is_none_or(|s| eq(&self.source, s))
+            && rec
+                .campaign
+                .as_deref()
+                .is_none_or(|c| eq(&self.campaign, c));
+        if !named_match {
+            return SpendShare::Exact(0.0);
+        }
+        let unnamed = self.country.is_some()
+            || self.device.is_some()
+            || self.landing_page.is_some()
+            || (self.source.is_some() && rec.source.is_none())
+            || (self.campaign.is_some() && rec.campaign.is_none());
+        if !unnamed {
+            return SpendShare::Exact(1.0);
+        }
+        let (mut all, mut inside) = (0u64, 0u64);
+        for c in coverage.iter().filter(|c| {
+            c.channel.eq_ignore_ascii_case(&rec.channel)
+                && rec
+                    .source
+                    .as_deref()
+                    .is_none_or(|s| c.source.eq_ignore_ascii_case(s))
+                && rec.campaign.as_deref().is_none_or(|k| {
+                    c.campaign
+                        .as_deref()
+                        .is_some_and(|have| have.eq_ignore_ascii_case(k))
+                })
+        }) {
+            all = all.saturating_add(c.sessions);
+            inside = inside.saturating_add(c.in_segment);
+        }
+        if all == 0 {
+            SpendShare::Unknown
+        } else {
+            SpendShare::Estimated(inside as f64 / all as f64)
+        }
     }
+}
+
+/// A spend record's part in a segment ([`Filters::spend_share`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum SpendShare {
+    /// All (1) or nothing (0), known exactly.
+    Exact(f64),
+    /// Its sessions' share.
+    Estimated(f64),
+    /// It covers no session: it cannot be split.
+    Unknown,
 }
 
 /// A report query (the query string of the report endpoints, parsed).
@@ -947,8 +1100,58 @@ pub struct SourcesReport {
     pub query: Query,
     /// Rows, most sessions first (then by key); [`UNATTRIBUTED`] last.
     pub rows: Vec<SourceRow>,
-    /// Sums of the rows (visitors distinct), key `total`.
+    /// Sums of the rows (visitors distinct), key `total`; its spend includes the
+    /// unallocated spend.
     pub totals: SourceRow,
+    /// How the spend of the range went to the rows (see the
+    /// [module docs](self#spend-per-row-and-the-reconciliation)).
+    pub spend_reconciliation: SpendReconciliation,
+}
+
+/// What spend was recorded for: a channel, and optionally a source and a campaign, with an
+/// amount (minor units) in the range.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SpendKey {
+    /// The channel.
+    pub channel: String,
+    /// The source, if recorded with one.
+    pub source: Option<String>,
+    /// The campaign, if recorded with one.
+    pub campaign: Option<String>,
+    /// Minor units (in a segment: the record's share of it, rounded).
+    pub spend: i64,
+}
+
+/// Whether a report's spend is exact or split into a segment by sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpendBasis {
+    /// Every record counted whole or not at all.
+    #[default]
+    Exact,
+    /// At least one record was split into the segment in proportion to its sessions.
+    Estimated,
+}
+
+/// How the range's spend adds up: `rows + unallocated = total` (= `totals.spend`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpendReconciliation {
+    /// Sum of the rows' spend.
+    pub rows: i64,
+    /// Spend the grouping cannot put on a row (its records do not name the grouping's
+    /// dimension).
+    pub unallocated: i64,
+    /// `rows + unallocated`.
+    pub total: i64,
+    /// The records the unallocated spend comes from (largest first).
+    pub unallocated_by: Vec<SpendKey>,
+    /// `exact`, or `estimated` when a segment split some record by its sessions.
+    pub basis: SpendBasis,
+    /// Spend a segment left out because its records cover no session in the range (so
+    /// cannot be split); 0 without filters.
+    pub not_estimated: i64,
+    /// The records of [`SpendReconciliation::not_estimated`] (whole amounts).
+    pub not_estimated_by: Vec<SpendKey>,
 }
 
 /// One bucket of the timeseries.
@@ -1211,11 +1414,13 @@ pub fn sources(data: &ReportData, query: &Query) -> SourcesReport {
 /// [`sources`] with chains fitted beforehand (e.g. once for several reports over one range).
 pub fn sources_with(data: &ReportData, query: &Query, chains: &Chains) -> SourcesReport {
     let idx = Index::new(data, query.include_bots);
-    let (rows, totals) = compute(data, &idx, query, query.from, query.to, chains, None, &[]);
+    let (rows, totals, spend_reconciliation) =
+        compute(data, &idx, query, query.from, query.to, chains, None, &[]);
     SourcesReport {
         query: query.clone(),
         rows,
         totals,
+        spend_reconciliation,
     }
 }
 
@@ -1233,7 +1438,7 @@ pub fn sources_counted(leads: &ReportData, counted: &Counted, query: &Query) -> 
     } else {
         Chains::default()
     };
-    let (rows, totals) = compute(
+    let (rows, totals, spend_reconciliation) = compute(
         leads,
         &idx,
         query,
@@ -1247,6 +1452,7 @@ pub fn sources_counted(leads: &ReportData, counted: &Counted, query: &Query) -> 
         query: query.clone(),
         rows,
         totals,
+        spend_reconciliation,
     }
 }
 
@@ -1283,7 +1489,7 @@ pub fn sources_credited(
         ..ReportData::default()
     };
     let idx = Index::leads_only(&data, query.include_bots);
-    let (rows, totals) = compute(
+    let (rows, totals, spend_reconciliation) = compute(
         &data,
         &idx,
         query,
@@ -1297,6 +1503,7 @@ pub fn sources_credited(
         query: query.clone(),
         rows,
         totals,
+        spend_reconciliation,
     }
 }
 
@@ -1310,7 +1517,7 @@ fn compute<'a>(
     chains: &Chains,
     counted: Option<&'a Counted>,
     credited: &'a [CreditedRow],
-) -> (Vec<SourceRow>, SourceRow) {
+) -> (Vec<SourceRow>, SourceRow, SpendReconciliation) {
     let in_range = |t: i64| t >= from && t < to;
     let filters = &query.filters;
     let group_by = query.group_by;
@@ -1409,29 +1616,91 @@ fn compute<'a>(
         r.conversion_revenue += c.conversion_revenue;
     }
 
-    // spend
-    let spend_known = filters.spend_known();
-    let splittable = spend_known && !matches!(group_by, GroupBy::Medium | GroupBy::LandingPage);
-    let mut total_spend: i64 = 0;
+    // spend: the range's records (per channel, source, campaign), their part in the
+    // segment, and the row each names or the unallocated line
+    let mut records: BTreeMap<(&str, Option<&str>, Option<&str>), i64> = BTreeMap::new();
     for sp in data
         .spend
         .iter()
-        .filter(|sp| in_range(sp.day.saturating_mul(DAY_MS)) && filters.matches_spend(sp))
+        .filter(|sp| in_range(sp.day.saturating_mul(DAY_MS)))
     {
-        total_spend = total_spend.saturating_add(sp.amount);
-        if splittable {
-            if let Some(key) = group_by.spend_key(sp) {
-                let r = rows.entry(key).or_insert_with(|| SourceRow::named(key));
-                r.spend = Some(r.spend.unwrap_or(0).saturating_add(sp.amount));
+        let k = (
+            sp.channel.as_str(),
+            sp.source.as_deref(),
+            sp.campaign.as_deref(),
+        );
+        let e = records.entry(k).or_default();
+        *e = e.saturating_add(sp.amount);
+    }
+    let own_coverage;
+    let coverage: &[Coverage] = match counted {
+        Some(c) => &c.coverage,
+        None if filters.is_empty() => &[],
+        None => {
+            own_coverage = Coverage::of(
+                idx.sessions
+                    .iter()
+                    .filter(|s| in_range(s.started_at))
+                    .copied(),
+                filters,
+            );
+            &own_coverage
+        }
+    };
+    let holds = group_by.holds_spend();
+    let mut recon = SpendReconciliation::default();
+    let mut row_spend: BTreeMap<&'a str, f64> = BTreeMap::new();
+    let mut unallocated: Vec<(SpendKey, f64)> = Vec::new();
+    for ((channel, source, campaign), amount) in records {
+        let mut key = SpendKey {
+            channel: channel.to_owned(),
+            source: source.map(str::to_owned),
+            campaign: campaign.map(str::to_owned),
+            spend: amount,
+        };
+        let share = match filters.spend_share(&key, coverage) {
+            SpendShare::Exact(x) => x,
+            SpendShare::Estimated(x) => {
+                recon.basis = SpendBasis::Estimated;
+                x
+            }
+            SpendShare::Unknown => {
+                recon.not_estimated = recon.not_estimated.saturating_add(amount);
+                recon.not_estimated_by.push(key);
+                continue;
+            }
+        };
+        let part = amount as f64 * share;
+        if part == 0.0 {
+            continue;
+        }
+        match group_by.spend_key(channel, source, campaign) {
+            Some(k) => *row_spend.entry(k).or_default() += part,
+            None => {
+                key.spend = 0;
+                unallocated.push((key, part));
             }
         }
     }
+    for (key, part) in row_spend {
+        let r = rows.entry(key).or_insert_with(|| SourceRow::named(key));
+        r.spend = Some(part.round() as i64);
+    }
+    for (mut key, part) in unallocated {
+        key.spend = part.round() as i64;
+        recon.unallocated = recon.unallocated.saturating_add(key.spend);
+        recon.unallocated_by.push(key);
+    }
+    recon
+        .unallocated_by
+        .sort_by(|a, b| b.spend.cmp(&a.spend).then_with(|| a.cmp(b)));
 
     let mut rows: Vec<SourceRow> = rows.into_values().collect();
     for r in &mut rows {
-        if splittable && r.key != UNATTRIBUTED {
+        if holds && r.key != UNATTRIBUTED {
             r.spend = Some(r.spend.unwrap_or(0));
         }
+        recon.rows = recon.rows.saturating_add(r.spend.unwrap_or(0));
         r.finish_costs();
     }
     rows.sort_by(|a, b| {
@@ -1455,9 +1724,10 @@ fn compute<'a>(
         totals.conversions += r.conversions;
         totals.conversion_revenue += r.conversion_revenue;
     }
-    totals.spend = spend_known.then_some(total_spend);
+    recon.total = recon.rows.saturating_add(recon.unallocated);
+    totals.spend = Some(recon.total);
     totals.finish_costs();
-    (rows, totals)
+    (rows, totals, recon)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1484,7 +1754,7 @@ pub fn timeseries(
         .map(|start| {
             let from = start.max(query.from);
             let to = start.saturating_add(granularity.len_ms()).min(query.to);
-            let (_, mut figures) = compute(data, &idx, query, from, to, &chains, None, &[]);
+            let (_, mut figures, _) = compute(data, &idx, query, from, to, &chains, None, &[]);
             figures.key = granularity.label(start);
             TimeseriesPoint {
                 bucket: figures.key.clone(),
@@ -1521,7 +1791,7 @@ pub fn timeseries_counted(
             let from = start.max(query.from);
             let to = start.saturating_add(granularity.len_ms()).min(query.to);
             let bucket = counted(from, to);
-            let (_, mut figures) =
+            let (_, mut figures, _) =
                 compute(leads, &idx, query, from, to, &chains, Some(&bucket), &[]);
             figures.key = granularity.label(start);
             TimeseriesPoint {
@@ -1549,6 +1819,8 @@ pub enum PageSort {
     Views,
     /// By entrances.
     Entrances,
+    /// By exits.
+    Exits,
     /// By assisted leads.
     AssistedLeads,
     /// By assisted customers.
@@ -1567,6 +1839,7 @@ impl FromStr for PageSort {
             "path" => PageSort::Path,
             "views" => PageSort::Views,
             "entrances" => PageSort::Entrances,
+            "exits" => PageSort::Exits,
             "assisted_leads" => PageSort::AssistedLeads,
             "assisted_customers" => PageSort::AssistedCustomers,
             "assisted_revenue" => PageSort::AssistedRevenue,
@@ -1574,7 +1847,7 @@ impl FromStr for PageSort {
             _ => {
                 return Err(QueryError::new(
                     "sort",
-                    "must be path, views, entrances, assisted_leads, assisted_customers, assisted_revenue or direct_conversions",
+                    "must be path, views, entrances, exits, assisted_leads, assisted_customers, assisted_revenue or direct_conversions",
                 ))
             }
         })
@@ -1610,6 +1883,7 @@ pub fn pages(data: &ReportData, query: &Query, sort: PageSort, descending: bool)
             *e = (v.at, i);
         }
     }
+    let last = last_views(&data.pageviews);
     let lead_lists: Vec<Option<&str>> = data
         .pageviews
         .iter()
@@ -1633,6 +1907,7 @@ pub fn pages(data: &ReportData, query: &Query, sort: PageSort, descending: bool)
             path: &v.path,
             at: v.at,
             entrance: first.get(v.session.as_str()).is_some_and(|f| f.1 == i),
+            exit: last.get(v.session.as_str()).is_some_and(|l| l.1 == i),
             leads: leads.as_slice(),
         })
         .collect();
@@ -1704,6 +1979,7 @@ pub fn pages_counted(counted: &[PageCount], sort: PageSort, descending: bool) ->
             path: c.path.clone(),
             views: c.views,
             entrances: c.entrances,
+            exits: c.exits,
             assisted_leads: c.assisted_leads,
             assisted_customers: c.assisted_customers,
             assisted_revenue: c.assisted_revenue as f64,
@@ -1718,6 +1994,7 @@ fn sort_pages(mut rows: Vec<PageRow>, sort: PageSort, descending: bool) -> Vec<P
     rows.retain(|r| {
         r.views > 0
             || r.entrances > 0
+            || r.exits > 0
             || r.assisted_leads > 0
             || r.assisted_customers > 0
             || r.direct_conversions > 0
@@ -1727,6 +2004,7 @@ fn sort_pages(mut rows: Vec<PageRow>, sort: PageSort, descending: bool) -> Vec<P
             PageSort::Path => a.path.cmp(&b.path),
             PageSort::Views => a.views.cmp(&b.views),
             PageSort::Entrances => a.entrances.cmp(&b.entrances),
+            PageSort::Exits => a.exits.cmp(&b.exits),
             PageSort::AssistedLeads => a.assisted_leads.cmp(&b.assisted_leads),
             PageSort::AssistedCustomers => a.assisted_customers.cmp(&b.assisted_customers),
             PageSort::AssistedRevenue => a.assisted_revenue.total_cmp(&b.assisted_revenue),

@@ -437,6 +437,21 @@ fn rows_are_numbered_by_their_line() {
     assert_eq!(err(&rows[2]), (7, "missing_value"));
 }
 
+/// Found by the `csv_import` fuzz target: the CSV reader splits rows at a lone `\r`
+/// (old Mac spreadsheet exports) but numbers lines by `\n` only, so every row of such a
+/// file had the same number. Scenario: a header and three rows ended by `\r`, a blank
+/// `\r` line before the third, then one row ended by `\r\n`. Expected by hand: rows 2, 3,
+/// 5 and 6.
+#[test]
+fn rows_after_lone_carriage_returns_are_numbered_by_their_line() {
+    let csv = "deal_id,email,revenue,closed_at\rd1,a@example.com,1,2026-10-11\rd2,b@example.com,2,2026-10-11\r\rd3,c@example.com,3,2026-10-11\r\nd4,,4,2026-10-11\r\n";
+    let rows = parse_conversions(csv.as_bytes(), &usd()).expect("file");
+    let numbers: Vec<u64> = rows.iter().map(|r| r.row).collect();
+    assert_eq!(numbers, [2, 3, 5, 6]);
+    assert_eq!(ok(&rows[2]).deal_id, "d3");
+    assert_eq!(err(&rows[3]), (6, "missing_value"));
+}
+
 #[test]
 fn json_bodies_follow_the_csv_rules() {
     use closeloop_core::import::{conversion_from_json, spend_from_json};

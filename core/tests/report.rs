@@ -427,7 +427,11 @@ fn sessions_leads_and_conversions_are_built_as_written() {
 fn query_of(sc: &Value, q: &Value) -> Query {
     let (from, to) = range(sc);
     let mut query = Query::new(from, to);
-    query.group_by = GroupBy::Channel;
+    query.group_by = q["group_by"]
+        .as_str()
+        .unwrap_or("channel")
+        .parse()
+        .expect("group_by");
     query.model = s(&q["model"]).parse::<Model>().expect("model");
     query.lookback_days = q["lookback_days"].as_i64().expect("lookback");
     query.half_life_days = q["half_life_days"].as_f64().expect("half life");
@@ -502,15 +506,38 @@ fn sources_reports_match_the_hand_worked_figures() {
             check_row(&format!("{name} [{}]", row.key), row, &want_rows[&row.key]);
         }
         check_row(&format!("{name} [totals]"), &report.totals, &exp["totals"]);
+        // the spend reconciliation, where the file works it out
+        if let Some(want) = exp.get("spend_reconciliation") {
+            let got = serde_json::to_value(&report.spend_reconciliation).expect("json");
+            for (k, v) in want.as_object().expect("object") {
+                if k != "why" {
+                    assert_eq!(&got[k], v, "{name} spend_reconciliation.{k}");
+                }
+            }
+        }
+        let rec = &report.spend_reconciliation;
+        assert_eq!(
+            rec.rows + rec.unallocated,
+            rec.total,
+            "{name}: spend adds up"
+        );
+        assert_eq!(
+            report.totals.spend,
+            Some(rec.total),
+            "{name}: totals' spend"
+        );
+        let rows_spend: i64 = report.rows.iter().filter_map(|r| r.spend).sum();
+        assert_eq!(rows_spend, rec.rows, "{name}: rows' spend");
         // page views per row: the hand-written page views of the row's sessions
         let segment = &query.filters;
+        let field = exp["query"]["group_by"].as_str().unwrap_or("channel");
         for row in &report.rows {
             let want: u64 = sc["expected"]["sessions"]
                 .as_array()
                 .into_iter()
                 .flatten()
                 .filter(|x| {
-                    s(&x["channel"]) == row.key
+                    x[field].as_str().unwrap_or("(not set)") == row.key
                         && x["is_bot"] == Value::Bool(false)
                         && segment
                             .country
@@ -589,6 +616,7 @@ fn pages_report_matches() {
             "{} entrances",
             r.path
         );
+        assert_eq!(Some(r.exits), want["exits"].as_u64(), "{} exits", r.path);
         assert_eq!(
             Some(r.assisted_leads),
             want["assisted_leads"].as_u64(),
@@ -648,6 +676,7 @@ fn check_page_rows(name: &str, rows: &[closeloop_core::assists::PageRow], expect
         let got = [
             r.views,
             r.entrances,
+            r.exits,
             r.assisted_leads,
             r.assisted_customers,
             r.direct_conversions,
@@ -655,6 +684,7 @@ fn check_page_rows(name: &str, rows: &[closeloop_core::assists::PageRow], expect
         let want_counts: Vec<u64> = [
             "views",
             "entrances",
+            "exits",
             "assisted_leads",
             "assisted_customers",
             "direct_conversions",
@@ -665,7 +695,7 @@ fn check_page_rows(name: &str, rows: &[closeloop_core::assists::PageRow], expect
         assert_eq!(
             got.to_vec(),
             want_counts,
-            "{name} {} (views, entrances, assisted leads, customers, direct)",
+            "{name} {} (views, entrances, exits, assisted leads, customers, direct)",
             r.path
         );
         check_f(
@@ -954,25 +984,65 @@ fn spend_follows_the_grouping() {
     assert_eq!(row(&r, "google").roi, Some(19.0));
     assert_eq!(row(&r, "bing").roi, Some(-1.0));
 
+    assert_eq!(
+        (
+            r.spend_reconciliation.rows,
+            r.spend_reconciliation.unallocated
+        ),
+        (600, 0),
+        "every record names a source"
+    );
+
+    // Recorded without a campaign, google's 200 and bing's 100 name no campaign row: they
+    // are the unallocated line, never a "(not set)" campaign that spent and lost money.
     q.group_by = GroupBy::Campaign;
     let r = sources(&data, &q);
     assert_eq!(row(&r, "brand").spend, Some(300));
     assert_eq!(
         row(&r, "(not set)").spend,
-        Some(300),
-        "spend without a campaign: 200 + 100"
+        Some(0),
+        "the untagged traffic's row holds no spend"
     );
+    let rec = &r.spend_reconciliation;
+    assert_eq!((rec.rows, rec.unallocated, rec.total), (300, 300, 600));
+    assert_eq!(r.totals.spend, Some(600), "rows 300 + unallocated 300");
+    let by: Vec<(Option<&str>, i64)> = rec
+        .unallocated_by
+        .iter()
+        .map(|k| (k.source.as_deref(), k.spend))
+        .collect();
+    assert_eq!(by, [(Some("google"), 200), (Some("bing"), 100)]);
+    assert_eq!(rec.basis, closeloop_core::report::SpendBasis::Exact);
 
+    // Spend has no medium: every record is unallocated, the rows' spend is unknown.
     q.group_by = GroupBy::Medium;
     let r = sources(&data, &q);
     assert!(r.rows.iter().all(|x| x.spend.is_none() && x.cac.is_none()));
     assert_eq!(r.totals.spend, Some(600), "the totals still carry it");
+    assert_eq!(r.spend_reconciliation.unallocated, 600);
+    assert_eq!(r.spend_reconciliation.unallocated_by.len(), 3);
 
+    // A device segment: each Paid Search record is split by its sessions' share on
+    // desktop. google/brand and google (no campaign) cover s1 only (desktop): whole,
+    // 300 + 200; bing covers no session in the range: it cannot be split, so it is left
+    // out and reported, not dropped silently.
     q.group_by = GroupBy::Channel;
     q.filters.device = Some("Desktop".into());
     let r = sources(&data, &q);
-    assert_eq!(r.totals.spend, None, "spend has no device");
-    assert_eq!(row(&r, "Paid Search").spend, None);
+    assert_eq!(r.totals.spend, Some(500));
+    assert_eq!(row(&r, "Paid Search").spend, Some(500));
+    assert_eq!(row(&r, "Paid Search").cac, Some(500.0), "500 / 1 customer");
+    let rec = &r.spend_reconciliation;
+    assert_eq!(rec.basis, closeloop_core::report::SpendBasis::Estimated);
+    assert_eq!(rec.not_estimated, 100);
+    assert_eq!(rec.not_estimated_by[0].source.as_deref(), Some("bing"));
+
+    // A mobile segment: s1 is desktop, so Paid Search's google records have 0 of their 1
+    // session in it: no spend.
+    q.filters.device = Some("mobile".into());
+    let r = sources(&data, &q);
+    assert_eq!(r.totals.spend, Some(0));
+    assert!(r.rows.iter().all(|x| x.key != "Paid Search"));
 
     q.filters = Filters {
         source: Some("bing".into()),
@@ -1189,6 +1259,10 @@ fn openapi_schemas_match_the_engine_output() {
             serde_json::to_value(&report.query.filters).expect("filters"),
         ),
         ("PageRow", serde_json::to_value(&page).expect("page")),
+        (
+            "SpendReconciliation",
+            serde_json::to_value(&report.spend_reconciliation).expect("reconciliation"),
+        ),
         (
             "TimeseriesPoint",
             serde_json::to_value(point).expect("point"),

@@ -645,3 +645,56 @@ fn new_visitors_and_exits_by_hand() {
         .collect();
     assert_eq!(steps, [(None, "Email", 1), (Some("Email"), "Direct", 1)]);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(150))]
+
+    /// A site split into shards by visitor (issue 14): the traffic of each shard's rollup,
+    /// summed with `Traffic::merge_disjoint`, is the traffic of the site's whole rollup (rows,
+    /// distinct visitors, journey steps), over hours and day summaries; page figures too.
+    #[test]
+    fn shards_traffic_sums_to_the_site_traffic(
+        w in world_strategy(),
+        queries in proptest::collection::vec(query_strategy(), 1..4),
+        n in 1u64..4,
+    ) {
+        let mut whole = Rollup::new();
+        let mut shards: Vec<Rollup> = (0..n).map(|_| Rollup::new()).collect();
+        for (visitor, events) in &w.visitors {
+            let mut shard: Shard<SessionTouch> = Shard::default();
+            let changes = shard.ingest(events, 3, excluded);
+            whole.apply(visitor, &changes);
+            let i = (visitor_hash(visitor) % n) as usize;
+            shards[i].apply(visitor, &changes);
+        }
+        let days: Vec<_> = shards.iter().map(Rollup::days).collect();
+        let whole_days = whole.days();
+        for (q, _) in &queries {
+            let parts: Vec<answer::Traffic> = shards
+                .iter()
+                .map(|r| answer::traffic(r, q).expect("aligned"))
+                .collect();
+            let want = answer::traffic(&whole, q).expect("aligned");
+            prop_assert_eq!(answer::Traffic::merge_disjoint(&parts), want);
+            let pages: Vec<_> = shards
+                .iter()
+                .map(|r| answer::page_traffic(r, q).expect("aligned"))
+                .collect();
+            prop_assert_eq!(
+                answer::merge_page_traffic(&pages),
+                answer::page_traffic(&whole, q).expect("aligned")
+            );
+            let mut dq = q.clone();
+            dq.from = (q.from / DAY_MS) * DAY_MS;
+            dq.to = dq.from + DAY_MS * (1 + (q.to - q.from) / DAY_MS).min(3);
+            let parts: Vec<answer::Traffic> = days
+                .iter()
+                .map(|r| answer::traffic(r, &dq).expect("aligned"))
+                .collect();
+            prop_assert_eq!(
+                answer::Traffic::merge_disjoint(&parts),
+                answer::traffic(&whole_days, &dq).expect("aligned")
+            );
+        }
+    }
+}

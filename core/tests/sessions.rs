@@ -210,42 +210,49 @@ fn pages_report_counts_views_entrances_assists_and_direct_conversions() {
             path: "/",
             at: 500,
             entrance: true,
+            exit: true,
             leads: ann,
         },
         PageView {
             path: "/pricing",
             at: 1500,
             entrance: true,
+            exit: false,
             leads: ann,
         },
         PageView {
             path: "/pricing",
             at: 1600,
             entrance: false,
+            exit: false,
             leads: ann,
         },
         PageView {
             path: "/demo",
             at: 2000,
             entrance: false,
+            exit: true,
             leads: ann,
         },
         PageView {
             path: "/pricing",
             at: 3000,
             entrance: true,
+            exit: true,
             leads: &[],
         },
         PageView {
             path: "/blog",
             at: 100,
             entrance: true,
+            exit: false,
             leads: cy,
         },
         PageView {
             path: "/demo",
             at: 7000,
             entrance: false,
+            exit: true,
             leads: cy,
         },
     ];
@@ -292,6 +299,13 @@ fn pages_report_counts_views_entrances_assists_and_direct_conversions() {
     );
     let pricing = row(&rows, "/pricing");
     assert_eq!((pricing.views, pricing.entrances), (3, 2));
+    // Exits (a session's last page view, in the range): Ann's first session left from /
+    // at 500 (before the range), her second from /demo at 2000, Bob's from /pricing at
+    // 3000, Cy's from /demo at 7000.
+    assert_eq!(
+        (home.exits, pricing.exits, row(&rows, "/demo").exits),
+        (0, 1, 2)
+    );
     assert_eq!(
         (
             pricing.assisted_leads,

@@ -85,7 +85,8 @@ pub async fn route(req: &mut Request, env: &Env, rest: &[&str], now: i64) -> Api
     }
 }
 
-fn is_rotate(segment: &str) -> bool {
+/// Whether a key segment is `{key}:rotate`.
+pub(crate) fn is_rotate(segment: &str) -> bool {
     segment.len() > ":rotate".len() && segment.ends_with(":rotate")
 }
 

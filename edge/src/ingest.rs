@@ -205,6 +205,11 @@ pub fn sessions_from(events: &[StoredEvent], site: &SiteConfig) -> Vec<SessionRo
                 .iter()
                 .find(|e| e.kind == "pageview")
                 .map(|e| e.event_id.clone()),
+            exit: members
+                .iter()
+                .rev()
+                .find(|e| e.kind == "pageview")
+                .map(|e| (e.path.clone(), e.derived_ts)),
         })
     })
     .collect()
@@ -579,9 +584,12 @@ mod tests {
         let s = sessions_from(&events, &site());
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].entrance.as_deref(), Some("ev-5"));
-        // no page view at all: no entrance
+        // and the larger id is the exit (the last page view in the same order)
+        assert_eq!(s[0].exit, Some(("/b".to_string(), 2_000)));
+        // no page view at all: no entrance, no exit
         let s = sessions_from(&events[..1], &site());
         assert_eq!(s[0].entrance, None);
+        assert_eq!(s[0].exit, None);
     }
 
     #[test]
@@ -647,6 +655,7 @@ mod tests {
             is_bot: false,
             event_ids: vec![String::new(); events],
             entrance: None,
+            exit: None,
         };
         // delete + queue (3) + one insert and one update per 90 events per session
         assert_eq!(write_cost(&[]), 3);

@@ -22,6 +22,7 @@ use worker::{D1Database, D1PreparedStatement, Env};
 
 pub mod agents;
 pub mod audit;
+pub mod catalog;
 pub mod erasure;
 mod ingest;
 pub mod keys;
@@ -126,6 +127,8 @@ pub struct SessionRow {
     /// The id of its first page view (in `event_ids`' order), if it has one: the page view
     /// flagged as its entrance.
     pub entrance: Option<String>,
+    /// Its last page view's path and time (its exit), if it has a page view.
+    pub exit: Option<(String, i64)>,
 }
 
 fn s(v: &str) -> JsValue {
@@ -492,8 +495,8 @@ impl Store {
             stmts.push(self.stmt(
                 "INSERT INTO sessions (site_id, session_id, visitor_id, started_at, ended_at, channel, \
                  source, medium, campaign, term, content, referrer_host, landing_path, click_id, \
-                 pageviews, is_bot, country, device_type, bot_reason) SELECT ?1, ?2, ?3, ?4, ?5, ?6, \
-                 ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
+                 pageviews, is_bot, exit_path, exit_at, country, device_type, bot_reason) SELECT ?1, \
+                 ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
                  (SELECT country FROM events WHERE site_id = ?1 AND event_id = substr(?2, 3)), \
                  (SELECT device_type FROM events WHERE site_id = ?1 AND event_id = substr(?2, 3)), \
                  (SELECT bot_reason FROM events WHERE site_id = ?1 AND event_id = substr(?2, 3)) \
@@ -504,6 +507,7 @@ impl Store {
                  content = excluded.content, referrer_host = excluded.referrer_host, \
                  landing_path = excluded.landing_path, click_id = excluded.click_id, \
                  pageviews = excluded.pageviews, is_bot = excluded.is_bot, \
+                 exit_path = excluded.exit_path, exit_at = excluded.exit_at, \
                  country = excluded.country, device_type = excluded.device_type, \
                  bot_reason = excluded.bot_reason",
                 &[
@@ -523,6 +527,8 @@ impl Store {
                     opt(t.click_id.as_deref()),
                     n(x.pageviews),
                     b(x.is_bot),
+                    opt(x.exit.as_ref().map(|e| e.0.as_str())),
+                    x.exit.as_ref().map_or(JsValue::NULL, |e| n(e.1)),
                 ],
             )?);
             // D1 allows 100 bound parameters per statement: ids go in chunks. Each event

@@ -8,14 +8,22 @@
 //! starts a dedicated one with [`worker::Worker::start`].
 
 pub mod beacon;
+pub mod demo_data;
 pub mod http;
 pub mod openapi;
 pub mod receiver;
+pub mod scenario;
 pub mod site;
 pub mod worker;
 
 #[cfg(feature = "browser")]
 pub mod browser;
+#[cfg(feature = "browser")]
+pub mod dashboard;
+#[cfg(feature = "browser")]
+pub mod faults;
+#[cfg(feature = "browser")]
+pub mod proxy;
 
 /// Errors in the harness are plain strings: they end a test with a readable message.
 pub type Result<T = ()> = std::result::Result<T, String>;

@@ -38,6 +38,53 @@ pub struct Worker {
     log: PathBuf,
     /// Extra `--var NAME:VALUE` for `wrangler dev` (see [`Worker::start_with_vars`]).
     vars: Vec<(String, String)>,
+    /// A wrangler configuration of its own (raised rate limits), else `wrangler.toml`.
+    config: Option<PathBuf>,
+}
+
+/// Every `[[ratelimits]]` limit a worker started with [`Worker::start_raised`] has, per
+/// period: far above anything a local run sends, so that a load or fault run measures
+/// the worker, not the limiters (all local traffic comes from one address).
+pub const RAISED_RATE_LIMIT: u64 = 1_000_000;
+
+/// `wrangler.toml` with every rate limit set to `limit` and its paths made absolute, so
+/// that the copy can live outside the repository (in a run's state directory). Paths
+/// found in `moved` (`main`, `directory`, ... → a new absolute path) are replaced.
+pub fn config_with_limits(limit: u64, moved: &[(&str, PathBuf)]) -> Result<String> {
+    let text = std::fs::read_to_string(root().join("wrangler.toml"))
+        .map_err(|e| format!("wrangler.toml: {e}"))?;
+    let mut out = String::new();
+    for line in text.lines() {
+        let t = line.trim_start();
+        let path_key = ["main", "directory", "migrations_dir"]
+            .into_iter()
+            .find(|k| t.starts_with(&format!("{k} =")));
+        if t.starts_with("simple = {") {
+            let period = t
+                .split("period")
+                .nth(1)
+                .and_then(|r| r.trim_start_matches([' ', '=']).split([' ', '}']).next())
+                .unwrap_or("10");
+            out.push_str(&format!(
+                "simple = {{ limit = {limit}, period = {period} }}\n"
+            ));
+        } else if let Some(k) = path_key {
+            let value = t
+                .split('"')
+                .nth(1)
+                .ok_or_else(|| format!("wrangler.toml: no quoted value in `{t}`"))?;
+            let abs = moved
+                .iter()
+                .find(|(key, _)| *key == k)
+                .map(|(_, p)| p.clone())
+                .unwrap_or_else(|| root().join(value));
+            out.push_str(&format!("{k} = \"{}\"\n", abs.display()));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    Ok(out)
 }
 
 /// The variable that lets webhooks reach a receiver on 127.0.0.1, and the one value that
@@ -104,6 +151,21 @@ pub fn check_built() -> Result {
     Ok(())
 }
 
+/// Copies the files under `from` into `to` (created), recursively.
+fn copy_dir(from: &Path, to: &Path) -> Result {
+    std::fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
+    let entries = std::fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))?;
+    for e in entries.filter_map(|e| e.ok()) {
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if src.is_dir() {
+            copy_dir(&src, &dst)?;
+        } else {
+            std::fs::copy(&src, &dst).map_err(|e| format!("{}: {e}", src.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// Applies the D1 migrations to the local database under `persist`.
 pub fn migrate(persist: &Path) -> Result {
     let out = wrangler_env(&mut Command::new(wrangler()))
@@ -139,9 +201,45 @@ impl Worker {
 
     /// [`Worker::start`] with exactly these extra variables.
     pub fn start_with_vars(vars: &[(&str, &str)]) -> Result<Worker> {
+        Self::start_full(None, vars)
+    }
+
+    /// Starts a dedicated worker whose rate limits are all [`RAISED_RATE_LIMIT`] (a
+    /// copy of `wrangler.toml` in its state directory), for load and fault runs.
+    pub fn start_raised() -> Result<Worker> {
+        Worker::start_with(Some(RAISED_RATE_LIMIT))
+    }
+
+    /// [`Worker::start`], with every rate limit set to `limit` when given.
+    pub fn start_with(limit: Option<u64>) -> Result<Worker> {
+        Self::start_full(limit, &[LOOPBACK_SWITCH])
+    }
+
+    /// A dedicated worker with fresh local state, every rate limit set to `limit` when
+    /// given, and exactly these extra variables.
+    fn start_full(limit: Option<u64>, vars: &[(&str, &str)]) -> Result<Worker> {
         check_built()?;
         let persist = temp_dir("state")?;
         migrate(&persist)?;
+        let config = match limit {
+            Some(n) => {
+                // a directory of its own: wrangler watches the configuration's directory
+                let dir = persist.join("config");
+                std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                // and a copy of the built worker and assets, so that a build during a
+                // long run does not reload it under the run
+                let build = dir.join("build");
+                let public = dir.join("public");
+                copy_dir(&root().join("edge").join("build"), &build)?;
+                copy_dir(&root().join("dist").join("public"), &public)?;
+                let path = dir.join("wrangler.toml");
+                let moved = [("main", build.join("index.js")), ("directory", public)];
+                std::fs::write(&path, config_with_limits(n, &moved)?)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                Some(path)
+            }
+            None => None,
+        };
         let token = format!("admin-{}-{}", std::process::id(), crate::now_ms());
         let port = free_port()?;
         let mut w = Worker {
@@ -155,6 +253,7 @@ impl Worker {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            config,
         };
         w.spawn()?;
         Ok(w)
@@ -181,6 +280,7 @@ impl Worker {
             port,
             child: None,
             vars: Vec::new(),
+            config: None,
         };
         w.spawn()?;
         Ok(w)
@@ -209,6 +309,7 @@ impl Worker {
                         admin_token,
                         child: None,
                         vars: Vec::new(),
+                        config: None,
                     }),
                     _ => Worker::start(),
                 }
@@ -222,7 +323,11 @@ impl Worker {
         let log = std::fs::File::create(&self.log).map_err(|e| e.to_string())?;
         let log2 = log.try_clone().map_err(|e| e.to_string())?;
         let mut cmd = watched_wrangler();
-        cmd.args(["dev", "--ip", "127.0.0.1", "--port"])
+        cmd.arg("dev");
+        if let Some(c) = &self.config {
+            cmd.arg("--config").arg(c);
+        }
+        cmd.args(["--ip", "127.0.0.1", "--port"])
             .arg(self.port.to_string())
             .arg("--inspector-port")
             .arg(inspector.to_string())
@@ -301,6 +406,12 @@ impl Worker {
     pub fn restart(&mut self) -> Result {
         self.stop();
         self.spawn()
+    }
+
+    /// The process id of the worker's `wrangler dev` (its watchdog shell), when this
+    /// process started it: `workerd` and `node` are its descendants.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// The full URL of a path on the worker.

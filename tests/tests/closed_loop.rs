@@ -325,9 +325,10 @@ fn sessions_are_stored_as_the_scenario_says() {
 }
 
 /// Scenario: the sources report of every written query (all nine models; country=DE;
-/// channel=Email; lookback_days=14; conversion=opportunity): each row's visitors,
-/// sessions, credited leads / customers / revenue, conversions, spend, CAC, revenue per
-/// customer, ROI, the totals row, and no row the file does not list.
+/// channel=Email; lookback_days=14; conversion=opportunity; by campaign): each row's
+/// visitors, sessions, credited leads / customers / revenue, conversions, spend, CAC,
+/// revenue per customer, ROI, the totals row, the spend reconciliation where the file
+/// works it out, and no row the file does not list.
 #[test]
 fn every_sources_report_of_the_scenario() {
     let l = loaded();
@@ -362,6 +363,13 @@ fn every_sources_report_of_the_scenario() {
             &report["totals"],
             &a.json["totals"],
         ));
+        if let Some(want) = report.get("spend_reconciliation") {
+            errors.extend(diff(
+                &format!("{name} [spend_reconciliation]"),
+                want,
+                &a.json["spend_reconciliation"],
+            ));
+        }
     }
     timings.sort();
     println!(

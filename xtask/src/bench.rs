@@ -78,6 +78,9 @@ pub fn run(args: &[String]) -> Result {
         ));
         return Ok(());
     }
+    // the soak, load and fuzz sections are other commands' (see benchmarks_md.rs)
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    let md = crate::benchmarks_md::keep_sections(&md, &old);
     std::fs::write(&path, md).map_err(|e| e.to_string())?;
     note(format!("wrote {}", path.display()));
     Ok(())
@@ -87,7 +90,9 @@ pub fn run(args: &[String]) -> Result {
 fn sections(md: &str) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
     for line in md.split_inclusive('\n') {
-        if line.starts_with("## ") {
+        // a marked section's opening line (soak, load, fuzz: benchmarks_md.rs) starts
+        // a piece of its own, so that it stays with the section it opens
+        if line.starts_with("## ") || line.starts_with("<!-- section:") {
             out.push((line.trim_end().to_string(), String::new()));
         }
         if let Some(last) = out.last_mut() {

@@ -353,8 +353,9 @@ fn generate(db: &Path, site: &str, events: usize) -> Result<Counts> {
                  channel, source, medium, campaign, term, content, referrer_host, landing_path, \
                  click_id, pageviews, is_bot, country, device_type, prev_at, prev_channel, \
                  prev_channel_at, prev_source_at, prev_medium_at, prev_campaign_at, \
-                 prev_landing_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL, NULL, ?10, \
-                 ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
+                 prev_landing_at, exit_path, exit_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, \
+                 ?9, NULL, NULL, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, \
+                 ?22, ?23, ?24, ?25)",
             )
             .map_err(e)?;
         let mut ins_visitor = tx
@@ -441,6 +442,8 @@ fn generate(db: &Path, site: &str, events: usize) -> Result<Counts> {
                 // the session's first and last event times (derived_ts), as sessionisation
                 // writes them
                 let (mut started, mut ended) = (i64::MAX, 0);
+                // its last page view (the exit, migration 0010): path and time
+                let mut exit: (&str, i64) = ("", 0);
                 let last_form = is_lead && k + 1 == n_sessions;
                 let n_events = pageviews + i64::from(last_form);
                 for i in 0..n_events {
@@ -519,6 +522,9 @@ fn generate(db: &Path, site: &str, events: usize) -> Result<Counts> {
                     first_seen = first_seen.min(derived);
                     started = started.min(derived);
                     ended = ended.max(derived);
+                    if !form {
+                        exit = (path, derived);
+                    }
                     last_seen = last_seen.max(derived);
                     if form {
                         let n = c.leads;
@@ -607,6 +613,8 @@ fn generate(db: &Path, site: &str, events: usize) -> Result<Counts> {
                         marks[2],
                         marks[3],
                         marks[4],
+                        exit.0,
+                        exit.1,
                     ])
                     .map_err(e)?;
                 c.sessions += 1;
@@ -870,12 +878,17 @@ fn worker_sql_ms(db: &Path, site: &str) -> Result<f64> {
 }
 
 /// What [`pages_sql_ms`] times, in `Store::pages_data`'s order.
-const PAGES_STATEMENTS: [&str; 3] = ["views and entrances", "assists", "direct conversions"];
+const PAGES_STATEMENTS: [&str; 4] = [
+    "views and entrances",
+    "assists",
+    "direct conversions",
+    "exits",
+];
 
 /// `Store::pages_data`'s statements without a segment (keep in step with
-/// `edge/src/store/reporting.rs`: `page_views_sql`, `page_assists_sql`, `page_direct_sql`),
-/// binds filled in for the whole year, the default lookback and no bots.
-fn pages_statements(site: &str) -> [String; 3] {
+/// `edge/src/store/reporting.rs`: `page_views_sql`, `page_assists_sql`, `page_direct_sql`,
+/// `page_exits_sql`), binds filled in for the whole year, the default lookback and no bots.
+fn pages_statements(site: &str) -> [String; 4] {
     let views = "WITH RECURSIVE p(path) AS ( \
          SELECT (SELECT min(e.path) FROM events e INDEXED BY events_pages \
            WHERE e.site_id = ?1 AND e.type = 'pageview') \
@@ -922,17 +935,20 @@ fn pages_statements(site: &str) -> [String; 3] {
             .replace("?3", &YEAR_TO.to_string())
             .replace("?4", &LOOKBACK_MS.to_string())
     };
-    [fill(views), fill(assists), fill(direct)]
+    let exits = "SELECT s.exit_path AS path, count(*) AS n FROM sessions s \
+         INDEXED BY sessions_site_exit WHERE s.site_id = ?1 AND s.exit_at >= ?2 \
+         AND s.exit_at < ?3 AND (?5 = 1 OR s.is_bot = 0) GROUP BY s.exit_path";
+    [fill(views), fill(assists), fill(direct), fill(exits)]
 }
 
 /// Runs `Store::pages_data`'s statements (no segment) in one sqlite3 process over `db`,
 /// every row formatted (to /dev/null): each statement's run time, ms.
 fn pages_sql_ms(db: &Path, site: &str) -> Result<Vec<f64>> {
-    let [views, assists, direct] = pages_statements(site);
-    let script = format!(".timer on\n.output /dev/null\n{views};\n{assists};\n{direct};");
+    let [views, assists, direct, exits] = pages_statements(site);
+    let script = format!(".timer on\n.output /dev/null\n{views};\n{assists};\n{direct};\n{exits};");
     let (_, times) = sqlite3_script(db, &script)?;
     if times.len() != PAGES_STATEMENTS.len() {
-        return Err(format!("sqlite3 timed {} statements, not 3", times.len()));
+        return Err(format!("sqlite3 timed {} statements, not 4", times.len()));
     }
     Ok(times)
 }
@@ -1351,8 +1367,8 @@ fn render(results: &[SizeResult], runs: usize) -> String {
          differently, so sqlite3 computes none of them).\n\n### Pages report\n\n\
          `GET .../reports/pages` over the year (default lookback, sorted by views), every \
          figure checked equal to core's reference `report::pages` over every row of the data \
-         set; \"its SQL alone\": `Store::pages_data`'s three statements (views and entrances, \
-         assists, direct conversions) in one sqlite3 process over the same file, each \
+         set; \"its SQL alone\": `Store::pages_data`'s four statements (views and entrances, \
+         assists, direct conversions, exits) in one sqlite3 process over the same file, each \
          statement's median. The segment `country=DE` reads each session (or event) it \
          filters.\n\n\
          | events | worker ms (median) | worker ms (cold) | ratio to sqlite3 | its SQL alone ms \

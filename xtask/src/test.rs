@@ -8,8 +8,10 @@ use closeloop_e2e::worker::{Worker, ENV_ADMIN, ENV_BASE, ENV_PERSIST};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-/// How long the fuzz target runs inside the test suite, in seconds.
-const FUZZ_SECONDS: u32 = 30;
+/// How long each fuzz target runs inside the test suite, in seconds.
+const FUZZ_SECONDS: u64 = 15;
+/// How long the schema fuzz of the worker runs inside the test suite, in seconds.
+const SCHEMA_FUZZ_SECONDS: u64 = 90;
 
 /// Totals over every suite.
 #[derive(Default)]
@@ -26,6 +28,7 @@ pub fn run(args: &[String]) -> Result {
     crate::install::chromium()?;
     if !skip_fuzz {
         crate::install::cargo_fuzz()?;
+        crate::schema_fuzz::install()?;
     }
     crate::build()?;
 
@@ -75,7 +78,11 @@ pub fn run(args: &[String]) -> Result {
         note("fuzzing skipped (--no-fuzz)");
     } else {
         say(format!(
-            "Fuzzing the batch parser and validator ({FUZZ_SECONDS}s)"
+            "Schema fuzz of the worker (schemathesis, {SCHEMA_FUZZ_SECONDS} s)"
+        ));
+        schema_fuzz(&mut tally)?;
+        say(format!(
+            "Fuzzing every parser ({FUZZ_SECONDS} s per target)"
         ));
         fuzz(&mut tally)?;
     }
@@ -202,62 +209,48 @@ fn number_before(s: &str, word: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// A bounded libFuzzer run of the `batch` target on the nightly toolchain; a crash is a
-/// failed test, with the crashing input left in `core/fuzz/artifacts/`.
+/// A bounded libFuzzer run of every fuzz target (`FUZZ_SECONDS` each, see
+/// `fuzz.rs`); a crash is a failed test, with the crashing input left in the target's
+/// `artifacts/`.
 fn fuzz(tally: &mut Tally) -> Result {
-    // New findings go to a scratch corpus (first directory), never into the repo; the
-    // committed seeds are read from core/fuzz/corpus/batch. `-s none`: no sanitizer
-    // (safe Rust; a panic is what we look for), which builds faster and runs ~7x more inputs.
-    let scratch = closeloop_e2e::temp_dir("fuzz-corpus")?;
-    let time = format!("-max_total_time={FUZZ_SECONDS}");
-    // cargo-fuzz wants a nightly rustc (`-Z` flags). The machines ship one; without it,
-    // the pinned stable toolchain with RUSTC_BOOTSTRAP=1 does the same (checked).
-    let nightly = util::output(Command::new("rustup").args(["toolchain", "list"]))
-        .is_some_and(|l| l.lines().any(|t| t.starts_with("nightly")));
-    let mut cmd = Command::new("cargo");
-    if nightly {
-        cmd.arg("+nightly");
-    } else {
-        cmd.env("RUSTC_BOOTSTRAP", "1");
-    }
-    cmd.args([
-        "fuzz",
-        "run",
-        "-s",
-        "none",
-        "--fuzz-dir",
-        "core/fuzz",
-        "batch",
-    ])
-    .arg(&scratch)
-    .args([
-        "core/fuzz/corpus/batch",
-        "--",
-        &time,
-        "-max_len=8192",
-        "-timeout=10",
-    ])
-    .arg("-dict=core/fuzz/batch.dict")
-    .env_remove("RUSTUP_TOOLCHAIN")
-    .env_remove("CARGO");
-    let what = if nightly {
-        "cargo +nightly fuzz run batch"
-    } else {
-        "cargo fuzz run batch (stable, RUSTC_BOOTSTRAP=1: no nightly here)"
+    let ran = match crate::fuzz::run_targets(FUZZ_SECONDS, &[], "test-fuzz") {
+        Ok(r) => r,
+        Err(e) => {
+            tally.failed += 1;
+            tally.failures.push(format!("fuzz: {e}"));
+            return Ok(());
+        }
     };
-    let result = util::step(what, "test-fuzz", &mut cmd);
-    let _ = std::fs::remove_dir_all(&scratch);
-    match result {
-        Ok(()) => {
-            tally.passed += 1;
-            Ok(())
+    for r in ran {
+        match r.error {
+            None => tally.passed += 1,
+            Some(e) => {
+                tally.failed += 1;
+                tally.failures.push(format!("fuzz {}: {e}", r.name));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The short schema fuzz of the worker (schemathesis over `docs/openapi.json`): any
+/// finding is a failed test.
+fn schema_fuzz(tally: &mut Tally) -> Result {
+    match crate::schema_fuzz::run(SCHEMA_FUZZ_SECONDS, "test-schema-fuzz") {
+        Ok(f) if f.ok => tally.passed += 1,
+        Ok(_) => {
+            tally.failed += 1;
+            tally.failures.push(
+                "schema fuzz: schemathesis found problems (target/xtask-logs/test-schema-fuzz.log)"
+                    .into(),
+            );
         }
         Err(e) => {
             tally.failed += 1;
-            tally.failures.push(format!("fuzz batch: {e}"));
-            Ok(())
+            tally.failures.push(format!("schema fuzz: {e}"));
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]

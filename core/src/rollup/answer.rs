@@ -17,8 +17,8 @@ use super::visitors::{VisitorSet, Visitors};
 use super::{Bucket, DayRollup, Rollup, VisitorCounts, DAY_MS, HOUR_MS};
 use crate::assists::PageRow;
 use crate::report::{
-    pages_counted, sources_counted, timeseries_counted, Counted, PageCount, PageSort, Query,
-    ReportData, SourcesReport, StepCount, TimeseriesPoint, TrafficRow,
+    pages_counted, sources_counted, timeseries_counted, Counted, Coverage, PageCount, PageSort,
+    Query, ReportData, SourcesReport, StepCount, TimeseriesPoint, TrafficRow,
 };
 use crate::time::Granularity;
 
@@ -95,12 +95,99 @@ impl std::error::Error for NotAligned {}
 
 /// A range's traffic: what `report::Counted::of` counts over every session, and whether the
 /// visitor counts are exact.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Traffic {
     /// The counts.
     pub counted: Counted,
     /// Whether every visitor figure is exact (no sketch was merged).
     pub visitors_exact: bool,
+}
+
+impl Traffic {
+    /// The traffic of a site from the traffic of its shards, when every visitor lives in
+    /// exactly one shard (issue 14's shards are keyed by a hash of the visitor id): rows with
+    /// the same key add up, visitors too (the shards' visitor sets are disjoint, so the
+    /// distinct visitors of the union are the sum), and each visitor's journey steps are
+    /// counted in its own shard only, so the steps add up as well; so do the spend coverage
+    /// rows (a session is in one shard). Exact when every part is. The rows, steps and
+    /// coverage come out in the order [`traffic`] gives them (by key).
+    pub fn merge_disjoint<'a>(parts: impl IntoIterator<Item = &'a Traffic>) -> Traffic {
+        let mut rows: BTreeMap<String, TrafficRow> = BTreeMap::new();
+        let mut steps: BTreeMap<(Option<String>, String), u64> = BTreeMap::new();
+        let mut cover: BTreeMap<(String, String, Option<String>), (u64, u64)> = BTreeMap::new();
+        let mut visitors = 0u64;
+        let mut exact = true;
+        for p in parts {
+            exact &= p.visitors_exact;
+            visitors = visitors.saturating_add(p.counted.visitors);
+            for r in &p.counted.rows {
+                let row = rows.entry(r.key.clone()).or_insert_with(|| TrafficRow {
+                    key: r.key.clone(),
+                    ..TrafficRow::default()
+                });
+                row.visitors = row.visitors.saturating_add(r.visitors);
+                row.sessions = row.sessions.saturating_add(r.sessions);
+                row.pageviews = row.pageviews.saturating_add(r.pageviews);
+            }
+            for s in &p.counted.steps {
+                let n = steps
+                    .entry((s.previous.clone(), s.channel.clone()))
+                    .or_default();
+                *n = n.saturating_add(s.sessions);
+            }
+            for c in &p.counted.coverage {
+                let e = cover
+                    .entry((c.channel.clone(), c.source.clone(), c.campaign.clone()))
+                    .or_default();
+                e.0 = e.0.saturating_add(c.sessions);
+                e.1 = e.1.saturating_add(c.in_segment);
+            }
+        }
+        Traffic {
+            counted: Counted {
+                rows: rows.into_values().collect(),
+                visitors,
+                steps: steps
+                    .into_iter()
+                    .map(|((previous, channel), sessions)| StepCount {
+                        previous,
+                        channel,
+                        sessions,
+                    })
+                    .collect(),
+                coverage: cover
+                    .into_iter()
+                    .map(
+                        |((channel, source, campaign), (sessions, in_segment))| Coverage {
+                            channel,
+                            source,
+                            campaign,
+                            sessions,
+                            in_segment,
+                        },
+                    )
+                    .collect(),
+            },
+            visitors_exact: exact,
+        }
+    }
+}
+
+/// Page figures of a site from those of its shards (they add up: a page view is in one
+/// shard).
+pub fn merge_page_traffic<'a>(
+    parts: impl IntoIterator<Item = &'a BTreeMap<String, super::PageFigures>>,
+) -> BTreeMap<String, super::PageFigures> {
+    let mut out: BTreeMap<String, super::PageFigures> = BTreeMap::new();
+    for part in parts {
+        for (path, p) in part {
+            let f = out.entry(path.clone()).or_default();
+            f.views += p.views;
+            f.entrances += p.entrances;
+            f.exits += p.exits;
+        }
+    }
+    out
 }
 
 fn bucket_range<B: Buckets>(r: &B, from: i64, to: i64) -> Result<(i64, i64), NotAligned> {
@@ -129,8 +216,26 @@ fn traffic_between<B: Buckets>(
     let mut steps: BTreeMap<(Option<String>, String), u64> = BTreeMap::new();
     // each row key's report fields once per call
     let mut seen: BTreeMap<&super::RowKey, Option<String>> = BTreeMap::new();
+    // with a segment, what spend records cover (report::Coverage): every counting row key's
+    // sessions per touch, and those in the segment
+    let mut cover: BTreeMap<(&str, &str, Option<&str>), (u64, u64)> = BTreeMap::new();
+    let mut in_segment: BTreeMap<&super::RowKey, bool> = BTreeMap::new();
     for (_, bucket) in r.range(first, end) {
         for (key, row) in &bucket.rows {
+            if !query.filters.is_empty() && (query.include_bots || !key.is_bot) && row.sessions > 0
+            {
+                let inside = *in_segment
+                    .entry(key)
+                    .or_insert_with(|| query.filters.matches(&key.as_session_row()));
+                let n = row.sessions as u64;
+                let c = cover
+                    .entry((&key.channel, &key.source, key.campaign.as_deref()))
+                    .or_default();
+                c.0 = c.0.saturating_add(n);
+                if inside {
+                    c.1 = c.1.saturating_add(n);
+                }
+            }
             let group = seen.entry(key).or_insert_with(|| {
                 let s = key.as_session_row();
                 ((query.include_bots || !key.is_bot) && query.filters.matches(&s))
@@ -188,6 +293,18 @@ fn traffic_between<B: Buckets>(
                     channel,
                     sessions,
                 })
+                .collect(),
+            coverage: cover
+                .into_iter()
+                .map(
+                    |((channel, source, campaign), (sessions, in_segment))| Coverage {
+                        channel: channel.to_owned(),
+                        source: source.to_owned(),
+                        campaign: campaign.map(str::to_owned),
+                        sessions,
+                        in_segment,
+                    },
+                )
                 .collect(),
         },
         visitors_exact: exact,
@@ -285,7 +402,24 @@ pub fn pages<B: Buckets>(
     sort: PageSort,
     descending: bool,
 ) -> Result<Vec<PageRow>, NotAligned> {
-    let traffic = page_traffic(r, query)?;
+    Ok(pages_from(
+        &page_traffic(r, query)?,
+        leads,
+        query,
+        sort,
+        descending,
+    ))
+}
+
+/// [`pages`] from page figures already summed (the shards' [`page_traffic`], merged with
+/// [`merge_page_traffic`]).
+pub fn pages_from(
+    traffic: &BTreeMap<String, super::PageFigures>,
+    leads: &ReportData,
+    query: &Query,
+    sort: PageSort,
+    descending: bool,
+) -> Vec<PageRow> {
     let credited = PageCount::of(leads, query);
     let paths: BTreeSet<&str> = traffic
         .keys()
@@ -303,6 +437,7 @@ pub fn pages<B: Buckets>(
                 path: path.to_owned(),
                 views: t.views.max(0) as u64,
                 entrances: t.entrances.max(0) as u64,
+                exits: t.exits.max(0) as u64,
                 assisted_leads: c.map_or(0, |c| c.assisted_leads),
                 assisted_customers: c.map_or(0, |c| c.assisted_customers),
                 assisted_revenue: c.map_or(0, |c| c.assisted_revenue),
@@ -310,5 +445,5 @@ pub fn pages<B: Buckets>(
             }
         })
         .collect();
-    Ok(pages_counted(&counted, sort, descending))
+    pages_counted(&counted, sort, descending)
 }

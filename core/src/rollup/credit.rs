@@ -36,7 +36,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::answer::{traffic, Buckets, NotAligned, RollupSources};
+use super::answer::{traffic, Buckets, NotAligned, RollupSources, Traffic};
 use super::{RowKey, StepKey, DAY_MS, HOUR_MS};
 use crate::attribution::{credit, Conversion, MarkovModel, Model, Params, TouchRef};
 use crate::report::{
@@ -341,13 +341,34 @@ pub fn sources<B: Buckets>(
     spend: &[SpendRow],
     query: &Query,
 ) -> Result<RollupSources, CannotAnswer> {
+    check(credits, query)?;
+    let t = traffic(r, query).map_err(CannotAnswer::NotAligned)?;
+    sources_from(&t, credits, converting, spend, query)
+}
+
+/// Whether the credit rollup can answer `query` (its parameters, a day-aligned range).
+fn check(credits: &CreditRollup, query: &Query) -> Result<(), CannotAnswer> {
     if query.params() != credits.params {
         return Err(CannotAnswer::OtherParams);
     }
     if query.from.rem_euclid(DAY_MS) != 0 || query.to.rem_euclid(DAY_MS) != 0 {
         return Err(CannotAnswer::NotAligned(NotAligned { bucket_ms: DAY_MS }));
     }
-    let t = traffic(r, query).map_err(CannotAnswer::NotAligned)?;
+    Ok(())
+}
+
+/// [`sources`] from the range's traffic already counted ([`traffic`] of the rollup, or the
+/// shards' traffic summed with [`Traffic::merge_disjoint`]): what a site split into shards
+/// answers with. `credits` needs only the days of the range and the hours of the range's
+/// lead steps.
+pub fn sources_from(
+    t: &Traffic,
+    credits: &CreditRollup,
+    converting: &[LeadJourney],
+    spend: &[SpendRow],
+    query: &Query,
+) -> Result<RollupSources, CannotAnswer> {
+    check(credits, query)?;
     let (first_day, end_day) = (query.from / DAY_MS, query.to / DAY_MS);
     let filters = &query.filters;
     let mut rows: BTreeMap<String, CreditedRow> = BTreeMap::new();
@@ -404,7 +425,7 @@ pub fn sources<B: Buckets>(
             );
         }
     } else {
-        let chains = chains(r, credits, converting, query)?;
+        let chains = chains(t, credits, converting, query);
         for (_, day) in days {
             for (p, &(n, revenue)) in &day.paths {
                 if p.with_bots != query.include_bots || !wanted(&p.kind) || n == 0 {
@@ -450,15 +471,14 @@ pub fn sources<B: Buckets>(
     })
 }
 
-/// The chains of the kinds the report credits, over the query's range, from the credit
-/// rollup (see the module docs).
-fn chains<B: Buckets>(
-    r: &B,
+/// The chains of the kinds the report credits, over the query's range, from the range's
+/// traffic and the credit rollup (see the module docs).
+fn chains(
+    t: &Traffic,
     credits: &CreditRollup,
     converting: &[LeadJourney],
     query: &Query,
-) -> Result<BTreeMap<String, MarkovModel>, CannotAnswer> {
-    let t = traffic(r, query).map_err(CannotAnswer::NotAligned)?;
+) -> BTreeMap<String, MarkovModel> {
     let (from_hour, to_hour) = (query.from / HOUR_MS, query.to / HOUR_MS);
     let with_bots = query.include_bots;
     let in_range = |t: i64| t >= query.from && t < query.to;
@@ -528,5 +548,5 @@ fn chains<B: Buckets>(
         );
         out.insert(kind, model);
     }
-    Ok(out)
+    out
 }

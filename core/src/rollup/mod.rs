@@ -223,7 +223,7 @@ pub struct Row<V> {
 }
 
 /// The figures of one page (and row) in one bucket.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PageFigures {
     /// Page views.
     pub views: i64,

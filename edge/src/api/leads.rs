@@ -1,4 +1,4 @@
-//! `GET /v1/sites/{site}/leads` (search by email, source, channel, date) and
+//! `GET /v1/sites/{site}/leads` (search by email, source, channel, stage, date) and
 //! `GET /v1/sites/{site}/leads/{lead}` (the journey: visitors and how each was linked,
 //! sessions with their touches, pages in order, conversions and every model's credit per
 //! touch), read key; erasure (`DELETE .../leads/{lead}`) and the lifting of its tombstone
@@ -61,10 +61,15 @@ fn summary(r: &LeadListRow) -> Value {
         "latest_touch": touch(&r.l_channel, &r.l_source, &r.l_medium, &r.l_campaign),
         "customer": r.customers > 0,
         "revenue": r.revenue,
+        "stages": r
+            .stages
+            .as_deref()
+            .and_then(|s| serde_json::from_str::<Vec<String>>(s).ok())
+            .unwrap_or_default(),
     })
 }
 
-/// Handles `GET .../leads?email=&source=&channel=&from=&to=&limit=&cursor=`.
+/// Handles `GET .../leads?email=&source=&channel=&stage=&from=&to=&limit=&cursor=`.
 pub async fn list(req: &Request, store: &Store, site: &SiteConfig) -> ApiResult<Response> {
     let pairs = query_pairs(req)?;
     let time = |name: &str, default: i64| -> ApiResult<i64> {
@@ -73,27 +78,37 @@ pub async fn list(req: &Request, store: &Store, site: &SiteConfig) -> ApiResult<
             Some(v) => crate::reports::parse_time(name, v),
         }
     };
-    let int = |name: &str, default: i64, max: i64| -> ApiResult<i64> {
+    let int = |name: &str, default: i64, min: i64, max: i64| -> ApiResult<i64> {
         match param(&pairs, name) {
             None => Ok(default),
             Some(v) => v
                 .parse::<i64>()
                 .ok()
-                .filter(|n| (0..=max).contains(n))
+                .filter(|n| (min..=max).contains(n))
                 .ok_or_else(|| {
                     ApiError::bad_request(
                         "invalid_parameter",
-                        format!("`{name}` must be a whole number from 0 to {max}"),
+                        format!("`{name}` must be a whole number from {min} to {max}"),
                     )
                 }),
         }
     };
-    let limit = int("limit", DEFAULT_LIMIT, MAX_LIMIT)?.max(1);
-    let offset = int("cursor", 0, i64::from(u32::MAX))?;
+    // `limit=0` was taken as 1 while the document says 1–500 (found by the schema fuzz)
+    let limit = int("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)?;
+    let offset = int("cursor", 0, 0, i64::from(u32::MAX))?;
     let search = LeadSearch {
         email: param(&pairs, "email").map(|e| e.to_ascii_lowercase()),
         source: param(&pairs, "source").map(String::from),
         channel: param(&pairs, "channel").map(String::from),
+        stage: match param(&pairs, "stage") {
+            Some(s) if s.len() > 64 => {
+                return Err(ApiError::bad_request(
+                    "invalid_parameter",
+                    "`stage` is longer than 64 bytes",
+                ))
+            }
+            s => s.map(str::to_ascii_lowercase),
+        },
         from: time("from", 0)?,
         to: time("to", FAR_FUTURE_MS)?,
         limit,

@@ -18,6 +18,7 @@ pub mod audit;
 pub mod bots;
 pub mod conversions;
 pub mod events_import;
+pub mod facets;
 pub mod health;
 pub mod leads;
 pub mod openapi;
@@ -65,7 +66,7 @@ const fn entry(method: &'static str, path: &'static str, scope: KeyKind) -> Rout
 }
 
 /// Every endpoint under `/v1/sites/{site}/` and its scope.
-pub const ROUTES: [Route; 21] = [
+pub const ROUTES: [Route; 22] = [
     entry("POST", "events:import", KeyKind::Write),
     entry("POST", "conversions", KeyKind::Write),
     entry("POST", "conversions:import", KeyKind::Write),
@@ -75,6 +76,7 @@ pub const ROUTES: [Route; 21] = [
     entry("GET", "reports/pages", KeyKind::Read),
     entry("GET", "reports/bots", KeyKind::Read),
     entry("GET", "reports/timeseries", KeyKind::Read),
+    entry("GET", "reports/facets", KeyKind::Read),
     entry("GET", "leads", KeyKind::Read),
     entry("GET", "leads/{lead}", KeyKind::Read),
     entry("DELETE", "leads/{lead}", KeyKind::Manage),
@@ -186,6 +188,7 @@ pub async fn route(
         ("reports/pages", _) => reports::pages(req, &store, &cfg, now).await,
         ("reports/bots", _) => bots::report(req, &store, &cfg, now).await,
         ("reports/timeseries", _) => reports::timeseries(req, &store, &cfg, now).await,
+        ("reports/facets", _) => facets::facets(req, &store, &cfg, now).await,
         ("leads", _) => leads::list(req, &store, &cfg).await,
         ("leads/{lead}", [_, lead]) if r.method == "GET" => {
             leads::journey(req, &store, &cfg, lead, now).await
@@ -403,6 +406,7 @@ mod tests {
             Err(405)
         );
         assert!(!handles(&["leads", ""]));
+        assert!(handles(&["reports", "facets"]));
         assert!(!handles(&["nothing"]));
         let r = find(&Method::Post, &["webhooks", "wh_1:rotate"]).expect("route");
         assert_eq!(r.path, "webhooks/{webhook}:rotate");

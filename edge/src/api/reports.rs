@@ -47,6 +47,7 @@ pub async fn sources(
         "query": r.query,
         "rows": rows,
         "totals": r.totals,
+        "spend_reconciliation": r.spend_reconciliation,
     }))?)
 }
 

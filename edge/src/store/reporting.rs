@@ -34,8 +34,8 @@ use super::{n, opt, s, Store};
 use crate::error::{ApiError, ApiResult};
 use closeloop_core::costs::allocate_days;
 use closeloop_core::report::{
-    ConversionRow, Counted, GroupBy, PageCount, PageViewRow, Query, ReportData, SessionRow,
-    SpendRow, StepCount, TrafficRow,
+    ConversionRow, Counted, Coverage, GroupBy, PageCount, PageViewRow, Query, ReportData,
+    SessionRow, SpendRow, StepCount, TrafficRow,
 };
 use closeloop_core::time::MS_PER_DAY;
 use serde::{Deserialize, Serialize};
@@ -157,6 +157,10 @@ pub struct LeadListRow {
     pub l_medium: Option<String>,
     /// Latest touch: campaign.
     pub l_campaign: Option<String>,
+    /// The CRM stages its deals reached (`customer` included), as a JSON array in the
+    /// order they were first reached.
+    #[serde(default)]
+    pub stages: Option<String>,
 }
 
 /// The leads list's search.
@@ -168,6 +172,8 @@ pub struct LeadSearch {
     pub source: Option<String>,
     /// A channel some session of the lead had.
     pub channel: Option<String>,
+    /// A stage some deal of the lead reached (`lead`: every lead).
+    pub stage: Option<String>,
     /// First identification at or after (ms).
     pub from: i64,
     /// First identification before (ms).
@@ -594,6 +600,23 @@ fn page_direct_sql(segment: bool) -> String {
     )
 }
 
+/// The pages report's exits per path (?1 site, ?2 from, ?3 to, ?5 include_bots; with
+/// `segment`, ?6–?11 the filters): the counting sessions (of the segment) whose last page
+/// view (`exit_path`, `exit_at`, written with the session; migration 0010) is in
+/// `[from, to)`, from the `sessions_site_exit` index (with a segment, each session's row).
+fn page_exits_sql(segment: bool) -> String {
+    let filter = if segment {
+        format!("AND {SEGMENT}")
+    } else {
+        "AND (?5 = 1 OR s.is_bot = 0)".to_string()
+    };
+    format!(
+        "SELECT s.exit_path AS path, count(*) AS n FROM sessions s \
+         INDEXED BY sessions_site_exit WHERE s.site_id = ?1 AND s.exit_at >= ?2 \
+         AND s.exit_at < ?3 {filter} GROUP BY s.exit_path"
+    )
+}
+
 fn page_entry(pages: &mut BTreeMap<String, PageCount>, path: String) -> &mut PageCount {
     pages.entry(path.clone()).or_insert_with(|| PageCount {
         path,
@@ -645,6 +668,15 @@ impl DbTraffic {
             campaign,
         }
     }
+}
+
+#[derive(Deserialize)]
+struct DbCoverage {
+    channel: String,
+    source: String,
+    campaign: Option<String>,
+    sessions: i64,
+    in_segment: i64,
 }
 
 #[derive(Deserialize)]
@@ -1127,7 +1159,35 @@ impl Store {
             self.stmt(&packed(&deals_sql, &CONVERSION_FIELDS), &args3)?,
             self.stmt(SPEND_IN_DAYS, &[s(site_id), n(first_day), n(last_day)])?,
         ]);
+        // in a segment, what each spend record covers (core's `Coverage::of`): the counting
+        // sessions per touch, all and in the segment
+        let segmented = !query.filters.is_empty();
+        if segmented {
+            stmts.push(self.stmt(
+                &format!(
+                    "SELECT s.channel AS channel, s.source AS source, s.campaign AS campaign, \
+                     count(*) AS sessions, sum(CASE WHEN {SEGMENT} THEN 1 ELSE 0 END) \
+                     AS in_segment FROM sessions s INDEXED BY sessions_site_time \
+                     WHERE {in_range} AND (?5 = 1 OR s.is_bot = 0) GROUP BY 1, 2, 3"
+                ),
+                &args,
+            )?);
+        }
         let results = self.db.batch(stmts).await?;
+        let coverage: Vec<Coverage> = if segmented {
+            Self::all::<DbCoverage>(results.get(counting + 4))?
+                .into_iter()
+                .map(|c| Coverage {
+                    channel: c.channel,
+                    source: c.source,
+                    campaign: c.campaign,
+                    sessions: count(c.sessions),
+                    in_segment: count(c.in_segment),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let traffic: Vec<DbTraffic> = Self::all(results.first())?;
         let (rows, visitors, steps) = if marked {
             counted_from_markers(traffic)
@@ -1176,6 +1236,7 @@ impl Store {
                     .collect(),
                 visitors,
                 steps,
+                coverage,
             },
             leads: ReportData {
                 sessions: sessions.into_iter().map(SessionRow::from).collect(),
@@ -1187,9 +1248,9 @@ impl Store {
     }
 
     /// Every figure of the pages report of `query`, counted per page in SQL as core's
-    /// `PageCount::of` defines them, in one batch of three statements: views and entrances,
-    /// assists, direct conversions (see [`page_views_sql`], [`page_assists_sql`],
-    /// [`page_direct_sql`]). Without filters they read covering indexes of the page views
+    /// `PageCount::of` defines them, in one batch of four statements: views and entrances,
+    /// assists, direct conversions, exits (see [`page_views_sql`], [`page_assists_sql`],
+    /// [`page_direct_sql`], [`page_exits_sql`]). Without filters they read covering indexes of the page views
     /// and of the leads only; a segment joins each session (or event) to its session row.
     pub async fn pages_data(&self, site_id: &str, query: &Query) -> ApiResult<Vec<PageCount>> {
         // the binds of `report_args`, but ?4 is the lookback itself (nothing here reads
@@ -1211,6 +1272,7 @@ impl Store {
                 self.stmt(&page_views_sql(segment), &args[..binds])?,
                 self.stmt(&page_assists_sql(segment), &args[..binds])?,
                 self.stmt(&page_direct_sql(segment), &args[..binds_direct])?,
+                self.stmt(&page_exits_sql(segment), &args[..binds])?,
             ])
             .await?;
         #[derive(Deserialize)]
@@ -1245,6 +1307,9 @@ impl Store {
         }
         for d in Self::all::<Direct>(results.get(2))? {
             page_entry(&mut pages, d.path).direct_conversions = count(d.n);
+        }
+        for d in Self::all::<Direct>(results.get(3))? {
+            page_entry(&mut pages, d.path).exits = count(d.n);
         }
         Ok(pages.into_values().collect())
     }
@@ -1323,6 +1388,8 @@ impl Store {
                AND (?6 IS NULL OR EXISTS (SELECT 1 FROM lead_visitors v CROSS JOIN sessions s \
                  ON s.site_id = v.site_id AND s.visitor_id = v.visitor_id \
                  WHERE v.site_id = ?1 AND v.lead_id = leads.lead_id AND lower(s.channel) = lower(?6))) \
+               AND (?9 IS NULL OR lower(?9) = 'lead' OR EXISTS (SELECT 1 FROM conversions c \
+                 WHERE c.site_id = ?1 AND c.lead_id = leads.lead_id AND c.kind = ?9 COLLATE NOCASE)) \
                ORDER BY first_seen DESC, lead_id LIMIT ?7 OFFSET ?8), \
              t AS (SELECT l.*, \
                (SELECT s.session_id {lead_sessions} AND s.is_bot = 0 \
@@ -1333,9 +1400,12 @@ impl Store {
                (SELECT count(*) FROM conversions c WHERE c.site_id = ?1 AND c.lead_id = l.lead_id \
                   AND c.kind = 'customer') AS customers, \
                (SELECT coalesce(sum(c.revenue), 0) FROM conversions c WHERE c.site_id = ?1 \
-                  AND c.lead_id = l.lead_id AND c.kind = 'customer') AS revenue FROM l) \
+                  AND c.lead_id = l.lead_id AND c.kind = 'customer') AS revenue, \
+               (SELECT json_group_array(k.kind) FROM (SELECT lower(c.kind) AS kind \
+                  FROM conversions c WHERE c.site_id = ?1 AND c.lead_id = l.lead_id \
+                  GROUP BY lower(c.kind) ORDER BY min(c.closed_at), 1) k) AS stages FROM l) \
              SELECT t.lead_id, t.email, t.name, t.company, t.first_seen, t.visitors, t.customers, \
-               t.revenue, f.channel AS f_channel, f.source AS f_source, f.medium AS f_medium, \
+               t.revenue, t.stages, f.channel AS f_channel, f.source AS f_source, f.medium AS f_medium, \
                f.campaign AS f_campaign, la.channel AS l_channel, la.source AS l_source, \
                la.medium AS l_medium, la.campaign AS l_campaign FROM t \
              LEFT JOIN sessions f ON f.site_id = ?1 AND f.session_id = t.first_sid \
@@ -1354,6 +1424,7 @@ impl Store {
                     opt(q.channel.as_deref()),
                     n(q.limit),
                     n(q.offset),
+                    opt(q.stage.as_deref()),
                 ],
             )?
             .all()
