@@ -438,14 +438,20 @@ pub async fn add_key(
         kind: Option<String>,
     }
     let body: Body = json_body(req).await?;
-    let kind = body
-        .scope
-        .or(body.kind)
-        .as_deref()
-        .and_then(KeyKind::parse)
-        .ok_or_else(|| {
-            ApiError::bad_request("invalid_scope", "`scope` must be read, write or manage")
-        })?;
+    let invalid =
+        || ApiError::bad_request("invalid_scope", "`scope` must be read, write or manage");
+    // each name given must be a scope, and both the same one (an invalid `kind` beside a
+    // valid `scope` was taken: found by the schema fuzz)
+    let given: Vec<KeyKind> = [body.scope, body.kind]
+        .iter()
+        .flatten()
+        .map(|v| KeyKind::parse(v).ok_or_else(invalid))
+        .collect::<ApiResult<_>>()?;
+    let kind = match given.as_slice() {
+        [k] => *k,
+        [a, b] if a == b => *a,
+        _ => return Err(invalid()),
+    };
     let (key, stored) = make_key(kind)?;
     let mut record = audit(site, now, "key.created", Some(stored.id.clone()));
     record.detail = json!({ "scope": kind.as_str() });

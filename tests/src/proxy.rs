@@ -117,12 +117,25 @@ impl Plan {
     }
 
     /// The fault of the `n`-th collect request (0-based), and a number in 0..1000 for
-    /// its parameters (how long a delay lasts).
+    /// its parameters (how long a delay lasts). The first requests meet each planned
+    /// fault but stalls once, in an order the seed rotates, so that even a short run
+    /// meets every one (a quick run once met no 503 by chance); the rest are drawn by
+    /// weight.
     pub fn fault(&self, n: u64) -> (Fault, u64) {
         let mut rng = SplitMix64(self.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let total: u64 = self.weights.iter().map(|(_, w)| u64::from(*w)).sum();
         let mut pick = rng.next_u64() % total.max(1);
         let param = rng.next_u64() % 1000;
+        let cover: Vec<Fault> = self
+            .weights
+            .iter()
+            .filter(|(f, w)| *w > 0 && !matches!(f, Fault::None | Fault::Stall))
+            .map(|(f, _)| *f)
+            .collect();
+        let len = cover.len() as u64;
+        if n < len {
+            return (cover[((n + self.seed % len) % len) as usize], param);
+        }
         for (f, w) in &self.weights {
             let w = u64::from(*w);
             if pick < w {

@@ -212,7 +212,7 @@ fn every_secured_endpoint_refuses_every_wrong_credential() {
                 .replace("{lead}", "lead%40example.com")
                 .replace("{email}", "tomb%40example.com")
                 .replace("{webhook}", &webhook)
-                .replace("{key}", &key_id);
+                .replace("{key_id}", &key_id);
             let method = method.to_uppercase();
             let body = body_for(operation, &receiver.url("/intruder"));
             let mut cases: Vec<(String, Option<String>, u16, &str)> = vec![

@@ -65,7 +65,7 @@ pub struct Findings {
 pub fn run(seconds: u64, log: &str) -> Result<Findings> {
     install()?;
     let worker = Worker::start_raised()?;
-    let site = worker.create_site(&["https://fuzz.example"])?;
+    let (site, manage_key) = worker.create_managed_site(&["https://fuzz.example"])?;
     let config = worker.persist.join("schemathesis.toml");
     // The keys go through the environment, not the file.
     let toml = format!(
@@ -78,6 +78,7 @@ max-failures = 50
 [auth.openapi]
 readKey = {{ bearer = "${{CL_READ_KEY}}" }}
 writeKey = {{ bearer = "${{CL_WRITE_KEY}}" }}
+manageKey = {{ bearer = "${{CL_MANAGE_KEY}}" }}
 adminToken = {{ bearer = "${{CL_ADMIN_TOKEN}}" }}
 
 [parameters]
@@ -103,6 +104,7 @@ positive_data_acceptance.enabled = false
         .args(["--no-color"])
         .env("CL_READ_KEY", &site.read_key)
         .env("CL_WRITE_KEY", &site.write_key)
+        .env("CL_MANAGE_KEY", &manage_key)
         .env("CL_ADMIN_TOKEN", &worker.admin_token)
         .env("SCHEMATHESIS_HOOKS", "")
         .env("PYTHONDONTWRITEBYTECODE", "1");

@@ -43,7 +43,15 @@ pub async fn page(req: &Request, store: &Store, site: Option<&str>) -> ApiResult
             })
             .transpose()
     };
-    let limit = int("limit")?.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT);
+    super::no_empty(&pairs, "limit")?;
+    // more than the document's maximum is refused, not cut (found by the schema fuzz)
+    let limit = int("limit")?.unwrap_or(DEFAULT_LIMIT);
+    if limit > MAX_LIMIT {
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            format!("`limit` must be at most {MAX_LIMIT}"),
+        ));
+    }
     let before = int("before")?;
     let entries = store.audit_log(site, before, limit).await?;
     let next = (entries.len() as i64 == limit)
