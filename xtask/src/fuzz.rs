@@ -204,6 +204,11 @@ pub fn run(args: &[String]) -> Result {
             .map_err(|_| format!("--schema-seconds {s}: not a number"))?,
         None => 600,
     };
+    // replays a schemathesis run (its seed is printed at the end of each)
+    let seed: Option<u64> = match arg(args, "--seed") {
+        Some(s) => Some(s.parse().map_err(|_| format!("--seed {s}: not a number"))?),
+        None => None,
+    };
     let only: Vec<String> = arg(args, "--only")
         .map(|o| o.split(',').map(str::to_string).collect())
         .unwrap_or_default();
@@ -227,7 +232,7 @@ pub fn run(args: &[String]) -> Result {
         ));
         schema = Some((
             schema_secs,
-            crate::schema_fuzz::run(schema_secs, "fuzz-schema")?,
+            crate::schema_fuzz::run(schema_secs, "fuzz-schema", seed)?,
         ));
     }
     record(&ran, schema.as_ref().map(|(s, f)| (*s, f)))?;

@@ -49,7 +49,7 @@ commands:
                   10,000 events from Chromium through the fault proxy: exactly once?
   load [--step-seconds S] [--max-clients N] [--no-build]
                   rising concurrent clients, mixed load, real limits: the knee
-  fuzz [--minutes N] [--only a,b] [--schema-seconds S]
+  fuzz [--minutes N] [--only a,b] [--schema-seconds S] [--seed S]
                   every cargo-fuzz target N min (10), then schemathesis S s (600)
   build [tracker] build the tracker and the worker (or the tracker alone)
   lint            cargo fmt --check, clippy (native and wasm32, -D warnings), tsc

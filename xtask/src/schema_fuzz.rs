@@ -62,7 +62,10 @@ pub struct Findings {
 }
 
 /// Runs schemathesis for `seconds` against a dedicated worker. `log` names the log file.
-pub fn run(seconds: u64, log: &str) -> Result<Findings> {
+/// With a `seed` the run draws the same cases every time (a slower machine draws a prefix
+/// of them): `cargo xtask test` pins one so that CI is reproducible, `cargo xtask fuzz`
+/// explores with a new seed each run (schemathesis prints it).
+pub fn run(seconds: u64, log: &str, seed: Option<u64>) -> Result<Findings> {
     install()?;
     let worker = Worker::start_raised()?;
     let (site, manage_key) = worker.create_managed_site(&["https://fuzz.example"])?;
@@ -101,8 +104,11 @@ positive_data_acceptance.enabled = false
         .args(["--max-time", &seconds.to_string(), "--report", "junit"])
         .arg("--report-junit-path")
         .arg(&report)
-        .args(["--no-color"])
-        .env("CL_READ_KEY", &site.read_key)
+        .args(["--no-color"]);
+    if let Some(seed) = seed {
+        cmd.args(["--seed", &seed.to_string()]);
+    }
+    cmd.env("CL_READ_KEY", &site.read_key)
         .env("CL_WRITE_KEY", &site.write_key)
         .env("CL_MANAGE_KEY", &manage_key)
         .env("CL_ADMIN_TOKEN", &worker.admin_token)

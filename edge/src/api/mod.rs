@@ -264,13 +264,13 @@ fn query_pairs(req: &Request) -> ApiResult<Vec<(String, String)>> {
 }
 
 /// The first value of a query parameter (empty counts as absent).
-/// Refuses `name=` given with an empty value: a number parameter is a number or absent
-/// (the document says integer; found by the schema fuzz).
+/// Refuses `name=` given with an empty value: a number or enum parameter is one of its
+/// values or absent (the document says so; found by the schema fuzz).
 fn no_empty(pairs: &[(String, String)], name: &str) -> ApiResult<()> {
     if pairs.iter().any(|(k, v)| k == name && v.trim().is_empty()) {
         return Err(ApiError::bad_request(
             "invalid_parameter",
-            format!("`{name}` must be a whole number, not empty"),
+            format!("`{name}` must not be empty (leave it out for the default)"),
         ));
     }
     Ok(())

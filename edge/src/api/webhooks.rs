@@ -226,6 +226,16 @@ pub async fn rotate(
     } else {
         let input: Value = serde_json::from_slice(&bytes)
             .map_err(|_| ApiError::bad_request("malformed_json", "the body is not valid JSON"))?;
+        // the document allows no other member (found by the schema fuzz)
+        if let Some(other) = input
+            .as_object()
+            .and_then(|o| o.keys().find(|k| *k != "previous_secret_ttl"))
+        {
+            return Err(ApiError::bad_request(
+                "invalid_body",
+                format!("unknown field `{other}`: the body takes only `previous_secret_ttl`"),
+            ));
+        }
         match input.get("previous_secret_ttl") {
             None | Some(Value::Null) if input.is_object() => PREVIOUS_SECRET_TTL_S,
             Some(v) => v
