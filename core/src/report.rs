@@ -939,6 +939,17 @@ impl Query {
         for (name, value) in pairs {
             let value = value.trim();
             if value.is_empty() {
+                // a filter given empty is no filter; an enum or a number given empty is
+                // refused (the OpenAPI document says which values it takes)
+                if matches!(
+                    name,
+                    "group_by" | "model" | "lookback_days" | "half_life_days" | "include_bots"
+                ) {
+                    return Err(QueryError::new(
+                        name,
+                        "must not be empty (leave it out for the default)",
+                    ));
+                }
                 continue;
             }
             let text = || Some(value.to_owned());

@@ -43,7 +43,6 @@ pub async fn page(req: &Request, store: &Store, site: Option<&str>) -> ApiResult
             })
             .transpose()
     };
-    super::no_empty(&pairs, "limit")?;
     // more than the document's maximum is refused, not cut (found by the schema fuzz)
     let limit = int("limit")?.unwrap_or(DEFAULT_LIMIT);
     if limit > MAX_LIMIT {

@@ -94,7 +94,6 @@ pub async fn list(req: &Request, store: &Store, site: &SiteConfig) -> ApiResult<
         }
     };
     // `limit=0` was taken as 1 while the document says 1–500 (found by the schema fuzz)
-    super::no_empty(&pairs, "limit")?;
     let limit = int("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)?;
     let offset = int("cursor", 0, 0, i64::from(u32::MAX))?;
     let search = LeadSearch {

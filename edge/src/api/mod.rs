@@ -254,28 +254,47 @@ async fn body(req: &mut Request, limit: usize) -> ApiResult<Vec<u8>> {
     crate::body::read(req, limit).await
 }
 
-/// The query string as (name, value) pairs, percent-decoded.
+/// The query parameters the document types as a number, a boolean or an enum: given
+/// empty (`limit=`) they are refused, where a text filter given empty is no filter (found
+/// by the schema fuzz; a unit test checks the list against `docs/openapi.json`).
+pub const NOT_EMPTY: [&str; 14] = [
+    "before",
+    "date_order",
+    "days",
+    "decimal",
+    "granularity",
+    "group_by",
+    "half_life_days",
+    "include_bots",
+    "kind",
+    "limit",
+    "lookback_days",
+    "model",
+    "order",
+    "sort",
+];
+
+/// The query string as (name, value) pairs, percent-decoded; 400 `invalid_parameter`
+/// when one of [`NOT_EMPTY`] is given empty.
 fn query_pairs(req: &Request) -> ApiResult<Vec<(String, String)>> {
-    Ok(req
+    let pairs: Vec<(String, String)> = req
         .url()?
         .query_pairs()
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect())
-}
-
-/// The first value of a query parameter (empty counts as absent).
-/// Refuses `name=` given with an empty value: a number or enum parameter is one of its
-/// values or absent (the document says so; found by the schema fuzz).
-fn no_empty(pairs: &[(String, String)], name: &str) -> ApiResult<()> {
-    if pairs.iter().any(|(k, v)| k == name && v.trim().is_empty()) {
+        .collect();
+    if let Some((name, _)) = pairs
+        .iter()
+        .find(|(k, v)| v.trim().is_empty() && NOT_EMPTY.contains(&k.as_str()))
+    {
         return Err(ApiError::bad_request(
             "invalid_parameter",
             format!("`{name}` must not be empty (leave it out for the default)"),
         ));
     }
-    Ok(())
+    Ok(pairs)
 }
 
+/// The first value of a query parameter (empty counts as absent).
 fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     pairs
         .iter()
@@ -378,6 +397,52 @@ pub fn convert(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`NOT_EMPTY`] is exactly the document's query parameters that an empty value
+    /// cannot satisfy (a number, a boolean, an enum).
+    #[test]
+    fn the_not_empty_parameters_are_the_documented_ones() {
+        let doc: Value = serde_json::from_str(openapi::DOCUMENT).expect("openapi");
+        let resolve = |v: &Value| -> Value {
+            match v["$ref"].as_str() {
+                Some(r) => doc
+                    .pointer(&r.replacen('#', "", 1))
+                    .cloned()
+                    .unwrap_or(Value::Null),
+                None => v.clone(),
+            }
+        };
+        let mut strict = std::collections::BTreeSet::new();
+        for ops in doc["paths"].as_object().expect("paths").values() {
+            let ops = ops.as_object().expect("operations");
+            let shared = ops.get("parameters").cloned().unwrap_or(Value::Null);
+            for (method, op) in ops {
+                if method == "parameters" {
+                    continue;
+                }
+                let own = op["parameters"].as_array().cloned().unwrap_or_default();
+                let all = shared.as_array().cloned().unwrap_or_default();
+                for p in all.iter().chain(&own).map(resolve) {
+                    if p["in"] != "query" {
+                        continue;
+                    }
+                    let schema = &p["schema"];
+                    let empty_fits = schema["type"] == "string"
+                        && schema.get("enum").is_none()
+                        && schema.get("pattern").is_none()
+                        && schema.get("format").is_none()
+                        && schema.get("allOf").is_none()
+                        && schema["minLength"].as_u64().unwrap_or(0) == 0;
+                    if !empty_fits {
+                        strict.insert(p["name"].as_str().expect("name").to_string());
+                    }
+                }
+            }
+        }
+        let listed: std::collections::BTreeSet<String> =
+            NOT_EMPTY.iter().map(|s| s.to_string()).collect();
+        assert_eq!(listed, strict);
+    }
 
     #[test]
     fn same_currency_needs_no_rate() {
