@@ -320,17 +320,7 @@ mod tests {
     use super::*;
 
     fn site() -> SiteConfig {
-        SiteConfig {
-            id: "demo".into(),
-            name: "Demo".into(),
-            allowed_origins: vec!["https://example.com".into()],
-            currency: "EUR".into(),
-            excluded_referrers: vec![],
-            created_at: 0,
-            max_events_per_visitor_day: 5_000,
-            privacy: Default::default(),
-            trust: Default::default(),
-        }
+        SiteConfig::for_tests()
     }
 
     #[test]

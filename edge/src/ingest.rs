@@ -421,17 +421,7 @@ mod tests {
     use closeloop_core::validate::{validate, ValidateOptions};
 
     fn site() -> SiteConfig {
-        SiteConfig {
-            id: "demo".into(),
-            name: "Demo".into(),
-            allowed_origins: vec!["https://example.com".into()],
-            currency: "EUR".into(),
-            excluded_referrers: vec![],
-            created_at: 0,
-            max_events_per_visitor_day: 5_000,
-            privacy: Default::default(),
-            trust: Default::default(),
-        }
+        SiteConfig::for_tests()
     }
 
     fn ev(id: &str, kind: &str, url: &str, referrer: Option<&str>, at: i64) -> StoredEvent {

@@ -64,6 +64,25 @@ fn default_quota() -> i64 {
     DEFAULT_VISITOR_QUOTA
 }
 
+#[cfg(test)]
+impl SiteConfig {
+    /// The site the edge's unit tests share: `demo`, `https://example.com`, EUR, default
+    /// quota, privacy and beacon settings.
+    pub(crate) fn for_tests() -> SiteConfig {
+        SiteConfig {
+            id: "demo".into(),
+            name: "Demo".into(),
+            allowed_origins: vec!["https://example.com".into()],
+            currency: "EUR".into(),
+            excluded_referrers: vec![],
+            created_at: 0,
+            max_events_per_visitor_day: DEFAULT_VISITOR_QUOTA,
+            privacy: Default::default(),
+            trust: Default::default(),
+        }
+    }
+}
+
 /// What KV holds under `site:{id}`: the site, or a short-lived "no such site".
 #[derive(Debug, Serialize, Deserialize)]
 struct CachedSite {
