@@ -7,8 +7,8 @@
 //!   [`EVENTS_PER_BATCH`] page views back to back for S seconds (default 12). Per step:
 //!   requests and events per second, p50 / p99 latency, answers by status, and stored
 //!   (counted in D1 afterwards) against accepted (the answers' own counts) — they must be
-//!   equal. The knee is the fewest clients that reach 90 % of the ramp's best
-//!   throughput. During each step the worker's CPU is read from `/proc` (every
+//!   equal. The knee is the first step after which doubling the clients adds less than
+//!   10 % throughput. During each step the worker's CPU is read from `/proc` (every
 //!   `workerd` thread), which shows what limits it.
 //! - **Mixed**: beacons from 8 clients while other clients fetch reports (sources under
 //!   `data_driven`, pages) and post imports (`events:import`, `conversions:import`);
@@ -414,15 +414,15 @@ pub fn run(args: &[String]) -> Result {
     }
 }
 
-/// The knee: the fewest clients that reach 90 % of the best throughput of the ramp.
-/// (A rule on one doubling — "adds less than 10 %" — stops at the first noisy step on a
-/// shared machine; saturation is what the knee means.)
+/// The knee: the first step after which doubling the clients adds less than 10 %
+/// throughput (where more clients stop helping; on a flat curve, the first step).
 fn knee(steps: &[Step]) -> usize {
-    let best = steps.iter().map(Step::events_per_sec).fold(0.0, f64::max);
-    steps
-        .iter()
-        .position(|s| s.events_per_sec() >= 0.9 * best)
-        .unwrap_or(0)
+    for i in 0..steps.len().saturating_sub(1) {
+        if steps[i + 1].events_per_sec() < steps[i].events_per_sec() * 1.10 {
+            return i;
+        }
+    }
+    steps.len().saturating_sub(1)
 }
 
 /// Lines and a verdict of a sub-run.
