@@ -673,10 +673,9 @@ fn flush_under_load(w: &Worker, site: &Site) -> Result<Part> {
             && queued as u64 >= sent.load(Ordering::Relaxed),
         lines: vec![
             format!(
-                "backlog: {} visitors queued ({} batches sent); flushed {flushed} visitors in {} calls, {flush_secs:.1} s of flushing ({flush_errors} errors)",
+                "backlog: {} visitors queued ({} batches sent); flushed {flushed} visitors (the backlog and what the beacons queued meanwhile; `POST /v1/admin/sessions:flush` called until nothing was left) in {flush_secs:.1} s ({flush_errors} errors)",
                 queued,
                 sent.load(Ordering::Relaxed),
-                flushes.len()
             ),
             format!(
                 "beacons meanwhile ({MIXED_CLIENTS} clients): {:.0} events/s, p50 {:.1} ms, p99 {:.1} ms, max {:.0} ms, seconds without an accepted beacon: {idle_seconds} of {seconds}, stored {} / accepted {}, [{}]",
