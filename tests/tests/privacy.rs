@@ -190,7 +190,8 @@ fn urls_keep_only_what_attribution_and_the_site_need_and_no_email() {
 /// America/Chicago, 30.27130 / -97.74260, AS395747, colo DFW). A site with default settings
 /// stores country, region, region code, city and continent only; after the site opts in to
 /// every geo field (`postal_code`, `coordinates`, `timezone`, `network`, `colo`), the next
-/// event stores all of them. An unknown field (`street`) is 400 `invalid_privacy`, and the
+/// event stores all of them. An unknown field (`street`) is 400 `invalid_privacy`, a body that
+/// is not one JSON object (`[]`) 400 `invalid_body`, and the
 /// change is in the audit log (`privacy.changed`).
 #[test]
 fn geo_is_kept_to_country_region_and_city_unless_the_site_opts_in() {
@@ -234,6 +235,29 @@ fn geo_is_kept_to_country_region_and_city_unless_the_site_opts_in() {
         "{}",
         bad.text
     );
+    // serde reads a struct from an array as well: every body that is not one object is
+    // refused before it is read (the schema fuzz's `PUT .../privacy` with `[]`, which
+    // answered 200 and reset the settings)
+    for body in [
+        json!([]),
+        json!([["postal_code"], []]),
+        json!("geo"),
+        json!(null),
+    ] {
+        let a = w
+            .admin(
+                "PUT",
+                &format!("/v1/admin/sites/{}/privacy", site.id),
+                Some(&body),
+            )
+            .expect("not an object");
+        assert_eq!(
+            (a.status, a.error_code()),
+            (400, Some("invalid_body")),
+            "{body}: {}",
+            a.text
+        );
+    }
     let a = set_privacy(
         w,
         &site,
