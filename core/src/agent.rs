@@ -98,19 +98,12 @@ impl Agent {
 
 struct Rules {
     woothee: woothee::parser::Parser,
-    devices: regex::bytes::RegexSet,
 }
 
 fn rules() -> &'static Rules {
     static R: OnceLock<Rules> = OnceLock::new();
     R.get_or_init(|| Rules {
         woothee: woothee::parser::Parser::new(),
-        // ASCII rules over bytes: no Unicode case tables to walk
-        devices: regex::bytes::RegexSetBuilder::new(bots::DEVICE_RULES.iter().map(|(_, r)| *r))
-            .case_insensitive(true)
-            .unicode(false)
-            .build()
-            .unwrap_or_else(|_| regex::bytes::RegexSet::empty()),
     })
 }
 
@@ -134,11 +127,9 @@ fn unquote(s: &str) -> &str {
 }
 
 /// The device class the rules of `core/data/devices.txt` give, if any.
-fn rule_class(ua: &str) -> Option<&'static str> {
-    let i = rules().devices.matches(ua.as_bytes()).iter().next()?;
-    bots::DEVICE_RULES
-        .get(i)
-        .map(|(c, _)| if *c == "feature" { "mobile" } else { *c })
+fn rule_class(scan: &bots::Scan) -> Option<&'static str> {
+    scan.device_rule()
+        .map(|c| if c == "feature" { "mobile" } else { c })
 }
 
 /// A browser user agent (as opposed to an app's HTTP client) on Android.
@@ -282,6 +273,9 @@ fn hinted_os(h: &ClientHints<'_>) -> Option<(String, Option<String>)> {
 /// Parses a user agent (empty when the request had none) and its Client Hints.
 pub fn parse(user_agent: &str, hints: &ClientHints<'_>) -> Agent {
     let ua = user_agent.trim();
+    // every regular expression of the bot lists, in-app browsers and device rules, in
+    // one pass over the user agent
+    let scan = bots::Scan::new(ua);
     let parsed = rules().woothee.parse(ua);
     let (category, mut browser, mut browser_version, mut os, mut os_version) = match &parsed {
         Some(r) => (
@@ -299,7 +293,7 @@ pub fn parse(user_agent: &str, hints: &ClientHints<'_>) -> Agent {
             os_version = v;
         }
     }
-    if let Some((name, version)) = bots::in_app_browser(ua) {
+    if let Some((name, version)) = bots::in_app_scanned(ua, &scan) {
         browser = Some(name.to_string());
         browser_version = version;
     }
@@ -316,7 +310,7 @@ pub fn parse(user_agent: &str, hints: &ClientHints<'_>) -> Agent {
         }
     }
 
-    let from_ua = match rule_class(ua) {
+    let from_ua = match rule_class(&scan) {
         Some(c @ ("tv" | "console" | "tablet" | "desktop")) => Some(c),
         Some(_) if android_browser_without_mobile(ua) => Some("tablet"),
         Some(c) => Some(c),
@@ -347,7 +341,7 @@ pub fn parse(user_agent: &str, hints: &ClientHints<'_>) -> Agent {
         is_bot: false,
         bot_reason: None,
     };
-    if let Some(reason) = bots::check(ua) {
+    if let Some(reason) = bots::check_scanned(ua, &scan) {
         agent.flag_bot(reason.code());
     } else if hints
         .brands

@@ -115,8 +115,15 @@ struct Matcher {
     ac_ids: Vec<usize>,
     /// Anchored literals: (text, at start, at end, pattern index).
     anchored: Vec<(&'static str, bool, bool, usize)>,
+    /// One scan of the lower-cased user agent for every regular expression a parse
+    /// needs: the lists' regular expressions, the look-around patterns' cores (a
+    /// superset of what those match), then the in-app browsers (from `in_app_base`),
+    /// then the device rules of `data/devices.txt` (from `device_base`). All are
+    /// case-insensitive, so the lower-cased text gives the same matches.
     set: regex::bytes::RegexSet,
-    set_ids: Vec<usize>,
+    set_ids: Vec<SetEntry>,
+    in_app_base: usize,
+    device_base: usize,
     looks: Vec<(
         regex::bytes::Regex,
         &'static [&'static str],
@@ -124,13 +131,19 @@ struct Matcher {
         usize,
     )>,
     in_app: Vec<(&'static str, regex::bytes::Regex)>,
-    in_app_set: regex::bytes::RegexSet,
-    /// TV and feature-phone user agents (`data/devices.txt` classes `tv`, `feature`):
-    /// only the named lists count on them.
-    platform_tokens: regex::bytes::RegexSet,
     /// The device-model slot of an Android browser's platform (`(Linux; Android 13;
     /// SM-S911B Build/TP1A...)`) and the TV platform tokens of `data/devices.txt`.
     hardware: Vec<regex::bytes::Regex>,
+}
+
+/// What a member of [`Matcher::set`] stands for.
+#[derive(Debug, Clone, Copy)]
+enum SetEntry {
+    /// A regular-expression pattern (index into [`BOT_PATTERNS`]).
+    Pattern(usize),
+    /// A look-around pattern's core (index into [`Matcher::looks`]): a match still has
+    /// to pass its look-arounds.
+    Look(usize),
 }
 
 fn build_regex(p: &str) -> Option<regex::bytes::Regex> {
@@ -168,7 +181,7 @@ fn matcher() -> &'static Matcher {
                     // (none today) is skipped rather than stopping every request.
                     if build_regex(r).is_some() {
                         res.push(*r);
-                        set_ids.push(i);
+                        set_ids.push(SetEntry::Pattern(i));
                     }
                 }
                 PatternKind::Look {
@@ -182,30 +195,43 @@ fn matcher() -> &'static Matcher {
                 }
             }
         }
+        for (k, (_, _, _, i)) in looks.iter().enumerate() {
+            if let PatternKind::Look { core, .. } = &BOT_PATTERNS[*i].kind {
+                res.push(*core);
+                set_ids.push(SetEntry::Look(k));
+            }
+        }
         let ac = aho_corasick::AhoCorasick::builder()
             .match_kind(aho_corasick::MatchKind::Standard)
-            // the cheapest automaton to build (once per isolate); a search costs ~1 µs
-            .kind(Some(aho_corasick::AhoCorasickKind::NoncontiguousNFA))
+            // a DFA: a few ms more to build once per isolate, and a search of a browser's
+            // user agent (which matches nothing) costs a fraction of the NFA's ~1.5 µs
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
             .build(&lits)
             .unwrap_or_else(|_| {
                 aho_corasick::AhoCorasick::new(Vec::<&str>::new()).expect("an empty automaton")
             });
-        let set = regex::bytes::RegexSetBuilder::new(&res)
-            .case_insensitive(true)
-            .unicode(false)
-            .size_limit(64 << 20)
-            .dfa_size_limit(8 << 20)
-            .build()
-            .unwrap_or_else(|_| regex::bytes::RegexSet::empty());
         // Every expression here is ASCII: compiled without Unicode tables (a worker
         // pays for this once per isolate, in V8).
         let in_app: Vec<(&'static str, regex::bytes::Regex)> = IN_APP
             .iter()
             .filter_map(|(name, re)| build_regex(re).map(|r| (*name, r)))
             .collect();
-        let in_app_set = regex::bytes::RegexSetBuilder::new(in_app.iter().map(|(_, r)| r.as_str()))
+        let in_app_base = res.len();
+        res.extend(
+            IN_APP
+                .iter()
+                .map(|(_, r)| *r)
+                .filter(|r| build_regex(r).is_some()),
+        );
+        let device_base = res.len();
+        // (every device rule compiles: build/agents.rs checked them, and the set is
+        // all or nothing)
+        res.extend(DEVICE_RULES.iter().map(|(_, r)| *r));
+        let set = regex::bytes::RegexSetBuilder::new(&res)
             .case_insensitive(true)
             .unicode(false)
+            .size_limit(64 << 20)
+            .dfa_size_limit(8 << 20)
             .build()
             .unwrap_or_else(|_| regex::bytes::RegexSet::empty());
         let mut hardware: Vec<regex::bytes::Regex> = [
@@ -222,27 +248,17 @@ fn matcher() -> &'static Matcher {
                 .filter(|(class, _)| *class == "tv")
                 .filter_map(|(_, r)| build_regex(r)),
         );
-        let platform_tokens = regex::bytes::RegexSetBuilder::new(
-            DEVICE_RULES
-                .iter()
-                .filter(|(class, _)| matches!(*class, "tv" | "feature"))
-                .map(|(_, r)| *r),
-        )
-        .case_insensitive(true)
-        .unicode(false)
-        .build()
-        .unwrap_or_else(|_| regex::bytes::RegexSet::empty());
         Matcher {
             ac,
-            platform_tokens,
             hardware,
+            in_app_base,
+            device_base,
             ac_ids,
             anchored,
             set,
             set_ids,
             looks,
             in_app,
-            in_app_set,
         }
     })
 }
@@ -252,12 +268,67 @@ pub fn warm() {
     let _ = matcher();
 }
 
+/// One scan of a user agent (trimmed) by every regular expression of the lists and
+/// rules: what [`check`], [`in_app_browser`] and `agent::parse` read.
+pub(crate) struct Scan {
+    /// The user agent, lower-cased.
+    lower: Vec<u8>,
+    /// Which members of [`Matcher::set`] matched.
+    hits: regex::bytes::SetMatches,
+}
+
+impl Scan {
+    /// Scans `ua` (already trimmed).
+    pub(crate) fn new(ua: &str) -> Scan {
+        let lower = ua.as_bytes().to_ascii_lowercase();
+        let hits = matcher().set.matches(&lower);
+        Scan { lower, hits }
+    }
+
+    /// The class of the first rule of `data/devices.txt` that matches (`feature` as is).
+    pub(crate) fn device_rule(&self) -> Option<&'static str> {
+        let m = matcher();
+        self.hits
+            .iter()
+            .find(|k| *k >= m.device_base)
+            .and_then(|k| DEVICE_RULES.get(k - m.device_base))
+            .map(|(class, _)| *class)
+    }
+
+    /// A TV or feature-phone user agent (`data/devices.txt` classes `tv`, `feature`):
+    /// only the named lists count on them.
+    fn platform_tokens(&self) -> bool {
+        let m = matcher();
+        self.hits.iter().filter(|k| *k >= m.device_base).any(|k| {
+            DEVICE_RULES
+                .get(k - m.device_base)
+                .is_some_and(|(class, _)| matches!(*class, "tv" | "feature"))
+        })
+    }
+
+    fn in_app(&self) -> bool {
+        let m = matcher();
+        self.hits
+            .iter()
+            .any(|k| (m.in_app_base..m.device_base).contains(&k))
+    }
+}
+
 /// The in-app browser a user agent comes from, per `data/bots/in-app.txt`: its name and
 /// version (when the app's token carries one).
 pub fn in_app_browser(ua: &str) -> Option<(&'static str, Option<String>)> {
+    let ua = ua.trim();
+    in_app_scanned(ua, &Scan::new(ua))
+}
+
+/// [`in_app_browser`] of a scanned user agent.
+pub(crate) fn in_app_scanned(ua: &str, scan: &Scan) -> Option<(&'static str, Option<String>)> {
     let m = matcher();
-    let i = m.in_app_set.matches(ua.as_bytes()).into_iter().next()?;
-    let (name, re) = m.in_app.get(i)?;
+    let k = scan
+        .hits
+        .iter()
+        .find(|k| (m.in_app_base..m.device_base).contains(k))?;
+    let (name, re) = m.in_app.get(k - m.in_app_base)?;
     let version = re
         .captures(ua.as_bytes())
         .and_then(|c| c.get(1))
@@ -270,6 +341,11 @@ pub fn in_app_browser(ua: &str) -> Option<(&'static str, Option<String>)> {
 /// Whether `ua` is a bot, and why. `None`: a person, as far as the lists can tell.
 pub fn check(ua: &str) -> Option<BotReason> {
     let ua = ua.trim();
+    check_scanned(ua, &Scan::new(ua))
+}
+
+/// [`check`] of a scanned user agent (trimmed).
+pub(crate) fn check_scanned(ua: &str, scan: &Scan) -> Option<BotReason> {
     if ua.is_empty() {
         return Some(EMPTY);
     }
@@ -277,13 +353,13 @@ pub fn check(ua: &str) -> Option<BotReason> {
     // Most user agents are people's and match nothing: one pass over the lower-cased
     // text says so. Blanking out in-app tokens, device models and TV tokens can only
     // take matches away, so it is done (and the reason looked for) only after a hit.
-    if !any(m, &ua.as_bytes().to_ascii_lowercase()) {
+    if !any(m, scan) {
         return None;
     }
-    let hay = blanked(m, ua);
+    let hay = blanked(m, ua, scan);
     // a TV's or feature phone's capability tokens are not a library's name: isbot's
     // generic patterns do not count there, the named lists do
-    let named_only = m.platform_tokens.is_match(ua.as_bytes());
+    let named_only = scan.platform_tokens();
     best(m, &hay, named_only).map(|i| {
         let p = &BOT_PATTERNS[i];
         BotReason {
@@ -301,8 +377,9 @@ pub fn matching_lists(ua: &str) -> Vec<&'static str> {
         return vec![EMPTY.list];
     }
     let m = matcher();
-    let hay = blanked(m, ua);
-    let named_only = m.platform_tokens.is_match(ua.as_bytes());
+    let scan = Scan::new(ua);
+    let hay = blanked(m, ua, &scan);
+    let named_only = scan.platform_tokens();
     let mut hit = [false; 3];
     visit(m, &hay, |i| {
         if !(named_only && BOT_LISTS[BOT_PATTERNS[i].list].name == "isbot") {
@@ -320,14 +397,14 @@ pub fn matching_lists(ua: &str) -> Vec<&'static str> {
 /// The lower-cased user agent with what names a person's software or hardware rather
 /// than a client blanked out: in-app browsers' own tokens, an Android browser's device
 /// model and build id, TV platform tokens (`HbbTV`, `CE-HTML`, `SmartTV`).
-fn blanked(m: &Matcher, ua: &str) -> Vec<u8> {
-    let mut hay = ua.as_bytes().to_ascii_lowercase();
+fn blanked(m: &Matcher, ua: &str, scan: &Scan) -> Vec<u8> {
+    let mut hay = scan.lower.clone();
     let mut blank = |r: std::ops::Range<usize>| {
         for b in &mut hay[r] {
             *b = b' ';
         }
     };
-    if m.in_app_set.is_match(ua.as_bytes()) {
+    if scan.in_app() {
         for (_, re) in &m.in_app {
             for found in re.find_iter(ua.as_bytes()) {
                 blank(found.range());
@@ -359,8 +436,10 @@ fn best(m: &Matcher, hay: &[u8], named_only: bool) -> Option<usize> {
     best
 }
 
-/// Whether any pattern matches `hay` (the fast path: no reason looked for).
-fn any(m: &Matcher, hay: &[u8]) -> bool {
+/// Whether any pattern may match (the fast path: no reason looked for; a look-around
+/// core matching without its look-arounds only sends the user agent to [`best`]).
+fn any(m: &Matcher, scan: &Scan) -> bool {
+    let hay = &scan.lower[..];
     m.anchored.iter().any(|(text, start, end, _)| {
         let t = text.as_bytes();
         match (start, end) {
@@ -369,11 +448,8 @@ fn any(m: &Matcher, hay: &[u8]) -> bool {
             (false, true) => hay.ends_with(t),
             (false, false) => false,
         }
-    }) || m.ac.is_match(hay)
-        || m.set.is_match(hay)
-        || m.looks
-            .iter()
-            .any(|(re, before, after, _)| look_matches(re, before, after, hay))
+    }) || scan.hits.iter().any(|k| k < m.in_app_base)
+        || m.ac.is_match(hay)
 }
 
 /// Calls `consider` with the index of every pattern that matches `hay`.
@@ -398,15 +474,18 @@ fn visit(m: &Matcher, hay: &[u8], mut consider: impl FnMut(usize)) {
         }
     }
     if m.set.is_match(hay) {
-        for k in m.set.matches(hay).iter() {
-            if let Some(i) = m.set_ids.get(k) {
-                consider(*i);
+        for k in m.set.matches(hay).iter().take_while(|k| *k < m.in_app_base) {
+            match m.set_ids.get(k) {
+                Some(SetEntry::Pattern(i)) => consider(*i),
+                Some(SetEntry::Look(l)) => {
+                    if let Some((re, before, after, i)) = m.looks.get(*l) {
+                        if look_matches(re, before, after, hay) {
+                            consider(*i);
+                        }
+                    }
+                }
+                None => {}
             }
-        }
-    }
-    for (re, before, after, i) in &m.looks {
-        if look_matches(re, before, after, hay) {
-            consider(*i);
         }
     }
 }
