@@ -669,7 +669,9 @@ pub fn run() -> Result<String> {
             .into_iter()
             .flatten()
             .filter(|(name, _)| {
-                !(medium == "social" && matches!(name.as_str(), "YouTube" | "Vimeo"))
+                // (the 0.4.1 database spells it "Youtube": compare without case)
+                !(medium == "social"
+                    && ["youtube", "vimeo"].contains(&name.to_ascii_lowercase().as_str()))
             })
             .flat_map(|(_, v)| v["domains"].as_array().cloned().unwrap_or_default())
             .filter_map(|d| d.as_str().map(str::to_string))
