@@ -328,7 +328,10 @@ mod full {
             phf.build()
         );
         let _ = writeln!(out, "/// Words in a host's name that make it a source (`*word*` keys of core/data/source-categories.txt).");
-        let _ = writeln!(out, "pub(crate) static HOST_WORDS: &[(&str, SourceEntry)] = &[");
+        let _ = writeln!(
+            out,
+            "pub(crate) static HOST_WORDS: &[(&str, SourceEntry)] = &["
+        );
         for (w, cat) in &words {
             let _ = writeln!(
                 out,

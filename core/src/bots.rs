@@ -606,9 +606,11 @@ mod tests {
         let wii = "Opera/9.00 (Nintendo Wii; U; ; 1038-58; Wii Internet Channel/1.0; en)";
         assert_eq!(check(wii), None);
         // the same companies' crawlers are still bots
-        let spider = "Mozilla/5.0 (compatible; Baiduspider/2.0; +http://www.baidu.com/search/spider.html)";
+        let spider =
+            "Mozilla/5.0 (compatible; Baiduspider/2.0; +http://www.baidu.com/search/spider.html)";
         assert!(check(spider).is_some());
-        let sogou_spider = "Sogou web spider/4.0(+http://www.sogou.com/docs/help/webmasters.htm#07)";
+        let sogou_spider =
+            "Sogou web spider/4.0(+http://www.sogou.com/docs/help/webmasters.htm#07)";
         assert!(check(sogou_spider).is_some());
         let google = "Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X Build/MMB29P) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36 (compatible; GoogleOther)";
         assert!(check(google).is_some());

@@ -657,7 +657,11 @@ mod tests {
         assert_eq!(source_category("mail.google.com"), SourceCategory::None);
         assert_eq!(source_category("m.facebook.com"), SourceCategory::Social);
         // a genre named in the host (`*sozluk*`), in any TLD and subdomain; not in the TLD
-        for host in ["eksisozluk.com", "www.incisozluk.com.tr", "m.uludagsozluk.com"] {
+        for host in [
+            "eksisozluk.com",
+            "www.incisozluk.com.tr",
+            "m.uludagsozluk.com",
+        ] {
             assert_eq!(source_category(host), SourceCategory::Social, "{host}");
         }
         assert_eq!(source_category("bsky"), SourceCategory::Social);
