@@ -405,6 +405,25 @@ mod tests {
     }
 
     #[test]
+    fn tablets_by_the_words_in_their_model_name() {
+        // small vendors' tablets say "Mobile"; their model names say Tab or MID
+        for s in [
+            "Mozilla/5.0 (Linux; Android 7.0; Acme_Tab7LTE) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/76.0.3809.111 Mobile Safari/537.36",
+            "Mozilla/5.0 (Linux; Android 4.4.4; ACME TAB 10 Build/KTU84P) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/57.0.2987.132 Mobile Safari/537.36",
+            "Mozilla/5.0 (Linux; U; Android 4.0.4; en-us; MID-703G Build/IMM76D) AppleWebKit/534.30 (KHTML, like Gecko) Version/4.0 Mobile Safari/534.30",
+        ] {
+            assert_eq!(ua(s).device_type, "tablet", "{s}");
+        }
+        // words that only begin like them are phones
+        for s in [
+            "Mozilla/5.0 (Linux; Android 10; Acme Midi 2) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/90.0.4430.82 Mobile Safari/537.36",
+            "Mozilla/5.0 (Linux; Android 11; Acme Taban) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/90.0.4430.82 Mobile Safari/537.36",
+        ] {
+            assert_eq!(ua(s).device_type, "mobile", "{s}");
+        }
+    }
+
+    #[test]
     fn apps_on_phones_are_phones() {
         // issue 16: app HTTP clients never say "Mobile"; they were read as tablets
         for s in [

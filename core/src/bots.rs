@@ -9,7 +9,9 @@
 //!   as `bot`, `crawl`, `headless`, libraries' default user agents);
 //! - `closeloop` (`extra.txt`): the few this project adds, each with its reason.
 //!
-//! A user agent is a bot when any pattern of any list matches it (case-insensitively),
+//! A user agent is a bot when any pattern of any list matches it (case-insensitively;
+//! crawler-user-agents' patterns case-sensitively, as that list's own `is_crawler`
+//! does by default: `NING\/` is a crawler, not Thunderbird's `Lightning/`),
 //! after what names a person's software or hardware has been blanked out:
 //! - the allow-list of in-app browsers ([`IN_APP`], `data/bots/in-app.txt`): people
 //!   reading a page inside Instagram or Snapchat are people, while the same companies'
@@ -133,9 +135,38 @@ struct Matcher {
         usize,
     )>,
     in_app: Vec<(&'static str, regex::bytes::Regex)>,
+    /// crawler-user-agents' patterns as that list matches them, case-sensitively (its
+    /// own `is_crawler` default): a literal's text, a regex compiled without `(?i)`.
+    /// Matches found over the lower-cased text are confirmed against these.
+    exact: Vec<Exact>,
     /// The device-model slot of an Android browser's platform (`(Linux; Android 13;
     /// SM-S911B Build/TP1A...)`) and the TV platform tokens of `data/devices.txt`.
     hardware: Vec<regex::bytes::Regex>,
+}
+
+/// How a pattern's match found case-insensitively is confirmed.
+#[derive(Debug)]
+enum Exact {
+    /// Any match counts (isbot's and our lists are case-insensitive).
+    Any,
+    /// The matched bytes of the original user agent must be this text.
+    Text(String),
+    /// This case-sensitive expression must match the original user agent.
+    Regex(regex::bytes::Regex),
+}
+
+/// A literal pattern's text with its escapes removed (`Googlebot\/` → `Googlebot/`).
+fn unescaped(p: &str) -> String {
+    let mut out = String::with_capacity(p.len());
+    let mut chars = p.chars();
+    while let Some(c) = chars.next() {
+        out.push(if c == '\\' {
+            chars.next().unwrap_or(c)
+        } else {
+            c
+        });
+    }
+    out
 }
 
 /// What a member of [`Matcher::set`] stands for.
@@ -165,6 +196,29 @@ fn matcher() -> &'static Matcher {
         let mut res = Vec::new();
         let mut set_ids = Vec::new();
         let mut looks = Vec::new();
+        let exact: Vec<Exact> = BOT_PATTERNS
+            .iter()
+            .map(|p| {
+                if BOT_LISTS[p.list].name != "crawler-user-agents" {
+                    return Exact::Any;
+                }
+                match &p.kind {
+                    PatternKind::Literal { .. } => {
+                        let body = p.pattern.strip_prefix('^').unwrap_or(p.pattern);
+                        let body = match body.strip_suffix('$') {
+                            Some(b) if !b.ends_with('\\') => b,
+                            _ => body,
+                        };
+                        Exact::Text(unescaped(body))
+                    }
+                    PatternKind::Regex(r) => regex::bytes::RegexBuilder::new(r)
+                        .unicode(false)
+                        .build()
+                        .map_or(Exact::Any, Exact::Regex),
+                    PatternKind::Look { .. } => Exact::Any,
+                }
+            })
+            .collect();
         for (i, p) in BOT_PATTERNS.iter().enumerate() {
             match &p.kind {
                 PatternKind::Literal {
@@ -240,7 +294,7 @@ fn matcher() -> &'static Matcher {
         let mut hardware: Vec<regex::bytes::Regex> = [
             // "(Linux; U; Android 7.1.2; en-us; M bot tab 10 Build/N2G47H)": the model
             // and build id name hardware and firmware, never a client
-            r"\(Linux; (?:U; )?Android[^;)]*; (?:[a-z]{2}[-_][a-z]{2}; )?([^;)]+)",
+            r"\(Linux; ?(?:U; ?)?Android[^;)]*; ?(?:[a-z]{2}[-_][a-z]{2}; ?)?([^;)]+)",
         ]
         .into_iter()
         .filter_map(build_regex)
@@ -262,6 +316,7 @@ fn matcher() -> &'static Matcher {
             set_ids,
             looks,
             in_app,
+            exact,
         }
     })
 }
@@ -362,11 +417,11 @@ pub(crate) fn check_scanned(ua: &str, scan: &Scan) -> Option<BotReason> {
     if !any(m, scan) {
         return None;
     }
-    let hay = blanked(m, ua, scan);
+    let (hay, orig) = blanked(m, ua, scan);
     // a TV's or feature phone's capability tokens are not a library's name: isbot's
     // generic patterns do not count there, the named lists do
     let named_only = scan.platform_tokens();
-    best(m, &hay, named_only).map(|i| {
+    best(m, &hay, &orig, named_only).map(|i| {
         let p = &BOT_PATTERNS[i];
         BotReason {
             list: BOT_LISTS[p.list].name,
@@ -384,10 +439,10 @@ pub fn matching_lists(ua: &str) -> Vec<&'static str> {
     }
     let m = matcher();
     let scan = Scan::new(ua);
-    let hay = blanked(m, ua, &scan);
+    let (hay, orig) = blanked(m, ua, &scan);
     let named_only = scan.platform_tokens();
     let mut hit = [false; 3];
-    visit(m, &hay, |i| {
+    visit(m, &hay, &orig, |i| {
         if !(named_only && BOT_LISTS[BOT_PATTERNS[i].list].name == "isbot") {
             hit[BOT_PATTERNS[i].list] = true;
         }
@@ -400,13 +455,17 @@ pub fn matching_lists(ua: &str) -> Vec<&'static str> {
         .collect()
 }
 
-/// The lower-cased user agent with what names a person's software or hardware rather
-/// than a client blanked out: in-app browsers' own tokens, an Android browser's device
-/// model and build id, TV platform tokens (`HbbTV`, `CE-HTML`, `SmartTV`).
-fn blanked(m: &Matcher, ua: &str, scan: &Scan) -> Vec<u8> {
+/// The user agent, lower-cased and as sent, with what names a person's software or
+/// hardware rather than a client blanked out: in-app browsers' own tokens, an Android
+/// browser's device model and build id, TV platform tokens (`HbbTV`, `CE-HTML`).
+fn blanked(m: &Matcher, ua: &str, scan: &Scan) -> (Vec<u8>, Vec<u8>) {
     let mut hay = scan.lower.clone();
+    let mut orig = ua.as_bytes().to_vec();
     let mut blank = |r: std::ops::Range<usize>| {
-        for b in &mut hay[r] {
+        for b in &mut hay[r.clone()] {
+            *b = b' ';
+        }
+        for b in &mut orig[r] {
             *b = b' ';
         }
     };
@@ -424,14 +483,14 @@ fn blanked(m: &Matcher, ua: &str, scan: &Scan) -> Vec<u8> {
             }
         }
     }
-    hay
+    (hay, orig)
 }
 
 /// The lowest pattern index that matches the lower-cased `hay` (patterns are in the
 /// order reasons are preferred).
-fn best(m: &Matcher, hay: &[u8], named_only: bool) -> Option<usize> {
+fn best(m: &Matcher, hay: &[u8], orig: &[u8], named_only: bool) -> Option<usize> {
     let mut best: Option<usize> = None;
-    visit(m, hay, |i: usize| {
+    visit(m, hay, orig, |i: usize| {
         if named_only && BOT_LISTS[BOT_PATTERNS[i].list].name == "isbot" {
             return;
         }
@@ -459,30 +518,39 @@ fn any(m: &Matcher, scan: &Scan) -> bool {
 }
 
 /// Calls `consider` with the index of every pattern that matches `hay`.
-fn visit(m: &Matcher, hay: &[u8], mut consider: impl FnMut(usize)) {
+fn visit(m: &Matcher, hay: &[u8], orig: &[u8], mut consider: impl FnMut(usize)) {
+    // a match at `r` of the lower-cased text, confirmed in the original's case where
+    // the pattern's list matches case-sensitively
+    let confirmed = |i: usize, r: std::ops::Range<usize>| match m.exact.get(i) {
+        Some(Exact::Text(t)) => orig.get(r) == Some(t.as_bytes()),
+        Some(Exact::Regex(re)) => re.is_match(orig),
+        _ => true,
+    };
     for (text, start, end, i) in &m.anchored {
         let t = text.as_bytes();
         let hit = match (start, end) {
-            (true, true) => hay == t,
-            (true, false) => hay.starts_with(t),
-            (false, true) => hay.ends_with(t),
-            (false, false) => false,
+            (true, true) => (hay == t).then_some(0..t.len()),
+            (true, false) => hay.starts_with(t).then_some(0..t.len()),
+            (false, true) => hay.ends_with(t).then_some(hay.len() - t.len()..hay.len()),
+            (false, false) => None,
         };
-        if hit {
+        if hit.is_some_and(|r| confirmed(*i, r)) {
             consider(*i);
         }
     }
     if m.ac.is_match(hay) {
         for found in m.ac.find_overlapping_iter(hay) {
             if let Some(i) = m.ac_ids.get(found.pattern().as_usize()) {
-                consider(*i);
+                if confirmed(*i, found.range()) {
+                    consider(*i);
+                }
             }
         }
     }
     if m.set.is_match(hay) {
         for k in m.set.matches(hay).iter().take_while(|k| *k < m.in_app_base) {
             match m.set_ids.get(k) {
-                Some(SetEntry::Pattern(i)) => consider(*i),
+                Some(SetEntry::Pattern(i)) if confirmed(*i, 0..0) => consider(*i),
                 Some(SetEntry::Look(l)) => {
                     if let Some((re, before, after, i)) = m.looks.get(*l) {
                         if look_matches(re, before, after, hay) {
@@ -490,7 +558,7 @@ fn visit(m: &Matcher, hay: &[u8], mut consider: impl FnMut(usize)) {
                         }
                     }
                 }
-                None => {}
+                _ => {}
             }
         }
     }
@@ -580,6 +648,20 @@ mod tests {
             check("facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)")
                 .is_some()
         );
+    }
+
+    #[test]
+    fn crawler_user_agents_matches_case_sensitively_as_upstream_does() {
+        // `NING\/` names the Ning crawler; Thunderbird's calendar add-on is `Lightning/`
+        let tb = "Mozilla/5.0 (X11; Linux x86_64; rv:24.0) Gecko/20100101 Thunderbird/24.2.0 Lightning/2.6.4";
+        assert_eq!(check(tb), None);
+        assert_eq!(
+            check("NING/1.0").map(|r| (r.list, r.pattern)),
+            Some(("crawler-user-agents", "NING\\/"))
+        );
+        // an Android model slot written without spaces is still hardware, not a name
+        let phone = "Mozilla/5.0 (Linux; U; Android 2.3;en-us; ViewSonic-ViewPad7e Build/ERE27) AppleWebKit/533.1 (KHTML, Like Gecko) Version/4.0 Mobile Safari/533.1";
+        assert_eq!(check(phone), None);
     }
 
     #[test]
