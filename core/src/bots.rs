@@ -531,7 +531,7 @@ fn visit(m: &Matcher, hay: &[u8], orig: &[u8], mut consider: impl FnMut(usize)) 
         let hit = match (start, end) {
             (true, true) => (hay == t).then_some(0..t.len()),
             (true, false) => hay.starts_with(t).then_some(0..t.len()),
-            (false, true) => hay.ends_with(t).then_some(hay.len() - t.len()..hay.len()),
+            (false, true) => hay.ends_with(t).then(|| hay.len() - t.len()..hay.len()),
             (false, false) => None,
         };
         if hit.is_some_and(|r| confirmed(*i, r)) {
