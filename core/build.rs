@@ -149,6 +149,9 @@ mod full {
 
     fn sources(data: &Path) -> String {
         let mut map: BTreeMap<String, Item> = BTreeMap::new();
+        // `*word*` keys: a word in a host's name (a genre of site), checked after every
+        // host key
+        let mut words: Vec<(String, Cat)> = Vec::new();
 
         // Hand-kept overrides first (rank 0).
         for (n, line) in read(&data.join("source-categories.txt"))
@@ -174,6 +177,15 @@ mod full {
                 other => panic!("source-categories.txt:{}: unknown category {other}", n + 1),
             };
             let key = key.trim().to_ascii_lowercase();
+            if let Some(word) = key.strip_prefix('*').and_then(|k| k.strip_suffix('*')) {
+                assert!(
+                    word.len() >= 4 && word.chars().all(|c| c.is_ascii_alphanumeric()),
+                    "source-categories.txt:{}: a *word* key wants 4+ letters or digits",
+                    n + 1
+                );
+                words.push((word.to_string(), cat));
+                continue;
+            }
             let key = key.strip_prefix("www.").unwrap_or(&key).to_string();
             // Hosts and `name.{}` keys cover subdomains; bare words are exact names.
             let is_host = key.contains('.');
@@ -315,6 +327,19 @@ mod full {
             "pub(crate) static SOURCES: phf::Map<&'static str, SourceEntry> = {};",
             phf.build()
         );
+        let _ = writeln!(out, "/// Words in a host's name that make it a source (`*word*` keys of core/data/source-categories.txt).");
+        let _ = writeln!(
+            out,
+            "pub(crate) static HOST_WORDS: &[(&str, SourceEntry)] = &["
+        );
+        for (w, cat) in &words {
+            let _ = writeln!(
+                out,
+                "    ({w:?}, SourceEntry {{ category: {}, name: \"\", suffix: true }}),",
+                cat.rust()
+            );
+        }
+        let _ = writeln!(out, "];");
         out
     }
 

@@ -98,19 +98,12 @@ impl Agent {
 
 struct Rules {
     woothee: woothee::parser::Parser,
-    devices: regex::bytes::RegexSet,
 }
 
 fn rules() -> &'static Rules {
     static R: OnceLock<Rules> = OnceLock::new();
     R.get_or_init(|| Rules {
         woothee: woothee::parser::Parser::new(),
-        // ASCII rules over bytes: no Unicode case tables to walk
-        devices: regex::bytes::RegexSetBuilder::new(bots::DEVICE_RULES.iter().map(|(_, r)| *r))
-            .case_insensitive(true)
-            .unicode(false)
-            .build()
-            .unwrap_or_else(|_| regex::bytes::RegexSet::empty()),
     })
 }
 
@@ -134,11 +127,9 @@ fn unquote(s: &str) -> &str {
 }
 
 /// The device class the rules of `core/data/devices.txt` give, if any.
-fn rule_class(ua: &str) -> Option<&'static str> {
-    let i = rules().devices.matches(ua.as_bytes()).iter().next()?;
-    bots::DEVICE_RULES
-        .get(i)
-        .map(|(c, _)| if *c == "feature" { "mobile" } else { *c })
+fn rule_class(scan: &bots::Scan) -> Option<&'static str> {
+    scan.device_rule()
+        .map(|c| if c == "feature" { "mobile" } else { c })
 }
 
 /// A browser user agent (as opposed to an app's HTTP client) on Android.
@@ -282,6 +273,9 @@ fn hinted_os(h: &ClientHints<'_>) -> Option<(String, Option<String>)> {
 /// Parses a user agent (empty when the request had none) and its Client Hints.
 pub fn parse(user_agent: &str, hints: &ClientHints<'_>) -> Agent {
     let ua = user_agent.trim();
+    // every regular expression of the bot lists, in-app browsers and device rules, in
+    // one pass over the user agent
+    let scan = bots::Scan::new(ua);
     let parsed = rules().woothee.parse(ua);
     let (category, mut browser, mut browser_version, mut os, mut os_version) = match &parsed {
         Some(r) => (
@@ -299,7 +293,7 @@ pub fn parse(user_agent: &str, hints: &ClientHints<'_>) -> Agent {
             os_version = v;
         }
     }
-    if let Some((name, version)) = bots::in_app_browser(ua) {
+    if let Some((name, version)) = bots::in_app_scanned(ua, &scan) {
         browser = Some(name.to_string());
         browser_version = version;
     }
@@ -316,7 +310,7 @@ pub fn parse(user_agent: &str, hints: &ClientHints<'_>) -> Agent {
         }
     }
 
-    let from_ua = match rule_class(ua) {
+    let from_ua = match rule_class(&scan) {
         Some(c @ ("tv" | "console" | "tablet" | "desktop")) => Some(c),
         Some(_) if android_browser_without_mobile(ua) => Some("tablet"),
         Some(c) => Some(c),
@@ -347,7 +341,7 @@ pub fn parse(user_agent: &str, hints: &ClientHints<'_>) -> Agent {
         is_bot: false,
         bot_reason: None,
     };
-    if let Some(reason) = bots::check(ua) {
+    if let Some(reason) = bots::check_scanned(ua, &scan) {
         agent.flag_bot(reason.code());
     } else if hints
         .brands
@@ -408,6 +402,25 @@ mod tests {
             ua("Mozilla/5.0 (Linux; Android 13; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/119.0.0.0 Mobile Safari/537.36").device_type,
             "mobile"
         );
+    }
+
+    #[test]
+    fn tablets_by_the_words_in_their_model_name() {
+        // small vendors' tablets say "Mobile"; their model names say Tab or MID
+        for s in [
+            "Mozilla/5.0 (Linux; Android 7.0; Acme_Tab7LTE) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/76.0.3809.111 Mobile Safari/537.36",
+            "Mozilla/5.0 (Linux; Android 4.4.4; ACME TAB 10 Build/KTU84P) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/57.0.2987.132 Mobile Safari/537.36",
+            "Mozilla/5.0 (Linux; U; Android 4.0.4; en-us; MID-703G Build/IMM76D) AppleWebKit/534.30 (KHTML, like Gecko) Version/4.0 Mobile Safari/534.30",
+        ] {
+            assert_eq!(ua(s).device_type, "tablet", "{s}");
+        }
+        // words that only begin like them are phones
+        for s in [
+            "Mozilla/5.0 (Linux; Android 10; Acme Midi 2) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/90.0.4430.82 Mobile Safari/537.36",
+            "Mozilla/5.0 (Linux; Android 11; Acme Taban) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/90.0.4430.82 Mobile Safari/537.36",
+        ] {
+            assert_eq!(ua(s).device_type, "mobile", "{s}");
+        }
     }
 
     #[test]

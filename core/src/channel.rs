@@ -292,7 +292,17 @@ fn lookup(key: &str) -> Option<&'static SourceEntry> {
             }
         }
     }
-    lookup_tld_wildcard(key)
+    lookup_tld_wildcard(key).or_else(|| lookup_word(key))
+}
+
+/// Matches `*word*` entries: a host whose name, its labels but the top-level domain,
+/// contains the word (`incisozluk.com.tr`, `eksisozluk.com` → `*sozluk*`).
+fn lookup_word(host: &str) -> Option<&'static SourceEntry> {
+    let name = host.rsplit_once('.').map_or(host, |(name, _)| name);
+    HOST_WORDS
+        .iter()
+        .find(|(w, _)| name.contains(w))
+        .map(|(_, e)| e)
 }
 
 /// Matches `name.{}` entries: `google.de`, `google.co.uk` → `google.{}`; for entries that
@@ -646,6 +656,16 @@ mod tests {
         );
         assert_eq!(source_category("mail.google.com"), SourceCategory::None);
         assert_eq!(source_category("m.facebook.com"), SourceCategory::Social);
+        // a genre named in the host (`*sozluk*`), in any TLD and subdomain; not in the TLD
+        for host in [
+            "eksisozluk.com",
+            "www.incisozluk.com.tr",
+            "m.uludagsozluk.com",
+        ] {
+            assert_eq!(source_category(host), SourceCategory::Social, "{host}");
+        }
+        assert_eq!(source_category("bsky"), SourceCategory::Social);
+        assert_eq!(source_category("example.com"), SourceCategory::None);
         assert_eq!(
             source_category("business.facebook.com"),
             SourceCategory::Social

@@ -227,7 +227,7 @@ fn cf_json(req: &Request) -> serde_json::Value {
 
 /// The request's geo and agent (user agent, Client Hints, Cloudflare's bot signals; the
 /// IP is never read).
-pub fn enrich_request(req: &Request) -> (Geo, Agent) {
+pub fn enrich_request(req: &Request) -> (Geo, std::rc::Rc<Agent>) {
     let cf = cf_json(req);
     let agent = enrich::agent_of_request(req.headers(), &cf);
     (enrich::geo_from_cf(&cf), agent)
