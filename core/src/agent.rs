@@ -36,6 +36,8 @@
 use crate::bots;
 use std::sync::OnceLock;
 
+pub mod memo;
+
 /// Every device class [`Agent::device_type`] takes.
 pub const DEVICE_TYPES: [&str; 7] = [
     "desktop", "mobile", "tablet", "tv", "console", "bot", "other",

@@ -15,6 +15,7 @@
 //!   0013) under [`AgentSource::id`], so that `POST /v1/admin/sites/{site}/reclassify`
 //!   can parse them again when the lists change.
 
+use closeloop_core::agent::memo;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::rc::Rc;
@@ -251,59 +252,8 @@ thread_local! {
     /// against the entry: a collision is a miss, never another agent's answer): a
     /// handful of browser builds send most traffic, so most requests skip the parse and
     /// the bot lists, and a hit allocates nothing.
-    static AGENTS: std::cell::RefCell<Memo<Remembered>> = Default::default();
+    static AGENTS: std::cell::RefCell<memo::Memo<Remembered>> = Default::default();
 }
-
-/// The memo's key of a user agent and its hints: FxHash's word-at-a-time mixing
-/// (rustc's hasher), several times faster than SipHash on a 150-byte user agent. Not
-/// collision-resistant, and it need not be: an entry is checked against the request,
-/// so a collision is only a miss.
-fn memo_key(user_agent: &str, hints: &[Option<String>; 6]) -> u64 {
-    fn mix(h: u64, word: u64) -> u64 {
-        (h.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95)
-    }
-    fn bytes(mut h: u64, b: &[u8]) -> u64 {
-        let mut chunks = b.chunks_exact(8);
-        for c in &mut chunks {
-            h = mix(
-                h,
-                u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]),
-            );
-        }
-        for &x in chunks.remainder() {
-            h = mix(h, u64::from(x));
-        }
-        mix(h, b.len() as u64)
-    }
-    let mut h = bytes(0, user_agent.as_bytes());
-    for hint in hints {
-        h = match hint {
-            Some(v) => bytes(mix(h, 1), v.as_bytes()),
-            None => mix(h, 0),
-        };
-    }
-    h
-}
-
-/// A map keyed by [`memo_key`]'s already mixed value: the key is its own hash.
-#[derive(Default)]
-struct KeyIsHash(u64);
-
-impl std::hash::Hasher for KeyIsHash {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-type Memo<V> = std::collections::HashMap<u64, V, std::hash::BuildHasherDefault<KeyIsHash>>;
 
 /// Parses a user agent and its hints (in [`HINT_HEADERS`] order): device, browser, OS,
 /// bot and why, with the [`AgentSource`] to store. A plain function (no memo).
@@ -339,7 +289,7 @@ pub fn agent_from_stored(user_agent: &str, hints_json: &str) -> Agent {
 
 /// [`agent_with_hints`], remembered per isolate.
 pub fn agent_memo(user_agent: &str, hints: &[Option<String>; 6]) -> Rc<Agent> {
-    let key = memo_key(user_agent, hints);
+    let key = memo::key(user_agent, hints);
     let hit = AGENTS.with(|m| {
         m.borrow()
             .get(&key)

@@ -2,6 +2,7 @@
 //! `cargo run --release -p closeloop-core --example enrich_cpu -- FILE` with one user
 //! agent per line; prints JSON. Run by `cargo xtask bench --only enrich`.
 
+use closeloop_core::agent::memo::{key as memo_key, Memo};
 use closeloop_core::agent::{self, ClientHints};
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -22,57 +23,6 @@ fn per_call(uas: &[&str], f: &mut dyn FnMut(&str)) -> f64 {
 
 /// The edge's hint headers when a request sends none.
 const NO_HINTS: [Option<String>; 6] = [None, None, None, None, None, None];
-
-/// The edge memo's key (`edge/src/enrich.rs`, `memo_key`, copied): FxHash's word-at-a-time mixing
-/// (rustc's hasher), several times faster than SipHash on a 150-byte user agent. Not
-/// collision-resistant, and it need not be: an entry is checked against the request,
-/// so a collision is only a miss.
-fn memo_key(user_agent: &str, hints: &[Option<String>; 6]) -> u64 {
-    fn mix(h: u64, word: u64) -> u64 {
-        (h.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95)
-    }
-    fn bytes(mut h: u64, b: &[u8]) -> u64 {
-        let mut chunks = b.chunks_exact(8);
-        for c in &mut chunks {
-            h = mix(
-                h,
-                u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]),
-            );
-        }
-        for &x in chunks.remainder() {
-            h = mix(h, u64::from(x));
-        }
-        mix(h, b.len() as u64)
-    }
-    let mut h = bytes(0, user_agent.as_bytes());
-    for hint in hints {
-        h = match hint {
-            Some(v) => bytes(mix(h, 1), v.as_bytes()),
-            None => mix(h, 0),
-        };
-    }
-    h
-}
-
-/// A map keyed by [`memo_key`]'s already mixed value: the key is its own hash.
-#[derive(Default)]
-struct KeyIsHash(u64);
-
-impl std::hash::Hasher for KeyIsHash {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-type Memo<V> = std::collections::HashMap<u64, V, std::hash::BuildHasherDefault<KeyIsHash>>;
 
 /// The median of the rounds' after / before ratios: each round measures both one
 /// after the other, so a load that comes and goes on a shared machine moves both.
