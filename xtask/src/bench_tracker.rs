@@ -97,7 +97,7 @@ struct Load {
     loader: Option<f64>,
     loaded: Option<f64>,
     /// `closeloop:storage` / `closeloop:stored`: the loader's early storage open,
-    /// a task of its own while the wasm downloads (absent in older builds).
+    /// when the wasm's response arrives (absent in older builds).
     storage: Option<f64>,
     stored: Option<f64>,
     /// The load event's end.
@@ -230,10 +230,10 @@ fn table(tracker: &[Load], baseline: &[Load], empty: &[Load]) -> String {
          the consent answer and the page and writes the one event (Chromium's lazy \
          compilation of each wasm function on its first call happens in it). The \
          page's first `localStorage` access (a synchronous round trip to the browser \
-         process that opens the storage area) is done by the loader while the wasm \
-         downloads, in a task of its own (`closeloop:storage` → `closeloop:stored`), \
-         so that `start()` finds the area open; when the wasm is ready first, \
-         `start()` pays it. The rest of the start-up (visitor id from storage or the \
+         process that opens the storage area) is done by the loader when the wasm's \
+         response arrives, while its body still streams in and compiles \
+         (`closeloop:storage` → `closeloop:stored`), so that `start()` finds the area \
+         open; when the wasm is ready first, `start()` pays it. The rest of the start-up (visitor id from storage or the \
          cookie, the cookie mirror, the profile, the queue's bound, the send timer) \
          runs in `settle()`, the next task. The loader's run, its storage open and \
          `settle()` are in the table too, with their sum: moving the storage open out \
@@ -265,7 +265,7 @@ fn table(tracker: &[Load], baseline: &[Load], empty: &[Load]) -> String {
         n,
     ));
     out.push_str(&row(
-        "tracker: the loader's storage open (own task while the wasm downloads)",
+        "tracker: the loader's storage open (when the wasm's response arrives)",
         col(&|l| l.storage_time(), tracker),
         n,
     ));
