@@ -35,8 +35,12 @@ use std::time::{Duration, Instant};
 
 /// The budget: main-thread ms from start to the first event queued (median).
 const BUDGET_MS: f64 = 5.0;
+/// The budget's tail: the 90th percentile of the same, below this.
+const BUDGET_P90_MS: f64 = 8.0;
 /// Page loads per page kind.
-const RUNS: usize = 20;
+/// 40: with 20, one slow load moves the p90 (nearest rank: the 18th of 20) by
+/// milliseconds on this 2-core machine; 40 loads of three pages take ~6 min.
+const RUNS: usize = 40;
 /// How long one load may take before it counts as failed.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(45);
 /// Debian's Chromium binary (the `/usr/bin/chromium` wrapper execs it).
@@ -66,6 +70,7 @@ const PROBE: &str = r#"<script>
     var r = { start: first('closeloop:start'), started: first('closeloop:started'),
               settle: first('closeloop:settle'), settled: first('closeloop:settled'),
               loader: first('closeloop:loader'), loaded: first('closeloop:loaded'),
+              storage: first('closeloop:storage'), stored: first('closeloop:stored'),
               load: nav.loadEventEnd, longtasks: lt, ls: ls };
     new Image().src = 'COLLECT?' + encodeURIComponent(JSON.stringify(r));
   }
@@ -91,6 +96,10 @@ struct Load {
     /// `closeloop:loader` / `closeloop:loaded`: the loader's synchronous run.
     loader: Option<f64>,
     loaded: Option<f64>,
+    /// `closeloop:storage` / `closeloop:stored`: the loader's early storage open,
+    /// when the wasm's response arrives (absent in older builds).
+    storage: Option<f64>,
+    stored: Option<f64>,
     /// The load event's end.
     load: Option<f64>,
     /// Empty page only: duration of the page's first `localStorage` access.
@@ -121,6 +130,8 @@ impl Load {
             settled: num("settled"),
             loader: num("loader"),
             loaded: num("loaded"),
+            storage: num("storage"),
+            stored: num("stored"),
             load: num("load"),
             ls: num("ls"),
             longtasks,
@@ -142,16 +153,29 @@ impl Load {
         Some(self.loaded? - self.loader?)
     }
 
-    /// All the tracker's measured main-thread time: loader, `start()`, `settle()`.
-    fn total_time(&self) -> Option<f64> {
-        Some(self.loader_time()? + self.main_thread()? + self.settle_time()?)
+    /// Main-thread time of the loader's early storage open (its own task).
+    fn storage_time(&self) -> Option<f64> {
+        Some(self.stored? - self.storage?)
     }
 
-    /// Long tasks overlapping the tracker's work (the loader's run, `start()`,
-    /// `settle()`).
+    /// Whether the early storage open was done before `start()` was called.
+    fn stored_before_start(&self) -> Option<bool> {
+        Some(self.stored? <= self.start?)
+    }
+
+    /// All the tracker's measured main-thread time: loader, its early storage open
+    /// (0 for builds without it), `start()`, `settle()`.
+    fn total_time(&self) -> Option<f64> {
+        let storage = self.storage_time().unwrap_or(0.0);
+        Some(self.loader_time()? + storage + self.main_thread()? + self.settle_time()?)
+    }
+
+    /// Long tasks overlapping the tracker's work (the loader's run, its early
+    /// storage open, `start()`, `settle()`).
     fn tracker_longtasks(&self) -> usize {
         let spans = [
             (self.loader, self.loaded),
+            (self.storage, self.stored),
             (self.start, self.started),
             (self.settle, self.settled),
         ];
@@ -193,25 +217,32 @@ fn row(label: &str, v: Vec<f64>, n: usize) -> String {
 
 /// The markdown section for BENCHMARKS.md: per page kind, median / p90 / max.
 fn table(tracker: &[Load], baseline: &[Load], empty: &[Load]) -> String {
-    let mut out = String::from(
+    let mut out = format!(
         "## Tracker start time (headless Chromium)\n\n\
-         Budget: start to first event queued ≤ 5 ms of main-thread time, no long task. \
+         Budget: start to first event queued ≤ 5 ms of main-thread time (median; p90 \
+         < 8 ms), no long task. \
          Each load is a fresh Chromium profile (a first visit) of the demo home page, \
          served with the tracker from a local `wrangler dev`; the empty page (no tracker) \
          is the machine's noise. Times in ms.\n\n\
          The budget's window is `start()`: from the call into the ready wasm \
          (`closeloop:start`) until it returns with the landing page view written to \
          `localStorage` (`closeloop:started`), where it survives an unload; it reads \
-         the consent answer and the page and writes the one event (the first storage \
-         access of the page, and Chromium's lazy compilation of each wasm function on \
-         its first call, happen in it). The rest of the start-up (visitor id from \
-         storage or the cookie, the cookie mirror, the profile, the queue's bound, \
-         the send timer) runs in `settle()`, the next task; its time and the loader's \
-         own run are in the table too, with their sum. Not in any row (no page mark \
-         can time it): the browser's own work on `t.js` and the wasm before the \
-         loader runs and before `start()` (compiling the script, with its functions, \
-         off the main thread as it streams in; decoding the wasm's bytes as they \
-         arrive, 0.3–3 ms of main-thread tasks in Chromium traces here).\n\n\
+         the consent answer and the page and writes the one event (Chromium's lazy \
+         compilation of each wasm function on its first call happens in it). The \
+         page's first `localStorage` access (a synchronous round trip to the browser \
+         process that opens the storage area) is done by the loader when the wasm's \
+         response arrives, while its body still streams in and compiles \
+         (`closeloop:storage` → `closeloop:stored`), so that `start()` finds the area \
+         open; when the wasm is ready first, `start()` pays it. The rest of the start-up (visitor id from storage or the \
+         cookie, the cookie mirror, the profile, the queue's bound, the send timer) \
+         runs in `settle()`, the next task. The loader's run, its storage open and \
+         `settle()` are in the table too, with their sum: moving the storage open out \
+         of `start()` shortens the budget's window, not the tracker's main-thread \
+         work. Not in any row (no page mark can time it): the browser's own work on \
+         `t.js` and the wasm before the loader runs and before `start()` (compiling \
+         the script, with its functions, off the main thread as it streams in; \
+         decoding the wasm's bytes as they arrive, 0.3–3 ms of main-thread tasks in \
+         Chromium traces here). {RUNS} loads of each page, interleaved.\n\n\
          | measure | median | p90 | max | loads |\n|---|---:|---:|---:|---:|\n",
     );
     let n = tracker.len();
@@ -234,7 +265,12 @@ fn table(tracker: &[Load], baseline: &[Load], empty: &[Load]) -> String {
         n,
     ));
     out.push_str(&row(
-        "tracker: all of it (loader + `start()` + `settle()`, per load)",
+        "tracker: the loader's storage open (when the wasm's response arrives)",
+        col(&|l| l.storage_time(), tracker),
+        n,
+    ));
+    out.push_str(&row(
+        "tracker: all of it (loader + storage open + `start()` + `settle()`, per load)",
         col(&|l| l.total_time(), tracker),
         n,
     ));
@@ -288,9 +324,10 @@ fn table(tracker: &[Load], baseline: &[Load], empty: &[Load]) -> String {
     };
     if !baseline.is_empty() {
         out.push_str(&format!(
-            "\nThe baseline rows are another build of the tracker (`{BASELINE_ENV}`, here the \
-             tracker before issue 17), loaded in the same run, interleaved with the current \
-             one and the empty page, so that the machine's load affects all three alike.\n"
+            "\nThe baseline rows are another build of the tracker (`{BASELINE_ENV}`, here {}), \
+             loaded in the same run, interleaved with the current one and the empty page, so \
+             that the machine's load affects all three alike.\n",
+            std::env::var(BASELINE_LABEL_ENV).unwrap_or_else(|_| "the build it names".to_string())
         ));
     }
     let (tw, tt, tm) = lt(tracker);
@@ -299,24 +336,36 @@ fn table(tracker: &[Load], baseline: &[Load], empty: &[Load]) -> String {
     out.push_str(&format!(
         "\nLong tasks (≥ 50 ms on the main thread, anything on the page): tracker page \
          {tw}/{n} loads had any ({tt} in all, longest {tm:.0} ms), {during} overlapping \
-         the tracker's work (loader, `start()`, `settle()`); empty page {ew}/{} loads \
-         ({et} in all, longest {em:.0} ms).\n\n",
+         the tracker's work (loader, storage open, `start()`, `settle()`); empty page \
+         {ew}/{} loads ({et} in all, longest {em:.0} ms).\n\n",
         empty.len()
     ));
+    let opened: Vec<bool> = tracker
+        .iter()
+        .filter_map(Load::stored_before_start)
+        .collect();
+    if !opened.is_empty() {
+        out.push_str(&format!(
+            "The loader's storage open was done before `start()` in {}/{} loads.\n\n",
+            opened.iter().filter(|b| **b).count(),
+            opened.len()
+        ));
+    }
     out.push_str(&verdict(tracker, during));
     out
 }
 
-/// The budget's verdict: `start()`'s median main-thread time against 5 ms, and no
-/// long task during the tracker's work.
+/// The budget's verdict: `start()`'s median main-thread time against 5 ms, its p90
+/// against 8 ms, and no long task during the tracker's work.
 fn verdict(tracker: &[Load], during: usize) -> String {
     let starts: Vec<f64> = tracker.iter().filter_map(Load::main_thread).collect();
     match stats(starts) {
         Some((median, p90, _)) => {
-            let met = median <= BUDGET_MS && during == 0;
+            let met = median <= BUDGET_MS && p90 < BUDGET_P90_MS && during == 0;
             format!(
                 "**`start()` {median:.2} ms median (p90 {p90:.2} ms), {during} long tasks \
-                 during the tracker's work — budget (≤ {BUDGET_MS} ms, no long task) {}.**\n\n",
+                 during the tracker's work — budget (median ≤ {BUDGET_MS} ms, p90 < \
+                 {BUDGET_P90_MS} ms, no long task) {}.**\n\n",
                 if met { "met" } else { "NOT met" }
             )
         }
@@ -476,6 +525,8 @@ fn percent_decode(s: &str) -> String {
 /// An environment variable naming another build's `dist/public` (its `t.js` and
 /// `t/*.wasm`) to measure beside the current tracker, e.g. the tracker of `main`.
 pub const BASELINE_ENV: &str = "CLOSELOOP_BENCH_BASELINE";
+/// What the baseline build is, for the section's text (e.g. "`main`'s tracker").
+pub const BASELINE_LABEL_ENV: &str = "CLOSELOOP_BENCH_BASELINE_LABEL";
 
 /// The baseline build copied into `dist/public/base/` (served by the worker's
 /// assets next to the current tracker, with a `_headers` rule that lets pages fetch
@@ -900,6 +951,8 @@ mod tests {
             settled: Some(14.5),
             loader: Some(5.0),
             loaded: Some(5.5),
+            storage: Some(6.0),
+            stored: Some(7.0),
             load: Some(40.0),
             ls: None,
             longtasks: vec![],
@@ -911,6 +964,8 @@ mod tests {
             settled: None,
             loader: None,
             loaded: None,
+            storage: None,
+            stored: None,
             load: Some(30.0),
             ls: Some(1.5),
             longtasks: vec![],
@@ -921,10 +976,13 @@ mod tests {
         assert!(md.contains("tracker page 0/2 loads had any"));
         // the empty page's one load: 1.5 ms for its first localStorage access
         assert!(md.contains("| 1.50 ms | 1.50 ms | 1.50 ms | 1/1 |"));
-        // settle 1.5 ms, the loader 0.5 ms: 4 ms of the tracker's in all
+        // settle 1.5 ms, the loader 0.5 ms, its storage open 1 ms: 5 ms of the
+        // tracker's in all
         assert!(md.contains("| 1.50 ms | 1.50 ms | 1.50 ms | 1/2 |"));
         assert!(md.contains("| 0.50 ms | 0.50 ms | 0.50 ms | 1/2 |"));
-        assert!(md.contains("| 4.00 ms | 4.00 ms | 4.00 ms | 1/2 |"));
-        assert!(md.contains("budget (≤ 5 ms, no long task) met"));
+        assert!(md.contains("| 1.00 ms | 1.00 ms | 1.00 ms | 1/2 |"));
+        assert!(md.contains("| 5.00 ms | 5.00 ms | 5.00 ms | 1/2 |"));
+        assert!(md.contains("storage open was done before `start()` in 1/1 loads"));
+        assert!(md.contains("budget (median ≤ 5 ms, p90 < 8 ms, no long task) met"));
     }
 }
