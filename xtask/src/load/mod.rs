@@ -445,8 +445,8 @@ fn section(
 ) -> String {
     let mut out = format!(
         "## Load (`cargo xtask load`)\n\n\
-         Measured {}. The worker under `wrangler dev` (local mode, loopback, this 2-core machine shared \
-         with other builds), rate limits raised (a copy of `wrangler.toml`), clients sending \
+         Measured {}. The worker under `wrangler dev` (local mode, loopback, this 2-core machine, which \
+         the clients share), rate limits raised (a copy of `wrangler.toml`), clients sending \
          `POST /v1/collect` batches of {EVENTS_PER_BATCH} page views back to back, {secs} s per step. \
          Stored is counted in D1 after each step and must equal what the answers accepted. CPU is \
          read from `/proc` for every thread of `workerd` (the runtime: the worker's isolate and \
