@@ -269,17 +269,16 @@ fn matcher() -> &'static Matcher {
             });
         // Every expression here is ASCII: compiled without Unicode tables (a worker
         // pays for this once per isolate, in V8).
+        // each compiled once: the set scans for the ones that build, in the same order
+        let in_app_base = res.len();
         let in_app: Vec<(&'static str, regex::bytes::Regex)> = IN_APP
             .iter()
-            .filter_map(|(name, re)| build_regex(re).map(|r| (*name, r)))
+            .filter_map(|(name, source)| {
+                let re = build_regex(source)?;
+                res.push(*source);
+                Some((*name, re))
+            })
             .collect();
-        let in_app_base = res.len();
-        res.extend(
-            IN_APP
-                .iter()
-                .map(|(_, r)| *r)
-                .filter(|r| build_regex(r).is_some()),
-        );
         let device_base = res.len();
         // (every device rule compiles: build/agents.rs checked them, and the set is
         // all or nothing)
