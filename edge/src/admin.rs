@@ -34,13 +34,14 @@ pub async fn route(req: &mut Request, env: &Env, rest: &[&str], now: i64) -> Api
         }
         (["sites", site, "origins"], Method::Put) => set_origins(req, &store, site, now).await,
         (["sites", site, "privacy"], Method::Put) => set_privacy(req, &store, site, now).await,
-        (["sites", site], Method::Patch) => update_settings(req, &store, site).await,
+        (["sites", site], Method::Patch) => update_settings(req, env, &store, site).await,
         (["sites", site, "identity_secret"], Method::Post) => {
             identity_secret(&store, site, true).await
         }
         (["sites", site, "identity_secret"], Method::Delete) => {
             identity_secret(&store, site, false).await
         }
+        (["sites", site, "shards"], Method::Get) => shards_status(env, &store, site).await,
         (["sites", site, "reclassify"], Method::Post) => {
             crate::reclassify::step(req, &store, site).await
         }
@@ -74,7 +75,7 @@ pub async fn route(req: &mut Request, env: &Env, rest: &[&str], now: i64) -> Api
         (
             ["sites"]
             | ["sites", _]
-            | ["sites", _, "keys" | "origins" | "privacy" | "identity_secret" | "reclassify"]
+            | ["sites", _, "keys" | "origins" | "privacy" | "identity_secret" | "reclassify" | "shards"]
             | ["sites", _, "keys", _]
             | ["audit"]
             | ["sessions:flush"]
@@ -83,6 +84,26 @@ pub async fn route(req: &mut Request, env: &Env, rest: &[&str], now: i64) -> Api
         ) => Err(ApiError::method_not_allowed()),
         _ => Err(ApiError::no_route()),
     }
+}
+
+/// `GET /v1/admin/sites/{site}/shards`: each shard's counts (events, sessions, visitors,
+/// what waits for the archive, objects written, its database size and the rows its
+/// storage read and wrote since it started); an empty list for a site in D1.
+async fn shards_status(env: &Env, store: &Store, site: &str) -> ApiResult<Response> {
+    let cfg = store
+        .site(site)
+        .await?
+        .ok_or_else(|| site_not_found(site))?;
+    let status = if cfg.shards > 0 {
+        crate::shard::client::status(env, &cfg).await?
+    } else {
+        Vec::new()
+    };
+    Ok(Response::from_json(&json!({
+        "site": cfg.id,
+        "shards": cfg.shards,
+        "status": status,
+    }))?)
 }
 
 /// Whether a key segment is `{key}:rotate`.
@@ -172,6 +193,12 @@ pub struct Settings {
     /// Bad rows kept (1 to 10 000).
     #[serde(default)]
     pub bad_rows_kept: Option<i64>,
+    /// Where the site's events live: 0 this D1 database, `N` (1 to 64) per-site shards
+    /// ([`SiteConfig::shards`]). Set when the site is made, or later while it has stored
+    /// no event; then fixed (a new `N` moves visitors between shards: a rebuild from the
+    /// archive).
+    #[serde(default)]
+    pub shards: Option<i64>,
 }
 
 /// Most extra hosts a site may list.
@@ -204,6 +231,8 @@ pub struct SiteView {
     pub bad_rows_kept: i64,
     /// Whether `identify` must carry a valid `user_hash` (the secret is never shown again).
     pub identity_verification: bool,
+    /// Where the site's events live (0: D1; `N`: `N` shards).
+    pub shards: u32,
 }
 
 impl From<SiteConfig> for SiteView {
@@ -221,6 +250,7 @@ impl From<SiteConfig> for SiteView {
             max_events_per_day: s.trust.max_events_per_day,
             bad_rows_kept: s.trust.bad_rows_kept,
             identity_verification: s.trust.identity_secret.is_some(),
+            shards: s.shards,
         }
     }
 }
@@ -262,6 +292,15 @@ pub fn normalise_hosts(list: &[String]) -> ApiResult<Vec<String>> {
 }
 
 /// Checks a numeric setting's range (400 `invalid_parameter`).
+/// The `shards` setting, read (400 `invalid_parameter` outside 0 to
+/// [`crate::shard::client::MAX_SHARDS`]).
+fn shards_setting(v: Option<i64>) -> ApiResult<Option<u32>> {
+    Ok(
+        in_range("shards", v, 0, i64::from(crate::shard::client::MAX_SHARDS))?
+            .map(|n| u32::try_from(n).unwrap_or(0)),
+    )
+}
+
 fn in_range(name: &str, v: Option<i64>, min: i64, max: i64) -> ApiResult<Option<i64>> {
     match v {
         Some(n) if !(min..=max).contains(&n) => Err(ApiError::bad_request(
@@ -391,6 +430,7 @@ pub async fn create_site(req: &mut Request, store: &Store, now: i64) -> ApiResul
             )?
             .unwrap_or(crate::store::trust::DEFAULT_BAD_ROWS_KEPT),
         },
+        shards: shards_setting(body.settings.shards)?.unwrap_or(0),
     };
     if site.max_events_per_visitor_day < 1 {
         return Err(ApiError::bad_request(
@@ -592,7 +632,12 @@ pub async fn set_origins(
 
 /// `PATCH /v1/admin/sites/{site}` with [`Settings`] (and `max_events_per_visitor_day`):
 /// the site as it now is.
-pub async fn update_settings(req: &mut Request, store: &Store, site: &str) -> ApiResult<Response> {
+pub async fn update_settings(
+    req: &mut Request,
+    env: &Env,
+    store: &Store,
+    site: &str,
+) -> ApiResult<Response> {
     #[derive(Deserialize)]
     struct Body {
         #[serde(flatten)]
@@ -625,7 +670,31 @@ pub async fn update_settings(req: &mut Request, store: &Store, site: &str) -> Ap
             MAX_BAD_ROWS_KEPT,
         )?,
         identity_secret: None,
+        shards: shards_setting(body.settings.shards)?,
     };
+    if let Some(n) = update.shards {
+        let current = store
+            .site(site)
+            .await?
+            .ok_or_else(|| site_not_found(site))?;
+        let stored = if current.shards == 0 {
+            store.has_events(site).await?
+        } else {
+            crate::shard::client::status(env, &current)
+                .await?
+                .iter()
+                .any(|s| s.events > 0 || s.objects > 0)
+        };
+        if current.shards != n && stored {
+            return Err(ApiError::new(
+                409,
+                "shards_fixed",
+                "the site has stored events: its storage and number of shards are fixed \
+                 (another number moves visitors between shards, which is a rebuild from \
+                 the archive)",
+            ));
+        }
+    }
     if !store.update_trust(site, &update).await? {
         return Err(site_not_found(site));
     }

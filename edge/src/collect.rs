@@ -157,6 +157,21 @@ pub async fn collect(
         }
         let verifies = site.trust.identity_secret.is_some();
         let leads = leads_from(&site.id, &validated, LeadSource::Beacon { verifies });
+        if site.shards > 0 {
+            let answer = to_shard(env, &site, &validated, &body, &rows, &leads, &geo, &agent).await;
+            tally::settle(&store, env, Some(ctx)).await;
+            return match answer {
+                Ok(a) => Ok(Response::from_json(&a)?),
+                Err(e) => {
+                    if e.status == 429 {
+                        remember_capped(&site.id, day, received_at);
+                        refuse(&site, &e, &body, visitor, received_at);
+                        tally::settle(&store, env, Some(ctx)).await;
+                    }
+                    Err(e)
+                }
+            };
+        }
         let (counts, bad_rows) = tally::take(tally::MAX_PIGGYBACK);
         let inserted = store
             .insert_batch_queued(&NewEvents {
@@ -185,13 +200,7 @@ pub async fn collect(
         };
         let stored = inserted.stored;
         if stored.contains(&Stored::OverSiteQuota) {
-            CAPPED.with(|c| {
-                let mut c = c.borrow_mut();
-                if c.len() >= 1_000 {
-                    c.clear();
-                }
-                c.insert(site.id.clone(), (day, received_at + CAPPED_MEMORY_MS));
-            });
+            remember_capped(&site.id, day, received_at);
             let e = site_quota_error(&site, received_at);
             refuse(&site, &e, &body, visitor, received_at);
             tally::settle(&store, env, Some(ctx)).await;
@@ -228,6 +237,82 @@ pub async fn collect(
     }
     .await;
     (result, allowed_origin)
+}
+
+/// Remembers in this isolate that the site is over its daily cap (see [`known_capped`]).
+fn remember_capped(site_id: &str, day: i64, now: i64) {
+    CAPPED.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= 1_000 {
+            c.clear();
+        }
+        c.insert(site_id.to_owned(), (day, now + CAPPED_MEMORY_MS));
+    });
+}
+
+/// The code of an event older than what the visitor's shard still keeps raw.
+pub const BEYOND_RETENTION: &str = "beyond_retention";
+
+/// A sharded site's batch (issue 14): the visitor's shard deduplicates it, checks the
+/// quotas, builds the sessions and answers per event; the answer is the tracker's, as
+/// for a site in D1 (a site over its daily cap: 429 `site_quota_exceeded`, the whole
+/// batch to be sent again later, its stored events then duplicates).
+#[allow(clippy::too_many_arguments)]
+async fn to_shard(
+    env: &Env,
+    site: &SiteConfig,
+    validated: &Validated,
+    body: &[u8],
+    rows: &[crate::store::EventRow],
+    leads: &[crate::store::LeadRow],
+    geo: &crate::enrich::Geo,
+    agent: &crate::enrich::Agent,
+) -> ApiResult<closeloop_core::wire::CollectResponse> {
+    use crate::shard::msg::Outcome;
+    let batch = crate::shard::client::batch(
+        site,
+        &validated.visitor_id,
+        rows.first().map_or(0, |r| r.received_at),
+        rows,
+        leads,
+        geo,
+        agent,
+    );
+    let answer = crate::shard::client::ingest(env, site, &batch).await?;
+    let received_at = batch.received_at;
+    if answer
+        .results
+        .iter()
+        .any(|(_, o)| *o == Outcome::SiteQuotaExceeded)
+    {
+        return Err(site_quota_error(site, received_at));
+    }
+    let ids_where = |what: Outcome| -> HashSet<String> {
+        answer
+            .results
+            .iter()
+            .filter(|(_, o)| *o == what)
+            .map(|(id, _)| id.clone())
+            .collect()
+    };
+    let already = ids_where(Outcome::Duplicate);
+    let over_quota = ids_where(Outcome::VisitorQuotaExceeded);
+    let beyond = ids_where(Outcome::BeyondRetention);
+    let response = refuse_over_quota(
+        validated.response(&already, answer.touch.clone()),
+        &over_quota,
+        site,
+    );
+    let response = crate::privacy::refuse(
+        response,
+        &beyond,
+        BEYOND_RETENTION,
+        "older than the raw events the site keeps (its retention)",
+    );
+    if !over_quota.is_empty() {
+        count_over_quota(site, validated, &response, body, received_at);
+    }
+    Ok(response)
 }
 
 /// The most `dropped` one batch may report (a tracker's queue holds 500 events; a

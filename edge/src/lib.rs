@@ -148,7 +148,10 @@ fn known_method(method: &str) -> bool {
 pub fn allowed_methods(path: &str) -> Option<String> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let methods = match segments.as_slice() {
-        ["v1", "health"] | ["v1", "openapi.json"] | ["v1", "admin", "audit"] => "GET",
+        ["v1", "health"]
+        | ["v1", "openapi.json"]
+        | ["v1", "admin", "audit"]
+        | ["v1", "admin", "sites", _, "shards"] => "GET",
         ["v1", "collect"] => "POST, OPTIONS",
         ["v1", "admin", "sites"] | ["v1", "admin", "sites", _, "keys"] => "GET, POST",
         ["v1", "admin", "sites", _, "keys", key] if admin::is_rotate(key) => "POST",

@@ -53,8 +53,13 @@
 //! drops old quota counters, and steps a rebuild ([`archive::rebuild_step`]).
 
 pub mod archive;
+pub mod client;
 pub mod engine;
 pub mod msg;
+// `#[durable_object]` generates the class's JS-facing methods without doc comments
+#[cfg(target_arch = "wasm32")]
+#[allow(missing_docs)]
+pub mod object;
 mod rollups;
 pub mod sql;
 

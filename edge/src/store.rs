@@ -55,6 +55,11 @@ pub struct SiteConfig {
     /// The beacon rules and limits of issue 12 (migration 0009).
     #[serde(flatten)]
     pub trust: trust::TrustSettings,
+    /// Where the site's events live: 0, this D1 database (every report); `N` ≥ 1, `N`
+    /// per-site shards (SQLite-backed Durable Objects, issue 14: sessions built at
+    /// ingest, traffic from rollups; `crate::shard`). Migration 0014.
+    #[serde(default)]
+    pub shards: u32,
 }
 
 /// The default [`SiteConfig::max_events_per_visitor_day`].
@@ -79,6 +84,7 @@ impl SiteConfig {
             max_events_per_visitor_day: DEFAULT_VISITOR_QUOTA,
             privacy: Default::default(),
             trust: Default::default(),
+            shards: 0,
         }
     }
 }
@@ -332,12 +338,13 @@ impl Store {
             identity_secret: Option<String>,
             max_events_per_day: i64,
             bad_rows_kept: i64,
+            shards: i64,
         }
         let row: Option<Row> = self
             .stmt(
                 "SELECT id, name, allowed_origins, currency, excluded_referrers, created_at, \
                  max_events_per_visitor_day, privacy, extra_hosts, identity_secret, \
-                 max_events_per_day, bad_rows_kept FROM sites WHERE id = ?1",
+                 max_events_per_day, bad_rows_kept, shards FROM sites WHERE id = ?1",
                 &[s(id)],
             )?
             .first(None)
@@ -357,7 +364,25 @@ impl Store {
                 max_events_per_day: r.max_events_per_day,
                 bad_rows_kept: r.bad_rows_kept,
             },
+            shards: u32::try_from(r.shards).unwrap_or(0),
         }))
+    }
+
+    /// Whether the site has stored any event in D1.
+    pub async fn has_events(&self, site_id: &str) -> ApiResult<bool> {
+        #[derive(Deserialize)]
+        struct One {
+            #[allow(dead_code)]
+            one: i64,
+        }
+        let row: Option<One> = self
+            .stmt(
+                "SELECT 1 AS one FROM events WHERE site_id = ?1 LIMIT 1",
+                &[s(site_id)],
+            )?
+            .first(None)
+            .await?;
+        Ok(row.is_some())
     }
 
     /// Every site, by id.
@@ -396,7 +421,7 @@ impl Store {
         let mut stmts = vec![self.stmt(
             "INSERT INTO sites (id, name, allowed_origins, currency, excluded_referrers, created_at, \
              max_events_per_visitor_day, extra_hosts, identity_secret, max_events_per_day, \
-             bad_rows_kept) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+             bad_rows_kept, shards) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
              ON CONFLICT (id) DO NOTHING",
             &[
                 s(&site.id),
@@ -410,6 +435,7 @@ impl Store {
                 opt(t.identity_secret.as_deref()),
                 n(t.max_events_per_day),
                 n(t.bad_rows_kept),
+                n(i64::from(site.shards)),
             ],
         )?];
         // only when the site row is the one made here: a taken id gets nothing of this

@@ -191,6 +191,7 @@ mod tests {
                 extra_hosts: vec!["Example.com".into(), "www.example.com".into()],
                 ..TrustSettings::default()
             },
+            shards: 0,
         }
     }
 

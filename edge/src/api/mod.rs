@@ -66,7 +66,7 @@ const fn entry(method: &'static str, path: &'static str, scope: KeyKind) -> Rout
 }
 
 /// Every endpoint under `/v1/sites/{site}/` and its scope.
-pub const ROUTES: [Route; 22] = [
+pub const ROUTES: [Route; 23] = [
     entry("POST", "events:import", KeyKind::Write),
     entry("POST", "conversions", KeyKind::Write),
     entry("POST", "conversions:import", KeyKind::Write),
@@ -77,6 +77,7 @@ pub const ROUTES: [Route; 22] = [
     entry("GET", "reports/bots", KeyKind::Read),
     entry("GET", "reports/timeseries", KeyKind::Read),
     entry("GET", "reports/facets", KeyKind::Read),
+    entry("GET", "reports/traffic", KeyKind::Read),
     entry("GET", "leads", KeyKind::Read),
     entry("GET", "leads/{lead}", KeyKind::Read),
     entry("DELETE", "leads/{lead}", KeyKind::Manage),
@@ -178,6 +179,17 @@ pub async fn route(
         authorise(req, &store, site, r.scope, now).await?
     };
     let actor = Actor::Key(key.id.clone());
+    if cfg.shards > 0 && NOT_ON_SHARDS.contains(&r.path) {
+        return Err(ApiError::new(
+            409,
+            "not_on_shards",
+            format!(
+                "site `{}` keeps its events in shards, which do not serve `{}` yet: \
+                 its traffic is at reports/traffic",
+                cfg.id, r.path
+            ),
+        ));
+    }
     match (r.path, rest) {
         ("events:import", _) => events_import::import(req, &store, &cfg, now).await,
         ("conversions", _) => conversions::create(req, &store, &cfg, now).await,
@@ -189,6 +201,7 @@ pub async fn route(
         ("reports/bots", _) => bots::report(req, &store, &cfg, now).await,
         ("reports/timeseries", _) => reports::timeseries(req, &store, &cfg, now).await,
         ("reports/facets", _) => facets::facets(req, &store, &cfg, now).await,
+        ("reports/traffic", _) => reports::traffic(req, env, &store, &cfg, now).await,
         ("leads", _) => leads::list(req, &store, &cfg).await,
         ("leads/{lead}", [_, lead]) if r.method == "GET" => {
             leads::journey(req, &store, &cfg, lead, now).await
@@ -211,6 +224,22 @@ pub async fn route(
         _ => Err(ApiError::no_route()),
     }
 }
+
+/// The routes a site whose events live in shards (issue 14, [`SiteConfig::shards`]) does
+/// not serve yet: they read or write events, sessions and leads in D1, and the shards'
+/// directory of leads is not built. They answer 409 `not_on_shards` rather than figures
+/// without the shards' events.
+pub const NOT_ON_SHARDS: [&str; 9] = [
+    "events:import",
+    "reports/sources",
+    "reports/pages",
+    "reports/bots",
+    "reports/timeseries",
+    "reports/facets",
+    "leads",
+    "leads/{lead}",
+    "tombstones/{email}",
+];
 
 /// Checks the key (401 without one, 403 when it is malformed or not a live
 /// `kind` key of this site) and loads the site.

@@ -17,7 +17,7 @@ use closeloop_core::report::{self, PageSort, Query};
 use closeloop_core::time::Granularity;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use worker::{Request, Response};
+use worker::{Env, Request, Response};
 
 /// Most buckets a timeseries may have (a longer range is refused).
 pub const MAX_BUCKETS: usize = 400;
@@ -165,5 +165,41 @@ pub async fn timeseries(
         "query": query,
         "granularity": granularity.as_str(),
         "points": points,
+    }))?)
+}
+
+/// Handles `GET .../reports/traffic`: visitors, sessions and page views per row key over
+/// the range, in the segment (no credited figure). A site in D1 counts them in SQL as the
+/// sources report does ([`Store::sources_data`]); a site in shards (issue 14) asks every
+/// shard for its rollups and adds them up (`crate::shard::client::traffic`; the range must
+/// then be on whole hours, as the rollups are kept per hour).
+pub async fn traffic(
+    req: &Request,
+    env: &Env,
+    store: &Store,
+    site: &SiteConfig,
+    now: i64,
+) -> ApiResult<Response> {
+    let pairs = query_pairs(req)?;
+    let query = read_query(&pairs, now)?;
+    let (counted, visitors_exact) = if site.shards > 0 {
+        let q = crate::shard::msg::TrafficQuery::of(&query);
+        let answer = crate::shard::client::traffic(env, site, &q).await?;
+        (answer.traffic.counted, answer.traffic.visitors_exact)
+    } else {
+        (store.sources_data(&site.id, &query).await?.counted, true)
+    };
+    Ok(Response::from_json(&json!({
+        "site": site.id,
+        "query": {
+            "from": closeloop_core::time::format_rfc3339(query.from),
+            "to": closeloop_core::time::format_rfc3339(query.to),
+            "group_by": query.group_by,
+        },
+        "storage": if site.shards > 0 { "shards" } else { "d1" },
+        "shards": site.shards,
+        "visitors": counted.visitors,
+        "visitors_exact": visitors_exact,
+        "rows": counted.rows,
     }))?)
 }

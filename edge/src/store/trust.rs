@@ -192,6 +192,8 @@ pub struct TrustUpdate {
     pub bad_rows_kept: Option<i64>,
     /// New identity secret: `Some(Some(s))` sets, `Some(None)` turns verification off.
     pub identity_secret: Option<Option<String>>,
+    /// New storage: 0 D1, `N` shards (the caller checks that the site stored nothing).
+    pub shards: Option<u32>,
 }
 
 /// The upsert of one counter.
@@ -389,7 +391,8 @@ impl Store {
              max_events_per_day = coalesce(?3, max_events_per_day), \
              max_events_per_visitor_day = coalesce(?4, max_events_per_visitor_day), \
              bad_rows_kept = coalesce(?5, bad_rows_kept), \
-             identity_secret = CASE WHEN ?6 = 1 THEN ?7 ELSE identity_secret END WHERE id = ?1",
+             identity_secret = CASE WHEN ?6 = 1 THEN ?7 ELSE identity_secret END, \
+             shards = coalesce(?8, shards) WHERE id = ?1",
             &[
                 s(site_id),
                 opt(hosts.as_deref()),
@@ -404,6 +407,9 @@ impl Store {
                     .unwrap_or(wasm_bindgen::JsValue::NULL),
                 n(i64::from(set_secret)),
                 opt(secret.as_deref()),
+                u.shards
+                    .map(|v| n(i64::from(v)))
+                    .unwrap_or(wasm_bindgen::JsValue::NULL),
             ],
         )?];
         if let Some(kept) = u.bad_rows_kept {
