@@ -30,6 +30,7 @@ pub mod collect;
 pub mod cors;
 pub mod cron;
 pub mod delivery;
+pub mod directory;
 pub mod engines;
 pub mod enrich;
 pub mod error;

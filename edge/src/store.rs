@@ -23,6 +23,7 @@ use worker::{D1Database, D1PreparedStatement, Env};
 pub mod agents;
 pub mod audit;
 pub mod catalog;
+pub mod directory;
 pub mod erasure;
 mod ingest;
 pub mod keys;

@@ -25,8 +25,8 @@
 //! `newsletter` 1, 1, 1; `(direct)` 2, 2, 2; 4 distinct visitors; 7 events in the shards
 //! (none in D1), spread over both shards.
 
-use closeloop_core::time::format_rfc3339;
-use closeloop_e2e::beacon::{admin, assert_error, get, new_site, send, HOUR};
+use closeloop_core::time::{format_date, format_rfc3339};
+use closeloop_e2e::beacon::{admin, assert_error, get, new_site, send, DAY, HOUR};
 use closeloop_e2e::now_ms;
 use closeloop_e2e::openapi::conforms;
 use closeloop_e2e::worker::{Site, Worker};
@@ -226,13 +226,9 @@ fn a_sharded_site_builds_sessions_at_ingest_and_answers_the_hand_worked_traffic(
     );
     assert_eq!(odd.status, 400, "{}", odd.text);
 
-    // the routes that read D1's events refuse rather than answer without the shards'
-    for path in [
-        "reports/sources",
-        "reports/pages",
-        "reports/timeseries",
-        "leads",
-    ] {
+    // the routes that read every event or session in D1 refuse rather than answer
+    // without the shards'
+    for path in ["reports/pages", "reports/timeseries", "reports/facets"] {
         let a = get(w, &site, path, Some(&site.read_key));
         assert_error(&a, 409, "not_on_shards");
     }
@@ -255,6 +251,199 @@ fn a_sharded_site_builds_sessions_at_ingest_and_answers_the_hand_worked_traffic(
     );
     let same = admin(w, "PATCH", &path, Some(&json!({"shards": 2})));
     assert_eq!(same.status, 200, "{}", same.text);
+}
+
+/// Leads across shards: the directory (the site's D1 rows) learns each linked visitor's
+/// sessions, and the sources report credits them.
+///
+/// Scenario (site with `shards: 2`; H a whole hour three hours before now):
+///
+/// | visitor | at       | event                                             |
+/// |---------|----------|---------------------------------------------------|
+/// | v1      | H+10m    | page view /?utm_source=google&utm_medium=cpc      |
+/// | v1      | H+12m    | identify ann@example.com                          |
+/// | v2      | H+1h     | page view /?utm_source=newsletter&utm_medium=email |
+/// | v3      | H+20m    | page view /about (direct)                         |
+/// | v3      | H+2h     | page view /?utm_source=newsletter&utm_medium=email |
+/// | v3      | H+2h05m  | identify bob@example.com                          |
+///
+/// and ann's deal: 100.00 USD won at H+2h30m.
+///
+/// By hand, last touch (default 90-day lookback): ann's lead (H+12m) and her deal
+/// (H+2h30m) have one touch, her `google` session; bob's lead (H+2h05m) has two, the
+/// direct session and the `newsletter` one, the last of which is credited. So by source:
+/// `google` 1 visitor, 1 session, 1 page view, 1 lead, 1 customer, 10 000 revenue;
+/// `newsletter` 2 visitors (v2, v3), 2 sessions, 2 page views, 1 lead; `(direct)` 1, 1, 1
+/// and nothing credited. D1 holds the 2 leads and only their visitors' 3 sessions (v2 is no
+/// lead's). A late page view of bob's then joins his direct session (2 page views), in the
+/// directory too.
+#[test]
+fn leads_across_shards_are_credited_by_the_sources_report() {
+    let w = Worker::shared().expect("worker");
+    let (site, _) = new_site(w, ORIGIN, json!({"shards": 2}));
+    let now = now_ms();
+    let h = now.div_euclid(HOUR) * HOUR - 3 * HOUR;
+    let identify = |id: &str, email: &str, t: i64| {
+        json!({"id": format!("{id}-event"), "type": "identify", "created_at": t,
+               "url": format!("{ORIGIN}/signup"), "email": email})
+    };
+    let sent = [
+        beacon(
+            w,
+            &site,
+            "visitor-ann-0001",
+            vec![
+                page(
+                    "p1",
+                    "/?utm_source=google&utm_medium=cpc",
+                    "",
+                    at(h, 10 * MIN),
+                ),
+                identify("i1", "ann@example.com", at(h, 12 * MIN)),
+            ],
+        ),
+        beacon(
+            w,
+            &site,
+            "visitor-anon-002",
+            vec![page(
+                "p2",
+                "/?utm_source=newsletter&utm_medium=email",
+                "",
+                at(h, HOUR),
+            )],
+        ),
+        beacon(
+            w,
+            &site,
+            "visitor-bob-0003",
+            vec![page("p3", "/about", "", at(h, 20 * MIN))],
+        ),
+        beacon(
+            w,
+            &site,
+            "visitor-bob-0003",
+            vec![
+                page(
+                    "p4",
+                    "/?utm_source=newsletter&utm_medium=email",
+                    "",
+                    at(h, 2 * HOUR),
+                ),
+                identify("i2", "bob@example.com", at(h, 2 * HOUR + 5 * MIN)),
+            ],
+        ),
+    ];
+    for a in &sent {
+        assert!(statuses(a).iter().all(|s| s == "accepted"), "{a}");
+    }
+    let deal = json!({"deal_id": "deal-ann-1", "email": "ann@example.com", "revenue": 100.0,
+                      "currency": "USD",
+                      "closed_at": format_rfc3339(h + 2 * HOUR + 30 * MIN)});
+    let a = closeloop_e2e::http::post_json(
+        &w.url(&format!("/v1/sites/{}/conversions", site.id)),
+        &deal,
+        &[("Authorization", &format!("Bearer {}", site.write_key))],
+    )
+    .expect("deal");
+    assert_eq!(a.status, 201, "{}", a.text);
+
+    let to = now.div_euclid(HOUR) * HOUR + HOUR;
+    let r = get(
+        w,
+        &site,
+        &format!(
+            "reports/sources?group_by=source&model=last_touch&from={}&to={}",
+            format_rfc3339(h),
+            format_rfc3339(to)
+        ),
+        Some(&site.read_key),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let rows: BTreeMap<String, (u64, u64, u64, f64, f64, f64)> = r.json["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|x| {
+            (
+                x["key"].as_str().unwrap_or_default().to_owned(),
+                (
+                    x["visitors"].as_u64().unwrap_or(0),
+                    x["sessions"].as_u64().unwrap_or(0),
+                    x["pageviews"].as_u64().unwrap_or(0),
+                    x["leads"].as_f64().unwrap_or(-1.0),
+                    x["customers"].as_f64().unwrap_or(-1.0),
+                    x["revenue"].as_f64().unwrap_or(-1.0),
+                ),
+            )
+        })
+        .collect();
+    let expected: BTreeMap<String, (u64, u64, u64, f64, f64, f64)> = [
+        ("google", (1, 1, 1, 1.0, 1.0, 10_000.0)),
+        ("newsletter", (2, 2, 2, 1.0, 0.0, 0.0)),
+        ("(direct)", (1, 1, 1, 0.0, 0.0, 0.0)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    assert_eq!(rows, expected, "{}", r.text);
+
+    // the directory: both leads, and only their visitors' sessions, in D1
+    let count = |sql: String| w.count(&sql).expect("count");
+    assert_eq!(
+        count(format!(
+            "SELECT count(*) FROM leads WHERE site_id = '{}'",
+            site.id
+        )),
+        2
+    );
+    assert_eq!(
+        count(format!(
+            "SELECT count(*) FROM sessions WHERE site_id = '{}'",
+            site.id
+        )),
+        3
+    );
+    let leads = get(w, &site, "leads", Some(&site.read_key));
+    assert_eq!(leads.status, 200, "{}", leads.text);
+    assert_eq!(
+        leads.json["leads"].as_array().map(Vec::len),
+        Some(2),
+        "{}",
+        leads.text
+    );
+    // every linked visitor is synced: none dirty in the shards
+    assert_eq!(sum(&shard_status(w, &site), "dirty_visitors"), 0);
+
+    // a late page view of bob's (H+25m, internal referrer: 5 minutes after /about) joins
+    // his direct session, which now has 2 page views: the directory hears of the change
+    let late = beacon(
+        w,
+        &site,
+        "visitor-bob-0003",
+        vec![page(
+            "p5",
+            "/team",
+            &format!("{ORIGIN}/about"),
+            at(h, 25 * MIN),
+        )],
+    );
+    assert_eq!(statuses(&late), ["accepted"], "{late}");
+    let bob = w
+        .query(&format!(
+            "SELECT source, pageviews FROM sessions WHERE site_id = '{}' \
+             AND visitor_id = 'visitor-bob-0003' ORDER BY started_at",
+            site.id
+        ))
+        .expect("bob's sessions");
+    assert_eq!(
+        bob,
+        vec![
+            json!({"source": "(direct)", "pageviews": 2}),
+            json!({"source": "newsletter", "pageviews": 1})
+        ]
+    );
+    assert_eq!(sum(&shard_status(w, &site), "dirty_visitors"), 0);
 }
 
 #[test]
@@ -326,7 +515,8 @@ fn http_status(w: &Worker, method: &str, path: &str) -> u16 {
 }
 
 /// The archive: a shard's alarm writes the events it accepted to R2 and takes them off its
-/// queue (a dedicated worker whose shards set their alarm 500 ms after a batch).
+/// queue (a dedicated worker whose shards set their alarm 500 ms after a batch); a
+/// warehouse lists the day's objects and reads them as NDJSON (`exports`, write key).
 #[test]
 fn a_shards_alarm_archives_what_it_accepted() {
     let w = Worker::start_with_vars(&[("SHARD_ARCHIVE_DELAY_MS", "500")]).expect("worker");
@@ -353,4 +543,81 @@ fn a_shards_alarm_archives_what_it_accepted() {
     assert_eq!(sum(&last, "pending"), 0, "{last:?}\n{}", w.log_tail());
     assert_eq!(sum(&last, "objects"), 1, "{last:?}");
     assert_eq!(sum(&last, "events"), 2, "{last:?}");
+
+    // a warehouse lists the day's objects and reads them (write key)
+    let day = now.div_euclid(DAY);
+    let range = format!(
+        "exports?from={}&to={}",
+        format_date(day * DAY),
+        format_date((day + 1) * DAY)
+    );
+    let list = get(&w, &site, &range, Some(&site.write_key));
+    assert_eq!(list.status, 200, "{}", list.text);
+    conforms(&list, "ExportList");
+    let keys: Vec<String> = list.json["objects"]
+        .as_array()
+        .expect("objects")
+        .iter()
+        .filter_map(|o| o["key"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(keys.len(), 1, "{}", list.text);
+    assert!(
+        keys[0].starts_with(&format!("site={}/day={}/", site.id, format_date(day * DAY))),
+        "{keys:?}"
+    );
+    let file = get(
+        &w,
+        &site,
+        &format!("exports/file?key={}", keys[0].replace('=', "%3D")),
+        Some(&site.write_key),
+    );
+    assert_eq!(file.status, 200, "{}", file.text);
+    let lines: Vec<Value> = file
+        .text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("an NDJSON line"))
+        .collect();
+    let ids: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l["event_id"].as_str())
+        .collect();
+    assert_eq!(ids, ["h1-event", "h2-event"], "{}", file.text);
+    assert!(lines.iter().all(|l| l["visitor_id"] == "visitor-arch-001"));
+
+    // attacked: the read key, another site's key, another site's object, bad dates
+    let (other, _) = new_site(&w, ORIGIN, json!({"shards": 1}));
+    assert_error(
+        &get(&w, &site, &range, Some(&site.read_key)),
+        403,
+        "insufficient_scope",
+    );
+    assert_error(&get(&w, &site, &range, None), 401, "missing_key");
+    assert_error(
+        &get(&w, &site, &range, Some(&other.write_key)),
+        403,
+        "forbidden",
+    );
+    assert_error(
+        &get(
+            &w,
+            &other,
+            &format!("exports/file?key={}", keys[0].replace('=', "%3D")),
+            Some(&other.write_key),
+        ),
+        404,
+        "not_found",
+    );
+    for bad in [
+        "exports?from=2026-01-01",
+        "exports?from=2026-01-02&to=2026-01-01",
+        "exports?from=2025-01-01&to=2026-01-01",
+        "exports?from=yesterday&to=2026-01-01",
+        "exports/file",
+    ] {
+        assert_error(
+            &get(&w, &site, bad, Some(&site.write_key)),
+            400,
+            "invalid_parameter",
+        );
+    }
 }

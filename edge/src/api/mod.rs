@@ -18,6 +18,7 @@ pub mod audit;
 pub mod bots;
 pub mod conversions;
 pub mod events_import;
+pub mod exports;
 pub mod facets;
 pub mod health;
 pub mod leads;
@@ -66,7 +67,7 @@ const fn entry(method: &'static str, path: &'static str, scope: KeyKind) -> Rout
 }
 
 /// Every endpoint under `/v1/sites/{site}/` and its scope.
-pub const ROUTES: [Route; 23] = [
+pub const ROUTES: [Route; 25] = [
     entry("POST", "events:import", KeyKind::Write),
     entry("POST", "conversions", KeyKind::Write),
     entry("POST", "conversions:import", KeyKind::Write),
@@ -91,6 +92,8 @@ pub const ROUTES: [Route; 23] = [
     entry("GET", "health", KeyKind::Read),
     // bad rows hold what visitors sent: the write key, as the raw exports
     entry("GET", "rejected", KeyKind::Write),
+    entry("GET", "exports", KeyKind::Write),
+    entry("GET", "exports/file", KeyKind::Write),
 ];
 
 /// Whether the path segments `rest` match `pattern`.
@@ -196,7 +199,7 @@ pub async fn route(
         ("conversions:import", _) => conversions::import(req, &store, &cfg, now).await,
         ("spend", _) => spend::create(req, &store, &cfg, now).await,
         ("spend:import", _) => spend::import(req, &store, &cfg, now).await,
-        ("reports/sources", _) => reports::sources(req, &store, &cfg, now).await,
+        ("reports/sources", _) => reports::sources(req, env, &store, &cfg, now).await,
         ("reports/pages", _) => reports::pages(req, &store, &cfg, now).await,
         ("reports/bots", _) => bots::report(req, &store, &cfg, now).await,
         ("reports/timeseries", _) => reports::timeseries(req, &store, &cfg, now).await,
@@ -221,22 +224,22 @@ pub async fn route(
         ("audit", _) => audit::site(req, &store, &cfg).await,
         ("health", _) => health::health(req, &store, &cfg, now).await,
         ("rejected", _) => health::rejected(req, &store, &cfg, now).await,
+        ("exports", _) => exports::list(req, env, &cfg).await,
+        ("exports/file", _) => exports::file(req, env, &cfg).await,
         _ => Err(ApiError::no_route()),
     }
 }
 
 /// The routes a site whose events live in shards (issue 14, [`SiteConfig::shards`]) does
-/// not serve yet: they read or write events, sessions and leads in D1, and the shards'
-/// directory of leads is not built. They answer 409 `not_on_shards` rather than figures
-/// without the shards' events.
-pub const NOT_ON_SHARDS: [&str; 9] = [
+/// not serve yet: they read or write the events and every session in D1, where such a site
+/// keeps only its leads and their sessions (its lead directory, [`crate::directory`]).
+/// They answer 409 `not_on_shards` rather than figures without the shards' events.
+pub const NOT_ON_SHARDS: [&str; 7] = [
     "events:import",
-    "reports/sources",
     "reports/pages",
     "reports/bots",
     "reports/timeseries",
     "reports/facets",
-    "leads",
     "leads/{lead}",
     "tombstones/{email}",
 ];

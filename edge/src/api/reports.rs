@@ -31,13 +31,27 @@ pub fn read_query(pairs: &[(String, String)], now: i64) -> ApiResult<Query> {
 /// Handles `GET .../reports/sources`.
 pub async fn sources(
     req: &Request,
+    env: &Env,
     store: &Store,
     site: &SiteConfig,
     now: i64,
 ) -> ApiResult<Response> {
     let pairs = query_pairs(req)?;
-    let query = read_query(&pairs, now)?;
-    let data = store.sources_data(&site.id, &query).await?;
+    let mut query = read_query(&pairs, now)?;
+    if site.shards > 0 {
+        query = on_hours(&pairs, query)?;
+    }
+    let mut data = store.sources_data(&site.id, &query).await?;
+    if site.shards > 0 {
+        // the traffic from the shards' rollups; D1 holds only the leads' sessions (the
+        // directory), which the credited figures need
+        let q = crate::shard::msg::TrafficQuery::of(&query);
+        data.counted = crate::shard::client::traffic(env, site, &q)
+            .await?
+            .traffic
+            .counted;
+        data.dims = Vec::new();
+    }
     let r = report::sources_counted(&data.leads, &data.counted, &query);
     let mut rows = serde_json::to_value(&r.rows).map_err(ApiError::internal)?;
     add_dimensions(&mut rows, &data.dims);
@@ -181,7 +195,10 @@ pub async fn traffic(
     now: i64,
 ) -> ApiResult<Response> {
     let pairs = query_pairs(req)?;
-    let query = read_query(&pairs, now)?;
+    let mut query = read_query(&pairs, now)?;
+    if site.shards > 0 {
+        query = on_hours(&pairs, query)?;
+    }
     let (counted, visitors_exact) = if site.shards > 0 {
         let q = crate::shard::msg::TrafficQuery::of(&query);
         let answer = crate::shard::client::traffic(env, site, &q).await?;
@@ -202,4 +219,36 @@ pub async fn traffic(
         "visitors_exact": visitors_exact,
         "rows": counted.rows,
     }))?)
+}
+
+/// The range of a report of a site kept in shards, whose rollups count whole hours: a
+/// bound left out (the default range, ending now) is widened to the hour (nothing is
+/// stored after now); a bound given must be on the hour (400 `invalid_parameter`).
+pub fn on_hours(pairs: &[(String, String)], mut q: Query) -> ApiResult<Query> {
+    const HOUR: i64 = 3_600_000;
+    for name in ["from", "to"] {
+        let given = param(pairs, name).is_some();
+        let v = if name == "from" {
+            &mut q.from
+        } else {
+            &mut q.to
+        };
+        if v.rem_euclid(HOUR) == 0 {
+            continue;
+        }
+        if given {
+            return Err(ApiError::bad_request(
+                "invalid_parameter",
+                format!(
+                    "`{name}` must be on the hour: this site's traffic is kept in hourly rollups"
+                ),
+            ));
+        }
+        *v = if name == "from" {
+            v.div_euclid(HOUR) * HOUR
+        } else {
+            (v.div_euclid(HOUR) + 1) * HOUR
+        };
+    }
+    Ok(q)
 }

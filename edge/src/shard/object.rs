@@ -22,15 +22,20 @@
 //! are archived, and drops old quota counters. What is still queued sets the alarm again.
 //! An alarm that fails is retried by the runtime (with back-off); nothing is lost.
 //!
-//! Not here yet: the directory (issue 14's leads across shards). A linked visitor's
-//! changes stay marked dirty in the shard (`version > synced`) until it exists; the
-//! alarm will send them then.
+//! # The directory
+//!
+//! After a batch that changes a linked visitor (or links one), the shard tells the site's
+//! lead directory ([`D1Directory`]: the site's D1 rows) once the batch is committed. If
+//! that fails the visitor stays dirty in the shard (`version > synced`) and the alarm
+//! sends its full state (up to [`DIRTY_PER_ALARM`] a run, again until none is left).
 
 use super::msg::{ShardBatch, TrafficQuery};
 use super::ShardEngine;
-use crate::archive::{ArchiveSink, R2Archive};
+use crate::archive::R2Archive;
+use crate::directory::D1Directory;
 use crate::engines::EngineError;
 use crate::sqlite::durable::DurableSql;
+use crate::store::Store;
 use closeloop_core::rollup::DAY_MS;
 use std::cell::OnceCell;
 use worker::{durable_object, Date, DurableObject, Env, Method, Request, Response, State};
@@ -42,6 +47,9 @@ pub const ARCHIVE_DELAY_MS: i64 = 30_000;
 /// Most archive objects one alarm writes (each up to `ARCHIVE_OBJECT_EVENTS` events); the
 /// rest set the alarm again at once.
 const OBJECTS_PER_ALARM: usize = 20;
+
+/// Most dirty visitors whose full state one alarm sends the directory.
+const DIRTY_PER_ALARM: usize = 50;
 
 /// Most dirty days one alarm summarises.
 const DAYS_PER_ALARM: usize = 64;
@@ -70,7 +78,17 @@ impl Shard {
         match (req.method(), path.as_str()) {
             (Method::Post, "/ingest") => {
                 let batch: ShardBatch = read_json(req).await?;
-                let ingested = engine.ingest(&batch)?;
+                let mut ingested = engine.ingest(&batch)?;
+                if let Some(sync) = &ingested.sync {
+                    // committed: now the directory hears of it (a failure leaves the
+                    // visitor dirty for the alarm)
+                    let directory = self.directory(&batch.settings.site)?;
+                    let delivered = super::archive::deliver(engine, &directory, sync).await?;
+                    ingested.answer.directory_synced = delivered;
+                    if !delivered {
+                        self.alarm_in(ARCHIVE_DELAY_MS).await?;
+                    }
+                }
                 if engine.pending()? > 0 {
                     self.alarm_in(self.archive_delay()).await?;
                 }
@@ -99,6 +117,13 @@ impl Shard {
             .unwrap_or(ARCHIVE_DELAY_MS)
     }
 
+    /// The site's lead directory (its D1 rows: [`D1Directory`]).
+    fn directory(&self, site: &str) -> Result<D1Directory, EngineError> {
+        let store = Store::from_env(&self.env)
+            .map_err(|e| EngineError::Sql(crate::sqlite::SqlError::new(e.message)))?;
+        Ok(D1Directory::new(store, site))
+    }
+
     /// Sets the alarm `delay` ms from now unless one is already set.
     async fn alarm_in(&self, delay: i64) -> Result<(), EngineError> {
         let storage = self.state.storage();
@@ -114,20 +139,23 @@ impl Shard {
         let engine = self.engine()?;
         let now = Date::now().as_millis() as i64;
         let sink = R2Archive::from_env(&self.env, "ARCHIVE").map_err(EngineError::invalid)?;
-        for _ in 0..OBJECTS_PER_ALARM {
-            let Some(object) = engine.next_archive_object()? else {
-                break;
-            };
-            sink.put(&object.key, object.body.clone())
-                .await
-                .map_err(|e| EngineError::Sql(crate::sqlite::SqlError::new(e)))?;
-            engine.archived(&object, now)?;
+        let archived = super::archive::flush_archive(engine, &sink, now, OBJECTS_PER_ALARM).await?;
+        let mut dirty = 0;
+        if let Some(settings) = engine.settings()? {
+            let directory = self.directory(&settings.site)?;
+            super::archive::retry_dirty(engine, &directory, DIRTY_PER_ALARM).await?;
+            dirty = engine.status()?.dirty_visitors;
         }
         engine.summarise_days(0, now.div_euclid(DAY_MS) + 2, DAYS_PER_ALARM)?;
         engine.expire(now)?;
         engine.prune_quotas(now)?;
+        if dirty > 0 {
+            self.alarm_in(ARCHIVE_DELAY_MS).await?;
+        }
         if engine.pending()? > 0 {
-            self.alarm_in(0).await?;
+            // more to write: at once; a write that failed: after the usual delay
+            self.alarm_in(if archived > 0 { 0 } else { ARCHIVE_DELAY_MS })
+                .await?;
         }
         Ok(())
     }
