@@ -689,7 +689,7 @@ pub async fn update_settings(
             return Err(ApiError::new(
                 409,
                 "shards_fixed",
-                "the site has stored events: its storage and number of shards are fixed \
+                "the site has stored events (or erased some): its storage and number of shards are fixed \
                  (another number moves visitors between shards, which is a rebuild from \
                  the archive)",
             ));

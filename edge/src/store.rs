@@ -369,7 +369,8 @@ impl Store {
         }))
     }
 
-    /// Whether the site has stored any event in D1.
+    /// Whether the site has stored any event in D1, or erased any visitor or email (its
+    /// tombstones must then go on refusing what they cover: the D1 path checks them).
     pub async fn has_events(&self, site_id: &str) -> ApiResult<bool> {
         #[derive(Deserialize)]
         struct One {
@@ -378,7 +379,8 @@ impl Store {
         }
         let row: Option<One> = self
             .stmt(
-                "SELECT 1 AS one FROM events WHERE site_id = ?1 LIMIT 1",
+                "SELECT 1 AS one FROM events WHERE site_id = ?1 \
+                 UNION ALL SELECT 1 FROM tombstones WHERE site_id = ?1 LIMIT 1",
                 &[s(site_id)],
             )?
             .first(None)

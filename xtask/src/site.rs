@@ -9,8 +9,11 @@ use serde_json::{json, Value};
 
 const HELP: &str = "usage: cargo xtask site <command> [--edge URL]
 
-  create ID --origin ORIGIN [--origin ORIGIN ...] [--currency USD]
-                         create a site; prints its read, write and manage keys (shown once)
+  create ID --origin ORIGIN [--origin ORIGIN ...] [--currency USD] [--shards N]
+                         create a site; prints its read, write and manage keys (shown once);
+                         with --shards N (1 to 64) its events live in N per-site shards
+                         (Durable Objects) instead of D1 (see README, 'A site in shards')
+  shards ID              each shard's counts (events, sessions, archive, rows read/written)
   list                   list the sites
   keys ID                list a site's keys (id, scope, prefix, created, last used, status)
   keys add ID --scope read|write|manage
@@ -63,8 +66,10 @@ pub fn run(args: &[String]) -> Result {
                 extra_hosts.push(it.next().cloned().ok_or("--extra-host needs a host")?)
             }
             "--off" => off = true,
-            flag
-            @ ("--max-events-per-day" | "--max-events-per-visitor-day" | "--bad-rows-kept") => {
+            flag @ ("--max-events-per-day"
+            | "--max-events-per-visitor-day"
+            | "--bad-rows-kept"
+            | "--shards") => {
                 let n: i64 = it
                     .next()
                     .and_then(|v| v.parse().ok())
@@ -83,10 +88,19 @@ pub fn run(args: &[String]) -> Result {
         .collect::<Vec<_>>()
         .as_slice()
     {
-        ["create", id] => http::post_json(
-            &format!("{edge}/v1/admin/sites"),
-            &json!({"id": id, "name": id, "allowed_origins": origins, "currency": currency}),
+        ["create", id] => {
+            let mut body =
+                json!({"id": id, "name": id, "allowed_origins": origins, "currency": currency});
+            if let Some(n) = settings.get("shards") {
+                body["shards"] = n.clone();
+            }
+            http::post_json(&format!("{edge}/v1/admin/sites"), &body, &headers)?
+        }
+        ["shards", id] => http::request(
+            "GET",
+            &format!("{edge}/v1/admin/sites/{id}/shards"),
             &headers,
+            None,
         )?,
         ["list"] => http::request("GET", &format!("{edge}/v1/admin/sites"), &headers, None)?,
         ["keys", "add", id] => http::post_json(
