@@ -10,6 +10,10 @@
 //! only. Every answer is checked (real: 200 with all 20 accepted; bare: 200 with 20
 //! inserted) and the stored rows are counted at the end, so a failure cannot look fast.
 //!
+//! Issue 14: a third target sends the same batches to a second site of the real worker
+//! made with `shards: 2` (sessions built inline in its Durable Objects); its budget is
+//! ≥ 1.0 × the bare worker.
+//!
 //! Pacing: locally every request comes from 127.0.0.1, and the real worker's per-client
 //! limit (`RL_CLIENT_LOCAL`, 3 000 requests per 10 s in local runs) would answer 429. Before a real round
 //! that would bring the last 10 s over [`CLIENT_BUDGET`], the bench waits, outside any
@@ -20,14 +24,18 @@ use crate::util::{note, root, say, Result};
 use closeloop_e2e::http::{self, Answer};
 use closeloop_e2e::worker::{watched_wrangler, wrangler, wrangler_env, Worker};
 use serde_json::{json, Value};
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// The site's allowed origin (sent as `Origin`).
 const ORIGIN: &str = "https://bench.example";
+/// Shards of the bench's sharded site.
+const SHARDS: u32 = 2;
 /// A desktop Chrome on Windows.
 const USER_AGENT: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 \
      (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
@@ -69,10 +77,32 @@ pub fn run() -> Result<String> {
     note("starting the real worker and the bare worker (wrangler dev, fresh state)");
     let real = Worker::start()?;
     let site = real.create_site(&[ORIGIN])?;
+    // issue 14: a site whose events live in 2 shards, on the same real worker (its
+    // sessions are built inline, in the shard)
+    let sharded = format!("{}s", site.id);
+    let made = real.admin(
+        "POST",
+        "/v1/admin/sites",
+        Some(
+            &json!({"id": sharded, "allowed_origins": [ORIGIN], "currency": "USD",
+                     "shards": SHARDS}),
+        ),
+    )?;
+    if made.status != 201 {
+        return Err(format!("creating the sharded site: {}", made.text));
+    }
     let bare = Dev::start(&bare_config(), &[])?;
+    let real_sends = Rc::new(RefCell::new(VecDeque::new()));
     let mut targets = vec![
-        Target::new("real (`edge/`)", real.url("/v1/collect"), true),
+        Target::new("real (`edge/`)", real.url("/v1/collect"), true).sharing(real_sends.clone()),
         Target::new("bare (`edge-bare/`)", bare.url("/v1/collect"), false),
+        Target::new(
+            "real, a site in 2 shards (`edge/`, issue 14)",
+            real.url("/v1/collect"),
+            true,
+        )
+        .sharing(real_sends)
+        .for_site(&site.id, &sharded),
     ];
     let mut variants = Vec::new();
     for spec in std::env::var("CLOSELOOP_BENCH_INGEST_VARIANTS")
@@ -130,12 +160,19 @@ pub fn run() -> Result<String> {
         site.id
     ))?];
     stored.push(bare.count_events()?);
+    let shards = real.admin("GET", &format!("/v1/admin/sites/{sharded}/shards"), None)?;
+    stored.push(
+        shards.json["status"]
+            .as_array()
+            .map(|a| a.iter().map(|s| s["events"].as_i64().unwrap_or(0)).sum())
+            .unwrap_or(-1),
+    );
     for v in &variants {
         stored.push(v.count_events()?);
     }
     if stored.iter().any(|&n| n != want as i64) {
         return Err(format!(
-            "stored rows {stored:?} (real, bare, variants...), expected {want} each"
+            "stored rows {stored:?} (real, bare, shards, variants...), expected {want} each"
         ));
     }
 
@@ -197,11 +234,34 @@ pub fn run() -> Result<String> {
         if ratio >= 0.8 { "holds" } else { "NOT met" },
         paused.as_secs_f64()
     ));
+    let sharded_ratio = targets[2].stats.events_per_sec() / bare_rate;
+    note(format!(
+        "budget shards/bare ≥ 1.0 (issue 14): {} ({sharded_ratio:.2})",
+        if sharded_ratio >= 1.0 {
+            "holds"
+        } else {
+            "NOT met"
+        },
+    ));
     let with_flush = flush.rate_with(targets[0].stats.events_per_sec()) / bare_rate;
     note(format!(
         "counting the deferred flush too: {with_flush:.2} of the bare worker"
     ));
-    Ok(markdown(&targets, ratio, paused, want, &flush, with_flush))
+    let mut md = markdown(&targets, ratio, paused, want, &flush, with_flush);
+    md.push_str(&format!(
+        "A site in shards (issue 14): the same batches for a second site of the same real \
+         worker made with `shards: 2`, whose shards deduplicate, build the sessions inline \
+         and keep the hourly rollups in their own SQLite (Durable Objects under workerd), \
+         answered at {sharded_ratio:.2} of the bare worker — budget ≥ 1.0: {}. Its \
+         {want} events were counted in the shards (`GET /v1/admin/sites/{{site}}/shards`). \
+         Both real sites share the one local client limit (paced together).\n\n",
+        if sharded_ratio >= 1.0 {
+            "met"
+        } else {
+            "**not met**"
+        },
+    ));
+    Ok(md)
 }
 
 /// The deferred sessionisation of everything a run stored.
@@ -296,7 +356,11 @@ struct Target {
     url: String,
     /// Real-like (rate-limited per client: paced; answers list `accepted`).
     limited: bool,
-    sends: VecDeque<Instant>,
+    /// The requests of the last 10 s to its worker (shared by targets of one worker: one
+    /// client limit).
+    sends: Rc<RefCell<VecDeque<Instant>>>,
+    /// The batches' site id, and the one this target sends them to instead.
+    swap: Option<(String, String)>,
     paused: Duration,
     stats: Stats,
 }
@@ -307,17 +371,41 @@ impl Target {
             label: label.to_string(),
             url,
             limited,
-            sends: VecDeque::new(),
+            sends: Rc::new(RefCell::new(VecDeque::new())),
+            swap: None,
             paused: Duration::ZERO,
             stats: Stats::default(),
         }
     }
 
+    /// Paces with `sends` (another target's, for the same worker).
+    fn sharing(mut self, sends: Rc<RefCell<VecDeque<Instant>>>) -> Target {
+        self.sends = sends;
+        self
+    }
+
+    /// Sends the batches of site `from` to site `to`.
+    fn for_site(mut self, from: &str, to: &str) -> Target {
+        self.swap = Some((
+            format!("\"site_id\":\"{from}\""),
+            format!("\"site_id\":\"{to}\""),
+        ));
+        self
+    }
+
     /// Sends `bodies` (paced first if rate-limited); keeps the timings when `measure`.
     fn run(&mut self, bodies: &[String], measure: bool) -> Result {
         if self.limited {
-            self.paused += pace(&mut self.sends, bodies.len());
+            self.paused += pace(&mut self.sends.borrow_mut(), bodies.len());
         }
+        let swapped: Vec<String>;
+        let bodies = match &self.swap {
+            Some((from, to)) => {
+                swapped = bodies.iter().map(|b| b.replacen(from, to, 1)).collect();
+                &swapped[..]
+            }
+            None => bodies,
+        };
         let timed = phase(&self.url, bodies, &self.label)?;
         if measure {
             self.stats.add(timed);
