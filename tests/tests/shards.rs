@@ -228,7 +228,7 @@ fn a_sharded_site_builds_sessions_at_ingest_and_answers_the_hand_worked_traffic(
 
     // the routes that read every event or session in D1 refuse rather than answer
     // without the shards'
-    for path in ["reports/pages", "reports/timeseries", "reports/facets"] {
+    for path in ["reports/pages", "reports/bots", "reports/facets"] {
         let a = get(w, &site, path, Some(&site.read_key));
         assert_error(&a, 409, "not_on_shards");
     }
@@ -444,6 +444,41 @@ fn leads_across_shards_are_credited_by_the_sources_report() {
         ]
     );
     assert_eq!(sum(&shard_status(w, &site), "dirty_visitors"), 0);
+
+    // the timeseries by day over the same range: its buckets add up to the 4 sessions, the
+    // 5 page views (p5 included), the 2 leads, 1 customer and 10 000 of revenue (the range
+    // spans one or two UTC days, depending on the time of the run)
+    let ts = get(
+        w,
+        &site,
+        &format!(
+            "reports/timeseries?model=last_touch&from={}&to={}",
+            format_rfc3339(h),
+            format_rfc3339(to)
+        ),
+        Some(&site.read_key),
+    );
+    assert_eq!(ts.status, 200, "{}", ts.text);
+    conforms(&ts, "TimeseriesReport");
+    let points = ts.json["points"].as_array().expect("points");
+    let total = |f: &str| -> f64 {
+        points
+            .iter()
+            .map(|p| p["figures"][f].as_f64().unwrap_or(0.0))
+            .sum()
+    };
+    assert_eq!(
+        (
+            total("sessions"),
+            total("pageviews"),
+            total("leads"),
+            total("customers"),
+            total("revenue")
+        ),
+        (4.0, 5.0, 2.0, 1.0, 10_000.0),
+        "{}",
+        ts.text
+    );
 }
 
 #[test]

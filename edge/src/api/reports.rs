@@ -139,12 +139,16 @@ pub async fn pages(
 /// Handles `GET .../reports/timeseries` (`granularity` = `day` (default) or `week`).
 pub async fn timeseries(
     req: &Request,
+    env: &Env,
     store: &Store,
     site: &SiteConfig,
     now: i64,
 ) -> ApiResult<Response> {
     let pairs = query_pairs(req)?;
-    let query = read_query(&pairs, now)?;
+    let mut query = read_query(&pairs, now)?;
+    if site.shards > 0 {
+        query = on_hours(&pairs, query)?;
+    }
     let granularity = match param(&pairs, "granularity") {
         None => Granularity::Day,
         Some(g) => Granularity::parse(g).ok_or_else(|| {
@@ -172,7 +176,31 @@ pub async fn timeseries(
             false,
         )
         .await?;
-    let points = report::timeseries(&data, &query, granularity, MAX_BUCKETS);
+    let points = if site.shards > 0 {
+        // the traffic of each bucket from the shards' rollups; the credited figures from
+        // the leads' sessions and conversions, which are all D1 holds of such a site
+        let mut q = crate::shard::msg::TrafficQuery::of(&query);
+        q.granularity = Some(granularity.as_str().to_owned());
+        q.max_buckets = MAX_BUCKETS;
+        let answer = crate::shard::client::traffic(env, site, &q).await?;
+        report::timeseries_counted(
+            &data,
+            &answer.traffic.counted.steps,
+            |from, to| {
+                answer
+                    .buckets
+                    .iter()
+                    .find(|b| b.from == from && b.to == to)
+                    .map(|b| b.traffic.counted.clone())
+                    .unwrap_or_default()
+            },
+            &query,
+            granularity,
+            MAX_BUCKETS,
+        )
+    } else {
+        report::timeseries(&data, &query, granularity, MAX_BUCKETS)
+    };
     Ok(Response::from_json(&json!({
         "site": site.id,
         "currency": site.currency,
