@@ -9,3 +9,17 @@ CREATE TABLE directory_visitors (
   version     INTEGER NOT NULL,
   PRIMARY KEY (site_id, visitor_id)
 );
+
+-- The page views of linked visitors, as the shards report them (a lead's journey keeps its
+-- latest 5 000 per visitor): the pages report's assists and a lead's pages.
+CREATE TABLE journey_views (
+  site_id     TEXT NOT NULL,
+  event_id    TEXT NOT NULL,
+  visitor_id  TEXT NOT NULL,
+  session_id  TEXT NOT NULL,
+  at          INTEGER NOT NULL,
+  path        TEXT NOT NULL,
+  PRIMARY KEY (site_id, event_id)
+);
+CREATE INDEX journey_views_visitor ON journey_views(site_id, visitor_id, at);
+CREATE INDEX journey_views_time ON journey_views(site_id, at);

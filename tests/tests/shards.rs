@@ -228,7 +228,7 @@ fn a_sharded_site_builds_sessions_at_ingest_and_answers_the_hand_worked_traffic(
 
     // the routes that read every event or session in D1 refuse rather than answer
     // without the shards'
-    for path in ["reports/pages", "reports/bots", "reports/facets"] {
+    for path in ["reports/bots", "reports/facets"] {
         let a = get(w, &site, path, Some(&site.read_key));
         assert_error(&a, 409, "not_on_shards");
     }
@@ -479,6 +479,58 @@ fn leads_across_shards_are_credited_by_the_sources_report() {
         "{}",
         ts.text
     );
+
+    // the pages report. By hand over [H, now's hour + 1h), default 90-day lookback:
+    // - views: `/` 3 (p1, p2, p4), `/about` 1 (p3), `/team` 1 (p5); entrances: `/` 3,
+    //   `/about` 1; exits: `/` 3 (v1's, v2's and bob's newsletter session), `/team` 1 (bob's
+    //   direct session, p5 after p3);
+    // - assists (distinct pages a lead viewed before its conversion, the conversion's own
+    //   page left out): ann's lead (H+12m) after `/`; her deal (H+2h30m) after `/` (10 000
+    //   of revenue); bob's lead (H+2h05m) after `/about`, `/team` and `/`;
+    // - direct conversions: both leads happened on `/signup`.
+    let pages = get(
+        w,
+        &site,
+        &format!(
+            "reports/pages?from={}&to={}",
+            format_rfc3339(h),
+            format_rfc3339(to)
+        ),
+        Some(&site.read_key),
+    );
+    assert_eq!(pages.status, 200, "{}", pages.text);
+    let rows: BTreeMap<String, Vec<f64>> = pages.json["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| {
+            (
+                r["path"].as_str().unwrap_or_default().to_owned(),
+                [
+                    "views",
+                    "entrances",
+                    "exits",
+                    "assisted_leads",
+                    "assisted_customers",
+                    "assisted_revenue",
+                    "direct_conversions",
+                ]
+                .iter()
+                .map(|f| r[*f].as_f64().unwrap_or(-1.0))
+                .collect(),
+            )
+        })
+        .collect();
+    let expected: BTreeMap<String, Vec<f64>> = [
+        ("/", vec![3.0, 3.0, 3.0, 2.0, 1.0, 10_000.0, 0.0]),
+        ("/about", vec![1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0]),
+        ("/team", vec![1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0]),
+        ("/signup", vec![0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0]),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    assert_eq!(rows, expected, "{}", pages.text);
 }
 
 #[test]

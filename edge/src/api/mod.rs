@@ -200,7 +200,7 @@ pub async fn route(
         ("spend", _) => spend::create(req, &store, &cfg, now).await,
         ("spend:import", _) => spend::import(req, &store, &cfg, now).await,
         ("reports/sources", _) => reports::sources(req, env, &store, &cfg, now).await,
-        ("reports/pages", _) => reports::pages(req, &store, &cfg, now).await,
+        ("reports/pages", _) => reports::pages(req, env, &store, &cfg, now).await,
         ("reports/bots", _) => bots::report(req, &store, &cfg, now).await,
         ("reports/timeseries", _) => reports::timeseries(req, env, &store, &cfg, now).await,
         ("reports/facets", _) => facets::facets(req, &store, &cfg, now).await,
@@ -234,9 +234,8 @@ pub async fn route(
 /// not serve yet: they read or write the events and every session in D1, where such a site
 /// keeps only its leads and their sessions (its lead directory, [`crate::directory`]).
 /// They answer 409 `not_on_shards` rather than figures without the shards' events.
-pub const NOT_ON_SHARDS: [&str; 6] = [
+pub const NOT_ON_SHARDS: [&str; 5] = [
     "events:import",
-    "reports/pages",
     "reports/bots",
     "reports/facets",
     "leads/{lead}",

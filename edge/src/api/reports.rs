@@ -102,12 +102,13 @@ pub fn add_dimensions(rows: &mut Value, dims: &[RowDims]) {
 /// Handles `GET .../reports/pages` (`sort`, `order` besides the report parameters).
 pub async fn pages(
     req: &Request,
+    env: &Env,
     store: &Store,
     site: &SiteConfig,
     now: i64,
 ) -> ApiResult<Response> {
     let pairs = query_pairs(req)?;
-    let query = read_query(&pairs, now)?;
+    let mut query = read_query(&pairs, now)?;
     let sort: PageSort = match param(&pairs, "sort") {
         Some(s) => s.parse().map_err(|e: report::QueryError| {
             ApiError::bad_request("invalid_parameter", e.message)
@@ -124,8 +125,31 @@ pub async fn pages(
             ))
         }
     };
-    let counted = store.pages_data(&site.id, &query).await?;
-    let rows = report::pages_counted(&counted, sort, descending);
+    let rows = if site.shards > 0 {
+        // views, entrances and exits from the shards' rollups; assists and direct
+        // conversions from the leads' sessions and page views in D1 (the directory)
+        query = on_hours(&pairs, query)?;
+        let mut q = crate::shard::msg::TrafficQuery::of(&query);
+        q.pages = true;
+        let answer = crate::shard::client::traffic(env, site, &q).await?;
+        let lookback = query.params().lookback_ms;
+        let mut leads = store
+            .report_data(&site.id, query.from, query.to, lookback, false)
+            .await?;
+        leads.pageviews = store
+            .journey_pageviews(&site.id, query.from.saturating_sub(lookback), query.to)
+            .await?;
+        closeloop_core::rollup::answer::pages_from(
+            &answer.pages.unwrap_or_default(),
+            &leads,
+            &query,
+            sort,
+            descending,
+        )
+    } else {
+        let counted = store.pages_data(&site.id, &query).await?;
+        report::pages_counted(&counted, sort, descending)
+    };
     Ok(Response::from_json(&json!({
         "site": site.id,
         "currency": site.currency,

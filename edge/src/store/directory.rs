@@ -3,8 +3,8 @@
 //! tables every lead already uses — `leads` and `lead_visitors` (so the leads API, CRM
 //! conversions matched by email and the webhook outbox triggers work as for a site in D1)
 //! and the visitor's sessions in `sessions` (only linked visitors' sessions: the touches the
-//! sources report credits) — with the visitor's version in `directory_visitors`
-//! (migration 0015).
+//! sources report credits) and their page views in `journey_views` (the pages report's
+//! assists) — with the visitor's version in `directory_visitors` (migration 0015).
 //!
 //! A sync applies in one D1 batch (one transaction) or not at all. Every statement is
 //! guarded by the version read before it ([`GUARD`]): a delta applies only on top of its
@@ -203,6 +203,55 @@ impl Store {
                 ],
             )?);
         }
+        // the page views: a full state replaces those since `views_since` (older ones left
+        // the shard; the directory keeps them), a delta moves what it names
+        if msg.base.is_none() {
+            stmts.push(self.stmt(
+                &format!(
+                    "DELETE FROM journey_views WHERE site_id = ?1 AND visitor_id = ?2 \
+                     AND at >= ?4 AND {GUARD}"
+                ),
+                &[
+                    guard_args[0].clone(),
+                    guard_args[1].clone(),
+                    guard_args[2].clone(),
+                    n(msg.views_since.unwrap_or(i64::MIN / 2)),
+                ],
+            )?);
+        } else if !msg.views_out.is_empty() {
+            let out = serde_json::to_string(&msg.views_out).map_err(ApiError::internal)?;
+            stmts.push(self.stmt(
+                &format!(
+                    "DELETE FROM journey_views WHERE site_id = ?1 AND visitor_id = ?2 \
+                     AND {GUARD} AND event_id IN (SELECT value FROM json_each(?4))"
+                ),
+                &[
+                    guard_args[0].clone(),
+                    guard_args[1].clone(),
+                    guard_args[2].clone(),
+                    s(&out),
+                ],
+            )?);
+        }
+        if !msg.views_in.is_empty() {
+            let views = serde_json::to_string(&msg.views_in).map_err(ApiError::internal)?;
+            stmts.push(self.stmt(
+                &format!(
+                    "INSERT INTO journey_views (site_id, event_id, visitor_id, session_id, at, \
+                     path) SELECT ?1, json_extract(j.value, '$.event_id'), ?2, \
+                     json_extract(j.value, '$.session'), json_extract(j.value, '$.at'), \
+                     json_extract(j.value, '$.path') FROM json_each(?4) j WHERE {GUARD} \
+                     ON CONFLICT (site_id, event_id) DO UPDATE SET \
+                     session_id = excluded.session_id, at = excluded.at, path = excluded.path"
+                ),
+                &[
+                    guard_args[0].clone(),
+                    guard_args[1].clone(),
+                    guard_args[2].clone(),
+                    s(&views),
+                ],
+            )?);
+        }
         // last: the version (every statement above saw the old one)
         stmts.push(self.stmt(
             &format!(
@@ -227,5 +276,26 @@ impl Store {
         // another sync got in first: nothing of this one applied
         let raced = after.version != version;
         Ok(answer(&after, raced))
+    }
+}
+
+impl Store {
+    /// The page views of the linked visitors of a site in shards with a time in
+    /// `[from, to)` (the pages report's assists and direct conversions).
+    pub async fn journey_pageviews(
+        &self,
+        site_id: &str,
+        from: i64,
+        to: i64,
+    ) -> ApiResult<Vec<closeloop_core::report::PageViewRow>> {
+        let rows = self
+            .stmt(
+                "SELECT session_id AS session, path, at FROM journey_views \
+                 WHERE site_id = ?1 AND at >= ?2 AND at < ?3",
+                &[s(site_id), n(from), n(to)],
+            )?
+            .all()
+            .await?;
+        Self::all(Some(&rows))
     }
 }
